@@ -1,0 +1,116 @@
+// Package cloudtrail turns CloudTrail records (bare, in an EventBridge envelope, or in a log
+// file as S3 stores it) into Denials: KMS calls that S3 made for a principal and that KMS
+// refused. Anything else becomes an Ignored item with the reason.
+package cloudtrail
+
+import "encoding/json"
+
+// PrincipalKind classifies the caller named by userIdentity.
+type PrincipalKind string
+
+const (
+	KindRole              PrincipalKind = "role"                // an IAM role (assumed-role session)
+	KindUser              PrincipalKind = "user"                // an IAM user
+	KindSSORole           PrincipalKind = "sso-role"            // IAM Identity Center role (AWSReservedSSO_*): IAM cannot edit it
+	KindServiceLinkedRole PrincipalKind = "service-linked-role" // /aws-service-role/: IAM cannot edit it
+	KindRoot              PrincipalKind = "root"
+	KindFederatedUser     PrincipalKind = "federated-user" // GetFederationToken session of an IAM user
+	KindAnonymous         PrincipalKind = "anonymous"
+	KindAWSAccount        PrincipalKind = "aws-account" // another account, no principal named
+	KindAWSService        PrincipalKind = "aws-service" // a service acting as itself
+	KindUnknown           PrincipalKind = "unknown"
+)
+
+// Identity is the caller, reduced to the IAM principal a fix must name.
+type Identity struct {
+	Type       string        // userIdentity.type as logged
+	Kind       PrincipalKind // what it is
+	SessionARN string        // userIdentity.arn (the session ARN for roles)
+	// PrincipalARN is the IAM ARN to grant: the role ARN with its path from
+	// sessionContext.sessionIssuer.arn, or the IAM user ARN. Empty when none can be named.
+	PrincipalARN string
+	Account      string
+	// Editable says IAM can attach an inline policy to PrincipalARN (not SSO, not
+	// service-linked, not root); NotEditable says why when it cannot.
+	Editable    bool
+	NotEditable string
+}
+
+// MessageKind is what the error message says about why KMS refused.
+type MessageKind string
+
+const (
+	MsgNoIdentityAllow MessageKind = "no-identity-allow" // because no identity-based policy allows
+	MsgNoResourceAllow MessageKind = "no-resource-allow" // because no resource-based policy allows
+	// MsgAmbiguous: "because the resource does not exist in this Region, no resource-based
+	// policies allow access, or a resource-based policy explicitly denies access".
+	MsgAmbiguous       MessageKind = "ambiguous"
+	MsgCiphertext      MessageKind = "ciphertext"    // old "The ciphertext refers to a customer master key ..."
+	MsgExplicitDeny    MessageKind = "explicit-deny" // "with an explicit deny in a <PolicyType>" (PolicyType may be empty)
+	MsgNoAllow         MessageKind = "no-allow"      // "because no <PolicyType> allows" for SCP, boundary, session, VPC endpoint
+	MsgNoReason        MessageKind = "no-reason"     // "User: X is not authorized to perform: A on resource: R" and nothing more
+	MsgDisabled        MessageKind = "disabled"      // "<key ARN> is disabled."
+	MsgPendingDeletion MessageKind = "pending-deletion"
+	MsgInvalidState    MessageKind = "invalid-state" // pending import, unavailable, creating, updating, custom key store
+	MsgNotFound        MessageKind = "not-found"     // "Key '...' does not exist", "Invalid keyId ..."
+	MsgUnknown         MessageKind = "unknown"       // wording we do not recognise: the world decides
+)
+
+// Policy types named by error messages (MsgExplicitDeny and MsgNoAllow).
+const (
+	PolicySCP         = "scp"
+	PolicyRCP         = "rcp"
+	PolicyBoundary    = "permissions-boundary"
+	PolicySession     = "session-policy"
+	PolicyVPCEndpoint = "vpc-endpoint-policy"
+	PolicyIdentity    = "identity-policy"
+	PolicyResource    = "resource-policy"
+)
+
+// Message is the parsed errorMessage.
+type Message struct {
+	Kind       MessageKind
+	PolicyType string // one of the Policy* constants, for MsgExplicitDeny / MsgNoAllow
+	Caller     string // "User: <arn>"
+	Action     string // "kms:Decrypt"
+	Resource   string // key ARN when the message names it
+	State      string // for MsgInvalidState: the KMS key state it names (PendingImport, ...)
+	Text       string // the message as logged
+}
+
+// Denial is one KMS call that S3 made for a principal and that was refused.
+type Denial struct {
+	EventID          string
+	EventTime        string // RFC 3339, as logged
+	EventName        string // Decrypt, GenerateDataKey, ...
+	Region           string // awsRegion
+	RecipientAccount string
+	ErrorCode        string
+	Message          Message
+	Identity         Identity
+
+	KeyARN     string // from resources[], then requestParameters.keyId, then the message
+	KeyAccount string
+	KeyRegion  string
+
+	// ContextARN is requestParameters.encryptionContext["aws:s3:arn"]: the object ARN, or the
+	// bucket ARN when the bucket uses S3 Bucket Keys.
+	ContextARN string
+	Bucket     string
+	Object     string // empty with S3 Bucket Keys
+	BucketKey  bool
+
+	// Actions are the KMS actions the request needed ("kms:Decrypt").
+	Actions []string
+
+	Record json.RawMessage // the CloudTrail record as read
+}
+
+// Item is one record read from input: a Denial, or an ignored record with the reason.
+type Item struct {
+	EventID string
+	Denial  *Denial // nil when Ignored is set
+	Ignored string
+	// Source names where the record came from ("file.json", "file.json.gz#12") for errors.
+	Source string
+}

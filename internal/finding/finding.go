@@ -1,0 +1,158 @@
+// Package finding defines the diagnosis codes and the report (CONTRACT.md sections 1 and 3),
+// the one shape every step after diagnosis reads.
+package finding
+
+import (
+	"encoding/json"
+
+	"github.com/kmsfix/kmsfix/internal/policy"
+)
+
+// Code is a diagnosis code from CONTRACT.md section 1. Codes never change name or meaning.
+type Code string
+
+const (
+	IdentityPolicyMissing           Code = "identity-policy-missing"
+	KeyPolicyMissing                Code = "key-policy-missing"
+	CrossAccountAccessMissing       Code = "cross-account-access-missing"
+	AWSManagedKeyCrossAccount       Code = "aws-managed-key-cross-account"
+	ConditionMismatch               Code = "condition-mismatch"
+	ExplicitDenyKeyPolicy           Code = "explicit-deny-key-policy"
+	ExplicitDenyIdentityPolicy      Code = "explicit-deny-identity-policy"
+	ExplicitDenySCP                 Code = "explicit-deny-scp"
+	ExplicitDenyRCP                 Code = "explicit-deny-rcp"
+	ExplicitDenyPermissionsBoundary Code = "explicit-deny-permissions-boundary"
+	ExplicitDenySessionPolicy       Code = "explicit-deny-session-policy"
+	ExplicitDenyVPCEndpointPolicy   Code = "explicit-deny-vpc-endpoint-policy"
+	SCPDoesNotAllow                 Code = "scp-does-not-allow"
+	BoundaryDoesNotAllow            Code = "permissions-boundary-does-not-allow"
+	SessionPolicyDoesNotAllow       Code = "session-policy-does-not-allow"
+	VPCEndpointPolicyDoesNotAllow   Code = "vpc-endpoint-policy-does-not-allow"
+	KeyDisabled                     Code = "key-disabled"
+	KeyPendingDeletion              Code = "key-pending-deletion"
+	KeyUnavailable                  Code = "key-unavailable"
+	KeyNotFound                     Code = "key-not-found"
+	UnsupportedPrincipal            Code = "unsupported-principal"
+	Undetermined                    Code = "undetermined"
+)
+
+// AllCodes lists every code, in the contract's order.
+var AllCodes = []Code{
+	IdentityPolicyMissing, KeyPolicyMissing, CrossAccountAccessMissing, AWSManagedKeyCrossAccount,
+	ConditionMismatch, ExplicitDenyKeyPolicy, ExplicitDenyIdentityPolicy, ExplicitDenySCP,
+	ExplicitDenyRCP, ExplicitDenyPermissionsBoundary, ExplicitDenySessionPolicy,
+	ExplicitDenyVPCEndpointPolicy, SCPDoesNotAllow, BoundaryDoesNotAllow, SessionPolicyDoesNotAllow,
+	VPCEndpointPolicyDoesNotAllow, KeyDisabled, KeyPendingDeletion, KeyUnavailable, KeyNotFound,
+	UnsupportedPrincipal, Undetermined,
+}
+
+// PolicyFixable says a policy patch can turn this denial into an allow (an implicit deny).
+func (c Code) PolicyFixable() bool {
+	switch c {
+	case IdentityPolicyMissing, KeyPolicyMissing, CrossAccountAccessMissing, ConditionMismatch:
+		return true
+	}
+	return false
+}
+
+// Severity ranks a code for routing: "critical" for data about to become unreadable for
+// good, "high" for what a policy owner outside the team must fix, "medium" otherwise.
+func (c Code) Severity() string {
+	switch c {
+	case KeyPendingDeletion:
+		return "critical"
+	case AWSManagedKeyCrossAccount, ExplicitDenyKeyPolicy, ExplicitDenyIdentityPolicy, ExplicitDenySCP,
+		ExplicitDenyRCP, ExplicitDenyPermissionsBoundary, ExplicitDenySessionPolicy,
+		ExplicitDenyVPCEndpointPolicy, KeyDisabled, KeyNotFound, KeyUnavailable:
+		return "high"
+	}
+	return "medium"
+}
+
+// Patch kinds.
+const (
+	KindIdentityPolicy     = "identity-policy"
+	KindKeyPolicyStatement = "key-policy-statement"
+	KindGrant              = "grant"
+)
+
+// Patch is one change that, with the others in the same report, fixes the denial.
+type Patch struct {
+	Kind      string            `json:"kind"`
+	Account   string            `json:"account"`
+	Target    string            `json:"target"`
+	Policy    *policy.Document  `json:"policy,omitempty"`
+	Statement *policy.Statement `json:"statement,omitempty"`
+	Grant     *GrantPatch       `json:"grant,omitempty"`
+	// Name is the inline policy name, the statement Sid or the grant name: deterministic, so
+	// a repeat finds and replaces its own earlier change.
+	Name string `json:"name,omitempty"`
+	// MergedKeyPolicy is the whole key policy with the statement appended, ready for
+	// `aws kms put-key-policy`, when the current policy is known.
+	MergedKeyPolicy *policy.Document `json:"merged_key_policy,omitempty"`
+	// Commands are the AWS CLI commands that apply this patch.
+	Commands []string `json:"commands,omitempty"`
+}
+
+// GrantPatch is the `grant` field of a grant patch.
+type GrantPatch struct {
+	Grantee     string            `json:"grantee"`
+	Operations  []string          `json:"operations"`
+	Constraints map[string]any    `json:"constraints,omitempty"`
+	Retiring    string            `json:"retiring_principal,omitempty"`
+	Context     map[string]string `json:"-"`
+}
+
+// Report is one finding as the contract's report JSON (CONTRACT.md section 3) plus additions.
+type Report struct {
+	EventID          string   `json:"event_id"`
+	Ignored          string   `json:"ignored,omitempty"`
+	Diagnosis        Code     `json:"diagnosis"`
+	Detail           string   `json:"detail"`
+	Principal        string   `json:"principal"`
+	PrincipalAccount string   `json:"principal_account"`
+	Key              string   `json:"key"`
+	KeyAccount       string   `json:"key_account"`
+	Region           string   `json:"region"`
+	Bucket           string   `json:"bucket,omitempty"`
+	Object           string   `json:"object,omitempty"`
+	Actions          []string `json:"actions"`
+	Patches          []Patch  `json:"patches"`
+	AutoApply        bool     `json:"auto_apply"`
+	Verified         bool     `json:"verified"`
+
+	// Additions to the contract.
+	Severity      string   `json:"severity,omitempty"`
+	EventTime     string   `json:"event_time,omitempty"`
+	EventName     string   `json:"event_name,omitempty"`
+	ErrorCode     string   `json:"error_code,omitempty"`
+	SessionARN    string   `json:"session_arn,omitempty"`
+	PrincipalType string   `json:"principal_type,omitempty"`
+	KeyAlias      string   `json:"key_alias,omitempty"`
+	Advice        []string `json:"advice,omitempty"`   // commands or steps for findings no policy fixes
+	Escalate      string   `json:"escalate,omitempty"` // who must act when it is not the caller's team
+	Unknown       []string `json:"unknown,omitempty"`  // what the diagnosis could not read
+	Fingerprint   string   `json:"fingerprint,omitempty"`
+	// AutoApplyBlocked says why auto_apply is false for a policy-fixable finding.
+	AutoApplyBlocked string `json:"auto_apply_blocked,omitempty"`
+}
+
+type reportFields Report
+
+// MarshalJSON writes an ignored event as just its id and the reason.
+func (r Report) MarshalJSON() ([]byte, error) {
+	if r.Ignored != "" {
+		return json.Marshal(struct {
+			EventID   string `json:"event_id"`
+			Ignored   string `json:"ignored"`
+			EventName string `json:"event_name,omitempty"`
+		}{r.EventID, r.Ignored, r.EventName})
+	}
+	if r.Patches == nil {
+		r.Patches = []Patch{}
+	}
+	if r.Actions == nil {
+		r.Actions = []string{}
+	}
+	return json.Marshal(reportFields(r))
+}

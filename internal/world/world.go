@@ -1,0 +1,157 @@
+// Package world holds what the remediator knows about keys and principals (CONTRACT.md
+// section 2). Absent means unknown, which is different from empty.
+package world
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/kmsfix/kmsfix/internal/policy"
+)
+
+// Key managers and the states KMS reports.
+const (
+	ManagerCustomer = "CUSTOMER"
+	ManagerAWS      = "AWS"
+
+	StateEnabled                = "Enabled"
+	StateDisabled               = "Disabled"
+	StatePendingDeletion        = "PendingDeletion"
+	StatePendingReplicaDeletion = "PendingReplicaDeletion"
+	StatePendingImport          = "PendingImport"
+	StateUnavailable            = "Unavailable"
+	StateCreating               = "Creating"
+	StateUpdating               = "Updating"
+)
+
+// World is the world file.
+type World struct {
+	SandboxAccounts []string              `json:"sandbox_accounts,omitempty"`
+	Keys            map[string]*Key       `json:"keys,omitempty"`
+	MissingKeys     []string              `json:"missing_keys,omitempty"`
+	Principals      map[string]*Principal `json:"principals,omitempty"`
+	// Unreadable lists what a live lookup tried and could not read (added to the contract), so
+	// a finding can say what it did not know.
+	Unreadable []string `json:"unreadable,omitempty"`
+}
+
+// Key is what is known of one KMS key. Nil fields are unknown.
+type Key struct {
+	Manager     string           `json:"manager,omitempty"`
+	State       string           `json:"state,omitempty"`
+	Aliases     []string         `json:"aliases,omitempty"`
+	Policy      *policy.Document `json:"policy,omitempty"`
+	Grants      []Grant          `json:"grants,omitempty"`
+	MultiRegion bool             `json:"multi_region,omitempty"`
+	// GrantsKnown says Grants was read (an empty list then means no grants).
+	GrantsKnown bool `json:"grants_known,omitempty"`
+}
+
+// Grant is a KMS grant.
+type Grant struct {
+	ID          string            `json:"id,omitempty"`
+	Name        string            `json:"name,omitempty"`
+	Grantee     string            `json:"grantee"`
+	Operations  []string          `json:"operations"`
+	Constraints *GrantConstraints `json:"constraints,omitempty"`
+}
+
+// GrantConstraints are KMS grant encryption-context constraints.
+type GrantConstraints struct {
+	EncryptionContextEquals map[string]string `json:"encryption_context_equals,omitempty"`
+	EncryptionContextSubset map[string]string `json:"encryption_context_subset,omitempty"`
+}
+
+// Principal is what is known of one IAM role or user. Policies nil means unknown; an empty
+// list means the principal has no identity policies.
+type Principal struct {
+	Policies            []NamedPolicy    `json:"policies"`
+	PermissionsBoundary *policy.Document `json:"permissions_boundary,omitempty"`
+}
+
+// NamedPolicy is one identity policy (inline or attached).
+type NamedPolicy struct {
+	Name     string           `json:"name"`
+	Document *policy.Document `json:"document"`
+}
+
+// Load reads a world file.
+func Load(path string) (*World, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	w, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return w, nil
+}
+
+// Parse reads a world document and checks its policies.
+func Parse(b []byte) (*World, error) {
+	var w World
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("world is not valid JSON: %w", err)
+	}
+	for arn, k := range w.Keys {
+		if k == nil {
+			return nil, fmt.Errorf("key %s: null", arn)
+		}
+		if k.Policy != nil {
+			if err := k.Policy.Validate(); err != nil {
+				return nil, fmt.Errorf("key %s policy: %w", arn, err)
+			}
+		}
+		if k.Grants != nil {
+			k.GrantsKnown = true
+		}
+	}
+	for arn, p := range w.Principals {
+		if p == nil {
+			return nil, fmt.Errorf("principal %s: null", arn)
+		}
+		for _, np := range p.Policies {
+			if np.Document == nil {
+				return nil, fmt.Errorf("principal %s policy %q: no document", arn, np.Name)
+			}
+			if err := np.Document.Validate(); err != nil {
+				return nil, fmt.Errorf("principal %s policy %q: %w", arn, np.Name, err)
+			}
+		}
+		if p.PermissionsBoundary != nil {
+			if err := p.PermissionsBoundary.Validate(); err != nil {
+				return nil, fmt.Errorf("principal %s permissions boundary: %w", arn, err)
+			}
+		}
+	}
+	return &w, nil
+}
+
+// IsSandbox says whether an account is listed as a sandbox.
+func (w *World) IsSandbox(account string) bool {
+	return w != nil && slices.Contains(w.SandboxAccounts, account)
+}
+
+// Key returns what is known of a key, or nil.
+func (w *World) Key(arn string) *Key {
+	if w == nil {
+		return nil
+	}
+	return w.Keys[arn]
+}
+
+// KeyMissing says the world knows the key does not exist.
+func (w *World) KeyMissing(arn string) bool {
+	return w != nil && slices.Contains(w.MissingKeys, arn)
+}
+
+// Principal returns what is known of a principal, or nil.
+func (w *World) Principal(arn string) *Principal {
+	if w == nil {
+		return nil
+	}
+	return w.Principals[arn]
+}
