@@ -1,0 +1,619 @@
+package policy
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Decision is the outcome of evaluating policies for one request.
+type Decision int
+
+const (
+	ImplicitDeny Decision = iota
+	Allow
+	ExplicitDeny
+)
+
+func (d Decision) String() string {
+	switch d {
+	case Allow:
+		return "Allowed"
+	case ExplicitDeny:
+		return "ExplicitlyDenied"
+	}
+	return "ImplicitlyDenied"
+}
+
+// Caller is the principal making the request.
+type Caller struct {
+	ARN        string // IAM ARN: role ARN with path, or user ARN (aws:PrincipalArn)
+	SessionARN string // the assumed-role session ARN when the caller is a role session
+	Account    string
+}
+
+// Request is one request as the authorizing service sees it.
+type Request struct {
+	Action   string            // "kms:Decrypt"
+	Resource string            // the key ARN
+	Caller   Caller            //
+	Context  map[string]string // condition keys (any case) to values
+}
+
+// StatementRef names a statement: the policy it is in and its Sid or index.
+type StatementRef struct {
+	Policy string
+	Sid    string
+	Index  int
+}
+
+func (r StatementRef) String() string {
+	if r.Sid != "" {
+		return r.Policy + " statement " + strconv.Quote(r.Sid)
+	}
+	return r.Policy + " statement #" + strconv.Itoa(r.Index+1)
+}
+
+// Result is one document's answer.
+type Result struct {
+	Decision Decision
+	Deny     *StatementRef // the explicit deny that matched
+	Allow    *StatementRef // an allow that matched
+	// ViaAccount says the matching allow names the caller's account, not the caller: in a
+	// KMS key policy that delegates to IAM, which must then allow too.
+	ViaAccount bool
+	// NearMiss is an allow that matches the principal, action and resource but whose
+	// condition NearMissKey does not hold for this request.
+	NearMiss    *StatementRef
+	NearMissKey string
+}
+
+// Evaluate evaluates one document. asResource: it is a resource policy (Principal applies);
+// otherwise an identity policy or boundary (statements apply to the caller).
+func (d *Document) Evaluate(req Request, name string, asResource bool) Result {
+	ctx := newContext(req.Context)
+	return d.evaluate(&req, ctx, name, asResource)
+}
+
+func (d *Document) evaluate(req *Request, ctx context, name string, asResource bool) Result {
+	var res Result
+	if d == nil {
+		return res
+	}
+	for i := range d.Statement {
+		s := &d.Statement[i]
+		if !s.matchesAction(req.Action) || !s.matchesResource(req.Resource) {
+			continue
+		}
+		viaAccount := false
+		if asResource {
+			m := s.matchesPrincipal(req.Caller)
+			if m == noMatch {
+				continue
+			}
+			viaAccount = m == accountMatch
+		}
+		ok, failKey := s.Condition.holds(ctx)
+		isDeny := strings.EqualFold(s.Effect, "Deny")
+		if !ok {
+			if !isDeny && res.NearMiss == nil {
+				res.NearMiss = &StatementRef{Policy: name, Sid: s.Sid, Index: i}
+				res.NearMissKey = failKey
+			}
+			continue
+		}
+		ref := &StatementRef{Policy: name, Sid: s.Sid, Index: i}
+		if isDeny {
+			res.Decision, res.Deny = ExplicitDeny, ref
+			return res
+		}
+		// Prefer an allow that names the caller over one that names its account.
+		if res.Allow == nil || (res.ViaAccount && !viaAccount) {
+			res.Decision, res.Allow, res.ViaAccount = Allow, ref, viaAccount
+		}
+	}
+	return res
+}
+
+// NamedDocument is an identity policy with its name.
+type NamedDocument struct {
+	Name string
+	Doc  *Document
+}
+
+// Grant is a KMS grant as far as authorization needs it.
+type Grant struct {
+	Grantee                 string
+	Operations              []string
+	EncryptionContextEquals map[string]string
+	EncryptionContextSubset map[string]string
+}
+
+// KMSInputs is everything KMS consults for a request on one key.
+type KMSInputs struct {
+	KeyAccount string
+	KeyPolicy  *Document // nil: no statements known
+	Identity   []NamedDocument
+	Boundary   *Document // nil: no permissions boundary
+	Grants     []Grant
+}
+
+// Layers named in KMSResult.DenyLayer.
+const (
+	LayerKeyPolicy = "key-policy"
+	LayerIdentity  = "identity-policy"
+	LayerBoundary  = "permissions-boundary"
+)
+
+// KMSResult is KMS's decision with the answer of each layer.
+type KMSResult struct {
+	Decision  Decision
+	Deny      *StatementRef
+	DenyLayer string
+
+	KeyPolicy Result // the key policy's answer (ViaAccount: it only delegates to the account)
+	Identity  Result // the identity policies' combined answer
+	Boundary  Result // Allow when there is no boundary
+	Grant     *Grant // a grant that allows the request
+}
+
+// KeyPolicyAdmits says the key policy lets this caller in, directly or through its account.
+func (r KMSResult) KeyPolicyAdmits() bool { return r.KeyPolicy.Decision == Allow }
+
+// KeyPolicyAllowsDirectly says the key policy alone allows the caller (no IAM needed in the
+// key's account).
+func (r KMSResult) KeyPolicyAllowsDirectly() bool {
+	return r.KeyPolicy.Decision == Allow && !r.KeyPolicy.ViaAccount
+}
+
+// AuthorizeKMS decides a KMS request the way KMS does: an explicit deny anywhere wins; in the
+// key's account the key policy must allow the caller, or delegate to the account and IAM
+// allow, or a grant allow; from another account the key policy must admit the caller or its
+// account AND IAM must allow (or a grant allow). A permissions boundary caps what IAM and a
+// key policy naming the role allow.
+func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
+	ctx := newContext(req.Context)
+	var out KMSResult
+	out.KeyPolicy = in.KeyPolicy.evaluate(&req, ctx, "key policy", true)
+	out.Identity = evaluateAll(&req, ctx, in.Identity)
+	if in.Boundary != nil {
+		out.Boundary = in.Boundary.evaluate(&req, ctx, "permissions boundary", false)
+	} else {
+		out.Boundary.Decision = Allow
+	}
+	for _, l := range []struct {
+		layer string
+		res   Result
+	}{{LayerKeyPolicy, out.KeyPolicy}, {LayerIdentity, out.Identity}, {LayerBoundary, out.Boundary}} {
+		if l.res.Decision == ExplicitDeny {
+			out.Decision, out.Deny, out.DenyLayer = ExplicitDeny, l.res.Deny, l.layer
+			return out
+		}
+	}
+	out.Grant = matchGrant(&req, ctx, in.Grants)
+	if out.Grant != nil {
+		out.Decision = Allow
+		return out
+	}
+	boundaryOK := out.Boundary.Decision == Allow
+	identityOK := out.Identity.Decision == Allow && boundaryOK
+	keyOK := out.KeyPolicy.Decision == Allow
+	if req.Caller.Account == in.KeyAccount {
+		direct := keyOK && !out.KeyPolicy.ViaAccount
+		// A key policy naming the user or the session is not capped by a boundary; one
+		// naming the role (or everyone) is.
+		if direct && (boundaryOK || !out.KeyPolicy.namesRole(in.KeyPolicy, req.Caller)) {
+			out.Decision = Allow
+		} else if keyOK && identityOK {
+			out.Decision = Allow
+		}
+		return out
+	}
+	if keyOK && identityOK {
+		out.Decision = Allow
+	}
+	return out
+}
+
+// namesRole says the matching key-policy allow is capped by a permissions boundary: it names
+// the role (not a session or a user) or everyone.
+func (r Result) namesRole(d *Document, c Caller) bool {
+	if r.Allow == nil || d == nil || c.SessionARN == "" {
+		return false // IAM users and sessions named directly are not capped
+	}
+	s := &d.Statement[r.Allow.Index]
+	if s.Principal == nil {
+		return true
+	}
+	for _, v := range s.Principal.Types["AWS"].Items {
+		if v == c.SessionARN {
+			return false
+		}
+	}
+	return true
+}
+
+func evaluateAll(req *Request, ctx context, docs []NamedDocument) Result {
+	var out Result
+	for _, nd := range docs {
+		r := nd.Doc.evaluate(req, ctx, nd.Name, false)
+		switch {
+		case r.Decision == ExplicitDeny:
+			return r
+		case r.Decision == Allow && out.Allow == nil:
+			out.Decision, out.Allow = Allow, r.Allow
+		}
+		if out.NearMiss == nil && r.NearMiss != nil {
+			out.NearMiss, out.NearMissKey = r.NearMiss, r.NearMissKey
+		}
+	}
+	return out
+}
+
+func matchGrant(req *Request, ctx context, grants []Grant) *Grant {
+	op := strings.TrimPrefix(req.Action, "kms:")
+	for i := range grants {
+		g := &grants[i]
+		if g.Grantee != req.Caller.ARN && (req.Caller.SessionARN == "" || g.Grantee != req.Caller.SessionARN) {
+			continue
+		}
+		opOK := false
+		for _, o := range g.Operations {
+			if strings.EqualFold(o, op) {
+				opOK = true
+				break
+			}
+		}
+		if !opOK {
+			continue
+		}
+		if g.EncryptionContextEquals != nil && !ctx.encryptionContextEquals(g.EncryptionContextEquals) {
+			continue
+		}
+		if g.EncryptionContextSubset != nil && !ctx.encryptionContextHas(g.EncryptionContextSubset) {
+			continue
+		}
+		return g
+	}
+	return nil
+}
+
+// --- matching ---
+
+func (s *Statement) matchesAction(action string) bool {
+	if !s.NotAction.IsZero() {
+		return !anyGlob(s.NotAction.Items, action, true)
+	}
+	return anyGlob(s.Action.Items, action, true)
+}
+
+func (s *Statement) matchesResource(resource string) bool {
+	if !s.NotResource.IsZero() {
+		return !anyGlob(s.NotResource.Items, resource, false)
+	}
+	if s.Resource.IsZero() {
+		return true // key policies may omit it; "*" means this key
+	}
+	return anyGlob(s.Resource.Items, resource, false)
+}
+
+type principalMatch int
+
+const (
+	noMatch principalMatch = iota
+	directMatch
+	accountMatch
+)
+
+func (s *Statement) matchesPrincipal(c Caller) principalMatch {
+	if s.NotPrincipal != nil {
+		// The statement applies unless every identity of the caller (its account, the role
+		// or user, the session) is listed.
+		if s.NotPrincipal.Wildcard {
+			return noMatch
+		}
+		ids := s.NotPrincipal.Types["AWS"].Items
+		if !principalListed(ids, c.Account, true) || !principalListed(ids, c.ARN, false) ||
+			(c.SessionARN != "" && !principalListed(ids, c.SessionARN, false)) {
+			return directMatch
+		}
+		return noMatch
+	}
+	if s.Principal == nil {
+		return noMatch
+	}
+	if s.Principal.Wildcard {
+		return directMatch
+	}
+	best := noMatch
+	for _, v := range s.Principal.Types["AWS"].Items {
+		switch {
+		case v == "*" || v == c.ARN || (c.SessionARN != "" && v == c.SessionARN):
+			return directMatch
+		case c.Account != "" && isAccountPrincipal(v, c.Account):
+			best = accountMatch
+		}
+	}
+	return best
+}
+
+func principalListed(ids []string, id string, account bool) bool {
+	for _, v := range ids {
+		if v == id || (account && isAccountPrincipal(v, id)) {
+			return true
+		}
+	}
+	return false
+}
+
+// isAccountPrincipal says v names the account: "123456789012" or "arn:aws:iam::123456789012:root".
+func isAccountPrincipal(v, account string) bool {
+	if v == account {
+		return true
+	}
+	if !strings.HasPrefix(v, "arn:") || !strings.HasSuffix(v, ":root") {
+		return false
+	}
+	rest := strings.TrimSuffix(v, ":root")
+	return strings.HasSuffix(rest, "::"+account) && strings.Contains(rest, ":iam:")
+}
+
+func anyGlob(patterns []string, s string, fold bool) bool {
+	for _, p := range patterns {
+		if glob(p, s, fold) {
+			return true
+		}
+	}
+	return false
+}
+
+// glob matches IAM wildcards: * any run of characters, ? exactly one.
+func glob(p, s string, fold bool) bool {
+	if p == "*" {
+		return true
+	}
+	var star, mark = -1, 0
+	i, j := 0, 0
+	for j < len(s) {
+		switch {
+		case i < len(p) && p[i] == '*':
+			star, mark = i, j
+			i++
+		case i < len(p) && (p[i] == '?' || p[i] == s[j] || (fold && lowerByte(p[i]) == lowerByte(s[j]))):
+			i++
+			j++
+		case star >= 0:
+			i = star + 1
+			mark++
+			j = mark
+		default:
+			return false
+		}
+	}
+	for i < len(p) && p[i] == '*' {
+		i++
+	}
+	return i == len(p)
+}
+
+func lowerByte(b byte) byte {
+	if 'A' <= b && b <= 'Z' {
+		return b + 'a' - 'A'
+	}
+	return b
+}
+
+// --- conditions ---
+
+// context holds the request's condition keys, lower-cased, in a small slice: requests carry a
+// handful of keys, so a scan beats a map and allocates once.
+type context []kv
+
+type kv struct{ key, value string }
+
+func newContext(m map[string]string) context {
+	c := make(context, 0, len(m))
+	for k, v := range m {
+		c = append(c, kv{strings.ToLower(k), v})
+	}
+	return c
+}
+
+func (c context) get(key string) (string, bool) {
+	for i := range c {
+		if len(c[i].key) == len(key) && strings.EqualFold(c[i].key, key) {
+			return c[i].value, true
+		}
+	}
+	return "", false
+}
+
+const ecPrefix = "kms:encryptioncontext:"
+
+func (c context) encryptionContext() map[string]string {
+	m := map[string]string{}
+	for _, e := range c {
+		if strings.HasPrefix(e.key, ecPrefix) {
+			m[e.key[len(ecPrefix):]] = e.value
+		}
+	}
+	return m
+}
+
+func (c context) encryptionContextHas(want map[string]string) bool {
+	for k, v := range want {
+		got, ok := c.get(ecPrefix + k)
+		if !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (c context) encryptionContextEquals(want map[string]string) bool {
+	return len(c.encryptionContext()) == len(want) && c.encryptionContextHas(want)
+}
+
+// holds evaluates every operator and key (ANDed); it returns the first key that fails.
+func (cond Condition) holds(ctx context) (bool, string) {
+	for op, keys := range cond {
+		for key, vals := range keys {
+			if !evalOperator(op, key, vals.Items, ctx) {
+				return false, key
+			}
+		}
+	}
+	return true, ""
+}
+
+func evalOperator(op, key string, vals []string, ctx context) bool {
+	setOp := ""
+	if i := strings.IndexByte(op, ':'); i >= 0 {
+		setOp, op = op[:i], op[i+1:]
+	}
+	ifExists := false
+	if len(op) > len("IfExists") && strings.HasSuffix(op, "IfExists") {
+		op, ifExists = op[:len(op)-len("IfExists")], true
+	}
+	got, present := ctx.get(key)
+	if op == "Null" {
+		want := len(vals) > 0 && strings.EqualFold(vals[0], "true")
+		return want != present
+	}
+	negated := isNegated(op)
+	if !present {
+		switch {
+		case strings.EqualFold(setOp, "ForAllValues"):
+			return true
+		case strings.EqualFold(setOp, "ForAnyValue"):
+			return false
+		case ifExists:
+			return true
+		}
+		return negated
+	}
+	// Single-valued keys: ForAnyValue and ForAllValues over a set of one reduce to the plain
+	// operator.
+	matched := false
+	for _, v := range vals {
+		if matchValue(op, v, got) {
+			matched = true
+			break
+		}
+	}
+	if negated {
+		return !matched
+	}
+	return matched
+}
+
+func isNegated(op string) bool {
+	switch op {
+	case "StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
+		"NumericNotEquals", "DateNotEquals", "NotIpAddress", "BinaryNotEquals":
+		return true
+	}
+	return false
+}
+
+// matchValue reports whether the request value got matches the policy value want under the
+// positive form of op.
+func matchValue(op, want, got string) bool {
+	switch op {
+	case "StringEquals", "StringNotEquals":
+		return want == got
+	case "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase":
+		return strings.EqualFold(want, got)
+	case "StringLike", "StringNotLike":
+		return glob(want, got, false)
+	case "ArnEquals", "ArnNotEquals", "ArnLike", "ArnNotLike":
+		return arnLike(want, got)
+	case "Bool":
+		return strings.EqualFold(want, got)
+	case "BinaryEquals", "BinaryNotEquals":
+		return want == got
+	case "IpAddress", "NotIpAddress":
+		return ipIn(want, got)
+	}
+	if strings.HasPrefix(op, "Numeric") {
+		return compareNumbers(op, want, got)
+	}
+	if strings.HasPrefix(op, "Date") {
+		return compareDates(op, want, got)
+	}
+	return false // an operator IAM does not have never matches
+}
+
+// arnLike compares ARNs component by component (the resource part may contain colons).
+func arnLike(want, got string) bool {
+	wp := strings.SplitN(want, ":", 6)
+	gp := strings.SplitN(got, ":", 6)
+	if len(wp) != 6 || len(gp) != 6 {
+		return glob(want, got, false)
+	}
+	for i := range wp {
+		if !glob(wp[i], gp[i], false) {
+			return false
+		}
+	}
+	return true
+}
+
+func ipIn(want, got string) bool {
+	addr, err := netip.ParseAddr(got)
+	if err != nil {
+		return false
+	}
+	if p, err := netip.ParsePrefix(want); err == nil {
+		return p.Contains(addr)
+	}
+	w, err := netip.ParseAddr(want)
+	return err == nil && w == addr
+}
+
+func compareNumbers(op, want, got string) bool {
+	w, err1 := strconv.ParseFloat(want, 64)
+	g, err2 := strconv.ParseFloat(got, 64)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return compare(strings.TrimPrefix(op, "Numeric"), g, w)
+}
+
+func compareDates(op, want, got string) bool {
+	w, ok1 := parseDate(want)
+	g, ok2 := parseDate(got)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return compare(strings.TrimPrefix(op, "Date"), float64(g), float64(w))
+}
+
+func parseDate(s string) (int64, bool) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.Unix(), true
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t.Unix(), true
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// compare applies a numeric comparison suffix; NotEquals is handled by negation upstream.
+func compare(kind string, got, want float64) bool {
+	switch kind {
+	case "Equals", "NotEquals":
+		return got == want
+	case "LessThan":
+		return got < want
+	case "LessThanEquals":
+		return got <= want
+	case "GreaterThan":
+		return got > want
+	case "GreaterThanEquals":
+		return got >= want
+	}
+	return false
+}
