@@ -26,11 +26,11 @@ func s3Request(action, ctxARN string) Request {
 		Resource: keyARN,
 		Caller:   Caller{ARN: roleARN, SessionARN: sessARN, Account: "111122223333"},
 		Context: map[string]string{
-			"kms:ViaService":                  "s3.us-east-1.amazonaws.com",
+			"kms:ViaService":                   "s3.us-east-1.amazonaws.com",
 			"kms:EncryptionContext:aws:s3:arn": ctxARN,
-			"kms:CallerAccount":               "111122223333",
-			"aws:PrincipalArn":                roleARN,
-			"aws:PrincipalAccount":            "111122223333",
+			"kms:CallerAccount":                "111122223333",
+			"aws:PrincipalArn":                 roleARN,
+			"aws:PrincipalAccount":             "111122223333",
 		},
 	}
 }
