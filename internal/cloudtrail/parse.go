@@ -1,17 +1,288 @@
 package cloudtrail
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 )
+
+// detailTypeAPICall is the EventBridge detail-type of CloudTrail API-call events.
+const detailTypeAPICall = "AWS API Call via CloudTrail"
+
+// s3ContextKey is the encryption-context key S3 sets on every KMS call it makes for an object.
+const s3ContextKey = "aws:s3:arn"
+
+// kmsActions maps the KMS calls S3 can make for a principal to the action they need.
+//
+//   - Decrypt: GetObject, UploadPart(Copy), CompleteMultipartUpload, CopyObject source.
+//   - GenerateDataKey: PutObject, CreateMultipartUpload, CopyObject destination.
+//   - Encrypt: replication, for the replica key (policy-semantics.md section 1).
+//   - GenerateDataKeyWithoutPlaintext and the GenerateDataKeyPair* calls are not known S3
+//     calls but are data-key calls with the same shape; they are kept so a denial is never
+//     dropped silently. Each needs the action of its own name.
+//
+// ReEncrypt (logged as eventName "ReEncrypt"; needs kms:ReEncryptFrom on the source key and
+// kms:ReEncryptTo on the destination key) is not made by S3 (it re-encrypts by CopyObject,
+// i.e. Decrypt + GenerateDataKey), and it involves two keys, which a Denial cannot hold: it
+// is ignored.
+var kmsActions = map[string]string{
+	"Decrypt":                             "kms:Decrypt",
+	"GenerateDataKey":                     "kms:GenerateDataKey",
+	"GenerateDataKeyWithoutPlaintext":     "kms:GenerateDataKeyWithoutPlaintext",
+	"GenerateDataKeyPair":                 "kms:GenerateDataKeyPair",
+	"GenerateDataKeyPairWithoutPlaintext": "kms:GenerateDataKeyPairWithoutPlaintext",
+	"Encrypt":                             "kms:Encrypt",
+}
+
+// deniedCodes are the errorCodes we diagnose: refusals by policy and key-state failures.
+// S3 reports the latter to its client with a "KMS." prefix; accept both spellings.
+var deniedCodes = map[string]bool{
+	"AccessDenied":             true,
+	"AccessDeniedException":    true,
+	"DisabledException":        true,
+	"KMSInvalidStateException": true,
+	"NotFoundException":        true,
+}
+
+// envelope is an EventBridge event, with the CloudTrail record fields beside it so one pass
+// tells a bare record from an envelope.
+type envelope struct {
+	ID         string          `json:"id"`
+	DetailType string          `json:"detail-type"`
+	Source     string          `json:"source"`
+	Detail     json.RawMessage `json:"detail"`
+	Records    json.RawMessage `json:"Records"`
+	// Resources shadows record.Resources: an envelope's resources are strings. For a bare
+	// record it is decoded into record.Resources afterwards.
+	Resources json.RawMessage `json:"resources"`
+	record
+}
+
+type record struct {
+	EventVersion       string             `json:"eventVersion"`
+	EventID            string             `json:"eventID"`
+	EventTime          string             `json:"eventTime"`
+	EventSource        string             `json:"eventSource"`
+	EventName          string             `json:"eventName"`
+	AWSRegion          string             `json:"awsRegion"`
+	ErrorCode          string             `json:"errorCode"`
+	ErrorMessage       string             `json:"errorMessage"`
+	RecipientAccountID string             `json:"recipientAccountId"`
+	VPCEndpointID      string             `json:"vpcEndpointId"`
+	UserIdentity       *userIdentity      `json:"userIdentity"`
+	RequestParameters  *requestParameters `json:"requestParameters"`
+	Resources          []resource         `json:"resources"`
+}
+
+type userIdentity struct {
+	Type           string `json:"type"`
+	PrincipalID    string `json:"principalId"`
+	ARN            string `json:"arn"`
+	AccountID      string `json:"accountId"`
+	UserName       string `json:"userName"`
+	InvokedBy      string `json:"invokedBy"`
+	SessionContext *struct {
+		SessionIssuer *sessionIssuer `json:"sessionIssuer"`
+	} `json:"sessionContext"`
+}
+
+type sessionIssuer struct {
+	Type      string `json:"type"`
+	ARN       string `json:"arn"`
+	AccountID string `json:"accountId"`
+	UserName  string `json:"userName"`
+}
+
+type requestParameters struct {
+	KeyID             string            `json:"keyId"`
+	EncryptionContext map[string]string `json:"encryptionContext"`
+}
+
+type resource struct {
+	ARN       string `json:"ARN"`
+	AccountID string `json:"accountId"`
+	Type      string `json:"type"`
+}
 
 // Parse reads one JSON value: an EventBridge envelope ("AWS API Call via CloudTrail") or a bare
 // CloudTrail record. The error is for input that is not a CloudTrail record at all.
-func Parse(raw []byte) (Item, error) { return Item{}, errors.New("cloudtrail.Parse: being written") }
+func Parse(raw []byte) (Item, error) {
+	return parse(raw, true)
+}
 
-// ReadAll reads a stream (gzip detected) of one or more JSON values, each an envelope, a bare
-// record or a log file ({"Records": [...]}), and returns the items in input order. Items read
-// before an error are returned with it; source names the input in errors.
-func ReadAll(r io.Reader, source string) ([]Item, error) {
-	return nil, errors.New("cloudtrail.ReadAll: being written")
+// parse does Parse; own says raw may be shared by the caller and must be copied when kept.
+func parse(raw []byte, own bool) (Item, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return Item{}, errors.New("not a JSON object")
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return Item{}, fmt.Errorf("not a CloudTrail record: %w", err)
+	}
+	rec, body := &env.record, raw
+	isEnvelope := env.DetailType != "" || (len(env.Detail) > 0 && env.EventSource == "")
+	if isEnvelope {
+		d := bytes.TrimSpace(env.Detail)
+		if len(d) == 0 || d[0] != '{' {
+			if env.DetailType != detailTypeAPICall {
+				return Item{EventID: env.ID, Ignored: fmt.Sprintf("EventBridge event %q from %q is not a CloudTrail API call", env.DetailType, env.Source)}, nil
+			}
+			return Item{}, errors.New("EventBridge envelope without a CloudTrail record in detail")
+		}
+		var inner record
+		if err := json.Unmarshal(d, &inner); err != nil {
+			return Item{}, fmt.Errorf("EventBridge detail is not a CloudTrail record: %w", err)
+		}
+		rec, body, own = &inner, d, false // d is already a copy made by Unmarshal
+		if rec.EventSource == "" && rec.EventName == "" {
+			if env.DetailType != detailTypeAPICall {
+				return Item{EventID: env.ID, Ignored: fmt.Sprintf("EventBridge event %q from %q is not a CloudTrail API call", env.DetailType, env.Source)}, nil
+			}
+			return Item{}, errors.New("EventBridge detail has no eventSource or eventName: not a CloudTrail record")
+		}
+		if rec.EventID == "" {
+			rec.EventID = env.ID
+		}
+	} else if len(env.Records) > 0 {
+		return Item{}, errors.New(`a CloudTrail log file ({"Records": [...]}): read it with ReadAll`)
+	} else if len(env.Resources) > 0 && !bytes.Equal(env.Resources, []byte("null")) {
+		if err := json.Unmarshal(env.Resources, &rec.Resources); err != nil {
+			return Item{}, fmt.Errorf("not a CloudTrail record: resources: %w", err)
+		}
+	}
+	if rec.EventSource == "" || rec.EventName == "" {
+		return Item{}, errors.New("no eventSource or eventName: not a CloudTrail record")
+	}
+	if own {
+		body = bytes.Clone(body)
+	}
+	return fromRecord(rec, body), nil
+}
+
+// fromRecord applies the relevance filter, then builds the Denial.
+func fromRecord(rec *record, body []byte) Item {
+	it := Item{EventID: rec.EventID}
+	ignore := func(format string, a ...any) Item {
+		it.Ignored = fmt.Sprintf(format, a...)
+		return it
+	}
+	if rec.EventSource != "kms.amazonaws.com" {
+		return ignore("not a KMS call (eventSource %s)", rec.EventSource)
+	}
+	action, ok := kmsActions[rec.EventName]
+	if !ok {
+		return ignore("KMS %s is not a data-key call S3 makes for a principal", rec.EventName)
+	}
+	if rec.ErrorCode == "" {
+		return ignore("KMS %s succeeded (no errorCode)", rec.EventName)
+	}
+	if !deniedCodes[strings.TrimPrefix(rec.ErrorCode, "KMS.")] {
+		return ignore("errorCode %s is not an access denial or key-state failure", rec.ErrorCode)
+	}
+	var ctx map[string]string
+	if rec.RequestParameters != nil {
+		ctx = rec.RequestParameters.EncryptionContext
+	}
+	ctxARN, hasCtx := ctx[s3ContextKey]
+	if rec.UserIdentity != nil && rec.UserIdentity.Type == "AWSService" {
+		by := rec.UserIdentity.InvokedBy
+		if by == "" {
+			by = "an AWS service"
+		}
+		return ignore("made by %s acting as itself (userIdentity AWSService), not for a principal", by)
+	}
+	if !hasCtx {
+		return ignore("no %s encryption context: S3 did not make this call", s3ContextKey)
+	}
+
+	d := &Denial{
+		EventID:           rec.EventID,
+		EventTime:         rec.EventTime,
+		EventName:         rec.EventName,
+		Region:            rec.AWSRegion,
+		RecipientAccount:  rec.RecipientAccountID,
+		ErrorCode:         rec.ErrorCode,
+		Message:           Classify(rec.ErrorCode, rec.ErrorMessage),
+		Identity:          identityOf(rec.UserIdentity),
+		ContextARN:        ctxARN,
+		EncryptionContext: ctx,
+		VPCEndpointID:     rec.VPCEndpointID,
+		Actions:           []string{action},
+		Record:            json.RawMessage(body),
+	}
+	if rec.UserIdentity != nil {
+		d.InvokedBy = rec.UserIdentity.InvokedBy
+	}
+	if d.Identity.Kind == KindUnknown && strings.EqualFold(d.Message.Caller, "anonymous") {
+		d.Identity.Kind, d.Identity.NotEditable = KindAnonymous, whyAnonymous
+	}
+	setKey(d, rec)
+	setObject(d)
+	d.Partition = partitionOf(d.KeyARN, d.Identity.PrincipalARN, d.Identity.SessionARN, d.ContextARN)
+	it.Denial = d
+	return it
+}
+
+// setKey finds the key ARN: resources[] first (KMS logs the key it resolved there), then
+// requestParameters.keyId when it is a key ARN, then the ARN the error message names.
+func setKey(d *Denial, rec *record) {
+	for _, r := range rec.Resources {
+		if (r.Type == "AWS::KMS::Key" || strings.Contains(r.ARN, ":kms:")) && isKeyARN(r.ARN) {
+			d.KeyARN = r.ARN
+			break
+		}
+	}
+	if rec.RequestParameters != nil && rec.RequestParameters.KeyID != "" {
+		id := rec.RequestParameters.KeyID
+		switch {
+		case !isKeyARN(id):
+			d.KeyRef = id
+		case d.KeyARN == "":
+			d.KeyARN = id
+		}
+	}
+	if d.KeyARN == "" && isKeyARN(d.Message.Resource) {
+		d.KeyARN = d.Message.Resource
+	}
+	if d.KeyARN == "" && d.KeyRef == "" && d.Message.Resource != "" && strings.Contains(d.Message.Resource, ":kms:") {
+		d.KeyRef = d.Message.Resource // an alias ARN named by a not-found message
+	}
+	if a, err := arn.Parse(d.KeyARN); err == nil {
+		d.KeyAccount, d.KeyRegion = a.AccountID, a.Region
+	}
+}
+
+// isKeyARN reports whether s is a KMS key ARN (not an alias ARN, not a bare key id).
+func isKeyARN(s string) bool {
+	if !strings.HasPrefix(s, "arn:") {
+		return false
+	}
+	a, err := arn.Parse(s)
+	return err == nil && a.Service == "kms" && a.AccountID != "" && a.Region != "" &&
+		strings.HasPrefix(a.Resource, "key/") && len(a.Resource) > len("key/")
+}
+
+// setObject splits the aws:s3:arn context into bucket and object. A bucket ARN (no "/") means
+// the bucket uses S3 Bucket Keys.
+func setObject(d *Denial) {
+	a, err := arn.Parse(d.ContextARN)
+	if err != nil || a.Service != "s3" || a.Resource == "" {
+		return
+	}
+	bucket, object, hasSlash := strings.Cut(a.Resource, "/")
+	d.Bucket, d.Object, d.BucketKey = bucket, object, !hasSlash
+}
+
+func partitionOf(arns ...string) string {
+	for _, s := range arns {
+		if a, err := arn.Parse(s); err == nil && a.Partition != "" {
+			return a.Partition
+		}
+	}
+	return ""
 }

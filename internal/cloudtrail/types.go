@@ -34,6 +34,15 @@ type Identity struct {
 	// service-linked, not root); NotEditable says why when it cannot.
 	Editable    bool
 	NotEditable string
+
+	PrincipalID string // userIdentity.principalId ("AROA...:session"), to resolve a principal the event does not name
+	// Name is the role or user name (no path), from sessionIssuer.userName or the ARN.
+	Name string
+	// PathUnknown is set when PrincipalARN was rebuilt from a session ARN because the event has
+	// no sessionContext.sessionIssuer: the role's path is then unknown (assumed "/").
+	PathUnknown bool
+	// Note is what a fix must also consider, e.g. the session policy of a federated user.
+	Note string
 }
 
 // MessageKind is what the error message says about why KMS refused.
@@ -76,6 +85,13 @@ type Message struct {
 	Resource   string // key ARN when the message names it
 	State      string // for MsgInvalidState: the KMS key state it names (PendingImport, ...)
 	Text       string // the message as logged
+
+	// PolicyPhrase is the policy type as the message writes it ("a service control policy"),
+	// also when PolicyType does not know it.
+	PolicyPhrase string
+	// Transitive is the Policy* type after "transitively through" ("... in a VPC endpoint
+	// policy transitively through a service control policy").
+	Transitive string
 }
 
 // Denial is one KMS call that S3 made for a principal and that was refused.
@@ -92,6 +108,12 @@ type Denial struct {
 	KeyARN     string // from resources[], then requestParameters.keyId, then the message
 	KeyAccount string
 	KeyRegion  string
+	// KeyRef is requestParameters.keyId when it is not a key ARN (an alias name or ARN, a bare
+	// key id): a lead to the key, not its ARN.
+	KeyRef string
+	// Partition is the ARN partition (aws, aws-cn, aws-us-gov) of the key, else of the caller,
+	// else of the encryption context.
+	Partition string
 
 	// ContextARN is requestParameters.encryptionContext["aws:s3:arn"]: the object ARN, or the
 	// bucket ARN when the bucket uses S3 Bucket Keys.
@@ -99,6 +121,11 @@ type Denial struct {
 	Bucket     string
 	Object     string // empty with S3 Bucket Keys
 	BucketKey  bool
+	// EncryptionContext is requestParameters.encryptionContext as logged (for conditions on
+	// kms:EncryptionContext:<key> other than aws:s3:arn).
+	EncryptionContext map[string]string
+	InvokedBy         string // userIdentity.invokedBy ("AWS Internal" for S3's calls)
+	VPCEndpointID     string // vpcEndpointId, when the call came through a KMS VPC endpoint
 
 	// Actions are the KMS actions the request needed ("kms:Decrypt").
 	Actions []string
