@@ -39,6 +39,10 @@ func identityOf(u *userIdentity) Identity {
 	case "AWSService":
 		id.Kind, id.NotEditable = KindAWSService, whyAWSService
 	case "AWSAccount":
+		if isAnonymous(u) { // S3 logs anonymous requests as AWSAccount ANONYMOUS_PRINCIPAL
+			id.Kind, id.NotEditable = KindAnonymous, whyAnonymous
+			break
+		}
 		id.Kind, id.NotEditable = KindAWSAccount, whyAWSAccount
 	case "Root":
 		rootIdentity(&id)
@@ -158,13 +162,16 @@ func federated(id *Identity, issuer *sessionIssuer) {
 
 // unnamed handles an identity with no ARN we can use: anonymous or unknown.
 func unnamed(id *Identity, u *userIdentity) {
-	anon := u.Type == "AnonymousUser" || strings.EqualFold(u.PrincipalID, "anonymous") ||
-		u.AccountID == "ANONYMOUS_PRINCIPAL" || strings.EqualFold(u.ARN, "anonymous")
-	if anon {
+	if isAnonymous(u) {
 		id.Kind, id.NotEditable = KindAnonymous, whyAnonymous
 		return
 	}
 	id.Kind, id.NotEditable = KindUnknown, whyUnknown
+}
+
+func isAnonymous(u *userIdentity) bool {
+	return u.Type == "AnonymousUser" || strings.EqualFold(u.PrincipalID, "anonymous") ||
+		u.AccountID == "ANONYMOUS_PRINCIPAL" || strings.EqualFold(u.ARN, "anonymous")
 }
 
 func lastSegment(s string) string {

@@ -123,10 +123,10 @@ func reasonKind(m *Message, t, low string, from int) bool {
 			end := len(low)
 			if j := strings.Index(low[at:], phTransitive); j >= 0 {
 				end = at + j
-				m.Transitive, _ = policyType(low[end+len(phTransitive):])
+				m.Transitive, _, _ = policyType(low[end+len(phTransitive):])
 			}
-			m.PolicyType, m.PolicyPhrase = policyType(low[at:end])
-			m.PolicyPhrase = t[at : at+len(m.PolicyPhrase)]
+			pt, skip, name := policyType(low[at:end])
+			m.PolicyType, m.PolicyPhrase = pt, t[at+skip:at+skip+len(name)]
 		}
 		return true
 	}
@@ -136,8 +136,8 @@ func reasonKind(m *Message, t, low string, from int) bool {
 		if j := strings.Index(low[at:], " allow"); j >= 0 {
 			end = at + j
 		}
-		pt, phrase := policyType(low[at:end])
-		m.PolicyType, m.PolicyPhrase = pt, t[at:at+len(phrase)]
+		pt, skip, name := policyType(low[at:end])
+		m.PolicyType, m.PolicyPhrase = pt, t[at+skip:at+skip+len(name)]
 		switch pt {
 		case PolicyIdentity:
 			m.Kind = MsgNoIdentityAllow
@@ -169,24 +169,23 @@ var policyTypes = [...]struct{ phrase, typ string }{
 	{"resource based polic", PolicyResource},
 }
 
-// policyType reads a policy type name at the start of s (lower case), skipping an article.
-// It returns the Policy* constant ("" when unknown) and s without trailing punctuation, so
-// callers can cut the same length from the original text.
-func policyType(s string) (typ, phrase string) {
-	body := s
+// policyType reads a policy type name at the start of s (lower case), after an optional
+// article. It returns the Policy* constant ("" when unknown), the length of the article, and
+// the name without trailing punctuation, so callers can cut the same bytes from the original.
+func policyType(s string) (typ string, skip int, name string) {
 	for _, a := range [...]string{"a ", "an ", "the "} {
-		if strings.HasPrefix(body, a) {
-			body = body[len(a):]
+		if strings.HasPrefix(s, a) {
+			skip = len(a)
 			break
 		}
 	}
-	phrase = strings.TrimRight(s, " .,;")
+	name = strings.TrimRight(s[skip:], " .,;")
 	for _, p := range policyTypes {
-		if strings.HasPrefix(body, p.phrase) {
-			return p.typ, phrase
+		if strings.HasPrefix(name, p.phrase) {
+			return p.typ, skip, name
 		}
 	}
-	return "", phrase
+	return "", skip, name
 }
 
 // keyStateKind reads the KMS key-state and not-found messages ("<arn> is disabled.",
