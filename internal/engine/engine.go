@@ -2,8 +2,12 @@
 package engine
 
 import (
+	"strings"
+
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/patch"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -14,5 +18,79 @@ func Explain(item cloudtrail.Item, w *world.World) finding.Report {
 		return finding.Report{EventID: item.EventID, Ignored: item.Ignored}
 	}
 	d := item.Denial
-	return finding.Report{EventID: d.EventID, Diagnosis: finding.Undetermined, Detail: "engine being written"}
+	f := diagnose.Diagnose(d, w)
+	r := finding.Report{
+		EventID:          d.EventID,
+		Diagnosis:        f.Code,
+		Detail:           f.Detail,
+		Principal:        d.Identity.PrincipalARN,
+		PrincipalAccount: d.Identity.Account,
+		Key:              d.KeyARN,
+		KeyAccount:       d.KeyAccount,
+		Region:           d.Region,
+		Bucket:           d.Bucket,
+		Object:           d.Object,
+		Actions:          d.Actions,
+		Severity:         f.Code.Severity(),
+		EventTime:        d.EventTime,
+		EventName:        d.EventName,
+		ErrorCode:        d.ErrorCode,
+		SessionARN:       d.Identity.SessionARN,
+		PrincipalType:    string(d.Identity.Kind),
+		Advice:           f.Advice,
+		Escalate:         f.Escalate,
+		Unknown:          f.Unknown,
+		NeededStatement:  f.Needed,
+	}
+	if k := w.Key(d.KeyARN); k != nil && len(k.Aliases) > 0 {
+		r.KeyAlias = k.Aliases[0]
+	}
+	if f.Code != finding.Undetermined && !f.Code.PolicyFixable() {
+		return r // no policy patch for key states, denies, managed keys, principals
+	}
+	r.Patches = patch.Build(d, f, w)
+	if len(r.Patches) == 0 {
+		return r
+	}
+	v := patch.Verify(d, w, r.Patches)
+	r.Verified = f.Code != finding.Undetermined && f.KnownEnough && v.OK()
+	switch {
+	case !v.AllowedAfter:
+		r.Unverified = "evaluating the known policies with the patch does not show the request allowed"
+		if len(f.Unknown) > 0 {
+			r.Unverified += " (unknown: " + strings.Join(f.Unknown, ", ") + ")"
+		}
+	case len(v.Widened) > 0:
+		r.Unverified = "the patch would also allow: " + strings.Join(v.Widened, "; ")
+	case !r.Verified && len(f.Unknown) > 0:
+		r.Unverified = "not verified: could not read " + strings.Join(f.Unknown, ", ")
+	}
+	r.AutoApply, r.AutoApplyBlocked = autoApply(d, f, w, r, v)
+	return r
+}
+
+// autoApply says whether this finding may be applied automatically under the current config:
+// an implicit deny a policy fixes, a patch for a sandbox account, an editable principal for an
+// identity patch, and a verified patch.
+func autoApply(d *cloudtrail.Denial, f diagnose.Finding, w *world.World, r finding.Report, v patch.Verification) (bool, string) {
+	if !f.Code.PolicyFixable() {
+		return false, "only implicit denies that a policy fixes are applied automatically"
+	}
+	if !r.Verified {
+		return false, "the patch is not verified"
+	}
+	sandboxed := 0
+	for _, p := range r.Patches {
+		if !w.IsSandbox(p.Account) {
+			continue
+		}
+		if p.Kind == finding.KindIdentityPolicy && !d.Identity.Editable {
+			return false, "IAM cannot edit " + d.Identity.PrincipalARN + ": " + d.Identity.NotEditable
+		}
+		sandboxed++
+	}
+	if sandboxed == 0 {
+		return false, "no patch is for a sandbox account"
+	}
+	return true, ""
 }

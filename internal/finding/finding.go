@@ -135,6 +135,11 @@ type Report struct {
 	Fingerprint   string   `json:"fingerprint,omitempty"`
 	// AutoApplyBlocked says why auto_apply is false for a policy-fixable finding.
 	AutoApplyBlocked string `json:"auto_apply_blocked,omitempty"`
+	// Unverified says why a proposed patch is not verified.
+	Unverified string `json:"unverified,omitempty"`
+	// NeededStatement is what a layer kmsfix cannot edit (SCP, permissions boundary, session or
+	// VPC endpoint policy) would need to allow; it is advice, never a patch.
+	NeededStatement *policy.Statement `json:"needed_statement,omitempty"`
 }
 
 type reportFields Report

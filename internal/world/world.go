@@ -155,3 +155,11 @@ func (w *World) Principal(arn string) *Principal {
 	}
 	return w.Principals[arn]
 }
+
+// UnreadableList returns what live lookups could not read.
+func (w *World) UnreadableList() []string {
+	if w == nil {
+		return nil
+	}
+	return w.Unreadable
+}

@@ -1,0 +1,622 @@
+// Package diagnose decides why KMS refused a request S3 made for a principal: pure, from the
+// denial and whatever the world knows (CONTRACT.md section 1, policy-semantics.md section 8).
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+// Finding is the diagnosis and what a fix must add.
+type Finding struct {
+	Code   finding.Code
+	Detail string
+	// NeedIdentity and NeedKeyPolicy say which sides a patch must add.
+	NeedIdentity  bool
+	NeedKeyPolicy bool
+	// Advice lists steps or commands for findings no policy fixes.
+	Advice   []string
+	Escalate string
+	// Needed is the statement a layer the remediator cannot edit (SCP, boundary, ...) would need.
+	Needed *policy.Statement
+	// Unknown lists what the decision could not read.
+	Unknown []string
+	// KnownEnough says the world held every part needed to verify a patch by evaluation.
+	KnownEnough bool
+}
+
+// Inputs gathers what one decision reads, so helpers share it.
+type inputs struct {
+	d        *cloudtrail.Denial
+	w        *world.World
+	key      *world.Key
+	princ    *world.Principal
+	same     bool // caller and key in one account
+	who      string
+	action   string
+	keyName  string
+	unknowns []string
+}
+
+// Diagnose decides one denial.
+func Diagnose(d *cloudtrail.Denial, w *world.World) Finding {
+	in := inputs{d: d, w: w, key: w.Key(d.KeyARN), princ: w.Principal(d.Identity.PrincipalARN)}
+	in.same = d.KeyAccount != "" && d.KeyAccount == d.Identity.Account
+	in.who = Describe(d.Identity)
+	in.action = strings.Join(d.Actions, " and ")
+	in.keyName = keyName(d, in.key)
+	if in.key == nil {
+		in.unknowns = append(in.unknowns, "the key (DescribeKey, GetKeyPolicy)")
+	} else if in.key.Policy == nil {
+		in.unknowns = append(in.unknowns, "the key policy")
+	}
+	if in.princ == nil && d.Identity.PrincipalARN != "" {
+		in.unknowns = append(in.unknowns, "the principal's identity policies")
+	}
+	f := in.decide()
+	f.Unknown = append(in.unknowns, w.UnreadableList()...)
+	return f
+}
+
+func (in *inputs) decide() Finding {
+	d := in.d
+	if d.KeyARN == "" {
+		return Finding{Code: finding.Undetermined,
+			Detail: "The event does not name the KMS key (no resources[] entry, no key ARN in requestParameters or the message); run `aws s3api head-object` on the object to find SSEKMSKeyId."}
+	}
+	if f, ok := in.keyProblem(); ok {
+		return f
+	}
+	if f, ok := in.principalProblem(); ok {
+		return f
+	}
+	if f, ok := in.fromMessageLayer(); ok {
+		return f
+	}
+	if in.key != nil && in.key.Manager == world.ManagerAWS && !in.same {
+		return in.awsManagedCrossAccount()
+	}
+	if f, ok := in.evaluate(); ok {
+		return f
+	}
+	return in.fromMessage()
+}
+
+// keyProblem covers keys that are missing, in another Region, or in a state that refuses
+// every request: no policy helps.
+func (in *inputs) keyProblem() (Finding, bool) {
+	d := in.d
+	state := ""
+	if in.key != nil {
+		state = in.key.State
+	}
+	switch {
+	case in.w.KeyMissing(d.KeyARN) || d.Message.Kind == cloudtrail.MsgNotFound:
+		return in.notFound(fmt.Sprintf("KMS key %s does not exist in %s (deleted, or the bucket's default encryption or the request names a key of another account or Region).", d.KeyARN, d.KeyRegion)), true
+	case d.KeyRegion != "" && d.Region != "" && d.KeyRegion != d.Region:
+		return in.notFound(fmt.Sprintf("The request ran in %s but key %s is in %s; S3 needs a key in the bucket's Region.", d.Region, d.KeyARN, d.KeyRegion)), true
+	case state == world.StateDisabled || (state == "" && d.Message.Kind == cloudtrail.MsgDisabled):
+		return Finding{Code: finding.KeyDisabled,
+			Detail: fmt.Sprintf("KMS key %s is disabled, so every %s fails whatever the policies say; enable it (no policy change helps).", in.keyName, in.action),
+			Advice: []string{fmt.Sprintf("aws kms enable-key --key-id %s --region %s", d.KeyARN, d.KeyRegion)}}, true
+	case state == world.StatePendingDeletion || state == world.StatePendingReplicaDeletion ||
+		(state == "" && d.Message.Kind == cloudtrail.MsgPendingDeletion):
+		return Finding{Code: finding.KeyPendingDeletion,
+			Detail: fmt.Sprintf("KMS key %s is scheduled for deletion: data encrypted under it becomes unreadable for good when the waiting period ends. Cancel the deletion now, then enable the key.", in.keyName),
+			Advice: []string{
+				fmt.Sprintf("aws kms cancel-key-deletion --key-id %s --region %s", d.KeyARN, d.KeyRegion),
+				fmt.Sprintf("aws kms enable-key --key-id %s --region %s", d.KeyARN, d.KeyRegion),
+			},
+			Escalate: "the key's owners, urgently"}, true
+	case state == world.StatePendingImport || state == world.StateUnavailable || state == world.StateCreating ||
+		state == world.StateUpdating || (state == "" && d.Message.Kind == cloudtrail.MsgInvalidState):
+		if state == "" {
+			state = d.Message.State
+		}
+		return Finding{Code: finding.KeyUnavailable,
+			Detail: fmt.Sprintf("KMS key %s cannot be used in state %s; no policy change helps.", in.keyName, orUnknown(state)),
+			Advice: unavailableAdvice(state, d)}, true
+	}
+	return Finding{}, false
+}
+
+func (in *inputs) notFound(detail string) Finding {
+	d := in.d
+	f := Finding{Code: finding.KeyNotFound, Detail: detail, Advice: []string{
+		fmt.Sprintf("aws kms describe-key --key-id %s --region %s", d.KeyARN, d.KeyRegion),
+	}}
+	if d.Bucket != "" {
+		f.Advice = append(f.Advice,
+			fmt.Sprintf("aws s3api get-bucket-encryption --bucket %s", d.Bucket),
+			fmt.Sprintf(`aws s3api put-bucket-encryption --bucket %s --server-side-encryption-configuration '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"<key ARN in %s>"},"BucketKeyEnabled":true}]}'`, d.Bucket, d.Region))
+	}
+	return f
+}
+
+func unavailableAdvice(state string, d *cloudtrail.Denial) []string {
+	switch state {
+	case world.StatePendingImport:
+		return []string{fmt.Sprintf("aws kms get-parameters-for-import --key-id %s --wrapping-algorithm RSAES_OAEP_SHA_256 --wrapping-key-spec RSA_4096 --region %s  # then import-key-material", d.KeyARN, d.KeyRegion)}
+	case world.StateUnavailable:
+		return []string{"The key's custom key store is disconnected: aws kms describe-custom-key-stores, then aws kms connect-custom-key-store --custom-key-store-id <id>"}
+	}
+	return []string{"Wait for the multi-Region key operation to finish (aws kms describe-key --key-id " + d.KeyARN + "), then retry."}
+}
+
+// principalProblem covers callers no policy should name.
+func (in *inputs) principalProblem() (Finding, bool) {
+	id := in.d.Identity
+	switch id.Kind {
+	case cloudtrail.KindRoot:
+		return Finding{Code: finding.UnsupportedPrincipal,
+			Detail: "The root user made this request; kmsfix does not grant the root user. Use an IAM role, and grant that role instead.",
+			Advice: []string{"Repeat the request with an IAM role or user; kmsfix will then propose the grant for it."}}, true
+	case cloudtrail.KindAnonymous, cloudtrail.KindUnknown:
+		return Finding{Code: finding.UnsupportedPrincipal,
+			Detail: "An anonymous caller (public access, or a CloudFront origin access identity) read an SSE-KMS object; anonymous callers can never use a KMS key.",
+			Advice: []string{"Serve the objects through CloudFront origin access control (OAC) and add a key-policy statement for cloudfront.amazonaws.com conditioned on AWS:SourceArn = the distribution ARN, or store public objects with SSE-S3."}}, true
+	}
+	if id.PrincipalARN == "" {
+		return Finding{Code: finding.UnsupportedPrincipal,
+			Detail: fmt.Sprintf("The event names no IAM principal (userIdentity type %s, account %s); find the caller in the S3 data event or the caller account's copy of this event.", orUnknown(id.Type), orUnknown(id.Account)),
+		}, true
+	}
+	return Finding{}, false
+}
+
+// fromMessageLayer covers layers the error message names and the world cannot show.
+func (in *inputs) fromMessageLayer() (Finding, bool) {
+	m := in.d.Message
+	switch m.Kind {
+	case cloudtrail.MsgExplicitDeny:
+		switch m.PolicyType {
+		case cloudtrail.PolicySCP:
+			return in.escalate(finding.ExplicitDenySCP, "a service control policy explicitly denies", "the AWS Organizations administrator (SCP owner)"), true
+		case cloudtrail.PolicyRCP:
+			return in.escalate(finding.ExplicitDenyRCP, "a resource control policy explicitly denies", "the AWS Organizations administrator (RCP owner)"), true
+		case cloudtrail.PolicyBoundary:
+			return in.escalate(finding.ExplicitDenyPermissionsBoundary, "the principal's permissions boundary explicitly denies", "whoever owns the permissions boundary (usually the platform team)"), true
+		case cloudtrail.PolicySession:
+			return in.escalate(finding.ExplicitDenySessionPolicy, "the session policy passed when the session was created explicitly denies", "whoever creates the session (AssumeRole/GetFederationToken caller)"), true
+		case cloudtrail.PolicyVPCEndpoint:
+			return in.escalate(finding.ExplicitDenyVPCEndpointPolicy, "a VPC endpoint policy explicitly denies", "the owner of the VPC endpoint"), true
+		case cloudtrail.PolicyIdentity:
+			return in.identityDeny(in.denyRef(policy.LayerIdentity)), true
+		case cloudtrail.PolicyResource:
+			return in.keyPolicyDeny(in.denyRef(policy.LayerKeyPolicy)), true
+		}
+	case cloudtrail.MsgNoAllow:
+		needed := in.neededStatement()
+		switch m.PolicyType {
+		case cloudtrail.PolicySCP:
+			f := in.escalate(finding.SCPDoesNotAllow, "no service control policy allows", "the AWS Organizations administrator (SCP owner)")
+			f.Needed = needed
+			return f, true
+		case cloudtrail.PolicyBoundary:
+			f := in.escalate(finding.BoundaryDoesNotAllow, "the principal's permissions boundary does not allow", "whoever owns the permissions boundary")
+			f.Needed = needed
+			return f, true
+		case cloudtrail.PolicySession:
+			f := in.escalate(finding.SessionPolicyDoesNotAllow, "the session policy does not allow", "whoever creates the session (AssumeRole/GetFederationToken caller)")
+			f.Needed = needed
+			return f, true
+		case cloudtrail.PolicyVPCEndpoint:
+			f := in.escalate(finding.VPCEndpointPolicyDoesNotAllow, "the VPC endpoint policy does not allow", "the owner of the VPC endpoint")
+			f.Needed = needed
+			return f, true
+		}
+	}
+	return Finding{}, false
+}
+
+func (in *inputs) escalate(code finding.Code, what, owner string) Finding {
+	return Finding{Code: code,
+		Detail:   fmt.Sprintf("%s cannot %s with key %s: %s %s; no change kmsfix may make can fix it.", capitalize(in.who), in.action, in.keyName, what, in.action),
+		Escalate: owner,
+		Advice:   []string{"Ask " + owner + " to change that policy for this request; kmsfix never edits it."},
+	}
+}
+
+// neededStatement is what an SCP, boundary, session or endpoint policy would need to allow.
+func (in *inputs) neededStatement() *policy.Statement {
+	d := in.d
+	return &policy.Statement{
+		Sid: "AllowKmsViaS3", Effect: "Allow",
+		Action:   policy.List(d.Actions...),
+		Resource: policy.V(d.KeyARN),
+		Condition: policy.Condition{
+			"StringEquals": {"kms:ViaService": policy.V(ViaService(d))},
+		},
+	}
+}
+
+func (in *inputs) identityDeny(ref *policy.StatementRef) Finding {
+	where := "one of the principal's identity policies"
+	if ref != nil {
+		where = fmt.Sprintf("identity policy %q (statement %s)", ref.Policy, sidOrIndex(ref))
+	}
+	return Finding{Code: finding.ExplicitDenyIdentityPolicy,
+		Detail: fmt.Sprintf("%s cannot %s with key %s: %s explicitly denies it. Denies keyed on aws:SourceIp or aws:SourceVpce also stop S3's calls to KMS; exempt them with \"Bool\": {\"aws:ViaAWSService\": \"false\"}.",
+			capitalize(in.who), in.action, in.keyName, where),
+		Escalate: "the owner of the principal's IAM policies",
+		Advice:   []string{"Narrow the Deny statement so it does not match calls S3 makes for the principal (add \"Bool\": {\"aws:ViaAWSService\": \"false\"} to its Condition); kmsfix never loosens a Deny itself."},
+	}
+}
+
+func (in *inputs) keyPolicyDeny(ref *policy.StatementRef) Finding {
+	where := "a Deny statement in the key policy"
+	if ref != nil {
+		where = fmt.Sprintf("key policy statement %s", sidOrIndex(ref))
+	}
+	return Finding{Code: finding.ExplicitDenyKeyPolicy,
+		Detail: fmt.Sprintf("%s cannot %s with key %s: %s explicitly denies it.",
+			capitalize(in.who), in.action, in.keyName, where),
+		Escalate: fmt.Sprintf("the key's administrators (account %s)", in.d.KeyAccount),
+		Advice:   []string{"Review the Deny statement with the key's administrators; an exception for this principal via S3 (kms:ViaService) is the narrowest change. kmsfix never edits a Deny."},
+	}
+}
+
+func (in *inputs) awsManagedCrossAccount() Finding {
+	d := in.d
+	return Finding{Code: finding.AWSManagedKeyCrossAccount,
+		Detail: fmt.Sprintf("The object is encrypted with the AWS managed key aws/s3 of account %s, which no other account can ever use, and %s is in account %s. Re-encrypt the objects with a customer managed key and make it the bucket's default.", d.KeyAccount, in.who, d.Identity.Account),
+		Escalate: fmt.Sprintf("the bucket owner (account %s)", d.KeyAccount),
+		Advice: []string{
+			fmt.Sprintf("aws kms create-key --description \"%s data shared with %s\" --region %s   # in account %s; then allow %s in its key policy", orUnknown(d.Bucket), d.Identity.Account, d.KeyRegion, d.KeyAccount, d.Identity.PrincipalARN),
+			fmt.Sprintf(`aws s3api put-bucket-encryption --bucket %s --server-side-encryption-configuration '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"<new key ARN>"},"BucketKeyEnabled":true}]}'`, orUnknown(d.Bucket)),
+			fmt.Sprintf("aws s3 cp s3://%s/ s3://%s/ --recursive --sse aws:kms --sse-kms-key-id <new key ARN>   # re-encrypt existing objects in place (bucket owner)", orUnknown(d.Bucket), orUnknown(d.Bucket)),
+		}}
+}
+
+// evaluate decides from the policies the world holds. ok is false when the world knows too
+// little to decide.
+func (in *inputs) evaluate() (Finding, bool) {
+	keyKnown := in.key != nil && in.key.Policy != nil
+	princKnown := in.princ != nil
+	if !keyKnown && !princKnown {
+		return Finding{}, false
+	}
+	res := in.authorize()
+	switch res.Decision {
+	case policy.ExplicitDeny:
+		switch res.DenyLayer {
+		case policy.LayerKeyPolicy:
+			return in.keyPolicyDeny(res.Deny), true
+		case policy.LayerIdentity:
+			return in.identityDeny(res.Deny), true
+		case policy.LayerBoundary:
+			f := in.escalate(finding.ExplicitDenyPermissionsBoundary, fmt.Sprintf("the permissions boundary (%s) explicitly denies", sidOrIndex(res.Deny)), "whoever owns the permissions boundary")
+			return f, true
+		}
+	case policy.Allow:
+		if !keyKnown || !princKnown {
+			return Finding{}, false // an unknown side may be what refuses
+		}
+		return Finding{Code: finding.Undetermined,
+			Detail: fmt.Sprintf("The key policy and identity policies the remediator read allow %s to %s with key %s, yet KMS refused: the refusal comes from a layer it cannot read (an SCP, RCP, session policy or VPC endpoint policy), or the policies changed since.", in.who, in.action, in.keyName)}, true
+	}
+
+	// Implicit deny: which side lacks the allow?
+	if in.princ != nil && in.princ.PermissionsBoundary != nil && res.Boundary.Decision != policy.Allow &&
+		(res.Identity.Decision == policy.Allow || res.KeyPolicyAllowsDirectly()) {
+		f := in.escalate(finding.BoundaryDoesNotAllow, "the principal's permissions boundary does not allow", "whoever owns the permissions boundary")
+		f.Needed = in.neededStatement()
+		return f, true
+	}
+	keyAdmits := res.KeyPolicyAdmits()
+	identityAllows := res.Identity.Decision == policy.Allow
+	switch {
+	case keyKnown && !keyAdmits:
+		if key := mismatchKey(res.KeyPolicy); key != "" && (in.same || identityAllows) {
+			return in.conditionMismatch("key policy", res.KeyPolicy.NearMiss, key, false, true, keyKnown && princKnown), true
+		}
+		if in.same {
+			return in.keyPolicyMissing(true), true
+		}
+		need := !(princKnown && identityAllows)
+		return in.crossAccount(need, true, keyKnown && princKnown), true
+	case !princKnown:
+		// The key admits the caller (or is unknown); the identity side is unknown.
+		if !keyKnown {
+			return Finding{}, false
+		}
+		if keyAdmits && !res.KeyPolicy.ViaAccount && in.same {
+			return Finding{}, false // the key policy alone allows: the cause is elsewhere
+		}
+		return in.identityMissing(false), true
+	default: // the identity side is known; the key admits the caller or is unknown
+		if !identityAllows {
+			if key := mismatchKey(res.Identity); key != "" {
+				return in.conditionMismatch(fmt.Sprintf("identity policy %q", res.Identity.NearMiss.Policy), res.Identity.NearMiss, key, true, false, keyKnown), true
+			}
+		}
+		if keyKnown {
+			return in.identityMissing(true), true
+		}
+		switch {
+		case in.d.Message.Kind == cloudtrail.MsgNoIdentityAllow && !identityAllows:
+			return in.identityMissing(false), true
+		case in.same && (identityAllows || in.d.Message.Kind == cloudtrail.MsgNoResourceAllow):
+			return in.keyPolicyMissing(false), true
+		case in.same:
+			return in.identityMissing(false), true
+		}
+		return in.crossAccount(!identityAllows, true, false), true
+	}
+}
+
+func (in *inputs) keyPolicyMissing(known bool) Finding {
+	return Finding{Code: finding.KeyPolicyMissing, NeedKeyPolicy: true, KnownEnough: known,
+		Detail: fmt.Sprintf("The key policy of %s neither names %s nor lets account %s delegate through IAM (no statement for arn:aws:iam::%s:root), so identity policies cannot grant %s; add a key-policy statement for the principal.", in.keyName, in.who, in.d.KeyAccount, in.d.KeyAccount, in.action)}
+}
+
+// denyRef finds the Deny statement of a layer the message named, when the world holds it.
+func (in *inputs) denyRef(layer string) *policy.StatementRef {
+	if res := in.authorize(); res.DenyLayer == layer {
+		return res.Deny
+	}
+	return nil
+}
+
+func (in *inputs) authorize() policy.KMSResult {
+	var kp *policy.Document
+	var grants []policy.Grant
+	if in.key != nil {
+		kp = in.key.Policy
+		grants = Grants(in.key)
+	}
+	ins := policy.KMSInputs{KeyAccount: in.d.KeyAccount, KeyPolicy: kp, Grants: grants}
+	if in.princ != nil {
+		ins.Identity = Identity(in.princ)
+		ins.Boundary = in.princ.PermissionsBoundary
+	}
+	// Every action must be allowed; report the first that is not.
+	var res policy.KMSResult
+	for _, a := range in.d.Actions {
+		res = policy.AuthorizeKMS(Request(in.d, a), ins)
+		if res.Decision != policy.Allow {
+			return res
+		}
+	}
+	return res
+}
+
+func (in *inputs) identityMissing(known bool) Finding {
+	return Finding{Code: finding.IdentityPolicyMissing, NeedIdentity: true, KnownEnough: known && in.princ != nil,
+		Detail: fmt.Sprintf("The key policy of %s lets account %s grant access through IAM, but no identity policy of %s allows %s on it; attach an identity policy.", in.keyName, in.d.Identity.Account, in.who, in.action)}
+}
+
+func (in *inputs) crossAccount(needIdentity, needKey, known bool) Finding {
+	d := in.d
+	var parts []string
+	if needKey {
+		parts = append(parts, fmt.Sprintf("a key-policy statement in account %s naming %s", d.KeyAccount, d.Identity.PrincipalARN))
+	}
+	if needIdentity {
+		parts = append(parts, fmt.Sprintf("an identity policy on %s in account %s", in.who, d.Identity.Account))
+	}
+	return Finding{Code: finding.CrossAccountAccessMissing, NeedIdentity: needIdentity, NeedKeyPolicy: needKey, KnownEnough: known,
+		Detail: fmt.Sprintf("Key %s belongs to account %s and %s in account %s was refused %s; cross-account use needs the key policy and the caller's IAM to both allow it. Missing: %s.",
+			in.keyName, d.KeyAccount, in.who, d.Identity.Account, in.action, strings.Join(parts, " and ")),
+		Escalate: fmt.Sprintf("the key's administrators in account %s (for the key-policy statement)", d.KeyAccount)}
+}
+
+func (in *inputs) conditionMismatch(where string, ref *policy.StatementRef, key string, identitySide, keySide, known bool) Finding {
+	d := in.d
+	why := ""
+	switch strings.ToLower(key) {
+	case "kms:encryptioncontext:aws:s3:arn":
+		if d.BucketKey {
+			why = fmt.Sprintf(" The bucket uses S3 Bucket Keys, so the context is the bucket ARN arn:aws:s3:::%s, not an object ARN.", d.Bucket)
+		} else {
+			why = fmt.Sprintf(" The request's context is %s.", d.ContextARN)
+		}
+	case "kms:viaservice":
+		why = fmt.Sprintf(" The request came through %s.", ViaService(d))
+	}
+	f := Finding{Code: finding.ConditionMismatch, NeedIdentity: identitySide, NeedKeyPolicy: keySide, KnownEnough: known,
+		Detail: fmt.Sprintf("%s allows %s on %s, but its condition on %s does not match this request.%s", where+" "+sidOrIndex(ref), in.action, in.keyName, key, why)}
+	f.Detail = capitalize(f.Detail)
+	return f
+}
+
+// mismatchKey returns the condition key of a near-miss allow when it describes the request
+// (not who the caller is, which is a different cause).
+func mismatchKey(r policy.Result) string {
+	if r.NearMiss == nil {
+		return ""
+	}
+	switch k := strings.ToLower(r.NearMissKey); {
+	case k == "kms:calleraccount", k == "aws:principalaccount", k == "aws:principalarn",
+		k == "aws:principalorgid", k == "aws:principalorgpaths", k == "aws:userid", k == "aws:username",
+		k == "aws:principaltype", strings.HasPrefix(k, "aws:principaltag/"):
+		return ""
+	}
+	return r.NearMissKey
+}
+
+// fromMessage decides from the error message alone, when the world cannot.
+func (in *inputs) fromMessage() Finding {
+	d := in.d
+	switch d.Message.Kind {
+	case cloudtrail.MsgNoIdentityAllow:
+		return in.identityMissing(false)
+	case cloudtrail.MsgNoResourceAllow:
+		if in.same {
+			return in.keyPolicyMissing(false)
+		}
+		return in.crossAccount(!in.identityKnownToAllow(), true, false)
+	}
+	if d.Message.Kind == cloudtrail.MsgExplicitDeny {
+		f := in.keyPolicyDeny(nil)
+		f.Detail += " The message does not name the policy type; a Deny in the key policy is the usual cause, so check it first."
+		return f
+	}
+	if !in.same {
+		// Ambiguous, old or unknown wording: cross-account denials look like this.
+		return in.crossAccount(!in.identityKnownToAllow(), true, false)
+	}
+	return Finding{Code: finding.Undetermined, NeedKeyPolicy: true,
+		Detail: fmt.Sprintf("KMS's message (%q) does not say which policy refused, and the key policy could not be read: most likely the key policy of %s does not admit %s. The proposed key-policy statement is unverified.", shorten(d.Message.Text, 160), in.keyName, in.who)}
+}
+
+func (in *inputs) identityKnownToAllow() bool {
+	if in.princ == nil {
+		return false
+	}
+	for _, a := range in.d.Actions {
+		res := evaluateIdentity(in.d, a, in.princ)
+		if res.Decision != policy.Allow {
+			return false
+		}
+	}
+	return true
+}
+
+func evaluateIdentity(d *cloudtrail.Denial, action string, p *world.Principal) policy.Result {
+	req := Request(d, action)
+	var out policy.Result
+	for _, np := range p.Policies {
+		r := np.Document.Evaluate(req, np.Name, false)
+		if r.Decision == policy.ExplicitDeny {
+			return r
+		}
+		if r.Decision == policy.Allow {
+			out = r
+		}
+	}
+	if out.Decision == policy.Allow && p.PermissionsBoundary != nil &&
+		p.PermissionsBoundary.Evaluate(req, "permissions boundary", false).Decision != policy.Allow {
+		return policy.Result{}
+	}
+	return out
+}
+
+// Request is the request KMS authorized: the principal's session, via S3, with S3's
+// encryption context.
+func Request(d *cloudtrail.Denial, action string) policy.Request {
+	id := d.Identity
+	ctx := map[string]string{
+		"kms:ViaService":       ViaService(d),
+		"kms:CallerAccount":    id.Account,
+		"aws:PrincipalArn":     id.PrincipalARN,
+		"aws:PrincipalAccount": id.Account,
+		"aws:ViaAWSService":    "true",
+	}
+	if d.ContextARN != "" {
+		ctx["kms:EncryptionContext:aws:s3:arn"] = d.ContextARN
+	}
+	session := ""
+	if id.SessionARN != "" && id.SessionARN != id.PrincipalARN {
+		session = id.SessionARN
+	}
+	return policy.Request{
+		Action:   action,
+		Resource: d.KeyARN,
+		Caller:   policy.Caller{ARN: id.PrincipalARN, SessionARN: session, Account: id.Account},
+		Context:  ctx,
+	}
+}
+
+// ViaService is the kms:ViaService value of S3 in the request's Region.
+func ViaService(d *cloudtrail.Denial) string {
+	region := d.Region
+	if region == "" {
+		region = d.KeyRegion
+	}
+	return "s3." + region + ".amazonaws.com"
+}
+
+// Identity lists a principal's identity policies for the evaluator.
+func Identity(p *world.Principal) []policy.NamedDocument {
+	out := make([]policy.NamedDocument, 0, len(p.Policies))
+	for _, np := range p.Policies {
+		out = append(out, policy.NamedDocument{Name: np.Name, Doc: np.Document})
+	}
+	return out
+}
+
+// Grants converts a key's grants for the evaluator.
+func Grants(k *world.Key) []policy.Grant {
+	out := make([]policy.Grant, 0, len(k.Grants))
+	for _, g := range k.Grants {
+		pg := policy.Grant{Grantee: g.Grantee, Operations: g.Operations}
+		if g.Constraints != nil {
+			pg.EncryptionContextEquals = g.Constraints.EncryptionContextEquals
+			pg.EncryptionContextSubset = g.Constraints.EncryptionContextSubset
+		}
+		out = append(out, pg)
+	}
+	return out
+}
+
+// Describe names the principal for people: "role app/reader", "user report-uploader".
+func Describe(id cloudtrail.Identity) string {
+	arn := id.PrincipalARN
+	i := strings.Index(arn, ":role/")
+	if i < 0 {
+		i = strings.Index(arn, ":user/")
+	}
+	if i < 0 {
+		if arn == "" {
+			return "the caller"
+		}
+		return arn
+	}
+	kind, name := "role", arn[i+len(":role/"):]
+	if strings.HasPrefix(arn[i:], ":user/") {
+		kind = "user"
+	}
+	switch id.Kind {
+	case cloudtrail.KindSSORole:
+		kind = "IAM Identity Center role"
+	case cloudtrail.KindServiceLinkedRole:
+		kind = "service-linked role"
+	case cloudtrail.KindFederatedUser:
+		kind = "federated user of"
+	}
+	return kind + " " + name
+}
+
+func keyName(d *cloudtrail.Denial, k *world.Key) string {
+	if k != nil && len(k.Aliases) > 0 {
+		return fmt.Sprintf("%s (%s)", d.KeyARN, k.Aliases[0])
+	}
+	return d.KeyARN
+}
+
+func sidOrIndex(r *policy.StatementRef) string {
+	if r == nil {
+		return ""
+	}
+	if r.Sid != "" {
+		return fmt.Sprintf("%q", r.Sid)
+	}
+	return fmt.Sprintf("#%d", r.Index+1)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

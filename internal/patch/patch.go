@@ -1,0 +1,152 @@
+// Package patch writes the least-privilege fix for a finding (CONTRACT.md section 3) and
+// verifies it by evaluation: the denied request becomes allowed and nothing else does.
+package patch
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/diagnose"
+	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+// Name is the deterministic name of this fix: the inline policy name and, without dashes, the
+// statement Sid, so a repeat finds and replaces its own change.
+func Name(d *cloudtrail.Denial) string {
+	actions := slices.Clone(d.Actions)
+	slices.Sort(actions)
+	h := sha256.Sum256([]byte(d.Identity.PrincipalARN + "|" + d.KeyARN + "|" + strings.Join(actions, ",") + "|" + d.Bucket))
+	return "kmsfix-s3-" + hex.EncodeToString(h[:6])
+}
+
+// Sid is the statement id for Name: IAM Sids allow only letters and digits.
+func Sid(d *cloudtrail.Denial) string {
+	return "KmsfixS3" + strings.TrimPrefix(Name(d), "kmsfix-s3-")
+}
+
+// Build returns the patches the finding calls for.
+func Build(d *cloudtrail.Denial, f diagnose.Finding, w *world.World) []finding.Patch {
+	var out []finding.Patch
+	if f.NeedIdentity {
+		out = append(out, identityPatch(d))
+	}
+	if f.NeedKeyPolicy {
+		out = append(out, keyPolicyPatch(d, w.Key(d.KeyARN)))
+	}
+	return out
+}
+
+// conditions limit a statement to S3 in the request's Region and to this bucket's objects (or
+// the bucket itself, which is the context when the bucket uses S3 Bucket Keys).
+func conditions(d *cloudtrail.Denial, withCallerAccount bool) policy.Condition {
+	eq := map[string]policy.Values{"kms:ViaService": policy.V(diagnose.ViaService(d))}
+	if withCallerAccount {
+		eq["kms:CallerAccount"] = policy.V(d.Identity.Account)
+	}
+	c := policy.Condition{"StringEquals": eq}
+	if b := bucketARN(d); b != "" {
+		c["StringLike"] = map[string]policy.Values{
+			"kms:EncryptionContext:aws:s3:arn": policy.List(b, b+"/*"),
+		}
+	}
+	return c
+}
+
+func bucketARN(d *cloudtrail.Denial) string {
+	if d.Bucket == "" {
+		return ""
+	}
+	partition := "aws"
+	if p := strings.SplitN(d.ContextARN, ":", 3); len(p) == 3 && p[1] != "" {
+		partition = p[1]
+	}
+	return "arn:" + partition + ":s3:::" + d.Bucket
+}
+
+func identityPatch(d *cloudtrail.Denial) finding.Patch {
+	doc := &policy.Document{Version: "2012-10-17", Statement: policy.Statements{{
+		Sid:       Sid(d),
+		Effect:    "Allow",
+		Action:    policy.List(d.Actions...),
+		Resource:  policy.V(d.KeyARN),
+		Condition: conditions(d, false),
+	}}}
+	p := finding.Patch{
+		Kind:    finding.KindIdentityPolicy,
+		Account: d.Identity.Account,
+		Target:  d.Identity.PrincipalARN,
+		Policy:  doc,
+		Name:    Name(d),
+	}
+	p.Commands = identityCommands(d, p)
+	return p
+}
+
+func keyPolicyPatch(d *cloudtrail.Denial, k *world.Key) finding.Patch {
+	st := &policy.Statement{
+		Sid:       Sid(d),
+		Effect:    "Allow",
+		Principal: policy.AWSPrincipal(d.Identity.PrincipalARN),
+		Action:    policy.List(d.Actions...),
+		Resource:  policy.V(d.KeyARN),
+		Condition: conditions(d, true),
+	}
+	p := finding.Patch{
+		Kind:      finding.KindKeyPolicyStatement,
+		Account:   d.KeyAccount,
+		Target:    d.KeyARN,
+		Statement: st,
+		Name:      Sid(d),
+	}
+	if k != nil && k.Policy != nil {
+		if _, exists := k.Policy.StatementBySid(st.Sid); !exists {
+			p.MergedKeyPolicy = k.Policy.With(*st)
+		}
+	}
+	p.Commands = keyPolicyCommands(d, p)
+	return p
+}
+
+func identityCommands(d *cloudtrail.Denial, p finding.Patch) []string {
+	doc := compact(p.Policy)
+	arn := d.Identity.PrincipalARN
+	name := arn[strings.LastIndex(arn, "/")+1:]
+	switch {
+	case strings.Contains(arn, ":user/"):
+		return []string{fmt.Sprintf("aws iam put-user-policy --user-name %s --policy-name %s --policy-document %s", name, p.Name, shellQuote(doc))}
+	case d.Identity.Kind == cloudtrail.KindSSORole:
+		return []string{fmt.Sprintf("# IAM Identity Center owns this role: add the policy to its permission set in the management account, e.g.\naws sso-admin put-inline-policy-to-permission-set --instance-arn <instance ARN> --permission-set-arn <permission set ARN> --inline-policy %s", shellQuote(doc))}
+	}
+	return []string{fmt.Sprintf("aws iam put-role-policy --role-name %s --policy-name %s --policy-document %s", name, p.Name, shellQuote(doc))}
+}
+
+func keyPolicyCommands(d *cloudtrail.Denial, p finding.Patch) []string {
+	if p.MergedKeyPolicy != nil {
+		return []string{fmt.Sprintf("aws kms put-key-policy --region %s --key-id %s --policy-name default --policy %s", d.KeyRegion, d.KeyARN, shellQuote(compact(p.MergedKeyPolicy)))}
+	}
+	return []string{
+		fmt.Sprintf("aws kms get-key-policy --region %s --key-id %s --policy-name default --query Policy --output text > key-policy.json", d.KeyRegion, d.KeyARN),
+		fmt.Sprintf("jq --argjson s %s '.Statement += [$s]' key-policy.json > key-policy.new.json", shellQuote(compact(p.Statement))),
+		fmt.Sprintf("aws kms put-key-policy --region %s --key-id %s --policy-name default --policy file://key-policy.new.json", d.KeyRegion, d.KeyARN),
+	}
+}
+
+func compact(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("<unencodable: %v>", err)
+	}
+	return string(b)
+}
+
+// shellQuote quotes for POSIX shells.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}

@@ -1,0 +1,179 @@
+package patch
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/diagnose"
+	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+// Verification is what evaluating the world plus the patches showed.
+type Verification struct {
+	AllowedAfter bool     // every needed action is allowed after patching
+	Widened      []string // requests refused before and allowed after that the fix must not allow
+}
+
+// OK says the patches fix the request and allow nothing more.
+func (v Verification) OK() bool { return v.AllowedAfter && len(v.Widened) == 0 }
+
+// Verify evaluates the denied request, and requests the fix must not open, before and after
+// the patches. A key the world does not know is taken as having only the patch's statements.
+func Verify(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) Verification {
+	before := inputs(d, w, nil)
+	after := inputs(d, w, patches)
+	var v Verification
+	v.AllowedAfter = len(d.Actions) > 0
+	for _, a := range d.Actions {
+		if policy.AuthorizeKMS(diagnose.Request(d, a), after.forCaller).Decision != policy.Allow {
+			v.AllowedAfter = false
+		}
+	}
+	for _, p := range probes(d) {
+		in := func(s kmsInputs) policy.KMSInputs {
+			if p.otherPrincipal {
+				return s.forOther
+			}
+			return s.forCaller
+		}
+		if policy.AuthorizeKMS(p.req, in(before)).Decision != policy.Allow &&
+			policy.AuthorizeKMS(p.req, in(after)).Decision == policy.Allow {
+			v.Widened = append(v.Widened, p.name)
+		}
+	}
+	return v
+}
+
+type kmsInputs struct {
+	forCaller policy.KMSInputs // the principal's own policies apply
+	forOther  policy.KMSInputs // another principal of the account: only the key side applies
+}
+
+func inputs(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) kmsInputs {
+	in := policy.KMSInputs{KeyAccount: d.KeyAccount}
+	if k := w.Key(d.KeyARN); k != nil {
+		in.KeyPolicy = k.Policy
+		in.Grants = diagnose.Grants(k)
+	}
+	if p := w.Principal(d.Identity.PrincipalARN); p != nil {
+		in.Identity = diagnose.Identity(p)
+		in.Boundary = p.PermissionsBoundary
+	}
+	for _, p := range patches {
+		switch p.Kind {
+		case finding.KindIdentityPolicy:
+			if p.Target == d.Identity.PrincipalARN && p.Policy != nil {
+				in.Identity = append(append([]policy.NamedDocument{}, in.Identity...), policy.NamedDocument{Name: p.Name, Doc: p.Policy})
+			}
+		case finding.KindKeyPolicyStatement:
+			if p.Target == d.KeyARN && p.Statement != nil {
+				base := in.KeyPolicy
+				if base == nil {
+					base = &policy.Document{}
+				}
+				in.KeyPolicy = base.With(*p.Statement)
+			}
+		case finding.KindGrant:
+			if p.Target == d.KeyARN && p.Grant != nil {
+				in.Grants = append(append([]policy.Grant{}, in.Grants...), policy.Grant{Grantee: p.Grant.Grantee, Operations: p.Grant.Operations})
+			}
+		}
+	}
+	other := policy.KMSInputs{KeyAccount: in.KeyAccount, KeyPolicy: in.KeyPolicy, Grants: in.Grants}
+	return kmsInputs{forCaller: in, forOther: other}
+}
+
+type probe struct {
+	name           string
+	req            policy.Request
+	otherPrincipal bool
+}
+
+// probes are requests the fix must not newly allow (scenarios/README.md, "How a report is
+// judged", point 4).
+func probes(d *cloudtrail.Denial) []probe {
+	needed := map[string]bool{}
+	for _, a := range d.Actions {
+		needed[strings.ToLower(a)] = true
+	}
+	base := diagnose.Request(d, first(d.Actions))
+	var out []probe
+	add := func(name string, mutate func(r *policy.Request)) {
+		r := base
+		r.Context = clone(base.Context)
+		mutate(&r)
+		out = append(out, probe{name: name, req: r})
+	}
+	for _, a := range []string{"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:Encrypt", "kms:ReEncryptFrom", "kms:Decrypt", "kms:GenerateDataKey"} {
+		if needed[strings.ToLower(a)] {
+			continue
+		}
+		action := a
+		add(action+" via S3", func(r *policy.Request) { r.Action = action })
+		add(action+" called directly", func(r *policy.Request) {
+			r.Action = action
+			delete(r.Context, "kms:ViaService")
+			r.Context["aws:ViaAWSService"] = "false"
+		})
+	}
+	for _, a := range d.Actions {
+		action := a
+		add(action+" on another key", func(r *policy.Request) {
+			r.Action = action
+			r.Resource = otherKey(d.KeyARN)
+		})
+		add(action+" called directly (no kms:ViaService)", func(r *policy.Request) {
+			r.Action = action
+			delete(r.Context, "kms:ViaService")
+			r.Context["aws:ViaAWSService"] = "false"
+		})
+		add(action+" through another service", func(r *policy.Request) {
+			r.Action = action
+			r.Context["kms:ViaService"] = "sqs." + d.Region + ".amazonaws.com"
+		})
+		if d.Bucket != "" {
+			for _, other := range []string{d.Bucket + "-other", d.Bucket + "x"} {
+				b := other
+				add(fmt.Sprintf("%s for bucket %s", action, b), func(r *policy.Request) {
+					r.Action = action
+					r.Context["kms:EncryptionContext:aws:s3:arn"] = "arn:aws:s3:::" + b + "/object"
+				})
+			}
+		}
+		if d.Identity.Account != "" {
+			otherARN := "arn:aws:iam::" + d.Identity.Account + ":role/kmsfix-probe-other-principal"
+			r := diagnose.Request(d, action)
+			r.Caller = policy.Caller{ARN: otherARN, SessionARN: "arn:aws:sts::" + d.Identity.Account + ":assumed-role/kmsfix-probe-other-principal/s", Account: d.Identity.Account}
+			r.Context = clone(r.Context)
+			r.Context["aws:PrincipalArn"] = otherARN
+			out = append(out, probe{name: action + " by another principal of account " + d.Identity.Account, req: r, otherPrincipal: true})
+		}
+	}
+	return out
+}
+
+func otherKey(arn string) string {
+	i := strings.LastIndex(arn, "/")
+	if i < 0 {
+		return arn + "-other"
+	}
+	return arn[:i+1] + "00000000-0000-0000-0000-000000000000"
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func clone(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
