@@ -264,7 +264,7 @@ func (in *inputs) keyPolicyDeny(ref *policy.StatementRef) Finding {
 func (in *inputs) awsManagedCrossAccount() Finding {
 	d := in.d
 	return Finding{Code: finding.AWSManagedKeyCrossAccount,
-		Detail: fmt.Sprintf("The object is encrypted with the AWS managed key aws/s3 of account %s, which no other account can ever use, and %s is in account %s. Re-encrypt the objects with a customer managed key and make it the bucket's default.", d.KeyAccount, in.who, d.Identity.Account),
+		Detail:   fmt.Sprintf("The object is encrypted with the AWS managed key aws/s3 of account %s, which no other account can ever use, and %s is in account %s. Re-encrypt the objects with a customer managed key and make it the bucket's default.", d.KeyAccount, in.who, d.Identity.Account),
 		Escalate: fmt.Sprintf("the bucket owner (account %s)", d.KeyAccount),
 		Advice: []string{
 			fmt.Sprintf("aws kms create-key --description \"%s data shared with %s\" --region %s   # in account %s; then allow %s in its key policy", orUnknown(d.Bucket), d.Identity.Account, d.KeyRegion, d.KeyAccount, d.Identity.PrincipalARN),
