@@ -1,0 +1,30 @@
+package notify
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+
+	"github.com/kmsfix/kmsfix/internal/finding"
+)
+
+// Fingerprint identifies a finding for deduplication: the same principal denied the same
+// actions on the same key and bucket for the same reason. The object is left out on purpose:
+// a batch job failing on ten thousand objects of one bucket is one finding. A report that
+// already carries a fingerprint keeps it.
+func Fingerprint(r finding.Report) string {
+	if r.Fingerprint != "" {
+		return r.Fingerprint
+	}
+	actions := slices.Clone(r.Actions)
+	slices.Sort(actions)
+	actions = slices.Compact(actions)
+	h := sha256.New()
+	// Version prefix and NUL separators: no field can run into the next.
+	for _, part := range []string{"v1", r.Principal, r.Key, strings.Join(actions, ","), string(r.Diagnosis), r.Bucket} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}

@@ -1,0 +1,305 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/kmsfix/kmsfix/internal/finding"
+)
+
+// Config configures a Notifier (docs/CONFIG.md names the environment variables).
+type Config struct {
+	TopicARN       string        // KMSFIX_TOPIC_ARN; empty: no SNS copy
+	Table          string        // KMSFIX_TABLE_NAME; empty: no dedupe across containers
+	SlackSecretARN string        // KMSFIX_SLACK_SECRET_ARN; empty: no Slack
+	Window         time.Duration // KMSFIX_DEDUPE_WINDOW, default 1h
+	Propagation    time.Duration // KMSFIX_PROPAGATION_WINDOW, default 10m
+
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
+
+	// Slack delivery: attempts per message, total wait for Retry-After and backoff, first
+	// backoff (doubled each attempt), HTTP client, and the sleep (tests pass a fake clock).
+	SlackAttempts int
+	SlackMaxWait  time.Duration
+	SlackBackoff  time.Duration
+	HTTPClient    *http.Client
+	Sleep         func(context.Context, time.Duration) error
+}
+
+// Clients are the AWS clients the notifier uses; *sns.Client, *dynamodb.Client and
+// *secretsmanager.Client satisfy them. A nil client turns its feature off.
+type Clients struct {
+	SNS      Publisher
+	DynamoDB Table
+	Secrets  SecretGetter
+}
+
+// Notifier sends each finding once per dedupe window to SNS and Slack.
+type Notifier struct {
+	cfg   Config
+	sns   Publisher
+	slack *SlackSender
+	store *store
+	memo  *memo
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New builds a Notifier.
+func New(cfg Config, c Clients) (*Notifier, error) {
+	if cfg.Window <= 0 {
+		cfg.Window = time.Hour
+	}
+	if cfg.Propagation <= 0 {
+		cfg.Propagation = 10 * time.Minute
+	}
+	nt := &Notifier{cfg: cfg, log: cfg.Logger, now: cfg.Now, memo: newMemo(50000)}
+	if nt.log == nil {
+		nt.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if nt.now == nil {
+		nt.now = time.Now
+	}
+	if cfg.TopicARN != "" {
+		if c.SNS == nil {
+			return nil, errors.New("notify: a topic is configured but no SNS client given")
+		}
+		nt.sns = c.SNS
+	}
+	if cfg.SlackSecretARN != "" {
+		if c.Secrets == nil {
+			return nil, errors.New("notify: a Slack secret is configured but no Secrets Manager client given")
+		}
+		nt.slack = newSlackSender(c.Secrets, cfg.SlackSecretARN, cfg)
+	}
+	if cfg.Table != "" {
+		if c.DynamoDB == nil {
+			return nil, errors.New("notify: a table is configured but no DynamoDB client given")
+		}
+		nt.store = &store{db: c.DynamoDB, table: cfg.Table, window: cfg.Window}
+	}
+	if nt.sns == nil && nt.slack == nil {
+		return nil, errors.New("notify: neither an SNS topic nor a Slack secret is configured")
+	}
+	return nt, nil
+}
+
+// Notify sends the finding unless it was sent within the window (then it only counts it).
+// It returns an error only when retrying the whole event is safe and useful: a channel failed
+// in a way that may heal, and the dedupe store recorded what was delivered, so the retry
+// re-sends only what is missing.
+func (nt *Notifier) Notify(ctx context.Context, r finding.Report) error {
+	return nt.notify(ctx, r, nil)
+}
+
+// NotifyApplied sends the finding with the automatic change made for it, then holds the
+// finding back for the propagation window.
+func (nt *Notifier) NotifyApplied(ctx context.Context, r finding.Report, a AppliedChange) error {
+	err := nt.notify(ctx, r, &a)
+	if herr := nt.HoldBack(ctx, Fingerprint(r), nt.now().Add(nt.cfg.Propagation)); herr != nil {
+		nt.log.Warn("notify: hold back after change failed", "fingerprint", Fingerprint(r), "error", herr)
+	}
+	return err
+}
+
+// HoldBack suppresses messages for a fingerprint until the given time: after an automatic
+// change, KMS and IAM take minutes to apply it and the denials keep coming meanwhile. Events
+// held back are counted and reported with the next message.
+func (nt *Notifier) HoldBack(ctx context.Context, fingerprint string, until time.Time) error {
+	nt.memo.hold(fingerprint, until)
+	if nt.store == nil {
+		return nil
+	}
+	return nt.store.holdBack(ctx, fingerprint, until)
+}
+
+// PropagationWindow is how long HoldBack should last after an automatic change.
+func (nt *Notifier) PropagationWindow() time.Duration { return nt.cfg.Propagation }
+
+// plan is what to do for one event.
+type plan struct {
+	send       bool
+	slack, sns bool // channels to send
+	repeats    int
+	lastSent   time.Time
+	tracked    bool   // the store records delivery (false: DynamoDB failed, notify anyway)
+	owner      string // the event id the store knows the message by
+}
+
+func (nt *Notifier) notify(ctx context.Context, r finding.Report, applied *AppliedChange) error {
+	if r.Ignored != "" {
+		return nil
+	}
+	n := NewNotice(r)
+	n.Applied = applied
+	now := nt.now()
+	p, err := nt.decide(ctx, n, now)
+	if err != nil {
+		// The design's choice: a finding that might be a duplicate beats a lost one. The
+		// container's memory still stops a storm from flooding while DynamoDB is away.
+		nt.log.Warn("notify: dedupe store unavailable, notifying without it", "event_id", r.EventID, "fingerprint", n.Fingerprint, "error", err)
+		if nt.memo.seen(n.Fingerprint, now, nt.cfg.Window) {
+			return nil
+		}
+		p = plan{send: true, slack: nt.slack != nil, sns: nt.sns != nil}
+	}
+	if !p.send {
+		return nil
+	}
+	n.Repeats, n.LastSent = p.repeats, p.lastSent
+	return nt.deliver(ctx, n, p)
+}
+
+// decide consults the store: send (which channels), or count as a repeat.
+func (nt *Notifier) decide(ctx context.Context, n Notice, now time.Time) (plan, error) {
+	if nt.store == nil {
+		if nt.memo.seen(n.Fingerprint, now, nt.cfg.Window) {
+			return plan{}, nil
+		}
+		return plan{send: true, slack: nt.slack != nil, sns: nt.sns != nil}, nil
+	}
+	eventID := n.Report.EventID
+	first := true
+	if eventID != "" {
+		var err error
+		if first, err = nt.store.markEvent(ctx, eventID, now); err != nil {
+			return plan{}, err
+		}
+	} else {
+		eventID = "no-event-id#" + now.Format(time.RFC3339Nano)
+	}
+	if !first {
+		st, err := nt.store.get(ctx, n.Fingerprint)
+		if err != nil {
+			return plan{}, err
+		}
+		switch {
+		case st.Found && st.Owner == eventID:
+			// A retry of the event that owns the message: send what is still pending.
+			p := plan{slack: st.Slack == statePending, sns: st.SNS == statePending, tracked: true, owner: eventID}
+			p.send = p.slack || p.sns
+			return p, nil
+		case st.Found && st.active(now):
+			return plan{}, nil // counted (or covered) the first time
+		}
+		// The first attempt stopped before it claimed a window: carry on as if first.
+	}
+	slackState, snsState := stateOff, stateOff
+	if nt.slack != nil {
+		slackState = statePending
+	}
+	if nt.sns != nil {
+		snsState = statePending
+	}
+	sum := summary{string(n.Report.Diagnosis), n.Report.Principal, n.Report.Key}
+	// Repeat first: in a storm nearly every event is one, and that costs one write.
+	for range 3 {
+		counted, err := nt.store.countRepeat(ctx, n.Fingerprint, eventID, now)
+		if err != nil {
+			return plan{}, err
+		}
+		if counted {
+			return plan{}, nil
+		}
+		old, claimed, err := nt.store.claim(ctx, n.Fingerprint, eventID, now, slackState, snsState, sum)
+		if err != nil {
+			return plan{}, err
+		}
+		if claimed {
+			return plan{send: true, slack: nt.slack != nil, sns: nt.sns != nil, repeats: old.Since, lastSent: old.WindowStart, tracked: true, owner: eventID}, nil
+		}
+		// Another container claimed (or a window ended) between the two writes: look again.
+	}
+	return plan{}, fmt.Errorf("dedupe: no decision for %s after 3 rounds", n.Fingerprint)
+}
+
+// deliver sends to the planned channels at once, so a Slack outage never holds up SNS.
+func (nt *Notifier) deliver(ctx context.Context, n Notice, p plan) error {
+	var wg sync.WaitGroup
+	var snsErr, slackErr error
+	if p.sns {
+		wg.Go(func() { snsErr = publishSNS(ctx, nt.sns, nt.cfg.TopicARN, n) })
+	}
+	if p.slack {
+		wg.Go(func() { slackErr = nt.slack.Send(ctx, SlackMessage(n)) })
+	}
+	wg.Wait()
+
+	var retry []error
+	delivered := false
+	for _, c := range []struct {
+		name string
+		on   bool
+		err  error
+	}{{"sns", p.sns, snsErr}, {"slack", p.slack, slackErr}} {
+		if !c.on {
+			continue
+		}
+		state := stateSent
+		if c.err != nil {
+			var de *DeliveryError
+			retryable := errors.As(c.err, &de) && de.Retryable
+			state = stateFailed
+			if retryable {
+				state = statePending
+				retry = append(retry, c.err)
+			}
+			nt.log.Error("notify: delivery failed", "channel", c.name, "event_id", n.Report.EventID,
+				"fingerprint", n.Fingerprint, "retryable", retryable, "error", c.err.Error())
+		} else {
+			delivered = true
+		}
+		if p.tracked {
+			if err := nt.store.setChannel(ctx, n.Fingerprint, p.owner, c.name, state); err != nil {
+				nt.log.Warn("notify: could not record delivery", "channel", c.name, "event_id", n.Report.EventID, "error", err)
+			}
+		}
+	}
+	if len(retry) == 0 {
+		return nil
+	}
+	if !p.tracked && delivered {
+		// Without the store a retry would send the delivered copy again: keep what went out.
+		return nil
+	}
+	return fmt.Errorf("notify %s: %w", n.Report.EventID, errors.Join(retry...))
+}
+
+// memo is the container's own dedupe, used when there is no store or it fails. Bounded: when
+// full it forgets everything, which at worst sends a finding once more.
+type memo struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+	max   int
+}
+
+func newMemo(max int) *memo { return &memo{until: map[string]time.Time{}, max: max} }
+
+// seen reports whether fp is within its window, and opens one if not.
+func (m *memo) seen(fp string, now time.Time, window time.Duration) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.until[fp]; ok && t.After(now) {
+		return true
+	}
+	if len(m.until) >= m.max {
+		clear(m.until)
+	}
+	m.until[fp] = now.Add(window)
+	return false
+}
+
+func (m *memo) hold(fp string, until time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.until[fp]; !ok || t.Before(until) {
+		m.until[fp] = until
+	}
+}
