@@ -140,6 +140,23 @@ type Report struct {
 	// NeededStatement is what a layer kmsfix cannot edit (SCP, permissions boundary, session or
 	// VPC endpoint policy) would need to allow; it is advice, never a patch.
 	NeededStatement *policy.Statement `json:"needed_statement,omitempty"`
+	// Applied is the automatic change made for this finding in a sandbox account, if any.
+	Applied *Applied `json:"applied,omitempty"`
+}
+
+// Applied describes an automatic change (internal/apply): what was changed, when it is
+// reverted, and the command that reverts it now.
+type Applied struct {
+	ID            string   `json:"id"`
+	Lever         string   `json:"lever"` // identity-policy, key-policy-statement or grant
+	Account       string   `json:"account"`
+	Target        string   `json:"target"` // role/user ARN or key ARN
+	Name          string   `json:"name"`   // inline policy name, statement Sid or grant name
+	AppliedAt     string   `json:"applied_at"`
+	ExpiresAt     string   `json:"expires_at"`
+	RevertCommand string   `json:"revert_command,omitempty"`
+	DryRun        bool     `json:"dry_run,omitempty"`
+	Calls         []string `json:"calls,omitempty"` // dry run: the exact API calls it would make
 }
 
 type reportFields Report
