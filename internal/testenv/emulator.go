@@ -1,0 +1,136 @@
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// emuToolsDir is .tools (KMSFIX_TOOLS, else found by walking up to go.mod).
+func emuToolsDir(t Harness) string {
+	t.Helper()
+	if dir := os.Getenv("KMSFIX_TOOLS"); dir != "" {
+		return dir
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("getwd: %v", err)
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, ".tools")
+		}
+		if filepath.Dir(d) == d {
+			t.Fatalf("no go.mod above %s", wd)
+		}
+	}
+}
+
+// emuTool returns the path of a file under .tools, failing with the fix when it is missing.
+func emuTool(t Harness, rel string) string {
+	t.Helper()
+	p := filepath.Join(emuToolsDir(t), rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s is missing: run `make tools`", p)
+	}
+	return p
+}
+
+// emuFreePort returns a loopback port nobody listens on right now.
+func emuFreePort(t Harness) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer collects an emulator's output for the failure message.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() > 1<<20 {
+		return len(p), nil // enough to diagnose; do not grow without bound in a storm
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// emuProcess is a started emulator, killed (with its process group) at cleanup.
+type emuProcess struct {
+	cmd *exec.Cmd
+	out *syncBuffer
+}
+
+// emuStart runs an emulator and waits until it accepts connections on port.
+func emuStart(t Harness, port int, name string, args ...string) *emuProcess {
+	t.Helper()
+	p := &emuProcess{cmd: exec.Command(name, args...), out: &syncBuffer{}}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return p
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s exited before listening on %s:\n%s", filepath.Base(name), addr, p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not listen on %s after 20s:\n%s", filepath.Base(name), addr, p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Pid is the emulator's process id (to read its memory use).
+func (p *emuProcess) Pid() int { return p.cmd.Process.Pid }
+
+// PeakRSS is the emulator's peak resident memory in KiB (VmHWM), or 0 when unknown.
+func (p *emuProcess) PeakRSS() int64 { return procPeakRSS(p.cmd.Process.Pid) }
+
+func procPeakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	var kb int64
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if bytes.HasPrefix(line, []byte("VmHWM:")) {
+			_, _ = fmt.Sscanf(string(bytes.TrimPrefix(line, []byte("VmHWM:"))), "%d", &kb)
+		}
+	}
+	return kb
+}
