@@ -1,0 +1,365 @@
+// Package enrich builds the world (CONTRACT.md section 2) for one denial from live AWS: the
+// key from KMS, the principal's identity policies from IAM, the account from STS. Independent
+// calls run concurrently, results are cached per container for a short time, every call has
+// a deadline inside the invocation's, and whatever cannot be read is left unknown and listed
+// in World.Unreadable rather than guessed.
+package enrich
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+// Options tune the enricher; zero values take the defaults.
+type Options struct {
+	// TTL is how long a lookup is reused within a container (default 1m).
+	TTL time.Duration
+	// CallTimeout bounds each AWS call (default 3s).
+	CallTimeout time.Duration
+	// Reserve is the time kept back from the invocation's deadline for what follows
+	// enrichment: validation, notification, logging (default 1s, at most half of what is left).
+	Reserve time.Duration
+	// Now is the clock of the caches (default time.Now).
+	Now func() time.Time
+}
+
+// Enricher reads the world from AWS. It is safe for concurrent use and meant to live as long
+// as the container.
+type Enricher struct {
+	kms  KMSAPI
+	iam  IAMAPI
+	sts  STSAPI
+	opts Options
+
+	acctMu  sync.Mutex
+	account string
+
+	keys       *Cache[keyResult]
+	grants     *Cache[grantsResult]
+	principals *Cache[principalResult]
+	managed    *Cache[managedResult]
+}
+
+// New returns an Enricher over the given clients.
+func New(k KMSAPI, i IAMAPI, s STSAPI, opts Options) *Enricher {
+	if opts.TTL <= 0 {
+		opts.TTL = time.Minute
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 3 * time.Second
+	}
+	if opts.Reserve <= 0 {
+		opts.Reserve = time.Second
+	}
+	return &Enricher{
+		kms: k, iam: i, sts: s, opts: opts,
+		keys:       NewCache[keyResult](opts.TTL, opts.Now),
+		grants:     NewCache[grantsResult](opts.TTL, opts.Now),
+		principals: NewCache[principalResult](opts.TTL, opts.Now),
+		managed:    NewCache[managedResult](opts.TTL, opts.Now),
+	}
+}
+
+// World builds what AWS says about the denial's key and principal. It never fails: a lookup
+// that is denied, times out or errors leaves its part unknown and is named in Unreadable.
+func (e *Enricher) World(ctx context.Context, d *cloudtrail.Denial) *world.World {
+	ctx, cancel := e.budget(ctx)
+	defer cancel()
+
+	w := &world.World{}
+	var errs errList
+	account, aerr := e.callerAccount(ctx)
+	errs.add(aerr)
+
+	var (
+		wg      sync.WaitGroup
+		key     keyResult
+		grants  grantsResult
+		princ   principalResult
+		keyARN  = d.KeyARN
+		princAR = d.Identity.PrincipalARN
+	)
+	if keyARN != "" {
+		wg.Go(func() { key = e.key(ctx, keyARN, account) })
+		if princAR != "" {
+			wg.Go(func() { grants = e.grantsFor(ctx, keyARN, princAR) })
+		}
+	}
+	if princAR != "" {
+		wg.Go(func() { princ = e.principal(ctx, princAR, account) })
+	}
+	wg.Wait()
+
+	switch {
+	case key.missing:
+		w.MissingKeys = []string{keyARN}
+	case key.key != nil:
+		k := *key.key // the cached value is shared: copy before adding this principal's grants
+		if grants.err == nil && princAR != "" {
+			k.Grants, k.GrantsKnown = grants.grants, true
+		}
+		w.Keys = map[string]*world.Key{keyARN: &k}
+	}
+	if !key.missing {
+		errs.add(key.errs...)
+		errs.add(grants.err)
+	}
+	if princ.p != nil {
+		w.Principals = map[string]*world.Principal{princAR: princ.p}
+	}
+	errs.add(princ.errs...)
+	w.Unreadable = errs.strings()
+	return w
+}
+
+// budget ends enrichment early enough to leave Reserve for the rest of the invocation.
+func (e *Enricher) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := min(e.opts.Reserve, time.Until(dl)/2)
+	return context.WithDeadline(ctx, dl.Add(-reserve))
+}
+
+func (e *Enricher) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, e.opts.CallTimeout)
+}
+
+// callerAccount asks STS once per container; a failure is retried on the next event.
+func (e *Enricher) callerAccount(ctx context.Context) (string, *lookupError) {
+	e.acctMu.Lock()
+	defer e.acctMu.Unlock()
+	if e.account != "" {
+		return e.account, nil
+	}
+	cctx, cancel := e.callCtx(ctx)
+	defer cancel()
+	out, err := e.sts.GetCallerIdentity(cctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", classify("sts:GetCallerIdentity", err)
+	}
+	e.account = aws.ToString(out.Account)
+	return e.account, nil
+}
+
+// keyResult is what is known of one key; it is cached only when every failure is stable.
+type keyResult struct {
+	key     *world.Key
+	missing bool
+	errs    []*lookupError
+}
+
+func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
+	if r, ok := e.keys.Get(arn); ok {
+		return r
+	}
+	keyAccount, region := arnAccount(arn), arnRegion(arn)
+	inRegion := func(o *kms.Options) {
+		if region != "" {
+			o.Region = region
+		}
+	}
+	same := account != "" && keyAccount == account
+
+	var (
+		wg                   sync.WaitGroup
+		desc                 *kms.DescribeKeyOutput
+		pol                  *kms.GetKeyPolicyOutput
+		aliases              []string
+		descErr, polErr, alErr error
+	)
+	wg.Go(func() {
+		cctx, cancel := e.callCtx(ctx)
+		defer cancel()
+		desc, descErr = e.kms.DescribeKey(cctx, &kms.DescribeKeyInput{KeyId: &arn}, inRegion)
+	})
+	if same {
+		wg.Go(func() {
+			cctx, cancel := e.callCtx(ctx)
+			defer cancel()
+			pol, polErr = e.kms.GetKeyPolicy(cctx, &kms.GetKeyPolicyInput{KeyId: &arn, PolicyName: aws.String("default")}, inRegion)
+		})
+		wg.Go(func() {
+			cctx, cancel := e.callCtx(ctx)
+			defer cancel()
+			p := kms.NewListAliasesPaginator(e.kms, &kms.ListAliasesInput{KeyId: &arn})
+			for p.HasMorePages() {
+				out, err := p.NextPage(cctx, inRegion)
+				if err != nil {
+					alErr = err
+					return
+				}
+				for _, a := range out.Aliases {
+					aliases = append(aliases, aws.ToString(a.AliasName))
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	var r keyResult
+	if descErr != nil && isNotFound(descErr) {
+		r.missing = true
+		e.keys.Put(arn, r)
+		return r
+	}
+	k := &world.Key{}
+	known := false
+	if descErr == nil && desc.KeyMetadata != nil {
+		m := desc.KeyMetadata
+		k.Manager, k.State, k.MultiRegion = string(m.KeyManager), string(m.KeyState), aws.ToBool(m.MultiRegion)
+		known = true
+	} else if descErr != nil {
+		r.errs = append(r.errs, classify("kms:DescribeKey "+arn, descErr))
+	}
+	switch {
+	case same:
+		if polErr != nil {
+			r.errs = append(r.errs, classify("kms:GetKeyPolicy "+arn, polErr))
+		} else if doc, err := policy.Parse([]byte(aws.ToString(pol.Policy))); err != nil {
+			r.errs = append(r.errs, &lookupError{what: "kms:GetKeyPolicy " + arn, reason: "the policy does not parse: " + err.Error(), permanent: true})
+		} else {
+			k.Policy, known = doc, true
+		}
+		if alErr != nil {
+			r.errs = append(r.errs, classify("kms:ListAliases "+arn, alErr))
+		} else {
+			slices.Sort(aliases)
+			k.Aliases = aliases
+		}
+	case account == "":
+		r.errs = append(r.errs, &lookupError{what: "key policy of " + arn, reason: "this account's id is unknown, so whether the key is ours is unknown"})
+	default:
+		r.errs = append(r.errs, &lookupError{what: "key policy of " + arn,
+			reason: fmt.Sprintf("the key is in account %s and only its owner can read the policy", keyAccount), permanent: true})
+	}
+	if known {
+		r.key = k
+	}
+	if allPermanent(r.errs) {
+		e.keys.Put(arn, r)
+	}
+	return r
+}
+
+type grantsResult struct {
+	grants []world.Grant
+	err    *lookupError
+}
+
+// grantsFor lists the key's grants whose grantee is the principal.
+func (e *Enricher) grantsFor(ctx context.Context, keyARN, principal string) grantsResult {
+	ck := keyARN + "|" + principal
+	if r, ok := e.grants.Get(ck); ok {
+		return r
+	}
+	region := arnRegion(keyARN)
+	cctx, cancel := e.callCtx(ctx)
+	defer cancel()
+	r := grantsResult{grants: []world.Grant{}}
+	p := kms.NewListGrantsPaginator(e.kms, &kms.ListGrantsInput{KeyId: &keyARN, GranteePrincipal: &principal})
+	for p.HasMorePages() {
+		out, err := p.NextPage(cctx, func(o *kms.Options) {
+			if region != "" {
+				o.Region = region
+			}
+		})
+		if err != nil {
+			r = grantsResult{err: classify("kms:ListGrants "+keyARN, err)}
+			break
+		}
+		for _, g := range out.Grants {
+			wg := world.Grant{ID: aws.ToString(g.GrantId), Name: aws.ToString(g.Name), Grantee: aws.ToString(g.GranteePrincipal)}
+			for _, op := range g.Operations {
+				wg.Operations = append(wg.Operations, string(op))
+			}
+			if c := g.Constraints; c != nil && (len(c.EncryptionContextEquals) > 0 || len(c.EncryptionContextSubset) > 0) {
+				wg.Constraints = &world.GrantConstraints{EncryptionContextEquals: c.EncryptionContextEquals, EncryptionContextSubset: c.EncryptionContextSubset}
+			}
+			r.grants = append(r.grants, wg)
+		}
+	}
+	if r.err == nil || r.err.permanent {
+		e.grants.Put(ck, r)
+	}
+	return r
+}
+
+// decodeIAMPolicy reads a policy document as IAM returns it (URL-encoded JSON).
+func decodeIAMPolicy(what, s string) (*policy.Document, *lookupError) {
+	raw, err := url.QueryUnescape(s)
+	if err != nil {
+		return nil, &lookupError{what: what, reason: "the document is not URL-encoded: " + err.Error(), permanent: true}
+	}
+	doc, err := policy.Parse([]byte(raw))
+	if err != nil {
+		return nil, &lookupError{what: what, reason: "the document does not parse: " + err.Error(), permanent: true}
+	}
+	return doc, nil
+}
+
+// errList collects lookup failures from concurrent readers.
+type errList struct {
+	mu   sync.Mutex
+	errs []*lookupError
+}
+
+func (l *errList) add(errs ...*lookupError) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range errs {
+		if e != nil {
+			l.errs = append(l.errs, e)
+		}
+	}
+}
+
+func (l *errList) list() []*lookupError {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.errs)
+}
+
+func (l *errList) strings() []string {
+	var out []string
+	for _, e := range l.list() {
+		out = append(out, e.Error())
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func allPermanent(errs []*lookupError) bool {
+	for _, e := range errs {
+		if !e.permanent {
+			return false
+		}
+	}
+	return true
+}
+
+// arnAccount and arnRegion read fields 5 and 4 of an ARN (arn:partition:service:region:account:resource).
+func arnAccount(arn string) string { return arnField(arn, 4) }
+func arnRegion(arn string) string  { return arnField(arn, 3) }
+
+func arnField(arn string, i int) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 || parts[0] != "arn" {
+		return ""
+	}
+	return parts[i]
+}

@@ -1,0 +1,87 @@
+package testenv
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// AWSFault makes a fake AWS service misbehave for one operation.
+type AWSFault struct {
+	Code   string        // error code, e.g. "AccessDenied", "Throttling"; empty: no error
+	Status int           // HTTP status (default 400)
+	Times  int           // how many calls fail; 0: every call
+	Delay  time.Duration // wait this long (or until the client gives up) before answering
+}
+
+// awsFaults counts calls per operation and applies the faults set for them.
+type awsFaults struct {
+	mu     sync.Mutex
+	faults map[string]*AWSFault
+	calls  map[string]int
+}
+
+func (f *awsFaults) set(op string, fault AWSFault) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.faults == nil {
+		f.faults = map[string]*AWSFault{}
+	}
+	f.faults[op] = &fault
+}
+
+func (f *awsFaults) count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+func (f *awsFaults) total() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += c
+	}
+	return n
+}
+
+// hit records a call and returns the fault to apply (nil: answer normally) after any delay.
+func (f *awsFaults) hit(ctx context.Context, op string) *AWSFault {
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[op]++
+	fault := f.faults[op]
+	var apply *AWSFault
+	if fault != nil {
+		apply = &AWSFault{Code: fault.Code, Status: fault.Status, Delay: fault.Delay}
+		if fault.Times > 0 {
+			fault.Times--
+			if fault.Times == 0 {
+				delete(f.faults, op)
+			}
+		}
+	}
+	f.mu.Unlock()
+	if apply == nil {
+		return nil
+	}
+	if apply.Delay > 0 {
+		select {
+		case <-time.After(apply.Delay):
+		case <-ctx.Done():
+		}
+	}
+	if apply.Code == "" {
+		return nil
+	}
+	if apply.Status == 0 {
+		apply.Status = 400
+		if apply.Code == "AccessDenied" || apply.Code == "AccessDeniedException" {
+			apply.Status = 403
+		}
+	}
+	return apply
+}
