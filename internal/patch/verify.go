@@ -78,7 +78,7 @@ func inputs(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) kmsIn
 			}
 		case finding.KindGrant:
 			if p.Target == d.KeyARN && p.Grant != nil {
-				in.Grants = append(append([]policy.Grant{}, in.Grants...), policy.Grant{Grantee: p.Grant.Grantee, Operations: p.Grant.Operations})
+				in.Grants = append(append([]policy.Grant{}, in.Grants...), policy.Grant{Grantee: p.Grant.Grantee, Operations: p.Grant.Operations, EncryptionContextSubset: p.Grant.Context})
 			}
 		}
 	}
