@@ -75,8 +75,12 @@ func parseText(text string) Message {
 	rest := low // where the reason is looked for
 	restAt := 0
 	if userMsg {
-		if i := strings.Index(low, phNotAuth); i >= 0 {
-			m.Caller = strings.TrimSpace(t[len(phUser):i])
+		// Search from the space that ends "User: " so an empty caller still parses.
+		if i := strings.Index(low[len(phUser)-1:], phNotAuth); i >= 0 {
+			i += len(phUser) - 1
+			if i >= len(phUser) {
+				m.Caller = strings.TrimSpace(t[len(phUser):i])
+			}
 			restAt = i + len(phNotAuth)
 			m.Action, restAt = token(t, restAt)
 			m.Action = strings.TrimRight(m.Action, ".,;")

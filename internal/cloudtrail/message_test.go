@@ -10,12 +10,17 @@ const (
 	testSession = "arn:aws:sts::111122223333:assumed-role/etl-reader/etl-run-42"
 )
 
-func TestParseMessage(t *testing.T) {
+// messageCases are realistic full messages; they also seed FuzzParseMessage.
+var messageCases = func() []struct {
+	name string
+	text string
+	want Message // Text is not compared
+} {
 	user := "User: " + testSession + " is not authorized to perform: "
-	tests := []struct {
+	return []struct {
 		name string
 		text string
-		want Message // Text is not compared
+		want Message
 	}{
 		{
 			name: "no identity-based allow",
@@ -235,7 +240,10 @@ func TestParseMessage(t *testing.T) {
 			want: Message{Kind: MsgUnknown, Caller: testSession, Action: "kms:Decrypt", Resource: testKey},
 		},
 	}
-	for _, tt := range tests {
+}()
+
+func TestParseMessage(t *testing.T) {
+	for _, tt := range messageCases {
 		t.Run(tt.name, func(t *testing.T) {
 			got := ParseMessage(tt.text)
 			if got.Text != tt.text {

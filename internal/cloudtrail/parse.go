@@ -158,6 +158,10 @@ func parse(raw []byte, own bool) (Item, error) {
 	if rec.EventSource == "" || rec.EventName == "" {
 		return Item{}, errors.New("no eventSource or eventName: not a CloudTrail record")
 	}
+	if rec.EventID == "" {
+		// Every CloudTrail record has one; reports and deduplication key on it.
+		return Item{}, errors.New("no eventID: not a CloudTrail record")
+	}
 	if own {
 		body = bytes.Clone(body)
 	}
@@ -188,7 +192,7 @@ func fromRecord(rec *record, body []byte) Item {
 	if rec.RequestParameters != nil {
 		ctx = rec.RequestParameters.EncryptionContext
 	}
-	ctxARN, hasCtx := ctx[s3ContextKey]
+	ctxARN := ctx[s3ContextKey]
 	if rec.UserIdentity != nil && rec.UserIdentity.Type == "AWSService" {
 		by := rec.UserIdentity.InvokedBy
 		if by == "" {
@@ -196,7 +200,7 @@ func fromRecord(rec *record, body []byte) Item {
 		}
 		return ignore("made by %s acting as itself (userIdentity AWSService), not for a principal", by)
 	}
-	if !hasCtx {
+	if ctxARN == "" {
 		return ignore("no %s encryption context: S3 did not make this call", s3ContextKey)
 	}
 

@@ -1,0 +1,112 @@
+package cloudtrail
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Seed corpora live in testdata/fuzz/<FuzzName>/ (built from the realistic samples in
+// testdata/); `go test` runs them as regression tests, `make fuzz-short` / `make fuzz`
+// explore further.
+
+// FuzzParse: Parse never panics; a result is exactly one of Denial or Ignored, carries the
+// event id, and a Denial has the fields the engine relies on.
+func FuzzParse(f *testing.F) {
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		it, err := Parse(raw)
+		if err != nil {
+			if it != (Item{}) {
+				t.Fatalf("error %v with a non-empty item %+v", err, it)
+			}
+			return
+		}
+		checkItem(t, it)
+	})
+}
+
+func checkItem(t *testing.T, it Item) {
+	t.Helper()
+	if (it.Denial == nil) == (it.Ignored == "") {
+		t.Fatalf("item must have exactly one of Denial or Ignored: %+v", it)
+	}
+	if it.EventID == "" {
+		t.Fatalf("item without EventID: %+v", it)
+	}
+	d := it.Denial
+	if d == nil {
+		return
+	}
+	if d.EventID != it.EventID || len(d.Actions) == 0 || !strings.HasPrefix(d.Actions[0], "kms:") {
+		t.Fatalf("denial without EventID or Actions: %+v", d)
+	}
+	if d.Message.Kind == "" || d.Identity.Kind == "" || d.ContextARN == "" {
+		t.Fatalf("denial without Message.Kind, Identity.Kind or ContextARN: %+v", d)
+	}
+	if d.Identity.Editable == (d.Identity.NotEditable != "") {
+		t.Fatalf("Editable %v with NotEditable %q", d.Identity.Editable, d.Identity.NotEditable)
+	}
+	if d.KeyARN != "" && !isKeyARN(d.KeyARN) {
+		t.Fatalf("KeyARN %q is not a key ARN", d.KeyARN)
+	}
+	if !json.Valid(d.Record) {
+		t.Fatalf("Record is not valid JSON: %q", d.Record)
+	}
+}
+
+// FuzzParseMessage: ParseMessage and Classify never panic, always name a kind, and every
+// part they return is cut from the input.
+func FuzzParseMessage(f *testing.F) {
+	f.Fuzz(func(t *testing.T, text string) {
+		for _, code := range []string{"", "AccessDenied", "KMS.DisabledException", "NotFoundException", "KMSInvalidStateException"} {
+			m := Classify(code, text)
+			if m.Kind == "" || m.Text != text {
+				t.Fatalf("Classify(%q, %q) = %+v", code, text, m)
+			}
+			for _, part := range []string{m.Caller, m.Action, m.Resource, m.PolicyPhrase} {
+				if !strings.Contains(text, part) {
+					t.Fatalf("part %q is not in the input %q", part, text)
+				}
+			}
+			if m.Kind == MsgNoAllow && m.PolicyType == "" {
+				t.Fatalf("MsgNoAllow without a policy type: %+v", m)
+			}
+		}
+	})
+}
+
+// FuzzReadAll: ReadAll never panics, returns well-formed items, and agrees with Parse on a
+// single record.
+func FuzzReadAll(f *testing.F) {
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		items, err := ReadAll(bytes.NewReader(raw), "fuzz.json")
+		for _, it := range items {
+			checkItem(t, it)
+			if !strings.HasPrefix(it.Source, "fuzz.json") {
+				t.Fatalf("Source %q does not name the input", it.Source)
+			}
+		}
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.json") {
+				t.Fatalf("error %q does not name the input", err)
+			}
+			return
+		}
+		one, perr := Parse(raw)
+		if perr != nil || len(items) != 1 {
+			return
+		}
+		a, b := items[0], one
+		a.Source, b.Source = "", ""
+		if a.Denial != nil && b.Denial != nil {
+			da, db := *a.Denial, *b.Denial
+			da.Record, db.Record = nil, nil
+			a.Denial, b.Denial = &da, &db
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("ReadAll and Parse disagree:\n%+v\n%+v", a, b)
+		}
+	})
+}
