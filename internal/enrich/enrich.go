@@ -176,10 +176,10 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 	same := account != "" && keyAccount == account
 
 	var (
-		wg                   sync.WaitGroup
-		desc                 *kms.DescribeKeyOutput
-		pol                  *kms.GetKeyPolicyOutput
-		aliases              []string
+		wg                     sync.WaitGroup
+		desc                   *kms.DescribeKeyOutput
+		pol                    *kms.GetKeyPolicyOutput
+		aliases                []string
 		descErr, polErr, alErr error
 	)
 	wg.Go(func() {
