@@ -129,10 +129,7 @@ func parse(raw []byte, own bool) (Item, error) {
 	if isEnvelope {
 		d := bytes.TrimSpace(env.Detail)
 		if len(d) == 0 || d[0] != '{' {
-			if env.DetailType != detailTypeAPICall {
-				return Item{EventID: env.ID, Ignored: fmt.Sprintf("EventBridge event %q from %q is not a CloudTrail API call", env.DetailType, env.Source)}, nil
-			}
-			return Item{}, errors.New("EventBridge envelope without a CloudTrail record in detail")
+			return notAPICall(&env, "EventBridge envelope without a CloudTrail record in detail")
 		}
 		var inner record
 		if err := json.Unmarshal(d, &inner); err != nil {
@@ -140,10 +137,7 @@ func parse(raw []byte, own bool) (Item, error) {
 		}
 		rec, body, own = &inner, d, false // d is already a copy made by Unmarshal
 		if rec.EventSource == "" && rec.EventName == "" {
-			if env.DetailType != detailTypeAPICall {
-				return Item{EventID: env.ID, Ignored: fmt.Sprintf("EventBridge event %q from %q is not a CloudTrail API call", env.DetailType, env.Source)}, nil
-			}
-			return Item{}, errors.New("EventBridge detail has no eventSource or eventName: not a CloudTrail record")
+			return notAPICall(&env, "EventBridge detail has no eventSource or eventName: not a CloudTrail record")
 		}
 		if rec.EventID == "" {
 			rec.EventID = env.ID
@@ -166,6 +160,15 @@ func parse(raw []byte, own bool) (Item, error) {
 		body = bytes.Clone(body)
 	}
 	return fromRecord(rec, body), nil
+}
+
+// notAPICall answers for an envelope whose detail is not a CloudTrail record: another kind
+// of EventBridge event (KMS key rotation, ...) is ignored; anything else is an error.
+func notAPICall(env *envelope, why string) (Item, error) {
+	if env.DetailType != "" && env.DetailType != detailTypeAPICall && env.ID != "" {
+		return Item{EventID: env.ID, Ignored: fmt.Sprintf("EventBridge event %q from %q is not a CloudTrail API call", env.DetailType, env.Source)}, nil
+	}
+	return Item{}, errors.New(why)
 }
 
 // fromRecord applies the relevance filter, then builds the Denial.
