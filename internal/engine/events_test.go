@@ -1,0 +1,619 @@
+package engine_test
+
+// TestEvents runs every bundled sample (events/) and every shared scenario
+// (../shared/scenarios) through the path `kmsfix explain --json --world W E` takes
+// (cloudtrail.ReadAll, then engine.Explain per item) and judges each report against the
+// folder's expect.json as scenarios/README.md "How a report is judged" describes. For
+// events/ it also compares the JSON lines with events/<folder>/golden.json, rewritten with
+//
+//	go test ./internal/engine -run TestEvents -update
+//
+// The expectations come from the contract and the reference notes, not from the engine:
+// a failing case here is an engine gap to fix, never an expectation to relax.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/engine"
+	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+var update = flag.Bool("update", false, "rewrite events/*/golden.json from the current output")
+
+// expectation is one expect.json (scenarios/README.md). Pointers tell absent from empty.
+// A folder whose event holds several records (a CloudTrail log file) has an array of them,
+// one per record in input order.
+type expectation struct {
+	Diagnosis       *string    `json:"diagnosis"`
+	Ignored         bool       `json:"ignored"`
+	PatchKindsAnyOf [][]string `json:"patch_kinds_any_of"`
+	AutoApply       *bool      `json:"auto_apply"`
+	Principal       *string    `json:"principal"`
+	Key             *string    `json:"key"`
+	Actions         *[]string  `json:"actions"`
+	DetailMentions  []string   `json:"detail_mentions"`
+	Why             string     `json:"why"`
+}
+
+type sample struct {
+	name   string // "events/01-identity-policy-missing", "scenarios/02-key-policy-missing"
+	dir    string
+	golden bool // events/ folders carry golden outputs; the shared scenarios are read-only
+}
+
+func TestEvents(t *testing.T) {
+	root := repoRoot(t)
+	samples := append(samplesIn(t, filepath.Join(root, "events"), "events", true),
+		samplesIn(t, filepath.Join(root, "..", "shared", "scenarios"), "scenarios", false)...)
+	for _, s := range samples {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			reports, lines := explain(t, s.dir)
+			exps := loadExpectations(t, filepath.Join(s.dir, "expect.json"))
+			ids := eventIDs(t, filepath.Join(s.dir, "event.json"))
+			if len(reports) != len(exps) || len(reports) != len(ids) {
+				t.Fatalf("%d reports, %d expectations, %d records in event.json: they must match one to one", len(reports), len(exps), len(ids))
+			}
+			w := loadWorld(t, s.dir)
+			facts := requestFacts(t, filepath.Join(s.dir, "event.json"))
+			for i, r := range reports {
+				for _, p := range judge(r, exps[i], ids[i], w, facts[i]) {
+					t.Errorf("report %d: %s", i+1, p)
+				}
+			}
+			if s.golden {
+				compareGolden(t, filepath.Join(s.dir, "golden.json"), lines)
+			}
+		})
+	}
+}
+
+// judge applies the four checks of scenarios/README.md "How a report is judged" and returns
+// what is wrong.
+func judge(r finding.Report, e expectation, id string, w *world.World, f fact) (problems []string) {
+	errorf := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+
+	// 1. diagnosis or ignored, event_id, principal, key, actions, auto_apply, detail mentions.
+	if r.EventID != id {
+		errorf("event_id = %q, want the event's eventID %q", r.EventID, id)
+	}
+	if e.Ignored {
+		if r.Ignored == "" {
+			errorf("not ignored (diagnosis %q), want ignored", r.Diagnosis)
+		}
+		if r.Diagnosis != "" {
+			errorf("ignored event carries diagnosis %q", r.Diagnosis)
+		}
+		return problems
+	}
+	if r.Ignored != "" {
+		errorf("ignored (%s), want diagnosis %s", r.Ignored, deref(e.Diagnosis))
+		return problems
+	}
+	want := finding.Code(deref(e.Diagnosis))
+	if r.Diagnosis != want {
+		errorf("diagnosis = %s, want %s\n  detail: %s", r.Diagnosis, want, r.Detail)
+	}
+	if r.Detail == "" {
+		errorf("empty detail")
+	}
+	if e.Principal != nil && r.Principal != *e.Principal {
+		errorf("principal = %q, want %q", r.Principal, *e.Principal)
+	}
+	if e.Key != nil && r.Key != *e.Key {
+		errorf("key = %q, want %q", r.Key, *e.Key)
+	}
+	if e.Actions != nil && !slices.Equal(r.Actions, *e.Actions) {
+		errorf("actions = %q, want %q", r.Actions, *e.Actions)
+	}
+	if e.AutoApply != nil && r.AutoApply != *e.AutoApply {
+		errorf("auto_apply = %v, want %v (blocked: %q)", r.AutoApply, *e.AutoApply, r.AutoApplyBlocked)
+	}
+	for _, m := range e.DetailMentions {
+		if !strings.Contains(r.Detail, m) {
+			errorf("detail does not mention %q: %s", m, r.Detail)
+		}
+	}
+	if r.Diagnosis == finding.Undetermined && r.Verified {
+		errorf("an undetermined finding claims verified: true")
+	}
+
+	// 2. the set of patch kinds, and where each patch goes.
+	kinds := patchKinds(r.Patches)
+	switch {
+	case e.PatchKindsAnyOf != nil:
+		if !slices.ContainsFunc(e.PatchKindsAnyOf, func(opt []string) bool { return slices.Equal(sortedSet(opt), kinds) }) {
+			errorf("patch kinds %q, want one of %q", kinds, e.PatchKindsAnyOf)
+		}
+	case want != finding.Undetermined && len(r.Patches) > 0:
+		// No patch expected; undetermined may still offer its most likely (unverified) patch.
+		errorf("patch kinds %q, want no patch", kinds)
+	}
+	principal, key := r.Principal, r.Key
+	for i, p := range r.Patches {
+		switch p.Kind {
+		case finding.KindIdentityPolicy:
+			if p.Target != principal || p.Account != accountOf(principal) {
+				errorf("patch %d (%s) targets %s in account %s, want the principal %s in account %s", i+1, p.Kind, p.Target, p.Account, principal, accountOf(principal))
+			}
+			if p.Policy == nil {
+				errorf("patch %d (%s) has no policy", i+1, p.Kind)
+			}
+		case finding.KindKeyPolicyStatement, finding.KindGrant:
+			if p.Target != key || p.Account != accountOf(key) {
+				errorf("patch %d (%s) targets %s in account %s, want the key %s in account %s", i+1, p.Kind, p.Target, p.Account, key, accountOf(key))
+			}
+			if p.Kind == finding.KindKeyPolicyStatement && p.Statement == nil {
+				errorf("patch %d (%s) has no statement", i+1, p.Kind)
+			}
+			if p.Kind == finding.KindGrant && (p.Grant == nil || p.Grant.Grantee != principal || !sameSet(p.Grant.Operations, grantOps(r.Actions))) {
+				errorf("patch %d (grant) must name the principal %s and exactly the operations %q: %+v", i+1, principal, grantOps(r.Actions), p.Grant)
+			}
+		default:
+			errorf("patch %d has unknown kind %q", i+1, p.Kind)
+		}
+	}
+	if len(r.Patches) == 0 || r.Diagnosis == finding.Undetermined {
+		return problems // an undetermined finding's patch need not be sufficient
+	}
+
+	// 3. the world plus the patches allows the request as S3 makes it, for every action.
+	req := f.request(principal, key)
+	before, after := kmsInputs(w, principal, key, nil), kmsInputs(w, principal, key, r.Patches)
+	for _, a := range r.Actions {
+		q := req.with(a)
+		if d := policy.AuthorizeKMS(q, after).Decision; d != policy.Allow {
+			errorf("after patching, %s by %s via S3 is %s, want Allowed (verified: %v)", a, principal, d, r.Verified)
+		}
+	}
+
+	// 4. least privilege: nothing refused before is allowed after.
+	for _, p := range probes(req, r.Actions, f.bucket) {
+		in := func(i policy.KMSInputs) policy.KMSInputs {
+			if p.other {
+				return policy.KMSInputs{KeyAccount: i.KeyAccount, KeyPolicy: i.KeyPolicy, Grants: i.Grants}
+			}
+			return i
+		}
+		if policy.AuthorizeKMS(p.req, in(before)).Decision != policy.Allow &&
+			policy.AuthorizeKMS(p.req, in(after)).Decision == policy.Allow {
+			errorf("the patches newly allow %s", p.name)
+		}
+	}
+	return problems
+}
+
+// fact is what the judge reads from a record itself, not from the parser: the session, the
+// Region and the S3 encryption context.
+type fact struct {
+	session string
+	region  string
+	context string
+	bucket  string
+}
+
+// s3Request is the request KMS authorized for S3 (README point 3), before the action is set.
+type s3Request struct{ policy.Request }
+
+func (f fact) request(principal, key string) s3Request {
+	acct := accountOf(principal)
+	ctx := map[string]string{
+		"kms:ViaService":       "s3." + f.region + ".amazonaws.com",
+		"kms:CallerAccount":    acct,
+		"aws:PrincipalArn":     principal,
+		"aws:PrincipalAccount": acct,
+		"aws:ViaAWSService":    "true",
+	}
+	if f.context != "" {
+		ctx["kms:EncryptionContext:aws:s3:arn"] = f.context
+	}
+	session := f.session
+	if session == principal {
+		session = ""
+	}
+	return s3Request{policy.Request{Resource: key, Caller: policy.Caller{ARN: principal, SessionARN: session, Account: acct}, Context: ctx}}
+}
+
+func (r s3Request) with(action string) policy.Request {
+	q := r.Request
+	q.Action = action
+	q.Context = maps.Clone(r.Context)
+	return q
+}
+
+type probe struct {
+	name  string
+	req   policy.Request
+	other bool // another principal of the same account: its own identity policies are not ours
+}
+
+// probes lists requests the fix must not newly allow (README "How a report is judged" 4).
+func probes(base s3Request, actions []string, bucket string) []probe {
+	var out []probe
+	needed := func(a string) bool {
+		return slices.ContainsFunc(actions, func(n string) bool { return strings.EqualFold(n, a) })
+	}
+	for _, a := range []string{"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:Encrypt", "kms:ReEncryptFrom"} {
+		if needed(a) {
+			continue
+		}
+		out = append(out, probe{name: a + " via S3", req: base.with(a)})
+		q := base.with(a)
+		delete(q.Context, "kms:ViaService")
+		q.Context["aws:ViaAWSService"] = "false"
+		out = append(out, probe{name: a + " called directly", req: q})
+	}
+	for _, a := range actions {
+		q := base.with(a)
+		q.Resource = q.Resource[:strings.LastIndex(q.Resource, "/")+1] + "00000000-0000-4000-8000-000000000000"
+		out = append(out, probe{name: a + " on another key", req: q})
+
+		q = base.with(a)
+		delete(q.Context, "kms:ViaService")
+		q.Context["aws:ViaAWSService"] = "false"
+		out = append(out, probe{name: a + " called directly (no kms:ViaService)", req: q})
+
+		if bucket != "" {
+			for _, b := range []string{bucket + "x", bucket + "-other", "amzn-s3-demo-unrelated"} {
+				q = base.with(a)
+				q.Context["kms:EncryptionContext:aws:s3:arn"] = "arn:aws:s3:::" + b + "/object"
+				out = append(out, probe{name: a + " with bucket " + b + "'s encryption context", req: q})
+			}
+		}
+		other := "arn:aws:iam::" + base.Caller.Account + ":role/some-other-role"
+		q = base.with(a)
+		q.Caller = policy.Caller{ARN: other, SessionARN: "arn:aws:sts::" + base.Caller.Account + ":assumed-role/some-other-role/s", Account: base.Caller.Account}
+		q.Context["aws:PrincipalArn"] = other
+		out = append(out, probe{name: a + " by another principal of account " + base.Caller.Account, req: q, other: true})
+	}
+	return out
+}
+
+// kmsInputs is what KMS consults: the world's key policy, grants and the principal's
+// policies, plus the patches (a key the world does not know has only the patch's statements).
+func kmsInputs(w *world.World, principal, key string, patches []finding.Patch) policy.KMSInputs {
+	in := policy.KMSInputs{KeyAccount: accountOf(key)}
+	if k := w.Key(key); k != nil {
+		in.KeyPolicy = k.Policy
+		for _, g := range k.Grants {
+			pg := policy.Grant{Grantee: g.Grantee, Operations: g.Operations}
+			if g.Constraints != nil {
+				pg.EncryptionContextEquals = g.Constraints.EncryptionContextEquals
+				pg.EncryptionContextSubset = g.Constraints.EncryptionContextSubset
+			}
+			in.Grants = append(in.Grants, pg)
+		}
+	}
+	if p := w.Principal(principal); p != nil {
+		for _, np := range p.Policies {
+			in.Identity = append(in.Identity, policy.NamedDocument{Name: np.Name, Doc: np.Document})
+		}
+		in.Boundary = p.PermissionsBoundary
+	}
+	for _, p := range patches {
+		switch p.Kind {
+		case finding.KindIdentityPolicy:
+			if p.Target == principal && p.Policy != nil {
+				in.Identity = append(slices.Clone(in.Identity), policy.NamedDocument{Name: "patch " + p.Name, Doc: p.Policy})
+			}
+		case finding.KindKeyPolicyStatement:
+			if p.Target == key && p.Statement != nil {
+				base := in.KeyPolicy
+				if base == nil {
+					base = &policy.Document{Version: "2012-10-17"}
+				}
+				in.KeyPolicy = base.With(*p.Statement)
+			}
+		case finding.KindGrant:
+			if p.Target == key && p.Grant != nil {
+				in.Grants = append(slices.Clone(in.Grants), policy.Grant{Grantee: p.Grant.Grantee, Operations: p.Grant.Operations})
+			}
+		}
+	}
+	return in
+}
+
+// explain runs the sample the way `kmsfix explain --json --world` does and returns the
+// reports and the JSON lines it would print.
+func explain(t *testing.T, dir string) ([]finding.Report, []byte) {
+	t.Helper()
+	w := loadWorld(t, dir)
+	path := filepath.Join(dir, "event.json")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	items, err := cloudtrail.ReadAll(f, path)
+	if err != nil {
+		t.Fatalf("reading the event: %v", err)
+	}
+	var reports []finding.Report
+	var lines bytes.Buffer
+	for _, it := range items {
+		r := engine.Explain(it, w)
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("encoding the report of %s: %v", it.Source, err)
+		}
+		lines.Write(b)
+		lines.WriteByte('\n')
+		// Judge the report as a reader of the JSON sees it.
+		var back finding.Report
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("decoding the report of %s: %v", it.Source, err)
+		}
+		reports = append(reports, back)
+	}
+	return reports, lines.Bytes()
+}
+
+func loadWorld(t *testing.T, dir string) *world.World {
+	t.Helper()
+	w, err := world.Load(filepath.Join(dir, "world.json"))
+	if err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	return w
+}
+
+func loadExpectations(t *testing.T, path string) []expectation {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raws []json.RawMessage
+	if b = bytes.TrimSpace(b); len(b) > 0 && b[0] == '[' {
+		if err := json.Unmarshal(b, &raws); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	} else {
+		raws = []json.RawMessage{b}
+	}
+	out := make([]expectation, 0, len(raws))
+	for i, raw := range raws {
+		var e expectation
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields() // a misspelt field would silently check nothing
+		if err := dec.Decode(&e); err != nil {
+			t.Fatalf("%s: expectation %d: %v", path, i+1, err)
+		}
+		if e.Ignored == (e.Diagnosis != nil) {
+			t.Fatalf("%s: expectation %d: exactly one of diagnosis and ignored: true must be set", path, i+1)
+		}
+		if e.Why == "" {
+			t.Fatalf("%s: expectation %d: no why", path, i+1)
+		}
+		if e.Diagnosis != nil && !slices.Contains(finding.AllCodes, finding.Code(*e.Diagnosis)) {
+			t.Fatalf("%s: expectation %d: %q is not a contract code", path, i+1, *e.Diagnosis)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// record is the part of a CloudTrail record (or an EventBridge event) the judge reads.
+type record struct {
+	ID           string          `json:"id"` // EventBridge envelope id
+	Detail       json.RawMessage `json:"detail"`
+	Records      []record        `json:"Records"`
+	EventID      string          `json:"eventID"`
+	AWSRegion    string          `json:"awsRegion"`
+	UserIdentity struct {
+		ARN string `json:"arn"`
+	} `json:"userIdentity"`
+	RequestParameters struct {
+		EncryptionContext map[string]string `json:"encryptionContext"`
+	} `json:"requestParameters"`
+}
+
+// records reads event.json into its CloudTrail records: a log file's Records, an
+// envelope's detail (the envelope itself when detail is not a CloudTrail record), or the
+// record itself.
+func records(t *testing.T, path string) []record {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top record
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	switch {
+	case top.Records != nil:
+		return top.Records
+	case len(top.Detail) > 0:
+		var inner record
+		if err := json.Unmarshal(top.Detail, &inner); err != nil {
+			t.Fatalf("%s: detail: %v", path, err)
+		}
+		if inner.EventID == "" {
+			inner.EventID = top.ID // not a CloudTrail record: the event's own id
+		}
+		return []record{inner}
+	}
+	return []record{top}
+}
+
+func eventIDs(t *testing.T, path string) []string {
+	var ids []string
+	for _, r := range records(t, path) {
+		if r.EventID == "" {
+			t.Fatalf("%s: a record without eventID", path)
+		}
+		ids = append(ids, r.EventID)
+	}
+	return ids
+}
+
+func requestFacts(t *testing.T, path string) []fact {
+	var out []fact
+	for _, r := range records(t, path) {
+		f := fact{session: r.UserIdentity.ARN, region: r.AWSRegion, context: r.RequestParameters.EncryptionContext["aws:s3:arn"]}
+		if rest, ok := strings.CutPrefix(f.context, "arn:aws:s3:::"); ok {
+			f.bucket, _, _ = strings.Cut(rest, "/")
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s is missing: run go test ./internal/engine -run TestEvents -update", path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the output (rewrite with -update if the change is intended):\n got: %s\nwant: %s", path, got, want)
+	}
+}
+
+func samplesIn(t *testing.T, dir, prefix string, golden bool) []sample {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("the sample folder %s is missing (%v): TestEvents needs events/ and ../shared/scenarios next to the repository", dir, err)
+	}
+	var out []sample
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		out = append(out, sample{name: prefix + "/" + e.Name(), dir: filepath.Join(dir, e.Name()), golden: golden})
+	}
+	if len(out) == 0 {
+		t.Fatalf("no samples in %s", dir)
+	}
+	return out
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+func patchKinds(ps []finding.Patch) []string {
+	var kinds []string
+	for _, p := range ps {
+		kinds = append(kinds, p.Kind)
+	}
+	return sortedSet(kinds)
+}
+
+func sortedSet(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func sameSet(a, b []string) bool { return slices.Equal(sortedSet(a), sortedSet(b)) }
+
+// grantOps are the grant operations for the needed actions ("kms:Decrypt" -> "Decrypt").
+func grantOps(actions []string) []string {
+	out := make([]string, 0, len(actions))
+	for _, a := range actions {
+		out = append(out, strings.TrimPrefix(a, "kms:"))
+	}
+	return out
+}
+
+// accountOf returns the account field of an ARN.
+func accountOf(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 {
+		return ""
+	}
+	return parts[4]
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<ignored>"
+	}
+	return *s
+}
+
+// TestJudgeCatchesBadPatches checks that the judge rejects reports a lax engine could write:
+// a wildcard key, a missing kms:ViaService or bucket condition, a patch on the wrong target,
+// an insufficient patch, a verified undetermined finding.
+func TestJudgeCatchesBadPatches(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "events", "01-identity-policy-missing")
+	reports, _ := explain(t, dir)
+	exp := loadExpectations(t, filepath.Join(dir, "expect.json"))[0]
+	id := eventIDs(t, filepath.Join(dir, "event.json"))[0]
+	w := loadWorld(t, dir)
+	f := requestFacts(t, filepath.Join(dir, "event.json"))[0]
+	if p := judge(reports[0], exp, id, w, f); len(p) > 0 {
+		t.Fatalf("the sample's own report must pass the judge before it is broken: %q", p)
+	}
+	stmt := func(r *finding.Report) *policy.Statement { return &r.Patches[0].Policy.Statement[0] }
+	tests := []struct {
+		name   string
+		mutate func(r *finding.Report)
+		want   string
+	}{
+		{"wildcard key", func(r *finding.Report) { stmt(r).Resource = policy.V("*") }, "on another key"},
+		{"no kms:ViaService", func(r *finding.Report) { delete(stmt(r).Condition, "StringEquals") }, "called directly"},
+		{"no bucket condition", func(r *finding.Report) { delete(stmt(r).Condition, "StringLike") }, "encryption context"},
+		{"prefix bucket pattern", func(r *finding.Report) {
+			stmt(r).Condition["StringLike"]["kms:EncryptionContext:aws:s3:arn"] = policy.List("arn:aws:s3:::amzn-s3-demo-orders*")
+		}, "amzn-s3-demo-ordersx"},
+		{"extra action", func(r *finding.Report) { stmt(r).Action = policy.List("kms:Decrypt", "kms:Encrypt") }, "kms:Encrypt via S3"},
+		{"wrong action", func(r *finding.Report) { stmt(r).Action = policy.List("kms:GenerateDataKey") }, "want Allowed"},
+		{"wrong target", func(r *finding.Report) { r.Patches[0].Target = "arn:aws:iam::210987654321:role/orders-api" }, "targets"},
+		{"wrong account", func(r *finding.Report) { r.Patches[0].Account = "111122223333" }, "targets"},
+		{"wrong kind", func(r *finding.Report) { r.Patches[0].Kind = finding.KindKeyPolicyStatement }, "patch kinds"},
+		{"verified undetermined", func(r *finding.Report) { r.Diagnosis, r.Verified = finding.Undetermined, true }, "claims verified"},
+		{"other event", func(r *finding.Report) { r.EventID = "5c65ecf2-73ca-4ff1-b9d9-031bf0ee4222" }, "event_id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// A fresh report each time: patches share their documents.
+			reports, _ := explain(t, dir)
+			r := reports[0]
+			tc.mutate(&r)
+			problems := judge(r, exp, id, w, f)
+			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, tc.want) }) {
+				t.Errorf("judge did not report %q; it said %q", tc.want, problems)
+			}
+		})
+	}
+}
