@@ -21,15 +21,6 @@ type Notice struct {
 	// by the dedupe window or the propagation window); LastSent is when that message went out.
 	Repeats  int
 	LastSent time.Time
-	Applied  *AppliedChange
-}
-
-// AppliedChange describes an automatic change made for this finding (filled by the apply
-// step; optional).
-type AppliedChange struct {
-	ID            string    `json:"id"`
-	Expires       time.Time `json:"expires"`
-	RevertCommand string    `json:"revert_command,omitempty"`
 }
 
 // NewNotice builds the notice of a report with its fingerprint and nothing else.
@@ -45,7 +36,40 @@ func NewNotice(r finding.Report) Notice {
 // Headline says in plain words what happened, e.g. "role app/reader cannot decrypt
 // s3://bucket/key: no identity policy allows kms:Decrypt".
 func Headline(r finding.Report) string {
-	return fmt.Sprintf("%s %s %s: %s", principalLabel(r), verb(r.Actions), objectLabel(r), reason(r))
+	return headlineWith(r, objectLabel(r))
+}
+
+// ShortHeadline is the headline within max bytes: the object path gives way first (shortened
+// in the middle, then only the bucket), because the reason at the end is what a reader acts on.
+func ShortHeadline(r finding.Report, max int) string {
+	h := Headline(r)
+	if len(h) <= max {
+		return h
+	}
+	obj := objectLabel(r)
+	rest := len(h) - len(obj) // everything but the object
+	if keep := max - rest - len("…"); keep >= 16 {
+		head := keep / 2
+		for head > 0 && !utf8RuneStart(obj[head]) {
+			head--
+		}
+		tail := len(obj) - (keep - head)
+		for tail < len(obj) && !utf8RuneStart(obj[tail]) {
+			tail++
+		}
+		return headlineWith(r, obj[:head]+"…"+obj[tail:])
+	}
+	if r.Bucket != "" && r.Object != "" && rest+len("s3://"+r.Bucket+"/…") <= max {
+		return headlineWith(r, "s3://"+r.Bucket+"/…")
+	}
+	if short := headlineWith(r, "s3://…"); len(short) <= max {
+		return short
+	}
+	return truncate(h, max)
+}
+
+func headlineWith(r finding.Report, object string) string {
+	return fmt.Sprintf("%s %s %s: %s", principalLabel(r), verb(r.Actions), object, reason(r))
 }
 
 // principalLabel shortens an IAM ARN to "role path/name" or "user name".
@@ -145,7 +169,7 @@ func reason(r finding.Report) string {
 	case finding.KeyPolicyMissing:
 		return "the key policy does not allow " + a
 	case finding.CrossAccountAccessMissing:
-		return "cross-account access to the key in " + orUnknown(r.KeyAccount) + " is not granted"
+		return "cross-account access to the key in " + orUnknown(r.KeyAccount) + " is missing"
 	case finding.AWSManagedKeyCrossAccount:
 		return "an AWS managed key cannot be used from another account"
 	case finding.ConditionMismatch:

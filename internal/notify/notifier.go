@@ -94,17 +94,14 @@ func New(cfg Config, c Clients) (*Notifier, error) {
 // Notify sends the finding unless it was sent within the window (then it only counts it).
 // It returns an error only when retrying the whole event is safe and useful: a channel failed
 // in a way that may heal, and the dedupe store recorded what was delivered, so the retry
-// re-sends only what is missing.
+// re-sends only what is missing. A report carrying an automatic change (Applied, not a dry
+// run) also holds its finding back for the propagation window.
 func (nt *Notifier) Notify(ctx context.Context, r finding.Report) error {
-	return nt.notify(ctx, r, nil)
-}
-
-// NotifyApplied sends the finding with the automatic change made for it, then holds the
-// finding back for the propagation window.
-func (nt *Notifier) NotifyApplied(ctx context.Context, r finding.Report, a AppliedChange) error {
-	err := nt.notify(ctx, r, &a)
-	if herr := nt.HoldBack(ctx, Fingerprint(r), nt.now().Add(nt.cfg.Propagation)); herr != nil {
-		nt.log.Warn("notify: hold back after change failed", "fingerprint", Fingerprint(r), "error", herr)
+	err := nt.notify(ctx, r)
+	if r.Applied != nil && !r.Applied.DryRun && r.Ignored == "" {
+		if herr := nt.HoldBack(ctx, Fingerprint(r), nt.now().Add(nt.cfg.Propagation)); herr != nil {
+			nt.log.Warn("notify: hold back after change failed", "fingerprint", Fingerprint(r), "error", herr)
+		}
 	}
 	return err
 }
@@ -133,12 +130,11 @@ type plan struct {
 	owner      string // the event id the store knows the message by
 }
 
-func (nt *Notifier) notify(ctx context.Context, r finding.Report, applied *AppliedChange) error {
+func (nt *Notifier) notify(ctx context.Context, r finding.Report) error {
 	if r.Ignored != "" {
 		return nil
 	}
 	n := NewNotice(r)
-	n.Applied = applied
 	now := nt.now()
 	p, err := nt.decide(ctx, n, now)
 	if err != nil {

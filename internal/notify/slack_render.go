@@ -33,7 +33,7 @@ func SlackMessage(n Notice) *slack.WebhookMessage {
 	r := n.Report
 	b := &slackBuilder{budget: MaxCodeTotal}
 	head := Headline(r)
-	b.add(slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(head, MaxHeaderText), false, false)))
+	b.add(slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, ShortHeadline(r, MaxHeaderText), false, false)))
 
 	if r.Detail != "" {
 		b.section(escape(r.Detail))
@@ -43,8 +43,8 @@ func SlackMessage(n Notice) *slack.WebhookMessage {
 	}
 	b.add(slack.NewSectionBlock(nil, fields(r), nil))
 
-	if n.Applied != nil {
-		b.applied(*n.Applied)
+	if r.Applied != nil {
+		b.applied(*r.Applied)
 	}
 	if len(r.Patches) > 0 {
 		b.patches(r)
@@ -100,9 +100,12 @@ func statusLine(n Notice) string {
 			parts = append(parts, "auto-apply: no")
 		}
 		if len(r.Patches) > 0 {
-			if r.Verified {
+			switch {
+			case r.Verified:
 				parts = append(parts, "verified: the patched policies allow this request")
-			} else {
+			case r.Unverified != "":
+				parts = append(parts, "not verified: "+escape(r.Unverified))
+			default:
 				parts = append(parts, "not verified: review before applying")
 			}
 		}
@@ -214,12 +217,20 @@ func cutLines(text string, max int) string {
 	return truncate(text, max)
 }
 
-func (b *slackBuilder) applied(a AppliedChange) {
-	s := ":white_check_mark: *Applied automatically* as change `" + escape(a.ID) + "`"
-	if !a.Expires.IsZero() {
-		s += "; it is reverted automatically at " + a.Expires.UTC().Format("2006-01-02 15:04 UTC")
+func (b *slackBuilder) applied(a finding.Applied) {
+	what := escape(a.Lever) + " `" + escape(a.Name) + "` on " + escape(a.Target) + " (account " + orUnknown(a.Account) + ")"
+	if a.DryRun {
+		b.section(":test_tube: *Dry run:* would apply " + what + ". Nothing was changed.")
+		if len(a.Calls) > 0 {
+			b.code(strings.Join(a.Calls, "\n"), "dry-run calls")
+		}
+		return
 	}
-	s += ". Repeats of this finding are held back while KMS and IAM propagate the change."
+	s := ":white_check_mark: *Applied automatically:* " + what + ", change `" + escape(a.ID) + "`"
+	if a.ExpiresAt != "" {
+		s += "; reverted automatically at " + escape(displayTime(a.ExpiresAt))
+	}
+	s += ". Repeats are held back while KMS and IAM propagate the change."
 	b.section(s)
 	if a.RevertCommand != "" {
 		b.section("*Revert now:*")
@@ -308,6 +319,10 @@ func (b *slackBuilder) notFixable(r finding.Report) {
 		s += "\n*Who must act:* " + escape(who)
 	}
 	b.section(s)
+	if r.NeededStatement != nil {
+		b.section("*The statement that layer would need* (advice for its owners; kmsfix never applies it):")
+		b.code(indentJSON(r.NeededStatement), "needed statement")
+	}
 	if len(r.Advice) > 0 {
 		b.advice(r.Advice)
 	}

@@ -26,10 +26,9 @@ const (
 // notification is added to the report JSON (the contract allows added fields): what the
 // notifier knows about the finding's history.
 type notification struct {
-	Fingerprint      string         `json:"fingerprint"`
-	RepeatsSinceLast int            `json:"repeats_since_last"`
-	LastSent         string         `json:"last_sent,omitempty"`
-	Applied          *AppliedChange `json:"applied,omitempty"`
+	Fingerprint      string `json:"fingerprint"`
+	RepeatsSinceLast int    `json:"repeats_since_last"`
+	LastSent         string `json:"last_sent,omitempty"`
 }
 
 // ReportJSON is the SNS message body: the contract's report (CONTRACT.md section 3) with the
@@ -41,7 +40,7 @@ func ReportJSON(n Notice) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal report %s: %w", r.EventID, err)
 	}
-	extra := notification{Fingerprint: n.Fingerprint, RepeatsSinceLast: n.Repeats, Applied: n.Applied}
+	extra := notification{Fingerprint: n.Fingerprint, RepeatsSinceLast: n.Repeats}
 	if !n.LastSent.IsZero() {
 		extra.LastSent = n.LastSent.UTC().Format(time.RFC3339)
 	}
@@ -58,9 +57,10 @@ func ReportJSON(n Notice) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
-// Subject is the e-mail subject: the diagnosis and the headline, ASCII, within 100 characters.
+// Subject is the e-mail subject: the headline, ASCII, within 100 characters.
 func Subject(n Notice) string {
-	s := "kmsfix " + string(n.Report.Diagnosis) + ": " + Headline(n.Report)
+	// No prefix: every character goes to the headline (the topic's display name says kmsfix).
+	s := strings.ReplaceAll(ShortHeadline(n.Report, MaxSubject), "…", "...")
 	var b strings.Builder
 	for _, c := range s {
 		switch {
@@ -99,7 +99,7 @@ func Attributes(n Notice) map[string]types.MessageAttributeValue {
 	str("severity", sev)
 	str("auto_apply", strconv.FormatBool(r.AutoApply))
 	str("fingerprint", n.Fingerprint)
-	if n.Applied != nil {
+	if r.Applied != nil && !r.Applied.DryRun {
 		str("applied", "true")
 	}
 	attrs["repeats"] = types.MessageAttributeValue{DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(n.Repeats))}
@@ -187,11 +187,18 @@ func EmailText(n Notice) string {
 	line("Region:     %s", orUnknown(r.Region))
 	line("Time:       %s", orUnknown(displayTime(r.EventTime)))
 	line("Event:      %s", orUnknown(r.EventID))
-	if n.Applied != nil {
+	if a := r.Applied; a != nil {
 		line("")
-		line("Applied automatically as change %s, reverted at %s.", n.Applied.ID, n.Applied.Expires.UTC().Format("2006-01-02 15:04 UTC"))
-		if n.Applied.RevertCommand != "" {
-			line("Revert now: %s", n.Applied.RevertCommand)
+		if a.DryRun {
+			line("Dry run: would apply %s %s on %s (account %s). Nothing was changed.", a.Lever, a.Name, a.Target, a.Account)
+			for _, c := range a.Calls {
+				line("  %s", c)
+			}
+		} else {
+			line("Applied automatically: %s %s on %s (account %s), change %s, reverted at %s.", a.Lever, a.Name, a.Target, a.Account, a.ID, displayTime(a.ExpiresAt))
+			if a.RevertCommand != "" {
+				line("Revert now: %s", a.RevertCommand)
+			}
 		}
 	}
 	for i, p := range r.Patches {
@@ -211,6 +218,10 @@ func EmailText(n Notice) string {
 		if who := whoMustAct(r); who != "" {
 			line("Who must act: %s", who)
 		}
+		if r.NeededStatement != nil {
+			line("The statement that layer would need (advice, never applied):")
+			line("%s", indentJSON(r.NeededStatement))
+		}
 	}
 	if len(r.Advice) > 0 {
 		line("")
@@ -218,6 +229,10 @@ func EmailText(n Notice) string {
 		for _, a := range r.Advice {
 			line("  %s", a)
 		}
+	}
+	if !r.Verified && r.Unverified != "" && len(r.Patches) > 0 {
+		line("")
+		line("Not verified: %s", r.Unverified)
 	}
 	if len(r.Unknown) > 0 {
 		line("")
