@@ -1,0 +1,308 @@
+package apply
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	accesstypes "github.com/aws/aws-sdk-go-v2/service/accessanalyzer/types"
+
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/diagnose"
+	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/patch"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+// Quotas a change must stay within (policy-semantics.md section 5).
+const (
+	MaxKeyPolicyBytes   = 32768 // PutKeyPolicy: LimitExceededException above
+	MaxRoleInlineChars  = 10240 // aggregate inline policies of a role, whitespace not counted
+	MaxUserInlineChars  = 2048  // aggregate inline policies of a user
+	lockoutSafetyBypass = false // never true: the lockout safety check stays on
+)
+
+// AdminActions are the KMS actions an automatic change must never grant; Access Analyzer's
+// CheckAccessNotGranted proves the patch does not.
+var AdminActions = []string{"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:DisableKey"}
+
+// grantOperations are the only operations an automatic grant may carry: the data-plane
+// operations S3 asks KMS for.
+var grantOperations = []string{"Decrypt", "GenerateDataKey", "Encrypt"}
+
+// Candidate is one lever that could apply the fix, with the patch it would apply.
+type Candidate struct {
+	Lever string // finding.KindIdentityPolicy, KindKeyPolicyStatement or KindGrant
+	Patch finding.Patch
+	// Why this lever rather than the report's own patch, when it is a fallback.
+	Fallback string
+}
+
+// Decide is the pure part of the guard: whether this finding may be applied automatically
+// in this account, and with which levers, best first. A refusal says why in words a person
+// reading the notification understands.
+func Decide(s Settings, r *finding.Report, w *world.World) ([]Candidate, string) {
+	switch {
+	case !s.Enabled:
+		return nil, "automatic fixes are off (KMSFIX_MODE is not apply)"
+	case r.Ignored != "":
+		return nil, "ignored event"
+	case !r.Diagnosis.PolicyFixable():
+		return nil, fmt.Sprintf("diagnosis %s is not an implicit deny that a policy fixes", r.Diagnosis)
+	case !slices.Contains(s.Diagnoses, r.Diagnosis):
+		return nil, fmt.Sprintf("diagnosis %s is not in KMSFIX_APPLY_DIAGNOSES", r.Diagnosis)
+	case s.Account == "":
+		return nil, "the remediator's own account is unknown (KMSFIX_REMEDIATOR_ROLE_ARN is not set)"
+	case !slices.Contains(s.SandboxAccounts, s.Account):
+		return nil, fmt.Sprintf("account %s is not a sandbox account (KMSFIX_SANDBOX_ACCOUNTS)", s.Account)
+	case len(r.Patches) == 0:
+		return nil, "the finding has no patch"
+	case !r.Verified:
+		why := r.Unverified
+		if why == "" {
+			why = "not verified"
+		}
+		return nil, "the engine did not verify the patch: " + why
+	}
+	if why := principalRefusal(r); why != "" {
+		return nil, why
+	}
+	// Only the side of the fix in this account: a cross-account finding has a side in the
+	// key's account and a side in the caller's, and this function can edit only its own.
+	var own []finding.Patch
+	for _, p := range r.Patches {
+		if p.Account == s.Account {
+			own = append(own, p)
+		}
+	}
+	if len(own) == 0 {
+		return nil, fmt.Sprintf("no part of the fix is in this account (%s); the patches are for %s", s.Account, patchAccounts(r.Patches))
+	}
+	if len(own) > 1 {
+		return nil, "the fix needs more than one change in this account; applying only part of it would not fix the request"
+	}
+	p := own[0]
+	d := DenialOf(r)
+	var out []Candidate
+	var why []string
+	switch p.Kind {
+	case finding.KindIdentityPolicy:
+		if editable, reason := IdentityEditable(r); editable {
+			out = append(out, Candidate{Lever: finding.KindIdentityPolicy, Patch: p})
+		} else {
+			why = append(why, "IAM cannot edit "+r.Principal+": "+reason)
+		}
+		// The key's side serves only when the key is in this account too, and only if the
+		// evaluator shows it fixes the request and opens nothing else.
+		if r.KeyAccount == s.Account {
+			kp := keyPolicyAlternative(d, w)
+			out, why = addVerified(out, why, d, w, kp, "the key policy names the principal instead of its IAM policy")
+			out, why = addGrant(out, why, s, d, w)
+		}
+	case finding.KindKeyPolicyStatement:
+		out = append(out, Candidate{Lever: finding.KindKeyPolicyStatement, Patch: p})
+		out, why = addGrant(out, why, s, d, w)
+	default:
+		return nil, "patch kind " + p.Kind + " is not applied automatically"
+	}
+	if len(out) == 0 {
+		return nil, strings.Join(why, "; ")
+	}
+	return out, ""
+}
+
+func addGrant(out []Candidate, why []string, s Settings, d *cloudtrail.Denial, w *world.World) ([]Candidate, []string) {
+	if s.RemediatorRoleARN == "" {
+		return out, append(why, "no grant: the retiring principal (KMSFIX_REMEDIATOR_ROLE_ARN) is not set")
+	}
+	if d.ContextARN == "" {
+		return out, append(why, "no grant: the request's encryption context is unknown, so a grant could not be limited to it")
+	}
+	return addVerified(out, why, d, w, grantAlternative(s, d), "a grant limited to the request's encryption context")
+}
+
+// addVerified adds an alternative lever when the engine's evaluator shows it allows the
+// request and nothing it must not. A grant cannot carry kms:ViaService, so for a grant the
+// probes of direct calls with the same encryption context are accepted (documented in
+// docs/apply.md); every other widening refuses it.
+func addVerified(out []Candidate, why []string, d *cloudtrail.Denial, w *world.World, p finding.Patch, fallback string) ([]Candidate, []string) {
+	v := patch.Verify(d, w, []finding.Patch{p})
+	widened := v.Widened
+	if p.Kind == finding.KindGrant {
+		widened = slices.DeleteFunc(slices.Clone(widened), func(name string) bool {
+			return strings.HasSuffix(name, " called directly (no kms:ViaService)")
+		})
+	}
+	switch {
+	case !v.AllowedAfter:
+		return out, append(why, "no "+p.Kind+": the evaluator does not show it allowing the request")
+	case len(widened) > 0:
+		return out, append(why, "no "+p.Kind+": it would also allow "+strings.Join(widened, "; "))
+	}
+	return append(out, Candidate{Lever: p.Kind, Patch: p, Fallback: fallback}), why
+}
+
+func keyPolicyAlternative(d *cloudtrail.Denial, w *world.World) finding.Patch {
+	ps := patch.Build(d, diagnose.Finding{NeedKeyPolicy: true}, w)
+	return ps[0]
+}
+
+func grantAlternative(s Settings, d *cloudtrail.Denial) finding.Patch {
+	var ops []string
+	for _, a := range d.Actions {
+		ops = append(ops, strings.TrimPrefix(a, "kms:"))
+	}
+	ctx := map[string]string{"aws:s3:arn": d.ContextARN}
+	return finding.Patch{
+		Kind:    finding.KindGrant,
+		Account: d.KeyAccount,
+		Target:  d.KeyARN,
+		Name:    patch.Name(d),
+		Grant: &finding.GrantPatch{
+			Grantee:     d.Identity.PrincipalARN,
+			Operations:  ops,
+			Constraints: map[string]any{"EncryptionContextSubset": ctx},
+			Retiring:    s.RemediatorRoleARN,
+			Context:     ctx,
+		},
+	}
+}
+
+// principalRefusal refuses principals no automatic change may name at all.
+func principalRefusal(r *finding.Report) string {
+	switch {
+	case r.Principal == "":
+		return "the event names no IAM principal to grant"
+	case cloudtrail.PrincipalKind(r.PrincipalType) == cloudtrail.KindRoot || strings.HasSuffix(r.Principal, ":root"):
+		return "the root user is never granted automatically"
+	case !strings.Contains(r.Principal, ":role/") && !strings.Contains(r.Principal, ":user/"):
+		return "principal " + r.Principal + " is not an IAM role or user"
+	}
+	return ""
+}
+
+// IdentityEditable says whether IAM lets us attach an inline policy to the report's principal:
+// not an IAM Identity Center role, not a service-linked role, not root, and a role whose ARN
+// the event named (not rebuilt without its path).
+func IdentityEditable(r *finding.Report) (bool, string) {
+	arn := r.Principal
+	switch kind := cloudtrail.PrincipalKind(r.PrincipalType); {
+	case kind == cloudtrail.KindSSORole || strings.Contains(arn, ":role/aws-reserved/sso.amazonaws.com/"):
+		return false, "an IAM Identity Center role (AWSReservedSSO_*) is protected; only its permission set can change it"
+	case kind == cloudtrail.KindServiceLinkedRole || strings.Contains(arn, ":role/aws-service-role/"):
+		return false, "a service-linked role cannot be edited"
+	case kind == cloudtrail.KindRoot || strings.HasSuffix(arn, ":root"):
+		return false, "the root user"
+	case kind != "" && kind != cloudtrail.KindRole && kind != cloudtrail.KindUser:
+		return false, "a " + string(kind) + " session is not an IAM role or user we can edit"
+	case strings.HasPrefix(r.AutoApplyBlocked, "IAM cannot edit"):
+		return false, "the engine says so (" + r.AutoApplyBlocked + ")"
+	}
+	return true, ""
+}
+
+// Validation is what the applier read before a change: Access Analyzer's answers and the
+// size of the result against its quota.
+type Validation struct {
+	Findings []accesstypes.ValidatePolicyFindingType // ValidatePolicy finding types
+	Messages []string                                // their texts, for the refusal
+	// NotGranted is CheckAccessNotGranted's result for AdminActions (PASS or FAIL); empty
+	// when the lever has no policy document (a grant).
+	NotGranted    accesstypes.CheckAccessNotGrantedResult
+	NotGrantedWhy string
+	Size, Limit   int
+	What          string // "key policy", "inline policies of role x"
+}
+
+// CheckValidation is the second, pure half of the guard: it refuses Access Analyzer errors and
+// security warnings, a policy that grants an admin action, and a result over its quota.
+func CheckValidation(v Validation, needNotGranted bool) string {
+	for i, f := range v.Findings {
+		if f == accesstypes.ValidatePolicyFindingTypeError || f == accesstypes.ValidatePolicyFindingTypeSecurityWarning {
+			msg := ""
+			if i < len(v.Messages) {
+				msg = ": " + v.Messages[i]
+			}
+			return fmt.Sprintf("IAM Access Analyzer ValidatePolicy reports %s%s", f, msg)
+		}
+	}
+	if needNotGranted && v.NotGranted != accesstypes.CheckAccessNotGrantedResultPass {
+		res := string(v.NotGranted)
+		if res == "" {
+			res = "no result"
+		}
+		why := ""
+		if v.NotGrantedWhy != "" {
+			why = " (" + v.NotGrantedWhy + ")"
+		}
+		return fmt.Sprintf("IAM Access Analyzer CheckAccessNotGranted for %s: %s%s", strings.Join(AdminActions, ", "), res, why)
+	}
+	if v.Limit > 0 && v.Size > v.Limit {
+		return fmt.Sprintf("the %s would be %d, over the quota of %d", v.What, v.Size, v.Limit)
+	}
+	return ""
+}
+
+// CheckGrantOperations refuses a grant with an operation other than the data-plane ones.
+func CheckGrantOperations(ops []string) string {
+	if len(ops) == 0 {
+		return "the grant has no operations"
+	}
+	for _, o := range ops {
+		if !slices.Contains(grantOperations, o) {
+			return "grant operation " + o + " is not applied automatically"
+		}
+	}
+	return ""
+}
+
+func patchAccounts(ps []finding.Patch) string {
+	var a []string
+	for _, p := range ps {
+		if !slices.Contains(a, p.Account) {
+			a = append(a, p.Account)
+		}
+	}
+	return strings.Join(a, ", ")
+}
+
+// DenialOf rebuilds from a report the part of the denial the patch builder and verifier read.
+func DenialOf(r *finding.Report) *cloudtrail.Denial {
+	partition := "aws"
+	if p := strings.SplitN(r.Key, ":", 3); len(p) == 3 && p[1] != "" {
+		partition = p[1]
+	}
+	keyRegion := ""
+	if p := strings.SplitN(r.Key, ":", 5); len(p) == 5 {
+		keyRegion = p[3]
+	}
+	ctxARN := ""
+	if r.Bucket != "" {
+		ctxARN = "arn:" + partition + ":s3:::" + r.Bucket
+		if r.Object != "" {
+			ctxARN += "/" + r.Object
+		}
+	}
+	editable, why := IdentityEditable(r)
+	return &cloudtrail.Denial{
+		EventID:    r.EventID,
+		Region:     r.Region,
+		KeyARN:     r.Key,
+		KeyAccount: r.KeyAccount,
+		KeyRegion:  keyRegion,
+		Partition:  partition,
+		ContextARN: ctxARN,
+		Bucket:     r.Bucket,
+		Object:     r.Object,
+		BucketKey:  r.Bucket != "" && r.Object == "",
+		Actions:    r.Actions,
+		Identity: cloudtrail.Identity{
+			Kind:         cloudtrail.PrincipalKind(r.PrincipalType),
+			SessionARN:   r.SessionARN,
+			PrincipalARN: r.Principal,
+			Account:      r.PrincipalAccount,
+			Editable:     editable,
+			NotEditable:  why,
+		},
+	}
+}

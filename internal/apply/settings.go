@@ -1,0 +1,99 @@
+// Package apply makes automatic fixes in sandbox accounts: a pure guard decides whether a
+// finding may be applied and with which lever (an inline IAM policy, a statement appended to
+// the key policy, or a KMS grant); the applier writes an audit record, makes the change,
+// re-reads and verifies it, and a sweeper reverts it when it expires.
+package apply
+
+import (
+	"strings"
+	"time"
+
+	"github.com/kmsfix/kmsfix/internal/config"
+	"github.com/kmsfix/kmsfix/internal/finding"
+)
+
+// Settings are the apply part of the configuration (docs/CONFIG.md).
+type Settings struct {
+	Enabled         bool // KMSFIX_MODE=apply
+	SandboxAccounts []string
+	Diagnoses       []finding.Code
+	Expiry          time.Duration // how long a change lives
+	DryRun          bool          // log the exact API calls, make none
+	// Account is the account this function runs in and may change; taken from
+	// RemediatorRoleARN unless set.
+	Account           string
+	RemediatorRoleARN string // the grants' retiring principal
+	Table             string // audit table (shared; pk/sk strings)
+	Region            string // of the table, for the revert command
+	// Lease is how long a pending change belongs to the invocation that started it; after it,
+	// another invocation (or the sweeper) completes or rolls it back. At least the function's
+	// timeout.
+	Lease time.Duration
+	// Retention is how long audit records stay after a change ends (expires_at TTL).
+	Retention time.Duration
+	// Propagation is how long to hold back notifications for the finding after a change.
+	Propagation time.Duration
+}
+
+// Defaults.
+const (
+	DefaultExpiry    = 24 * time.Hour
+	DefaultLease     = 5 * time.Minute
+	DefaultRetention = 90 * 24 * time.Hour
+)
+
+// SettingsFrom takes the apply settings from the Lambda configuration.
+func SettingsFrom(c config.Config, region string) Settings {
+	return Settings{
+		Enabled:           c.Mode == config.ModeApply,
+		SandboxAccounts:   c.SandboxAccounts,
+		Diagnoses:         c.ApplyDiagnoses,
+		Expiry:            c.ApplyExpiry,
+		DryRun:            c.DryRun,
+		Account:           AccountOf(c.RemediatorRoleARN),
+		RemediatorRoleARN: c.RemediatorRoleARN,
+		Table:             c.TableName,
+		Region:            region,
+		Propagation:       c.PropagationWindow,
+	}
+}
+
+func (s Settings) withDefaults() Settings {
+	if s.Expiry <= 0 {
+		s.Expiry = DefaultExpiry
+	}
+	if s.Expiry > config.MaxApplyExpiry {
+		s.Expiry = config.MaxApplyExpiry
+	}
+	if s.Lease <= 0 {
+		s.Lease = DefaultLease
+	}
+	if s.Retention <= 0 {
+		s.Retention = DefaultRetention
+	}
+	if s.Account == "" {
+		s.Account = AccountOf(s.RemediatorRoleARN)
+	}
+	return s
+}
+
+// AccountOf returns the account field of an ARN.
+func AccountOf(arn string) string {
+	p := strings.SplitN(arn, ":", 6)
+	if len(p) < 6 {
+		return ""
+	}
+	return p[4]
+}
+
+// RevertCommand is the one command that reverts a change now.
+func (s Settings) RevertCommand(id string) string {
+	cmd := "kmsfix revert " + id
+	if s.Table != "" {
+		cmd += " --table " + s.Table
+	}
+	if s.Region != "" {
+		cmd += " --region " + s.Region
+	}
+	return cmd
+}
