@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite events/*/golden.txt from the current output")
+
+// TestExplainEvents runs `kmsfix explain --world W E` over every bundled sample and compares
+// the human output with events/<folder>/golden.txt, rewritten with
+//
+//	go test ./cmd/kmsfix -run TestExplainEvents -update
+//
+// It also checks that `--json` prints exactly events/<folder>/golden.json, which
+// internal/engine's TestEvents writes and judges: the CLI and the judged path are one.
+func TestExplainEvents(t *testing.T) {
+	dirs := eventDirs(t)
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			world, event := filepath.Join(dir, "world.json"), filepath.Join(dir, "event.json")
+
+			out, errOut, code := runCLI(t, "", "explain", "--world", world, event)
+			if code != 0 || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			golden := filepath.Join(dir, "golden.txt")
+			if *update {
+				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else if want := readGolden(t, golden, "go test ./cmd/kmsfix -run TestExplainEvents -update"); out != want {
+				t.Errorf("human output differs from %s (rewrite with -update if intended):\n--- got\n%s--- want\n%s", golden, out, want)
+			}
+
+			jsonOut, errOut, code := runCLI(t, "", "explain", "--json", "--world", world, event)
+			if code != 0 || errOut != "" {
+				t.Fatalf("--json: exit %d, stderr %q", code, errOut)
+			}
+			if want := readGolden(t, filepath.Join(dir, "golden.json"), "go test ./internal/engine -run TestEvents -update"); jsonOut != want {
+				t.Errorf("--json output differs from golden.json:\n got: %s\nwant: %s", jsonOut, want)
+			}
+		})
+	}
+}
+
+// TestExplainBadInput: each bad input gets one message naming the file and the problem, the
+// exit status is non-zero, and the good inputs of the same run are still reported.
+func TestExplainBadInput(t *testing.T) {
+	good := filepath.Join(eventDirs(t)[0], "event.json")
+	tmp := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	missing := filepath.Join(tmp, "no-such-event.json")
+	truncated := write("truncated.json", `{"eventVersion": "1.11", "eventID": "0f1e2d3c-4b5a-4697-8877-665544332211", "eventSource": `)
+	garbage := write("garbage.json", "eventID,eventName\n1,Decrypt\n")
+	notTrail := write("not-cloudtrail.json", `{"hello": "world"}`)
+
+	tests := []struct {
+		name  string
+		bad   string   // the input that must be named
+		wants []string // what the one message must say besides the file name
+	}{
+		{"missing file", missing, []string{"no such file"}},
+		{"directory", tmp, []string{"is a directory"}},
+		{"truncated JSON", truncated, []string{"JSON"}},
+		{"not JSON", garbage, []string{"JSON"}},
+		{"not a CloudTrail record", notTrail, []string{"not a CloudTrail record"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCLI(t, "", "explain", "--json", good, tc.bad, good)
+			if code == 0 {
+				t.Errorf("exit 0 with a bad input")
+			}
+			checkOneMessage(t, errOut, tc.bad, tc.wants)
+			if n := strings.Count(out, "\n"); n != 2 {
+				t.Errorf("%d report lines, want 2 (the good inputs before and after the bad one):\n%s", n, out)
+			}
+		})
+	}
+}
+
+// TestExplainBadWorld: a world file that cannot be used stops the run before any report,
+// with one message naming the file and the problem.
+func TestExplainBadWorld(t *testing.T) {
+	event := filepath.Join(eventDirs(t)[0], "event.json")
+	tmp := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name  string
+		world string
+		wants []string
+	}{
+		{"missing", filepath.Join(tmp, "no-such-world.json"), []string{"no such file"}},
+		{"not JSON", write("world-broken.json", `{"keys": {`), []string{"JSON"}},
+		{"wrong type", write("world-type.json", `{"sandbox_accounts": "111122223333"}`), []string{"sandbox_accounts"}},
+		{"bad policy", write("world-policy.json", `{"keys": {"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab": {"policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Permit", "Action": "kms:*", "Resource": "*"}]}}}}`), []string{"Permit"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCLI(t, "", "explain", "--json", "--world", tc.world, event)
+			if code == 0 {
+				t.Errorf("exit 0 with a bad world")
+			}
+			if out != "" {
+				t.Errorf("reports printed with a bad world:\n%s", out)
+			}
+			checkOneMessage(t, errOut, tc.world, tc.wants)
+		})
+	}
+}
+
+// TestExplainStdin: "-" reads standard input, as a file would be read.
+func TestExplainStdin(t *testing.T) {
+	dir := eventDirs(t)[0]
+	event, err := os.ReadFile(filepath.Join(dir, "event.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, string(event), "explain", "--json", "--world", filepath.Join(dir, "world.json"), "-")
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if want := readGolden(t, filepath.Join(dir, "golden.json"), "go test ./internal/engine -run TestEvents -update"); out != want {
+		t.Errorf("stdin report differs from the file's:\n got: %s\nwant: %s", out, want)
+	}
+
+	out, errOut, code = runCLI(t, "{\"eventVersion\":", "explain", "-")
+	if code == 0 || out != "" {
+		t.Errorf("truncated stdin: exit %d, stdout %q", code, out)
+	}
+	checkOneMessage(t, errOut, "stdin", []string{"JSON"})
+}
+
+func TestExplainUsage(t *testing.T) {
+	_, errOut, code := runCLI(t, "", "explain")
+	if code != 2 || !strings.Contains(errOut, "usage: kmsfix explain") {
+		t.Errorf("no arguments: exit %d, stderr %q; want 2 and the usage", code, errOut)
+	}
+}
+
+// checkOneMessage wants exactly one line on stderr, naming the input and saying the problem.
+func checkOneMessage(t *testing.T, errOut, name string, wants []string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
+	if errOut == "" || len(lines) != 1 {
+		t.Fatalf("want one message on stderr, got %d lines: %q", len(lines), errOut)
+	}
+	msg := lines[0]
+	if !strings.HasPrefix(msg, "kmsfix: ") || !strings.Contains(msg, name) {
+		t.Errorf("message %q does not start with \"kmsfix: \" and name %s", msg, name)
+	}
+	for _, w := range wants {
+		if !strings.Contains(msg, w) {
+			t.Errorf("message %q does not say %q", msg, w)
+		}
+	}
+}
+
+func runCLI(t *testing.T, in string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	old := stdin
+	stdin = strings.NewReader(in)
+	defer func() { stdin = old }()
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return o.String(), e.String(), code
+}
+
+func readGolden(t *testing.T, path, how string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s is missing: run %s", path, how)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// eventDirs lists events/<folder> in order, from the repository root.
+func eventDirs(t *testing.T) []string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "events"))
+	if err != nil {
+		t.Fatalf("the bundled samples are missing: %v", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, filepath.Join(dir, "events", e.Name()))
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no folders in events/")
+	}
+	return out
+}
