@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -122,7 +123,7 @@ func parse(raw []byte, own bool) (Item, error) {
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return Item{}, fmt.Errorf("not a CloudTrail record: %w", err)
+		return Item{}, fmt.Errorf("not a CloudTrail record: %w", describeJSONErr(err, ""))
 	}
 	rec, body := &env.record, raw
 	isEnvelope := env.DetailType != "" || (len(env.Detail) > 0 && env.EventSource == "")
@@ -133,7 +134,7 @@ func parse(raw []byte, own bool) (Item, error) {
 		}
 		var inner record
 		if err := json.Unmarshal(d, &inner); err != nil {
-			return Item{}, fmt.Errorf("EventBridge detail is not a CloudTrail record: %w", err)
+			return Item{}, fmt.Errorf("EventBridge detail is not a CloudTrail record: %w", describeJSONErr(err, ""))
 		}
 		rec, body, own = &inner, d, false // d is already a copy made by Unmarshal
 		if rec.EventSource == "" && rec.EventName == "" {
@@ -146,7 +147,7 @@ func parse(raw []byte, own bool) (Item, error) {
 		return Item{}, errors.New(`a CloudTrail log file ({"Records": [...]}): read it with ReadAll`)
 	} else if len(env.Resources) > 0 && !bytes.Equal(env.Resources, []byte("null")) {
 		if err := json.Unmarshal(env.Resources, &rec.Resources); err != nil {
-			return Item{}, fmt.Errorf("not a CloudTrail record: resources: %w", err)
+			return Item{}, fmt.Errorf("not a CloudTrail record: %w", describeJSONErr(err, "resources"))
 		}
 	}
 	if rec.EventSource == "" || rec.EventName == "" {
@@ -160,6 +161,33 @@ func parse(raw []byte, own bool) (Item, error) {
 		body = bytes.Clone(body)
 	}
 	return fromRecord(rec, body), nil
+}
+
+// describeJSONErr rewords encoding/json errors in the record's terms ("eventName is a JSON
+// number, want a string") instead of Go's struct names.
+func describeJSONErr(err error, field string) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if f := strings.TrimPrefix(te.Field, "record."); f != "" {
+			field = f
+		}
+		if field == "" {
+			field = "value"
+		}
+		want := "a " + te.Type.Kind().String()
+		switch te.Type.Kind() {
+		case reflect.Struct, reflect.Map:
+			want = "an object"
+		case reflect.Slice:
+			want = "an array"
+		}
+		return fmt.Errorf("%s is a JSON %s, want %s", field, te.Value, want)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
+	}
+	return err
 }
 
 // notAPICall answers for an envelope whose detail is not a CloudTrail record: another kind
