@@ -617,3 +617,20 @@ func TestJudgeCatchesBadPatches(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsCoverEveryCode: events/ holds at least one sample for every contract code.
+func TestEventsCoverEveryCode(t *testing.T) {
+	seen := map[finding.Code]bool{}
+	for _, s := range samplesIn(t, filepath.Join(repoRoot(t), "events"), "events", true) {
+		for _, e := range loadExpectations(t, filepath.Join(s.dir, "expect.json")) {
+			if e.Diagnosis != nil {
+				seen[finding.Code(*e.Diagnosis)] = true
+			}
+		}
+	}
+	for _, c := range finding.AllCodes {
+		if !seen[c] {
+			t.Errorf("no sample in events/ expects %s", c)
+		}
+	}
+}
