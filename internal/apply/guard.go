@@ -123,14 +123,18 @@ func addGrant(out []Candidate, why []string, s Settings, d *cloudtrail.Denial, w
 
 // addVerified adds an alternative lever when the engine's evaluator shows it allows the
 // request and nothing it must not. A grant cannot carry kms:ViaService, so for a grant the
-// probes of direct calls with the same encryption context are accepted (documented in
-// docs/apply.md); every other widening refuses it.
+// probes that differ only in the calling service (a direct call, another service) are
+// accepted: its encryption-context constraint still limits it to ciphertexts of this object
+// (or, with S3 Bucket Keys, this bucket). The evaluator's inputs are per key, so its "on
+// another key" probe sees this key's grants; a grant lives on one key, so that probe is
+// dropped too. Every other widening refuses it (docs/apply.md).
 func addVerified(out []Candidate, why []string, d *cloudtrail.Denial, w *world.World, p finding.Patch, fallback string) ([]Candidate, []string) {
 	v := patch.Verify(d, w, []finding.Patch{p})
 	widened := v.Widened
 	if p.Kind == finding.KindGrant {
 		widened = slices.DeleteFunc(slices.Clone(widened), func(name string) bool {
-			return strings.HasSuffix(name, " called directly (no kms:ViaService)")
+			return strings.HasSuffix(name, " called directly (no kms:ViaService)") ||
+				strings.HasSuffix(name, " through another service") || strings.HasSuffix(name, " on another key")
 		})
 	}
 	switch {
