@@ -1,0 +1,105 @@
+package diagnose
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+const (
+	keyARN   = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	roleARN  = "arn:aws:iam::111122223333:role/app/reader"
+	xRoleARN = "arn:aws:iam::999988887777:role/consumer"
+)
+
+func doc(t *testing.T, s string) *policy.Document {
+	t.Helper()
+	d, err := policy.Parse([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func denial(principal, account string, msg cloudtrail.MessageKind, ctx string) *cloudtrail.Denial {
+	bucket, object, _ := strings.Cut(strings.TrimPrefix(ctx, "arn:aws:s3:::"), "/")
+	return &cloudtrail.Denial{
+		EventID: "e1", EventName: "Decrypt", Region: "us-east-1", ErrorCode: "AccessDenied",
+		Message:  cloudtrail.Message{Kind: msg},
+		Identity: cloudtrail.Identity{Kind: cloudtrail.KindRole, PrincipalARN: principal, Account: account, SessionARN: "arn:aws:sts::" + account + ":assumed-role/x/s", Editable: true},
+		KeyARN:   keyARN, KeyAccount: "111122223333", KeyRegion: "us-east-1",
+		ContextARN: ctx, Bucket: bucket, Object: object, BucketKey: object == "",
+		Actions: []string{"kms:Decrypt"},
+	}
+}
+
+const rootDelegation = `{"Statement":[{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}`
+
+func TestDiagnose(t *testing.T) {
+	allowIAM := `{"Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"` + keyARN + `"}]}`
+	objectOnly := `{"Statement":[{"Sid":"Objects","Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringLike":{"kms:EncryptionContext:aws:s3:arn":"arn:aws:s3:::bkt/*"}}}]}`
+	xAccountKey := `{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"kms:Decrypt","Resource":"*"}]}`
+	denyKey := `{"Statement":[{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},{"Sid":"DenyOutsideVpc","Effect":"Deny","Principal":"*","Action":"kms:Decrypt","Resource":"*","Condition":{"StringNotEquals":{"aws:SourceVpce":"vpce-1"}}}]}`
+	boundary := `{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`
+
+	tests := []struct {
+		name            string
+		d               *cloudtrail.Denial
+		w               *world.World
+		want            finding.Code
+		needID, needKey bool
+		mention         string
+	}{
+		{"same account, IAM missing", denial(roleARN, "111122223333", cloudtrail.MsgUnknown, "arn:aws:s3:::bkt/o"),
+			&world.World{Keys: map[string]*world.Key{keyARN: {Manager: "CUSTOMER", State: "Enabled", Policy: doc(t, rootDelegation)}}, Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{}}}},
+			finding.IdentityPolicyMissing, true, false, ""},
+		{"bucket key context, object-only condition", denial(roleARN, "111122223333", cloudtrail.MsgNoIdentityAllow, "arn:aws:s3:::bkt"),
+			&world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc(t, rootDelegation)}}, Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{{Name: "read", Document: doc(t, objectOnly)}}}}},
+			finding.ConditionMismatch, true, false, "kms:EncryptionContext:aws:s3:arn"},
+		{"cross-account, IAM allows: key side only", denial(xRoleARN, "999988887777", cloudtrail.MsgAmbiguous, "arn:aws:s3:::bkt/o"),
+			&world.World{Principals: map[string]*world.Principal{xRoleARN: {Policies: []world.NamedPolicy{{Name: "kms", Document: doc(t, allowIAM)}}}}},
+			finding.CrossAccountAccessMissing, false, true, ""},
+		{"cross-account, key admits account: identity side only", denial(xRoleARN, "999988887777", cloudtrail.MsgNoIdentityAllow, "arn:aws:s3:::bkt/o"),
+			&world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc(t, xAccountKey)}}, Principals: map[string]*world.Principal{xRoleARN: {Policies: []world.NamedPolicy{}}}},
+			finding.IdentityPolicyMissing, true, false, ""},
+		{"cross-account, message only", denial(xRoleARN, "999988887777", cloudtrail.MsgCiphertext, "arn:aws:s3:::bkt/o"), &world.World{},
+			finding.CrossAccountAccessMissing, true, true, ""},
+		{"AWS managed key cross-account", denial(xRoleARN, "999988887777", cloudtrail.MsgAmbiguous, "arn:aws:s3:::bkt/o"),
+			&world.World{Keys: map[string]*world.Key{keyARN: {Manager: "AWS", Aliases: []string{"alias/aws/s3"}}}},
+			finding.AWSManagedKeyCrossAccount, false, false, "customer managed key"},
+		{"explicit deny in key policy names the Sid", denial(roleARN, "111122223333", cloudtrail.MsgAmbiguous, "arn:aws:s3:::bkt/o"),
+			&world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc(t, denyKey)}}, Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{{Name: "kms", Document: doc(t, allowIAM)}}}}},
+			finding.ExplicitDenyKeyPolicy, false, false, "DenyOutsideVpc"},
+		{"boundary caps IAM", denial(roleARN, "111122223333", cloudtrail.MsgUnknown, "arn:aws:s3:::bkt/o"),
+			&world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc(t, rootDelegation)}}, Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{{Name: "kms", Document: doc(t, allowIAM)}}, PermissionsBoundary: doc(t, boundary)}}},
+			finding.BoundaryDoesNotAllow, false, false, ""},
+		{"everything readable allows", denial(roleARN, "111122223333", cloudtrail.MsgNoReason, "arn:aws:s3:::bkt/o"),
+			&world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc(t, rootDelegation)}}, Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{{Name: "kms", Document: doc(t, allowIAM)}}}}},
+			finding.Undetermined, false, false, "cannot read"},
+		{"key in another Region", func() *cloudtrail.Denial {
+			d := denial(roleARN, "111122223333", cloudtrail.MsgAmbiguous, "arn:aws:s3:::bkt/o")
+			d.Region = "eu-west-1"
+			return d
+		}(), &world.World{}, finding.KeyNotFound, false, false, "us-east-1"},
+		{"pending deletion from the world", denial(roleARN, "111122223333", cloudtrail.MsgUnknown, "arn:aws:s3:::bkt/o"),
+			&world.World{Keys: map[string]*world.Key{keyARN: {State: "PendingDeletion"}}}, finding.KeyPendingDeletion, false, false, "cancel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := Diagnose(tt.d, tt.w)
+			if f.Code != tt.want {
+				t.Fatalf("code = %s, want %s (%s)", f.Code, tt.want, f.Detail)
+			}
+			if f.NeedIdentity != tt.needID || f.NeedKeyPolicy != tt.needKey {
+				t.Errorf("sides = identity %v key %v, want %v %v", f.NeedIdentity, f.NeedKeyPolicy, tt.needID, tt.needKey)
+			}
+			if tt.mention != "" && !strings.Contains(strings.ToLower(f.Detail+strings.Join(f.Advice, " ")), strings.ToLower(tt.mention)) {
+				t.Errorf("detail %q does not mention %q", f.Detail, tt.mention)
+			}
+		})
+	}
+}
