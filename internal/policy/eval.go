@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -308,17 +309,29 @@ const (
 
 func (s *Statement) matchesPrincipal(c Caller) principalMatch {
 	if s.NotPrincipal != nil {
-		// The statement applies unless every identity of the caller (its account, the role
-		// or user, the session) is listed.
-		if s.NotPrincipal.Wildcard {
+		ids := s.NotPrincipal.Types["AWS"].Items
+		// "*", bare or as {"AWS":"*"}, lists everyone: the statement applies to nobody.
+		if s.NotPrincipal.Wildcard || slices.Contains(ids, "*") {
 			return noMatch
 		}
-		ids := s.NotPrincipal.Types["AWS"].Items
-		if !principalListed(ids, c.Account, true) || !principalListed(ids, c.ARN, false) ||
-			(c.SessionARN != "" && !principalListed(ids, c.SessionARN, false)) {
-			return directMatch
+		account := principalListed(ids, c.Account, true)
+		arn := principalListed(ids, c.ARN, false)
+		session := c.SessionARN != "" && principalListed(ids, c.SessionARN, false)
+		if strings.EqualFold(s.Effect, "Deny") {
+			// A Deny applies unless every identity of the caller (its account, the role or
+			// user, the session) is listed: AWS may check each in turn (IAM User Guide,
+			// "NotPrincipal With Deny").
+			if !account || !arn || (c.SessionARN != "" && !session) {
+				return directMatch
+			}
+			return noMatch
 		}
-		return noMatch
+		// An Allow grants everyone except those listed: not the caller if any of its
+		// identities is listed.
+		if account || arn || session {
+			return noMatch
+		}
+		return directMatch
 	}
 	if s.Principal == nil {
 		return noMatch
