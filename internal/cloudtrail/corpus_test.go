@@ -64,7 +64,16 @@ func seedCorpora(t *testing.T) map[string]map[string][]byte {
 		name := "sample-" + strings.TrimSuffix(filepath.Base(f), ".json")
 		readAll[name] = bytesSeed(raw)
 		readAll[name+"-gzip"] = bytesSeed(gzipped(t, raw))
-		var lf struct{ Records []json.RawMessage }
+		var lf struct {
+			Records []json.RawMessage
+			Events  []struct{ CloudTrailEvent string }
+		}
+		if json.Unmarshal(raw, &lf) == nil && lf.Events != nil {
+			for i, e := range lf.Events {
+				parse[fmt.Sprintf("%s-event-%d", name, i+1)] = bytesSeed([]byte(e.CloudTrailEvent))
+			}
+			continue
+		}
 		if json.Unmarshal(raw, &lf) == nil && lf.Records != nil {
 			for i, r := range lf.Records {
 				parse[fmt.Sprintf("%s-record-%d", name, i+1)] = bytesSeed(compact(t, r))

@@ -72,7 +72,8 @@ func (r *streamReader) run() error {
 }
 
 // object reads a top-level object whose '{' was consumed: a log file when it has a Records
-// array, else one record or envelope, rebuilt from its members and parsed.
+// array, `aws cloudtrail lookup-events` output when it has an Events array, else one record
+// or envelope, rebuilt from its members and parsed.
 func (r *streamReader) object() error {
 	var buf []byte
 	logFile := false
@@ -82,15 +83,19 @@ func (r *streamReader) object() error {
 			return r.jsonErr(err)
 		}
 		key, _ := tok.(string)
-		if key == "Records" && !logFile {
+		if (key == "Records" || key == "Events") && !logFile {
 			open, err := r.dec.Token()
 			if err != nil {
 				return r.jsonErr(err)
 			}
 			if open != json.Delim('[') {
-				return fmt.Errorf("%s: value %d (byte %d): Records is %s, not an array", r.source, r.values, r.dec.InputOffset(), describe(open))
+				return fmt.Errorf("%s: value %d (byte %d): %s is %s, not an array", r.source, r.values, r.dec.InputOffset(), key, describe(open))
 			}
-			if err := r.array(); err != nil {
+			read := r.array
+			if key == "Events" {
+				read = r.lookupEvents
+			}
+			if err := read(); err != nil {
 				return err
 			}
 			logFile, buf = true, nil
@@ -131,6 +136,27 @@ func (r *streamReader) array() error {
 			return r.jsonErr(err)
 		}
 		if err := r.add(raw); err != nil {
+			return err
+		}
+	}
+	if _, err := r.dec.Token(); err != nil { // the closing ']'
+		return r.jsonErr(err)
+	}
+	return nil
+}
+
+// lookupEvents reads the Events array of `aws cloudtrail lookup-events` output (its '['
+// consumed): each entry holds the record as a JSON string in CloudTrailEvent.
+func (r *streamReader) lookupEvents() error {
+	for r.dec.More() {
+		var ev struct{ CloudTrailEvent *string }
+		if err := r.dec.Decode(&ev); err != nil {
+			return r.jsonErr(err)
+		}
+		if ev.CloudTrailEvent == nil {
+			return fmt.Errorf("%s: record %d: lookup-events entry without CloudTrailEvent", r.source, r.n+1)
+		}
+		if err := r.add([]byte(*ev.CloudTrailEvent)); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -86,6 +87,8 @@ func TestReadAll(t *testing.T) {
 		{"no separator", append(compact(t, bare), compact(t, env)...), numbered("in.json", bareLine, envLine)},
 		{"jq -s array", []byte("[" + string(env) + ",\n" + string(bare) + "]"), numbered("in.json", envLine, bareLine)},
 		{"concatenated gzip members", gzipped(t, env, bare), numbered("in.json", envLine, bareLine)},
+		{"lookup-events output", readTestdata(t, "lookup-events.json"), numbered("in.json", envLine,
+			"9952ada2-c9eb-4c5d-a888-2c4b9f08e1d9 deny:disabled")},
 		{"leading whitespace", append([]byte("\n\n  \t"), bare...), []string{"in.json " + bareLine}},
 	}
 	for _, tt := range tests {
@@ -149,6 +152,10 @@ func TestReadAllMalformed(t *testing.T) {
 			[]string{"f.json: record 3:", "input ends inside a JSON value"}},
 		{"log file, syntax error in record 2", []byte(`{"Records": [` + bare + `, {"eventVersion": 1.11.1}]}`), 1,
 			[]string{"f.json: record 2:", "invalid JSON at byte"}},
+		{"lookup-events entry without CloudTrailEvent", []byte(`{"Events": [{"CloudTrailEvent": ` + strconv.Quote(bare) + `}, {"EventId": "x"}]}`), 1,
+			[]string{"f.json: record 2:", "without CloudTrailEvent"}},
+		{"lookup-events entry that is not a record", []byte(`{"Events": [{"CloudTrailEvent": "[1]"}]}`), 0,
+			[]string{"f.json: record 1:", "not a JSON object"}},
 		{"Records not an array", []byte(`{"Records": {"a": 1}}`), 0, []string{"f.json: value 1", "Records is '{', not an array"}},
 		{"bad gzip", append([]byte{0x1f, 0x8b}, "not gzip at all"...), 0, []string{"f.json: gzip"}},
 		{"truncated gzip", gzipped(t, []byte(env+"\n"+bare))[:60], 0, []string{"f.json"}},
