@@ -177,6 +177,14 @@ func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
 	ctx := newContext(req.Context)
 	var out KMSResult
 	out.KeyPolicy = in.KeyPolicy.evaluate(&req, ctx, "key policy", true)
+	if in.Boundary != nil && out.KeyPolicy.Decision != ExplicitDeny {
+		// "The NotPrincipal element with a Deny effect will always deny any IAM principal that
+		// has a permissions boundary policy attached, regardless of the values specified in
+		// the NotPrincipal element" (IAM User Guide, Permissions boundaries).
+		if ref := in.KeyPolicy.notPrincipalDeny(&req, ctx, "key policy"); ref != nil {
+			out.KeyPolicy.Decision, out.KeyPolicy.Deny = ExplicitDeny, ref
+		}
+	}
 	out.Identity = evaluateAll(&req, ctx, in.Identity)
 	if in.Boundary != nil {
 		out.Boundary = in.Boundary.evaluate(&req, ctx, "permissions boundary", false)
@@ -215,6 +223,25 @@ func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
 		out.Decision = Allow
 	}
 	return out
+}
+
+// notPrincipalDeny returns the first Deny statement with a NotPrincipal that applies to the
+// request's action, resource and conditions, whoever it lists.
+func (d *Document) notPrincipalDeny(req *Request, ctx context, name string) *StatementRef {
+	if d == nil {
+		return nil
+	}
+	for i := range d.Statement {
+		s := &d.Statement[i]
+		if s.NotPrincipal == nil || !strings.EqualFold(s.Effect, "Deny") ||
+			!s.matchesAction(req.Action) || !s.matchesResource(req.Resource) {
+			continue
+		}
+		if ok, _ := s.Condition.holds(ctx); ok {
+			return &StatementRef{Policy: name, Sid: s.Sid, Index: i}
+		}
+	}
+	return nil
 }
 
 // namesRole says the matching key-policy allow is capped by a permissions boundary: it names

@@ -20,6 +20,7 @@ func TestDiffFixes(t *testing.T) {
 	allowRoot := `{"Effect":"Allow","Principal":{"AWS":"` + root + `"},"Action":"kms:*","Resource":"*"}`
 	allowUser := `{"Effect":"Allow","Principal":{"AWS":"` + user + `"},"Action":"kms:*","Resource":"*"}`
 	allowIAM := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]}`
+	boundaryKMS := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`
 
 	tests := []struct {
 		name     string
@@ -51,6 +52,18 @@ func TestDiffFixes(t *testing.T) {
 		{name: "Deny NotPrincipal listing the session only may deny it", caller: sessionCaller,
 			key:      keyPolicy(allowRoot + `,{"Effect":"Deny","NotPrincipal":{"AWS":"` + session + `"},"Action":"kms:*","Resource":"*"}`),
 			identity: allowIAM, want: ExplicitDeny},
+		// IAM User Guide, access_policies_boundaries: "The NotPrincipal element with a Deny effect
+		// will always deny any IAM principal that has a permissions boundary policy attached,
+		// regardless of the values specified in the NotPrincipal element."
+		{name: "Deny NotPrincipal denies a user with a boundary even when listed", caller: userCaller,
+			key:      keyPolicy(allowUser + `,{"Effect":"Deny","NotPrincipal":{"AWS":["` + user + `","` + root + `"]},"Action":"kms:*","Resource":"*"}`),
+			boundary: boundaryKMS, want: ExplicitDeny},
+		{name: "Deny NotPrincipal with a boundary still needs its action to match", caller: userCaller,
+			key:      keyPolicy(allowUser + `,{"Effect":"Deny","NotPrincipal":{"AWS":["` + user + `","` + root + `"]},"Action":"kms:PutKeyPolicy","Resource":"*"}`),
+			boundary: boundaryKMS, want: Allow},
+		{name: "Deny NotPrincipal with a boundary still needs its condition to hold", caller: userCaller,
+			key:      keyPolicy(allowUser + `,{"Effect":"Deny","NotPrincipal":{"AWS":["` + user + `","` + root + `"]},"Action":"kms:*","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"false"}}}`),
+			boundary: boundaryKMS, want: Allow},
 		{name: "Deny NotPrincipal listing the user and account spares it without a boundary", caller: userCaller,
 			key:  keyPolicy(allowUser + `,{"Effect":"Deny","NotPrincipal":{"AWS":["` + user + `","` + root + `"]},"Action":"kms:*","Resource":"*"}`),
 			want: Allow},
