@@ -1,0 +1,83 @@
+package scan
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kmsfix/kmsfix/internal/finding"
+)
+
+// fingerprint identifies one finding across repeats: principal, key, sorted actions,
+// diagnosis, bucket. It is the definition of notify.Fingerprint, kept here until that lands.
+func fingerprint(r finding.Report) string {
+	actions := slices.Sorted(slices.Values(r.Actions))
+	h := sha256.Sum256([]byte(strings.Join([]string{
+		r.Principal, r.Key, strings.Join(actions, ","), string(r.Diagnosis), r.Bucket,
+	}, "\x00")))
+	return hex.EncodeToString(h[:8])
+}
+
+// Group is one finding with how often and when it was seen.
+type Group struct {
+	Fingerprint string
+	// Report is the most recent occurrence's report.
+	Report    finding.Report
+	Count     int
+	FirstSeen time.Time
+	LastSeen  time.Time
+}
+
+// Grouper gathers reports by fingerprint.
+type Grouper struct {
+	byFP map[string]*Group
+}
+
+// NewGrouper returns an empty Grouper.
+func NewGrouper() *Grouper { return &Grouper{byFP: map[string]*Group{}} }
+
+// Add counts one report seen at t (events arrive in any order).
+func (g *Grouper) Add(r finding.Report, t time.Time) {
+	fp := r.Fingerprint
+	if fp == "" {
+		fp = fingerprint(r)
+		r.Fingerprint = fp
+	}
+	grp, ok := g.byFP[fp]
+	if !ok {
+		g.byFP[fp] = &Group{Fingerprint: fp, Report: r, Count: 1, FirstSeen: t, LastSeen: t}
+		return
+	}
+	grp.Count++
+	if t.Before(grp.FirstSeen) {
+		grp.FirstSeen = t
+	}
+	if !t.Before(grp.LastSeen) {
+		grp.LastSeen = t
+		grp.Report = r
+	}
+}
+
+// Len is the number of distinct findings.
+func (g *Grouper) Len() int { return len(g.byFP) }
+
+// Groups returns the findings, most frequent first, then most recent, then by fingerprint.
+func (g *Grouper) Groups() []Group {
+	out := make([]Group, 0, len(g.byFP))
+	for _, grp := range g.byFP {
+		out = append(out, *grp)
+	}
+	slices.SortFunc(out, func(a, b Group) int {
+		if c := cmp.Compare(b.Count, a.Count); c != 0 {
+			return c
+		}
+		if c := b.LastSeen.Compare(a.LastSeen); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Fingerprint, b.Fingerprint)
+	})
+	return out
+}
