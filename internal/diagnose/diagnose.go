@@ -59,6 +59,11 @@ func Diagnose(d *cloudtrail.Denial, w *world.World) Finding {
 		in.unknowns = append(in.unknowns, "the principal's identity policies")
 	}
 	f := in.decide()
+	if f.NeedIdentity && d.Identity.Kind == cloudtrail.KindServiceLinkedRole && in.same {
+		// IAM refuses to edit a service-linked role: name it in the key policy instead.
+		f.NeedIdentity, f.NeedKeyPolicy = false, true
+		f.Detail += " A service-linked role's policies cannot be edited, so the fix is a key-policy statement naming the role."
+	}
 	f.Unknown = append(in.unknowns, w.UnreadableList()...)
 	return f
 }

@@ -79,18 +79,15 @@ func autoApply(d *cloudtrail.Denial, f diagnose.Finding, w *world.World, r findi
 	if !r.Verified {
 		return false, "the patch is not verified"
 	}
-	sandboxed := 0
+	// Every side must be in a sandbox: half a cross-account fix applied alone fixes nothing
+	// (policy-semantics.md section 8, row 4); the other half goes to the key owner.
 	for _, p := range r.Patches {
 		if !w.IsSandbox(p.Account) {
-			continue
+			return false, "account " + p.Account + " is not a sandbox account"
 		}
 		if p.Kind == finding.KindIdentityPolicy && !d.Identity.Editable {
 			return false, "IAM cannot edit " + d.Identity.PrincipalARN + ": " + d.Identity.NotEditable
 		}
-		sandboxed++
-	}
-	if sandboxed == 0 {
-		return false, "no patch is for a sandbox account"
 	}
 	return true, ""
 }
