@@ -71,11 +71,6 @@ async function validationError(c) {
 
 async function main() {
   const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-  const out = [];
-  const flush = () => {
-    if (out.length) process.stdout.write(out.join(''));
-    out.length = 0;
-  };
   const cases = [];
   for await (const line of rl) {
     if (!line.trim()) continue;
@@ -92,10 +87,9 @@ async function main() {
     } catch (e) {
       error = String(e && e.stack ? e.stack : e);
     }
-    out.push(JSON.stringify({ id: c.id, decision, error }) + '\n');
-    if (out.length >= 64) flush();
+    // Answer at once: the Go side may wait for this line before sending the next case.
+    process.stdout.write(JSON.stringify({ id: c.id, decision, error }) + '\n');
   }
-  flush();
   if (!bench) return;
 
   // Bench: build the simulation objects once, as a caller holding parsed JSON would.
