@@ -2,24 +2,12 @@ package scan
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/notify"
 )
-
-// fingerprint identifies one finding across repeats: principal, key, sorted actions,
-// diagnosis, bucket. It is the definition of notify.Fingerprint, kept here until that lands.
-func fingerprint(r finding.Report) string {
-	actions := slices.Sorted(slices.Values(r.Actions))
-	h := sha256.Sum256([]byte(strings.Join([]string{
-		r.Principal, r.Key, strings.Join(actions, ","), string(r.Diagnosis), r.Bucket,
-	}, "\x00")))
-	return hex.EncodeToString(h[:8])
-}
 
 // Group is one finding with how often and when it was seen.
 type Group struct {
@@ -41,11 +29,9 @@ func NewGrouper() *Grouper { return &Grouper{byFP: map[string]*Group{}} }
 
 // Add counts one report seen at t (events arrive in any order).
 func (g *Grouper) Add(r finding.Report, t time.Time) {
-	fp := r.Fingerprint
-	if fp == "" {
-		fp = fingerprint(r)
-		r.Fingerprint = fp
-	}
+	// The notifier's fingerprint, so a scan's findings match the alerts' dedupe keys.
+	fp := notify.Fingerprint(r)
+	r.Fingerprint = fp
 	grp, ok := g.byFP[fp]
 	if !ok {
 		g.byFP[fp] = &Group{Fingerprint: fp, Report: r, Count: 1, FirstSeen: t, LastSeen: t}
