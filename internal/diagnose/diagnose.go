@@ -52,7 +52,7 @@ func Diagnose(d *cloudtrail.Denial, w *world.World) Finding {
 	in.keyName = keyName(d, in.key)
 	if in.key == nil {
 		in.unknowns = append(in.unknowns, "the key (DescribeKey, GetKeyPolicy)")
-	} else if in.key.Policy == nil {
+	} else if KeyPolicy(d, in.key) == nil {
 		in.unknowns = append(in.unknowns, "the key policy")
 	}
 	if in.princ == nil && d.Identity.PrincipalARN != "" {
@@ -83,7 +83,7 @@ func (in *inputs) decide() Finding {
 	if f, ok := in.fromMessageLayer(); ok {
 		return f
 	}
-	if in.key != nil && in.key.Manager == world.ManagerAWS && !in.same {
+	if AWSManaged(d, in.key) && !in.same {
 		return in.awsManagedCrossAccount()
 	}
 	if f, ok := in.evaluate(); ok {
@@ -281,7 +281,7 @@ func (in *inputs) awsManagedCrossAccount() Finding {
 // evaluate decides from the policies the world holds. ok is false when the world knows too
 // little to decide.
 func (in *inputs) evaluate() (Finding, bool) {
-	keyKnown := in.key != nil && in.key.Policy != nil
+	keyKnown := KeyPolicy(in.d, in.key) != nil
 	princKnown := in.princ != nil
 	if !keyKnown && !princKnown {
 		return Finding{}, false
@@ -340,6 +340,11 @@ func (in *inputs) evaluate() (Finding, bool) {
 				return in.conditionMismatch(fmt.Sprintf("identity policy %q", res.Identity.NearMiss.Policy), res.Identity.NearMiss, key, true, false, keyKnown), true
 			}
 		}
+		if key := mismatchKey(res.KeyPolicy); !identityAllows && key != "" && res.KeyPolicy.ViaAccount {
+			// The key policy names the caller in a statement whose condition fails; the
+			// account delegation alone is not what was meant to allow it.
+			return in.conditionMismatch("key policy", res.KeyPolicy.NearMiss, key, false, true, keyKnown && princKnown), true
+		}
 		if keyKnown {
 			return in.identityMissing(true), true
 		}
@@ -372,7 +377,7 @@ func (in *inputs) authorize() policy.KMSResult {
 	var kp *policy.Document
 	var grants []policy.Grant
 	if in.key != nil {
-		kp = in.key.Policy
+		kp = KeyPolicy(in.d, in.key)
 		grants = Grants(in.key)
 	}
 	ins := policy.KMSInputs{KeyAccount: in.d.KeyAccount, KeyPolicy: kp, Grants: grants}
@@ -558,6 +563,55 @@ func Grants(k *world.Key) []policy.Grant {
 		out = append(out, pg)
 	}
 	return out
+}
+
+// AWSManaged says the key is an AWS managed key (aws/s3): its policy cannot be edited and no
+// other account can use it.
+func AWSManaged(d *cloudtrail.Denial, k *world.Key) bool {
+	if k != nil {
+		if k.Manager == world.ManagerAWS {
+			return true
+		}
+		for _, a := range k.Aliases {
+			if strings.HasPrefix(a, "alias/aws/") {
+				return true
+			}
+		}
+	}
+	return strings.HasSuffix(d.KeyRef, "alias/aws/s3")
+}
+
+// KeyPolicy is the key policy to evaluate: the world's, or for an AWS managed key whose
+// policy was not read, the policy AWS gives every aws/s3 key (fixed, documented).
+func KeyPolicy(d *cloudtrail.Denial, k *world.Key) *policy.Document {
+	if k != nil && k.Policy != nil {
+		return k.Policy
+	}
+	if !AWSManaged(d, k) || d.KeyAccount == "" {
+		return nil
+	}
+	region := d.KeyRegion
+	if region == "" {
+		region = d.Region
+	}
+	return &policy.Document{Version: "2012-10-17", ID: "auto-s3-2", Statement: policy.Statements{
+		{
+			Sid: "Allow access through S3 for all principals in the account that are authorized to use S3", Effect: "Allow",
+			Principal: policy.AWSPrincipal("*"),
+			Action:    policy.List("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"),
+			Resource:  policy.V("*"),
+			Condition: policy.Condition{"StringEquals": {
+				"kms:CallerAccount": policy.V(d.KeyAccount),
+				"kms:ViaService":    policy.V("s3." + region + ".amazonaws.com"),
+			}},
+		},
+		{
+			Sid: "Allow direct access to key metadata to the account", Effect: "Allow",
+			Principal: policy.AWSPrincipal("arn:aws:iam::" + d.KeyAccount + ":root"),
+			Action:    policy.List("kms:Describe*", "kms:Get*", "kms:List*"),
+			Resource:  policy.V("*"),
+		},
+	}}
 }
 
 // Describe names the principal for people: "role app/reader", "user report-uploader".

@@ -55,7 +55,7 @@ type kmsInputs struct {
 func inputs(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) kmsInputs {
 	in := policy.KMSInputs{KeyAccount: d.KeyAccount}
 	if k := w.Key(d.KeyARN); k != nil {
-		in.KeyPolicy = k.Policy
+		in.KeyPolicy = diagnose.KeyPolicy(d, k)
 		in.Grants = diagnose.Grants(k)
 	}
 	if p := w.Principal(d.Identity.PrincipalARN); p != nil {
