@@ -18,12 +18,6 @@ import (
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
-// HoldBacker holds notifications for a finding back while a change propagates;
-// *notify.Notifier satisfies it.
-type HoldBacker interface {
-	HoldBack(ctx context.Context, fingerprint string, until time.Time) error
-}
-
 // Applier applies fixes automatically in sandbox accounts. Its Apply matches the interface
 // internal/remediator declares.
 type Applier struct {
@@ -33,7 +27,6 @@ type Applier struct {
 	Grants   GrantAPI
 	IAM      IAMAPI
 	Analyzer AnalyzerAPI
-	Hold     HoldBacker // optional
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -76,7 +69,8 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) 
 		return nil
 	}
 	s := a.settings()
-	cands, refusal := Decide(s, r, w)
+	dec := Decide(s, r, w)
+	cands, refusal := dec.Candidates, dec.Refusal
 	if !s.Enabled || a.Store == nil {
 		if refusal == "" {
 			refusal = "no audit table configured"
@@ -149,7 +143,7 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) 
 		break
 	}
 	if prep == nil {
-		why := strings.Join(whys, "; ")
+		why := strings.Join(append(whys, dec.Skipped...), "; ")
 		lg.Info("apply: refused", "reason", why)
 		block(r, why)
 		return nil
@@ -248,11 +242,8 @@ func (a *Applier) finish(ctx context.Context, r *finding.Report, rec *Record, s 
 	if err := a.Store.SetPointer(ctx, rec.Fingerprint, rec.ID, rec.Owner, StatusApplied); err != nil {
 		lg.Warn("apply: could not update the finding's pointer", "error", err.Error())
 	}
-	if a.Hold != nil && s.Propagation > 0 {
-		if err := a.Hold.HoldBack(ctx, rec.Fingerprint, now.Add(s.Propagation)); err != nil {
-			lg.Warn("apply: hold back failed", "error", err.Error())
-		}
-	}
+	// No hold-back here: notify.Notifier.Notify holds the finding back itself once it has
+	// sent the message announcing this change (holding back first would suppress it).
 	lg.Info("apply: applied", "expires_at", rec.ExpiresAt)
 	a.fillApplied(r, rec)
 	return nil

@@ -38,34 +38,47 @@ type Candidate struct {
 	Fallback string
 }
 
+// Decision is what the guard decided: the levers that may apply the fix, best first, or
+// why none may; Skipped says why other levers were left out.
+type Decision struct {
+	Candidates []Candidate
+	Refusal    string
+	Skipped    []string
+}
+
 // Decide is the pure part of the guard: whether this finding may be applied automatically
 // in this account, and with which levers, best first. A refusal says why in words a person
 // reading the notification understands.
-func Decide(s Settings, r *finding.Report, w *world.World) ([]Candidate, string) {
+func Decide(s Settings, r *finding.Report, w *world.World) Decision {
+	cands, why, skipped := decide(s, r, w)
+	return Decision{Candidates: cands, Refusal: why, Skipped: skipped}
+}
+
+func decide(s Settings, r *finding.Report, w *world.World) ([]Candidate, string, []string) {
 	switch {
 	case !s.Enabled:
-		return nil, "automatic fixes are off (KMSFIX_MODE is not apply)"
+		return nil, "automatic fixes are off (KMSFIX_MODE is not apply)", nil
 	case r.Ignored != "":
-		return nil, "ignored event"
+		return nil, "ignored event", nil
 	case !r.Diagnosis.PolicyFixable():
-		return nil, fmt.Sprintf("diagnosis %s is not an implicit deny that a policy fixes", r.Diagnosis)
+		return nil, fmt.Sprintf("diagnosis %s is not an implicit deny that a policy fixes", r.Diagnosis), nil
 	case !slices.Contains(s.Diagnoses, r.Diagnosis):
-		return nil, fmt.Sprintf("diagnosis %s is not in KMSFIX_APPLY_DIAGNOSES", r.Diagnosis)
+		return nil, fmt.Sprintf("diagnosis %s is not in KMSFIX_APPLY_DIAGNOSES", r.Diagnosis), nil
 	case s.Account == "":
-		return nil, "the remediator's own account is unknown (KMSFIX_REMEDIATOR_ROLE_ARN is not set)"
+		return nil, "the remediator's own account is unknown (KMSFIX_REMEDIATOR_ROLE_ARN is not set)", nil
 	case !slices.Contains(s.SandboxAccounts, s.Account):
-		return nil, fmt.Sprintf("account %s is not a sandbox account (KMSFIX_SANDBOX_ACCOUNTS)", s.Account)
+		return nil, fmt.Sprintf("account %s is not a sandbox account (KMSFIX_SANDBOX_ACCOUNTS)", s.Account), nil
 	case len(r.Patches) == 0:
-		return nil, "the finding has no patch"
+		return nil, "the finding has no patch", nil
 	case !r.Verified:
 		why := r.Unverified
 		if why == "" {
 			why = "not verified"
 		}
-		return nil, "the engine did not verify the patch: " + why
+		return nil, "the engine did not verify the patch: " + why, nil
 	}
 	if why := principalRefusal(r); why != "" {
-		return nil, why
+		return nil, why, nil
 	}
 	// Only the side of the fix in this account: a cross-account finding has a side in the
 	// key's account and a side in the caller's, and this function can edit only its own.
@@ -76,10 +89,10 @@ func Decide(s Settings, r *finding.Report, w *world.World) ([]Candidate, string)
 		}
 	}
 	if len(own) == 0 {
-		return nil, fmt.Sprintf("no part of the fix is in this account (%s); the patches are for %s", s.Account, patchAccounts(r.Patches))
+		return nil, fmt.Sprintf("no part of the fix is in this account (%s); the patches are for %s", s.Account, patchAccounts(r.Patches)), nil
 	}
 	if len(own) > 1 {
-		return nil, "the fix needs more than one change in this account; applying only part of it would not fix the request"
+		return nil, "the fix needs more than one change in this account; applying only part of it would not fix the request", nil
 	}
 	p := own[0]
 	d := DenialOf(r)
@@ -103,12 +116,12 @@ func Decide(s Settings, r *finding.Report, w *world.World) ([]Candidate, string)
 		out = append(out, Candidate{Lever: finding.KindKeyPolicyStatement, Patch: p})
 		out, why = addGrant(out, why, s, d, w)
 	default:
-		return nil, "patch kind " + p.Kind + " is not applied automatically"
+		return nil, "patch kind " + p.Kind + " is not applied automatically", nil
 	}
 	if len(out) == 0 {
-		return nil, strings.Join(why, "; ")
+		return nil, strings.Join(why, "; "), nil
 	}
-	return out, ""
+	return out, "", why
 }
 
 func addGrant(out []Candidate, why []string, s Settings, d *cloudtrail.Denial, w *world.World) ([]Candidate, []string) {

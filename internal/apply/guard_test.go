@@ -100,7 +100,8 @@ func TestDecide(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := c.r
-			got, why := Decide(c.s, &r, c.w)
+			dec := Decide(c.s, &r, c.w)
+			got, why := dec.Candidates, dec.Refusal
 			var levers []string
 			for _, g := range got {
 				levers = append(levers, g.Lever)
@@ -125,7 +126,8 @@ func TestDecideGrantIsLimitedToTheRequestContext(t *testing.T) {
 	w := worldFor(key, keyPolicy(sandbox, false), roleARN)
 	for _, bk := range []bool{false, true} {
 		r := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, bucketKey: bk}, w)
-		got, why := Decide(settings(), &r, w)
+		dec := Decide(settings(), &r, w)
+		got, why := dec.Candidates, dec.Refusal
 		if why != "" || len(got) != 2 {
 			t.Fatalf("bucketKey=%v: Decide = %+v, %q", bk, got, why)
 		}

@@ -30,6 +30,7 @@ type denialOpts struct {
 	key       string
 	msg       cloudtrail.MessageKind
 	bucketKey bool
+	eventID   string
 }
 
 func item(o denialOpts) cloudtrail.Item {
@@ -51,8 +52,11 @@ func item(o denialOpts) cloudtrail.Item {
 		ctx, obj = "arn:aws:s3:::"+bucket, ""
 	}
 	editable := o.kind == cloudtrail.KindRole || o.kind == cloudtrail.KindUser
+	if o.eventID == "" {
+		o.eventID = "ev-1"
+	}
 	d := &cloudtrail.Denial{
-		EventID: "ev-1", EventTime: "2026-11-29T05:00:00Z", EventName: "Decrypt", Region: region,
+		EventID: o.eventID, EventTime: "2026-11-29T05:00:00Z", EventName: "Decrypt", Region: region,
 		RecipientAccount: o.account, ErrorCode: "AccessDenied",
 		Message: cloudtrail.Message{Kind: o.msg, Action: "kms:Decrypt", Resource: o.key},
 		Identity: cloudtrail.Identity{Type: "AssumedRole", Kind: o.kind, PrincipalARN: o.principal,

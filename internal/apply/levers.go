@@ -82,6 +82,35 @@ func marshal(v any) (string, error) {
 	return strings.TrimRight(buf.String(), "\n"), nil
 }
 
+// marshalPolicy writes a key policy with every statement read from the service exactly as it
+// was read (encoding/json would re-indent them): others' statements stay byte-for-byte.
+func marshalPolicy(d *policy.Document) (string, error) {
+	var b strings.Builder
+	b.WriteString("{")
+	for _, f := range []struct{ name, v string }{{"Version", d.Version}, {"Id", d.ID}} {
+		if f.v != "" {
+			v, err := marshal(f.v)
+			if err != nil {
+				return "", err
+			}
+			b.WriteString(`"` + f.name + `":` + v + ",")
+		}
+	}
+	b.WriteString(`"Statement":[`)
+	for i, s := range d.Statement {
+		raw, err := s.MarshalJSON()
+		if err != nil {
+			return "", err
+		}
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.Write(raw)
+	}
+	b.WriteString("]}")
+	return b.String(), nil
+}
+
 // canonical is a JSON text with formatting and key order normalised, to compare documents a
 // service may have reformatted.
 func canonical(text string) string {
@@ -195,7 +224,7 @@ func (a *Applier) prepareKeyPolicy(ctx context.Context, c Candidate, region stri
 	if _, ok := doc.StatementBySid(st.Sid); ok {
 		return nil, "the key policy already has a statement " + st.Sid + " that no active automatic change made; not touching it", nil
 	}
-	after, err := marshal(doc.With(*st))
+	after, err := marshalPolicy(doc.With(*st))
 	if err != nil {
 		return nil, "", err
 	}
@@ -240,7 +269,7 @@ func (a *Applier) applyKeyPolicy(ctx context.Context, rec *Record) error {
 			rec.After = cur // already there (a retry): nothing to write
 			return nil
 		}
-		text, err := marshal(doc.With(st))
+		text, err := marshalPolicy(doc.With(st))
 		if err != nil {
 			return err
 		}
@@ -282,7 +311,7 @@ func (a *Applier) revertKeyPolicy(ctx context.Context, rec *Record) (string, err
 				rest.Statement = append(rest.Statement, s)
 			}
 		}
-		text, err := marshal(rest)
+		text, err := marshalPolicy(rest)
 		if err != nil {
 			return "", err
 		}
@@ -477,6 +506,12 @@ func (a *Applier) applyInline(ctx context.Context, rec *Record) error {
 
 func (a *Applier) revertInline(ctx context.Context, rec *Record) (string, error) {
 	user, name := iamEntity(rec.Target)
+	// Only what the change added: if the policy is not there, there is nothing to delete.
+	if _, found, err := a.inlinePolicy(ctx, rec.Target, rec.Name); err != nil {
+		return "", err
+	} else if !found {
+		return "inline policy " + rec.Name + " was not there (never written, or already deleted)", nil
+	}
 	var err error
 	if user {
 		_, err = a.IAM.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: &name, PolicyName: &rec.Name})

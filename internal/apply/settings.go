@@ -31,8 +31,6 @@ type Settings struct {
 	Lease time.Duration
 	// Retention is how long audit records stay after a change ends (expires_at TTL).
 	Retention time.Duration
-	// Propagation is how long to hold back notifications for the finding after a change.
-	Propagation time.Duration
 }
 
 // Defaults.
@@ -54,7 +52,6 @@ func SettingsFrom(c config.Config, region string) Settings {
 		RemediatorRoleARN: c.RemediatorRoleARN,
 		Table:             c.TableName,
 		Region:            region,
-		Propagation:       c.PropagationWindow,
 	}
 }
 

@@ -1,0 +1,219 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/kmsfix/kmsfix/internal/config"
+	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+// The package's tests share one local-kms and one dynalite; each test makes its own key
+// and table.
+var emu struct {
+	kms, dynamo string
+}
+
+// mainHarness lets TestMain start emulators with the testenv helpers.
+type mainHarness struct{ cleanups []func() }
+
+func (h *mainHarness) Helper()                 {}
+func (h *mainHarness) Logf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+func (h *mainHarness) Cleanup(f func())        { h.cleanups = append(h.cleanups, f) }
+func (h *mainHarness) Fatalf(f string, a ...any) {
+	h.close()
+	fmt.Fprintf(os.Stderr, f+"\n", a...)
+	os.Exit(2)
+}
+func (h *mainHarness) close() {
+	for i := len(h.cleanups) - 1; i >= 0; i-- {
+		h.cleanups[i]()
+	}
+}
+
+func TestMain(m *testing.M) {
+	h := &mainHarness{}
+	emu.kms = testenv.ApplyLocalKMS(h, sandbox, region)
+	emu.dynamo = testenv.ApplyDynalite(h)
+	code := m.Run()
+	h.close()
+	os.Exit(code)
+}
+
+var creds = credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")
+
+func kmsClient(url string) *kms.Client {
+	return kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(url), Credentials: creds, Retryer: aws.NopRetryer{}})
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is one test's world: a key in local-kms, a table in dynalite, IAM, grant and Access
+// Analyzer fakes, a fake clock, and the applier wired to them through the real SDK clients.
+type env struct {
+	t      *testing.T
+	a      *Applier
+	kms    *kms.Client
+	db     *dynamodb.Client
+	iam    *testenv.ApplyIAMFake
+	aa     *testenv.ApplyAnalyzerFake
+	grants *testenv.ApplyGrantsFake
+	clock  *clock
+	logs   *bytes.Buffer
+	key    string
+	before string // the key policy as GetKeyPolicy returned it at the start
+	table  string
+}
+
+var tableSeq atomic.Int64
+
+// newEnv creates a key with the given policy text ("%s" is replaced by the account).
+func newEnv(t *testing.T, keyPolicyText string) *env {
+	t.Helper()
+	ctx := context.Background()
+	e := &env{t: t, clock: &clock{t: time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{}}
+	e.kms = kmsClient(emu.kms)
+	text := strings.ReplaceAll(keyPolicyText, "%s", sandbox)
+	out, err := e.kms.CreateKey(ctx, &kms.CreateKeyInput{Policy: aws.String(text)})
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	e.key = aws.ToString(out.KeyMetadata.Arn)
+	e.before = e.keyPolicy()
+
+	e.db = dynamodb.New(dynamodb.Options{Region: region, BaseEndpoint: aws.String(emu.dynamo), Credentials: creds, Retryer: aws.NopRetryer{}})
+	e.table = fmt.Sprintf("kmsfix-apply-%d", tableSeq.Add(1))
+	_, err = e.db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName: &e.table,
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{
+			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+		},
+		KeySchema: []ddbtypes.KeySchemaElement{
+			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
+			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
+		},
+		BillingMode: ddbtypes.BillingModePayPerRequest,
+	})
+	if err != nil {
+		t.Fatalf("CreateTable: %v", err)
+	}
+
+	e.iam = testenv.NewApplyIAMFake(t)
+	e.iam.AddEntity("role/reader", false)
+	e.aa = testenv.NewApplyAnalyzerFake(t)
+	e.grants = testenv.NewApplyGrantsFake(t)
+	iamClient := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(e.iam.URL), Credentials: creds, Retryer: aws.NopRetryer{}})
+	aaClient := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(e.aa.URL), Credentials: creds, Retryer: aws.NopRetryer{}})
+
+	e.a = &Applier{
+		Settings: Settings{
+			Enabled: true, SandboxAccounts: []string{sandbox}, Diagnoses: config.DefaultApplyDiagnoses,
+			Expiry: 24 * time.Hour, Account: sandbox, RemediatorRoleARN: remARN, Table: e.table, Region: region,
+		},
+		Store:    &Store{DB: e.db, Table: e.table, Retention: DefaultRetention},
+		KMS:      e.kms,
+		Grants:   kmsClient(e.grants.URL),
+		IAM:      iamClient,
+		Analyzer: aaClient,
+		Logger:   slog.New(slog.NewTextHandler(e.logs, nil)),
+		Now:      e.clock.Now,
+	}
+	return e
+}
+
+func (e *env) keyPolicy() string {
+	e.t.Helper()
+	out, err := e.kms.GetKeyPolicy(context.Background(), &kms.GetKeyPolicyInput{KeyId: &e.key, PolicyName: aws.String("default")})
+	if err != nil {
+		e.t.Fatalf("GetKeyPolicy: %v", err)
+	}
+	return aws.ToString(out.Policy)
+}
+
+func (e *env) keyDoc() *policy.Document {
+	e.t.Helper()
+	d, err := policy.Parse([]byte(e.keyPolicy()))
+	if err != nil {
+		e.t.Fatalf("key policy: %v", err)
+	}
+	return d
+}
+
+// world is what enrichment would read: the key's policy now, the role with no policies.
+func (e *env) world() *world.World {
+	return worldFor(e.key, e.keyDoc(), roleARN)
+}
+
+func (e *env) record(id string) *Record {
+	e.t.Helper()
+	r, err := e.a.Store.Get(context.Background(), id)
+	if err != nil || r == nil {
+		e.t.Fatalf("audit record %s: %v %v", id, r, err)
+	}
+	return r
+}
+
+func (e *env) active() []string {
+	e.t.Helper()
+	ids, err := e.a.Store.Active(context.Background())
+	if err != nil {
+		e.t.Fatalf("active: %v", err)
+	}
+	return ids
+}
+
+// Key policies used by the tests. Pretty-printed on purpose: a revert must give back these
+// exact bytes, not a re-encoding.
+const (
+	// adminOnly names an administrator role and no account delegation: key-policy-missing.
+	adminOnly = `{
+  "Version": "2012-10-17",
+  "Id": "team-key",
+  "Statement": [
+    {
+      "Sid": "KeyAdministrators",
+      "Effect": "Allow",
+      "Principal": {"AWS": "arn:aws:iam::%s:role/admin"},
+      "Action": "kms:*",
+      "Resource": "*"
+    }
+  ]
+}`
+	// delegating lets IAM policies of the account grant use: identity-policy-missing.
+	delegating = `{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+     "Principal": {"AWS": "arn:aws:iam::%s:root"}, "Action": "kms:*", "Resource": "*"}
+  ]
+}`
+)
