@@ -43,6 +43,7 @@ type PageInfo struct {
 	Events  int       // events on this page
 	Oldest  time.Time // oldest event time on this page (pages run newest first)
 	Retries int       // retries so far in the whole lookup
+	Last    bool      // no page follows
 }
 
 // PageError says the lookup stopped early: the events after Oldest were read, the rest not.
@@ -103,7 +104,8 @@ func (l *Lookup) Events(ctx context.Context, start, end time.Time, fn func(cttyp
 			}
 			return &PageError{Page: n, Attempts: attempts, Err: err}
 		}
-		info := PageInfo{Page: n, Events: len(out.Events), Retries: retries}
+		last := out.NextToken == nil || *out.NextToken == ""
+		info := PageInfo{Page: n, Events: len(out.Events), Retries: retries, Last: last}
 		for _, ev := range out.Events {
 			if ev.EventTime != nil && (info.Oldest.IsZero() || ev.EventTime.Before(info.Oldest)) {
 				info.Oldest = *ev.EventTime
@@ -115,7 +117,7 @@ func (l *Lookup) Events(ctx context.Context, start, end time.Time, fn func(cttyp
 		if page != nil {
 			page(info)
 		}
-		if out.NextToken == nil || *out.NextToken == "" {
+		if last {
 			return nil
 		}
 		in.NextToken = out.NextToken

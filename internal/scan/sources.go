@@ -67,7 +67,7 @@ func FromLookup(ctx context.Context, l *Lookup, since, until time.Time, opt Opti
 			reached = p.Oldest
 		}
 		frac := 1.0
-		if span > 0 {
+		if span > 0 && !p.Last {
 			frac = float64(until.Sub(reached)) / float64(span)
 		}
 		opt.progress(Progress{Fraction: frac, Records: c.res.Records, Denials: c.res.Denials, Note: fmt.Sprintf("page %d", p.Page)})
