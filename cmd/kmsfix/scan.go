@@ -41,7 +41,7 @@ const lookupHorizon = 90 * 24 * time.Hour
 // scanNow is the clock of the window flags and scanClock paces LookupEvents; tests replace
 // them.
 var (
-	scanNow   = time.Now
+	scanNow              = time.Now
 	scanClock scan.Clock = scan.RealClock{}
 )
 
