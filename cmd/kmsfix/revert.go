@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/kmsfix/kmsfix/internal/apply"
+)
+
+func init() {
+	commands["revert"] = command{
+		summary: "revert an automatic change now: kmsfix revert ID [--table T] [--region R]",
+		run:     runRevert,
+	}
+	commands["applied"] = command{
+		summary: "list the automatic changes still in place (or pending) in the audit table",
+		run:     runApplied,
+	}
+}
+
+// auditFlags are the flags both commands share.
+func auditFlags(fs *flag.FlagSet) (table, region *string) {
+	table = fs.String("table", os.Getenv("KMSFIX_TABLE_NAME"), "the remediator's DynamoDB table (default $KMSFIX_TABLE_NAME)")
+	region = fs.String("region", "", "AWS Region of the table (default from the AWS configuration)")
+	return table, region
+}
+
+func runRevert(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("revert", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	table, region := auditFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kmsfix revert ID [--table T] [--region R]")
+		fmt.Fprintln(stderr, "Removes exactly what automatic change ID added (the inline policy, the key-policy statement by Sid, or the grant) and records it in the audit table.")
+		fs.PrintDefaults()
+	}
+	// The id comes first in the documented command; flags may follow it.
+	var id string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		id, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	} else if fs.NArg() > 0 || id == "" {
+		fs.Usage()
+		return 2
+	}
+	if *table == "" {
+		fmt.Fprintln(stderr, "kmsfix revert: no table: pass --table or set KMSFIX_TABLE_NAME")
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, err := auditApplier(ctx, *table, *region)
+	if err != nil {
+		fmt.Fprintf(stderr, "kmsfix revert: %v\n", err)
+		return 1
+	}
+	before, err := a.Store.Get(ctx, id)
+	if err != nil {
+		fmt.Fprintf(stderr, "kmsfix revert: %v\n", err)
+		return 1
+	}
+	if before != nil && apply.Closed(before.Status) {
+		fmt.Fprintf(stdout, "change %s is already %s (%s)\n", id, before.Status, before.EndedAt)
+		return 0
+	}
+	rec, err := a.Revert(ctx, id)
+	if err != nil {
+		fmt.Fprintf(stderr, "kmsfix revert: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "change %s %s: %s %s on %s: %s\n", id, rec.Status, rec.Lever, rec.Name, rec.Target, rec.Note)
+	return 0
+}
+
+func runApplied(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("applied", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	table, region := auditFlags(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object per change")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *table == "" {
+		fmt.Fprintln(stderr, "kmsfix applied: no table: pass --table or set KMSFIX_TABLE_NAME")
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := auditApplier(ctx, *table, *region)
+	if err != nil {
+		fmt.Fprintf(stderr, "kmsfix applied: %v\n", err)
+		return 1
+	}
+	ids, err := a.Store.Active(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "kmsfix applied: %v\n", err)
+		return 1
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if !*asJSON {
+		fmt.Fprintln(tw, "ID\tSTATUS\tLEVER\tTARGET\tNAME\tEXPIRES\tERROR")
+	}
+	for _, id := range ids {
+		rec, err := a.Store.Get(ctx, id)
+		if err != nil {
+			fmt.Fprintf(stderr, "kmsfix applied: %v\n", err)
+			return 1
+		}
+		if rec == nil || apply.Closed(rec.Status) {
+			continue
+		}
+		if *asJSON {
+			b, _ := json.Marshal(map[string]any{"id": rec.ID, "status": rec.Status, "lever": rec.Lever,
+				"account": rec.Account, "target": rec.Target, "name": rec.Name, "event_id": rec.EventID,
+				"applied_at": rec.AppliedAt, "expires_at": rec.ExpiresAt, "error": rec.Error})
+			fmt.Fprintln(stdout, string(b))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rec.ID, rec.Status, rec.Lever, rec.Target, rec.Name, rec.ExpiresAt, rec.Error)
+	}
+	return boolExit(tw.Flush() == nil)
+}
+
+func boolExit(ok bool) int {
+	if ok {
+		return 0
+	}
+	return 1
+}
+
+// auditApplier builds an applier that can only revert: the audit store and the clients the
+// levers' reverts use (AWS_ENDPOINT_URL_<SERVICE> redirects them, as tests do).
+func auditApplier(ctx context.Context, table, region string) (*apply.Applier, error) {
+	var opts []func(*awsconfig.LoadOptions) error
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	kc := kms.NewFromConfig(cfg)
+	return &apply.Applier{
+		Settings: apply.Settings{Table: table, Region: cfg.Region},
+		Store:    &apply.Store{DB: dynamodb.NewFromConfig(cfg), Table: table, Retention: apply.DefaultRetention},
+		KMS:      kc,
+		Grants:   kc,
+		IAM:      iam.NewFromConfig(cfg),
+	}, nil
+}
