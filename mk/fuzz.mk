@@ -4,7 +4,8 @@
 # (commit it with the fix: it becomes a regression test of plain `go test`).
 FUZZTIME       ?= 5m
 FUZZTIME_SHORT ?= 10s
-FUZZ_TARGETS   += ./internal/cloudtrail:FuzzParse ./internal/cloudtrail:FuzzParseMessage ./internal/cloudtrail:FuzzReadAll
+FUZZ_TARGETS   += ./internal/cloudtrail:FuzzParse ./internal/cloudtrail:FuzzParseMessage ./internal/cloudtrail:FuzzReadAll \
+                  ./internal/cloudtrail:FuzzMemberValue
 
 # go test fuzzes one target of one package at a time: one command per entry, stopping at
 # the first failure.

@@ -24,6 +24,39 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		checkItem(t, it)
+		// The record bytes are what encoding/json finds: the detail of an envelope, else the input.
+		if d := it.Denial; d != nil {
+			var x struct {
+				DetailType  string          `json:"detail-type"`
+				Detail      json.RawMessage `json:"detail"`
+				EventSource string          `json:"eventSource"`
+			}
+			_ = json.Unmarshal(bytes.TrimSpace(raw), &x)
+			want := bytes.TrimSpace(raw)
+			if x.DetailType != "" || (len(x.Detail) > 0 && x.EventSource == "") {
+				want = x.Detail
+			}
+			if !bytes.Equal(d.Record, want) {
+				t.Fatalf("Record %q, want %q", d.Record, want)
+			}
+		}
+	})
+}
+
+// FuzzMemberValue: memberValue agrees with encoding/json whenever it answers.
+func FuzzMemberValue(f *testing.F) {
+	f.Add([]byte(`{"detail":{"a":"}"},"DETAIL":[1]}`))
+	f.Fuzz(func(t *testing.T, obj []byte) {
+		var d struct {
+			Detail json.RawMessage `json:"detail"`
+		}
+		if json.Unmarshal(obj, &d) != nil {
+			return
+		}
+		got, ok := memberValue(obj, "detail")
+		if ok && !bytes.Equal(got, d.Detail) {
+			t.Fatalf("memberValue = %q, encoding/json = %q", got, d.Detail)
+		}
 	})
 }
 

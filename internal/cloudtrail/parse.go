@@ -49,14 +49,15 @@ var deniedCodes = map[string]bool{
 	"NotFoundException":        true,
 }
 
-// envelope is an EventBridge event, with the CloudTrail record fields beside it so one pass
-// tells a bare record from an envelope.
+// envelope is an EventBridge event, with the CloudTrail record fields beside it, so that one
+// json.Unmarshal both tells a bare record from an envelope and decodes the record.
 type envelope struct {
 	ID         string          `json:"id"`
 	DetailType string          `json:"detail-type"`
 	Source     string          `json:"source"`
-	Detail     json.RawMessage `json:"detail"`
+	Detail     *record         `json:"detail"`
 	Records    json.RawMessage `json:"Records"`
+	Events     json.RawMessage `json:"Events"` // aws cloudtrail lookup-events output
 	// Resources shadows record.Resources: an envelope's resources are strings. For a bare
 	// record it is decoded into record.Resources afterwards.
 	Resources json.RawMessage `json:"resources"`
@@ -116,6 +117,10 @@ func Parse(raw []byte) (Item, error) {
 }
 
 // parse does Parse; own says raw may be shared by the caller and must be copied when kept.
+//
+// encoding/json validates and decodes in two passes over its input, so the record is decoded
+// by a single Unmarshal of the whole input (not the envelope, then its detail again), and the
+// detail's bytes for Denial.Record are cut out with memberValue.
 func parse(raw []byte, own bool) (Item, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
@@ -123,29 +128,41 @@ func parse(raw []byte, own bool) (Item, error) {
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && isOtherEvent(&env) {
+			// Another kind of EventBridge event whose detail does not fit a record.
+			return notAPICall(&env, "")
+		}
 		return Item{}, fmt.Errorf("not a CloudTrail record: %w", describeJSONErr(err, ""))
 	}
 	rec, body := &env.record, raw
-	isEnvelope := env.DetailType != "" || (len(env.Detail) > 0 && env.EventSource == "")
-	if isEnvelope {
-		d := bytes.TrimSpace(env.Detail)
-		if len(d) == 0 || d[0] != '{' {
+	switch {
+	case env.DetailType != "" || (env.Detail != nil && env.EventSource == ""):
+		if env.Detail == nil {
 			return notAPICall(&env, "EventBridge envelope without a CloudTrail record in detail")
 		}
-		var inner record
-		if err := json.Unmarshal(d, &inner); err != nil {
-			return Item{}, fmt.Errorf("EventBridge detail is not a CloudTrail record: %w", describeJSONErr(err, ""))
-		}
-		rec, body, own = &inner, d, false // d is already a copy made by Unmarshal
+		rec = env.Detail
 		if rec.EventSource == "" && rec.EventName == "" {
 			return notAPICall(&env, "EventBridge detail has no eventSource or eventName: not a CloudTrail record")
 		}
 		if rec.EventID == "" {
 			rec.EventID = env.ID
 		}
-	} else if len(env.Records) > 0 {
+		var ok bool
+		if body, ok = memberValue(raw, "detail"); !ok {
+			var d struct {
+				Detail json.RawMessage `json:"detail"`
+			}
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return Item{}, fmt.Errorf("EventBridge detail: %w", describeJSONErr(err, "detail"))
+			}
+			body = d.Detail
+		}
+	case len(env.Records) > 0:
 		return Item{}, errors.New(`a CloudTrail log file ({"Records": [...]}): read it with ReadAll`)
-	} else if len(env.Resources) > 0 && !bytes.Equal(env.Resources, []byte("null")) {
+	case len(env.Events) > 0 && env.EventSource == "":
+		return Item{}, errors.New(`lookup-events output ({"Events": [...]}): read it with ReadAll`)
+	case len(env.Resources) > 0 && !bytes.Equal(env.Resources, []byte("null")):
 		if err := json.Unmarshal(env.Resources, &rec.Resources); err != nil {
 			return Item{}, fmt.Errorf("not a CloudTrail record: %w", describeJSONErr(err, "resources"))
 		}
@@ -190,10 +207,16 @@ func describeJSONErr(err error, field string) error {
 	return err
 }
 
+// isOtherEvent reports whether env is an EventBridge event of another kind than a CloudTrail
+// API call (KMS key rotation, ...).
+func isOtherEvent(env *envelope) bool {
+	return env.DetailType != "" && env.DetailType != detailTypeAPICall && env.ID != ""
+}
+
 // notAPICall answers for an envelope whose detail is not a CloudTrail record: another kind
-// of EventBridge event (KMS key rotation, ...) is ignored; anything else is an error.
+// of EventBridge event is ignored; anything else is an error.
 func notAPICall(env *envelope, why string) (Item, error) {
-	if env.DetailType != "" && env.DetailType != detailTypeAPICall && env.ID != "" {
+	if isOtherEvent(env) {
 		return Item{EventID: env.ID, Ignored: fmt.Sprintf("EventBridge event %q from %q is not a CloudTrail API call", env.DetailType, env.Source)}, nil
 	}
 	return Item{}, errors.New(why)

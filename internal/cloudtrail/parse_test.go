@@ -535,6 +535,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty object", `{}`, "no eventSource or eventName"},
 		{"other JSON", `{"hello":"world"}`, "no eventSource or eventName"},
 		{"log file", `{"Records":[]}`, "ReadAll"},
+		{"lookup-events output", `{"Events":[]}`, "ReadAll"},
 		{"wrong type", `{"eventSource":"kms.amazonaws.com","eventName":5}`, "not a CloudTrail record: eventName is a JSON number, want a string"},
 		{"wrong nested type", `{"eventSource":"kms.amazonaws.com","eventName":"Decrypt","userIdentity":{"sessionContext":{"sessionIssuer":{"arn":true}}}}`,
 			"userIdentity.sessionContext.sessionIssuer.arn is a JSON bool, want a string"},
