@@ -127,6 +127,19 @@ func judge(r finding.Report, e expectation, id string, w *world.World, f fact) (
 			errorf("detail does not mention %q: %s", m, r.Detail)
 		}
 	}
+	// The other contract fields follow from the record.
+	if r.Principal != "" && r.PrincipalAccount != accountOf(r.Principal) {
+		errorf("principal_account = %q, want %q (from %s)", r.PrincipalAccount, accountOf(r.Principal), r.Principal)
+	}
+	if r.Key != "" && r.KeyAccount != accountOf(r.Key) {
+		errorf("key_account = %q, want %q (from %s)", r.KeyAccount, accountOf(r.Key), r.Key)
+	}
+	if r.Region != f.region {
+		errorf("region = %q, want the record's awsRegion %q", r.Region, f.region)
+	}
+	if r.Bucket != f.bucket || r.Object != f.object {
+		errorf("bucket, object = %q, %q, want %q, %q (from the aws:s3:arn context)", r.Bucket, r.Object, f.bucket, f.object)
+	}
 	if r.Diagnosis == finding.Undetermined && r.Verified {
 		errorf("an undetermined finding claims verified: true")
 	}
@@ -203,6 +216,7 @@ type fact struct {
 	region  string
 	context string
 	bucket  string
+	object  string // empty with S3 Bucket Keys (the context is the bucket ARN)
 }
 
 // s3Request is the request KMS authorized for S3 (README point 3), before the action is set.
@@ -466,7 +480,7 @@ func requestFacts(t *testing.T, path string) []fact {
 	for _, r := range records(t, path) {
 		f := fact{session: r.UserIdentity.ARN, region: r.AWSRegion, context: r.RequestParameters.EncryptionContext["aws:s3:arn"]}
 		if rest, ok := strings.CutPrefix(f.context, "arn:aws:s3:::"); ok {
-			f.bucket, _, _ = strings.Cut(rest, "/")
+			f.bucket, f.object, _ = strings.Cut(rest, "/")
 		}
 		out = append(out, f)
 	}
