@@ -365,6 +365,7 @@ func explain(t *testing.T, dir string) ([]finding.Report, []byte) {
 		}
 		lines.Write(b)
 		lines.WriteByte('\n')
+		checkFields(t, b)
 		// Judge the report as a reader of the JSON sees it.
 		var back finding.Report
 		if err := json.Unmarshal(b, &back); err != nil {
@@ -373,6 +374,48 @@ func explain(t *testing.T, dir string) ([]finding.Report, []byte) {
 		reports = append(reports, back)
 	}
 	return reports, lines.Bytes()
+}
+
+// contractFields are the report fields of CONTRACT.md section 3 that every finding carries
+// (bucket and object only when known).
+var contractFields = []string{"event_id", "diagnosis", "detail", "principal", "principal_account", "key",
+	"key_account", "region", "actions", "patches", "auto_apply", "verified"}
+
+// checkFields checks one JSON line has the contract's fields with their types.
+func checkFields(t *testing.T, line []byte) {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatalf("report is not a JSON object: %v", err)
+	}
+	if _, ok := m["ignored"]; ok {
+		if s, _ := m["ignored"].(string); s == "" {
+			t.Errorf("ignored must be a non-empty reason: %s", line)
+		}
+		if _, ok := m["event_id"].(string); !ok {
+			t.Errorf("ignored report without event_id: %s", line)
+		}
+		return
+	}
+	for _, f := range contractFields {
+		v, ok := m[f]
+		if !ok {
+			t.Errorf("report lacks the contract field %q: %s", f, line)
+			continue
+		}
+		var typeOK bool
+		switch f {
+		case "actions", "patches":
+			_, typeOK = v.([]any)
+		case "auto_apply", "verified":
+			_, typeOK = v.(bool)
+		default:
+			_, typeOK = v.(string)
+		}
+		if !typeOK {
+			t.Errorf("contract field %q has type %T: %s", f, v, line)
+		}
+	}
 }
 
 func loadWorld(t *testing.T, dir string) *world.World {
