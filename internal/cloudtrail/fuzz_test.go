@@ -98,7 +98,7 @@ func FuzzParseMessage(f *testing.F) {
 			if m.Kind == "" || m.Text != text {
 				t.Fatalf("Classify(%q, %q) = %+v", code, text, m)
 			}
-			for _, part := range []string{m.Caller, m.Action, m.Resource, m.PolicyPhrase} {
+			for _, part := range []string{m.Caller, m.Action, m.Resource, m.PolicyPhrase, m.PolicyARN} {
 				if !strings.Contains(text, part) {
 					t.Fatalf("part %q is not in the input %q", part, text)
 				}

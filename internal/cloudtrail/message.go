@@ -55,6 +55,7 @@ const (
 	phExplicit     = "with an explicit deny"
 	phBecauseNo    = "because no "
 	phTransitive   = "transitively through "
+	phPolicyARN    = ": arn:"
 	phCiphertext   = "the ciphertext refers to a"
 )
 
@@ -125,9 +126,16 @@ func reasonKind(m *Message, t, low string, from int) bool {
 		if strings.HasPrefix(low[at:], " in ") {
 			at += len(" in ")
 			end := len(low)
-			if j := strings.Index(low[at:], phTransitive); j >= 0 {
+			// Since 2025 the message may end with the denying policy's ARN:
+			// "... in a service control policy: arn:aws:organizations::...".
+			if j := strings.Index(low[at:], phPolicyARN); j >= 0 {
 				end = at + j
-				m.Transitive, _, _ = policyType(low[end+len(phTransitive):])
+				m.PolicyARN, _ = token(t, end+2)
+				m.PolicyARN = strings.TrimRight(m.PolicyARN, ".,;")
+			}
+			if j := strings.Index(low[at:end], phTransitive); j >= 0 {
+				m.Transitive, _, _ = policyType(low[at+j+len(phTransitive) : end])
+				end = at + j
 			}
 			pt, skip, name := policyType(low[at:end])
 			m.PolicyType, m.PolicyPhrase = pt, t[at+skip:at+skip+len(name)]

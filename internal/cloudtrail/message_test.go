@@ -98,6 +98,24 @@ var messageCases = func() []struct {
 			want: Message{Kind: MsgExplicitDeny, PolicyType: PolicyVPCEndpoint, PolicyPhrase: "VPC endpoint policy", Transitive: PolicySCP, Caller: testSession, Action: "kms:Decrypt", Resource: testKey},
 		},
 		{
+			name: "explicit deny SCP with the policy ARN (2025 wording)",
+			text: user + "kms:Decrypt on resource: " + testKey + " with an explicit deny in a service control policy: arn:aws:organizations::987654321098:policy/o-qv5af4abcd/service_control_policy/p-2kgnabcd",
+			want: Message{Kind: MsgExplicitDeny, PolicyType: PolicySCP, PolicyPhrase: "service control policy", Caller: testSession, Action: "kms:Decrypt", Resource: testKey,
+				PolicyARN: "arn:aws:organizations::987654321098:policy/o-qv5af4abcd/service_control_policy/p-2kgnabcd"},
+		},
+		{
+			name: "explicit deny identity-based with the policy ARN",
+			text: user + "kms:GenerateDataKey on resource: " + testKey + " with an explicit deny in an identity-based policy: arn:aws:iam::111122223333:policy/deny-outside-vpc.",
+			want: Message{Kind: MsgExplicitDeny, PolicyType: PolicyIdentity, PolicyPhrase: "identity-based policy", Caller: testSession, Action: "kms:GenerateDataKey", Resource: testKey,
+				PolicyARN: "arn:aws:iam::111122223333:policy/deny-outside-vpc"},
+		},
+		{
+			name: "explicit deny transitively, with the policy ARN",
+			text: user + "kms:Decrypt on resource: " + testKey + " with an explicit deny in a VPC endpoint policy transitively through a service control policy: arn:aws:organizations::987654321098:policy/o-qv5af4abcd/service_control_policy/p-2kgnabcd",
+			want: Message{Kind: MsgExplicitDeny, PolicyType: PolicyVPCEndpoint, PolicyPhrase: "VPC endpoint policy", Transitive: PolicySCP, Caller: testSession, Action: "kms:Decrypt", Resource: testKey,
+				PolicyARN: "arn:aws:organizations::987654321098:policy/o-qv5af4abcd/service_control_policy/p-2kgnabcd"},
+		},
+		{
 			name: "explicit deny without type (key policy Deny)",
 			text: user + "kms:GenerateDataKey on resource: " + testKey + " with an explicit deny",
 			want: Message{Kind: MsgExplicitDeny, Caller: testSession, Action: "kms:GenerateDataKey", Resource: testKey},

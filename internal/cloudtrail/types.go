@@ -92,6 +92,9 @@ type Message struct {
 	// Transitive is the Policy* type after "transitively through" ("... in a VPC endpoint
 	// policy transitively through a service control policy").
 	Transitive string
+	// PolicyARN is the denying policy's ARN that newer messages append to an explicit deny
+	// ("... with an explicit deny in a service control policy: arn:aws:organizations::...").
+	PolicyARN string
 }
 
 // Denial is one KMS call that S3 made for a principal and that was refused.
