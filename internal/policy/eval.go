@@ -214,6 +214,9 @@ func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
 		// naming the role (or everyone) is.
 		if direct && (boundaryOK || !out.KeyPolicy.namesRole(in.KeyPolicy, req.Caller)) {
 			out.Decision = Allow
+		} else if ref := in.KeyPolicy.sessionAllow(&req, ctx, "key policy"); direct && ref != nil {
+			// Another statement names the session itself: that grant is not capped.
+			out.Decision, out.KeyPolicy.Allow = Allow, ref
 		} else if keyOK && identityOK {
 			out.Decision = Allow
 		}
@@ -234,6 +237,26 @@ func (d *Document) notPrincipalDeny(req *Request, ctx context, name string) *Sta
 	for i := range d.Statement {
 		s := &d.Statement[i]
 		if s.NotPrincipal == nil || !strings.EqualFold(s.Effect, "Deny") ||
+			!s.matchesAction(req.Action) || !s.matchesResource(req.Resource) {
+			continue
+		}
+		if ok, _ := s.Condition.holds(ctx); ok {
+			return &StatementRef{Policy: name, Sid: s.Sid, Index: i}
+		}
+	}
+	return nil
+}
+
+// sessionAllow returns an Allow statement that names the caller's session ARN and applies to
+// the request, if any.
+func (d *Document) sessionAllow(req *Request, ctx context, name string) *StatementRef {
+	if d == nil || req.Caller.SessionARN == "" {
+		return nil
+	}
+	for i := range d.Statement {
+		s := &d.Statement[i]
+		if s.Principal == nil || !strings.EqualFold(s.Effect, "Allow") ||
+			!slices.Contains(s.Principal.Types["AWS"].Items, req.Caller.SessionARN) ||
 			!s.matchesAction(req.Action) || !s.matchesResource(req.Resource) {
 			continue
 		}

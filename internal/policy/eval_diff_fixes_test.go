@@ -21,6 +21,7 @@ func TestDiffFixes(t *testing.T) {
 	allowUser := `{"Effect":"Allow","Principal":{"AWS":"` + user + `"},"Action":"kms:*","Resource":"*"}`
 	allowIAM := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]}`
 	boundaryKMS := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`
+	boundaryS3 := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`
 
 	tests := []struct {
 		name     string
@@ -64,6 +65,20 @@ func TestDiffFixes(t *testing.T) {
 		{name: "Deny NotPrincipal with a boundary still needs its condition to hold", caller: userCaller,
 			key:      keyPolicy(allowUser + `,{"Effect":"Deny","NotPrincipal":{"AWS":["` + user + `","` + root + `"]},"Action":"kms:*","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"false"}}}`),
 			boundary: boundaryKMS, want: Allow},
+		// IAM User Guide, evaluation logic, "Resource-based policies": a grant to the role ARN is
+		// limited by the boundary's implicit deny, a grant to the session ARN is not; the
+		// session statement counts even when a role statement comes first.
+		{name: "boundary caps a key policy naming the role", caller: sessionCaller,
+			key:      keyPolicy(`{"Effect":"Allow","Principal":{"AWS":"` + role + `"},"Action":"kms:*","Resource":"*"}`),
+			boundary: boundaryS3, want: ImplicitDeny},
+		{name: "boundary does not cap a key policy naming the session after one naming the role", caller: sessionCaller,
+			key: keyPolicy(`{"Effect":"Allow","Principal":{"AWS":"` + role + `"},"Action":"kms:*","Resource":"*"},` +
+				`{"Effect":"Allow","Principal":{"AWS":"` + session + `"},"Action":"kms:Decrypt","Resource":"*"}`),
+			boundary: boundaryS3, want: Allow},
+		{name: "the session statement must apply to the action", caller: sessionCaller,
+			key: keyPolicy(`{"Effect":"Allow","Principal":{"AWS":"` + role + `"},"Action":"kms:*","Resource":"*"},` +
+				`{"Effect":"Allow","Principal":{"AWS":"` + session + `"},"Action":"kms:Encrypt","Resource":"*"}`),
+			boundary: boundaryS3, want: ImplicitDeny},
 		{name: "Deny NotPrincipal listing the user and account spares it without a boundary", caller: userCaller,
 			key:  keyPolicy(allowUser + `,{"Effect":"Deny","NotPrincipal":{"AWS":["` + user + `","` + root + `"]},"Action":"kms:*","Resource":"*"}`),
 			want: Allow},
