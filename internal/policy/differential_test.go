@@ -21,12 +21,17 @@ const (
 	diffCases = 2000
 )
 
+var (
+	diffSeedFlag = flag.Uint64("diff.seed", diffSeed, "generator seed (explore other cases with a different one)")
+	diffNFlag    = flag.Int("diff.n", diffCases, "number of generated cases")
+)
+
 var showDisagreements = flag.Int("diff.show", 15, "how many disagreements to shrink and print")
 
 var dumpCases = flag.String("diff.dump", "", "write the generated cases as oracle JSON lines to this file (bench/evaluator.sh uses it)")
 
 func TestDifferentialIAMSimulate(t *testing.T) {
-	cases := generateCases(diffSeed, diffCases)
+	cases := generateCases(*diffSeedFlag, *diffNFlag)
 	lines := make([][]byte, len(cases))
 	for i, c := range cases {
 		b, err := c.oracleJSON()

@@ -276,6 +276,15 @@ func (g *gen) keyPolicy() *Document {
 		}
 		add(Statement{Sid: "EnableIAMUserPermissions", Effect: "Allow", Principal: AWSPrincipal(p), Action: V("kms:*"), Resource: V("*")})
 	}
+	// Cross account, the key policy must admit the caller's account (or the caller) for any
+	// allow: do so often enough that cross-account allows are well represented.
+	if c.KeyAccount != gAcctCaller && g.chance(0.45) {
+		s := Statement{Sid: "AllowCallerAccount", Effect: "Allow", Principal: AWSPrincipal("arn:aws:iam::" + gAcctCaller + ":root"), Action: g.actions(), Resource: V("*")}
+		if g.chance(0.4) {
+			s.Condition = g.condition()
+		}
+		add(s)
+	}
 	for range g.weighted(15, 40, 30, 15) {
 		switch g.weighted(12, 10, 6, 6, 8, 10, 4, 6, 6, 5) {
 		case 0: // the caller's account (cross-account delegation), sometimes conditioned
@@ -439,18 +448,18 @@ func gKeys() []gKey {
 		{names: []string{"kms:ViaService", "kms:viaservice"},
 			exact:  []string{gS3Here, gS3Elsewhere, gSQSHere},
 			like:   []string{"s3.*.amazonaws.com", "s3.us-east-?.amazonaws.com", "*.us-east-1.amazonaws.com", gS3Here},
-			folded: []string{"S3.US-EAST-1.AMAZONAWS.COM", "Sqs.Us-East-1.Amazonaws.Com"}},
+			folded: []string{"S3.US-EAST-1.AMAZONAWS.COM", "Sqs.Us-East-1.Amazonaws.Com", "S3.*.AMAZONAWS.COM"}},
 		{names: []string{"kms:EncryptionContext:aws:s3:arn", "kms:encryptioncontext:aws:s3:arn"},
 			exact:  []string{gObjectARN, gBucketARN, gOtherBucketObj},
 			like:   []string{"arn:aws:s3:::" + gBucket + "/*", "arn:aws:s3:::" + gBucket + "*", gBucketARN, "arn:aws:s3:::other-bucket/*", "arn:aws:s3:::" + gBucket + "/reports/*", "arn:aws:s3:::amzn-?ata/*"},
-			folded: []string{"ARN:AWS:S3:::AMZN-DATA", "arn:aws:s3:::AMZN-DATA/reports/2026/Q1.CSV"}},
+			folded: []string{"ARN:AWS:S3:::AMZN-DATA", "arn:aws:s3:::AMZN-DATA/reports/2026/Q1.CSV", "arn:aws:s3:::AMZN-DATA/*"}},
 		{names: []string{"kms:CallerAccount"}, exact: []string{gAcctCaller, gAcctKey, gAcctOther}, like: []string{"1111*", "*"}},
 		{names: []string{"aws:PrincipalAccount"}, exact: []string{gAcctCaller, gAcctOther}, like: []string{"111122223333", "7777*"}},
 		{names: []string{"aws:PrincipalArn", "aws:principalarn"}, arn: true,
 			exact: []string{gCallers[0].arn, gCallers[1].arn, gCallers[2].arn, "arn:aws:iam::" + gAcctCaller + ":role/other-role"},
 			like: []string{"arn:aws:iam::" + gAcctCaller + ":role/*", "arn:aws:iam::*:role/app-*", "arn:aws:iam::" + gAcctCaller + ":role/service-role/*",
 				"arn:aws:iam::" + gAcctCaller + ":user/*", "arn:aws:iam::*:*"},
-			folded: []string{strings.ToUpper(gCallers[0].arn)}},
+			folded: []string{strings.ToUpper(gCallers[0].arn), "arn:aws:iam::" + gAcctCaller + ":ROLE/*"}},
 		{names: []string{"aws:ViaAWSService"}, boolean: true, exact: []string{"true", "false"}},
 		{names: []string{"aws:SecureTransport"}, boolean: true, exact: []string{"true"}},                // absent here
 		{names: []string{"aws:SourceVpce"}, exact: []string{"vpce-1a2b3c4d"}, like: []string{"vpce-*"}}, // absent in S3 FAS
@@ -493,33 +502,39 @@ func (g *gen) conditionEntry() (op, key string, vals Values) {
 		op, vals = "Bool", V(k.exact[g.r.IntN(len(k.exact))])
 	case k.arn && g.chance(0.5):
 		op = []string{"ArnEquals", "ArnLike", "ArnNotLike", "ArnNotEquals"}[g.weighted(3, 4, 3, 1)]
+		exact := append(append([]string{}, k.exact...), k.folded...)
 		if strings.HasSuffix(op, "Like") {
-			vals = g.values(append(append([]string{}, k.like...), k.exact...))
+			vals = g.values(append(append([]string{}, k.like...), exact...))
 		} else {
-			vals = g.values(k.exact)
+			vals = g.values(exact)
 		}
 	default:
+		// Other-case values in every pool: only the IgnoreCase operators may match them.
+		exact := append(append([]string{}, k.exact...), k.folded...)
+		like := append(append([]string{}, k.like...), exact...)
 		switch g.weighted(26, 16, 22, 12, 8, 3) {
 		case 0:
-			op, vals = "StringEquals", g.values(k.exact)
+			op, vals = "StringEquals", g.values(exact)
 		case 1:
-			op, vals = "StringNotEquals", g.values(k.exact)
+			op, vals = "StringNotEquals", g.values(exact)
 		case 2:
-			op, vals = "StringLike", g.values(append(append([]string{}, k.like...), k.exact...))
+			op, vals = "StringLike", g.values(like)
 		case 3:
-			op, vals = "StringNotLike", g.values(append(append([]string{}, k.like...), k.exact...))
+			op, vals = "StringNotLike", g.values(like)
 		case 4:
-			op, vals = "StringEqualsIgnoreCase", g.values(append(append([]string{}, k.folded...), k.exact...))
+			op, vals = "StringEqualsIgnoreCase", g.values(exact)
 		case 5:
-			op, vals = "StringNotEqualsIgnoreCase", g.values(append(append([]string{}, k.folded...), k.exact...))
+			op, vals = "StringNotEqualsIgnoreCase", g.values(exact)
 		}
 		if len(vals.Items) == 0 || vals.Items[0] == "" {
 			op, vals = "StringEquals", g.values(k.exact)
 		}
 	}
-	if g.chance(0.15) {
+	ifExists := g.chance(0.15)
+	if ifExists {
 		op += "IfExists"
-	} else if op != "Bool" && g.chance(0.14) {
+	}
+	if op != "Bool" && op != "BoolIfExists" && g.chance(map[bool]float64{false: 0.14, true: 0.2}[ifExists]) {
 		op = g.pick("ForAnyValue:", "ForAllValues:") + op
 	}
 	return op, key, vals
