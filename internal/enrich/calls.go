@@ -56,6 +56,9 @@ func (c *Calls) ByOperation() map[string]int {
 	return maps.Clone(c.ops)
 }
 
+// APIOptions is CountCalls in the shape config.WithAPIOptions takes.
+var APIOptions = []func(*middleware.Stack) error{CountCalls}
+
 // CountCalls is an SDK APIOptions function (aws.Config.APIOptions) that counts each operation
 // and each attempt into the Calls of the request's context.
 func CountCalls(stack *middleware.Stack) error {

@@ -1,0 +1,89 @@
+// Command remediator is the Lambda function (provided.al2023, bootstrap): it reads and checks
+// its configuration at cold start, builds the AWS clients once, and hands each EventBridge
+// event to internal/remediator.
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kmsfix/kmsfix/internal/config"
+	"github.com/kmsfix/kmsfix/internal/enrich"
+	"github.com/kmsfix/kmsfix/internal/notify"
+	"github.com/kmsfix/kmsfix/internal/remediator"
+)
+
+// Lookups are reused for a minute per container; each AWS call gets at most 3 s; throttling
+// is retried 5 times with backoff capped at 1 s.
+const (
+	cacheTTL    = time.Minute
+	callTimeout = 3 * time.Second
+)
+
+// decorate lets a test build (faultinject.go) wrap the handler's parts; it does nothing in
+// the shipped binary.
+var decorate = func(*remediator.Handler) {}
+
+func main() {
+	log := lambdacontext.NewLogger()
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		log.Error("cold start: "+err.Error(), "phase", "config")
+		os.Exit(1)
+	}
+	ctx := context.Background()
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx,
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 5
+				o.MaxBackoff = time.Second
+			})
+		}),
+		awsconfig.WithAPIOptions(enrich.APIOptions))
+	if err != nil {
+		log.Error("cold start: AWS configuration: "+err.Error(), "phase", "config")
+		os.Exit(1)
+	}
+	kmsClient := kms.NewFromConfig(awsCfg)
+	iamClient := iam.NewFromConfig(awsCfg)
+	analyzer := accessanalyzer.NewFromConfig(awsCfg)
+	ddb := dynamodb.NewFromConfig(awsCfg)
+
+	nc := notify.Clients{SNS: sns.NewFromConfig(awsCfg), DynamoDB: ddb}
+	if cfg.SlackSecretARN != "" {
+		nc.Secrets = secretsmanager.NewFromConfig(awsCfg)
+	}
+	notifier, err := notify.New(notify.Config{
+		TopicARN: cfg.TopicARN, Table: cfg.TableName, SlackSecretARN: cfg.SlackSecretARN,
+		Window: cfg.DedupeWindow, Propagation: cfg.PropagationWindow, Logger: log,
+	}, nc)
+	if err != nil {
+		log.Error("cold start: "+err.Error(), "phase", "config")
+		os.Exit(1)
+	}
+
+	h := &remediator.Handler{
+		Enricher:  enrich.New(kmsClient, iamClient, sts.NewFromConfig(awsCfg), enrich.Options{TTL: cacheTTL, CallTimeout: callTimeout}),
+		Validator: remediator.NewValidator(analyzer, cacheTTL, callTimeout),
+		Notifier:  notifier,
+		Sandbox:   cfg.SandboxAccounts,
+		Log:       log,
+		Metrics:   os.Stdout,
+	}
+	decorate(h)
+	lambda.Start(h.Handle)
+}

@@ -1,0 +1,223 @@
+// Package remediator is the Lambda handler: an EventBridge event in, a finding out. It parses
+// the CloudTrail record, builds the world from live AWS, runs the engine, validates the
+// proposed policies with Access Analyzer, hands the report to the notifier (and the applier,
+// when there is one), and writes one log line and one metrics line per event.
+package remediator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/engine"
+	"github.com/kmsfix/kmsfix/internal/enrich"
+	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+// Notifier delivers a finding (Slack, SNS). A returned error means the finding may not have
+// been delivered: the handler returns an error so Lambda retries; the notifier dedupes, so a
+// retry never posts twice.
+type Notifier interface {
+	Notify(ctx context.Context, r finding.Report) error
+}
+
+// Applier makes an automatic change for a finding that allows it; it may record what it did in
+// r.Applied.
+type Applier interface {
+	Apply(ctx context.Context, r *finding.Report, w *world.World) error
+}
+
+// Enricher builds the world for a denial from live AWS; it never fails, it leaves unknown
+// what it cannot read.
+type Enricher interface {
+	World(ctx context.Context, d *cloudtrail.Denial) *world.World
+}
+
+// Handler handles one EventBridge event per call. Its fields live as long as the container.
+type Handler struct {
+	Enricher  Enricher
+	Validator *Validator // nil: patches are not validated (and so not verified)
+	Notifier  Notifier
+	Applier   Applier // nil: nothing is applied
+	// Sandbox lists the accounts where automatic fixes are allowed (KMSFIX_SANDBOX_ACCOUNTS).
+	Sandbox []string
+	Log     *slog.Logger
+	Metrics io.Writer // EMF lines (stdout in Lambda)
+	Now     func() time.Time
+}
+
+// outcome of one event, for the log line.
+const (
+	outcomeFinding   = "finding"
+	outcomeIgnored   = "ignored"
+	outcomeMalformed = "malformed"
+	outcomeError     = "error"
+)
+
+// Handle processes one event. It returns an error only for what a retry may fix (a notifier
+// or applier failure) or a bug (a panic, recovered here so the container lives on). A
+// malformed or irrelevant event is logged and dropped: a retry would fail the same way.
+func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep finding.Report, err error) {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	start := now()
+	ctx, calls := enrich.WithCalls(ctx)
+	var (
+		w       *world.World
+		outcome = outcomeError
+		reason  string
+	)
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in the pipeline: %v", p)
+			h.Log.ErrorContext(ctx, "panic", "event_id", rep.EventID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			outcome, rep = outcomeError, finding.Report{EventID: rep.EventID}
+		}
+		h.record(ctx, rep, w, outcome, reason, err, calls, now().Sub(start))
+	}()
+
+	item, perr := cloudtrail.Parse(event)
+	if perr != nil {
+		rep.EventID = envelopeID(event)
+		outcome, reason = outcomeMalformed, perr.Error()
+		rep.Ignored = "malformed event: " + perr.Error()
+		return rep, nil
+	}
+	rep.EventID = item.EventID
+	if item.Denial == nil {
+		outcome, reason = outcomeIgnored, item.Ignored
+		return engine.Explain(item, nil), nil
+	}
+
+	w = h.Enricher.World(ctx, item.Denial)
+	w.SandboxAccounts = slices.Clone(h.Sandbox)
+	rep = engine.Explain(item, w)
+	h.validate(ctx, &rep)
+
+	if h.Applier != nil && rep.AutoApply {
+		if aerr := h.Applier.Apply(ctx, &rep, w); aerr != nil {
+			err = fmt.Errorf("apply %s: %w", rep.EventID, aerr)
+		}
+	}
+	if nerr := h.Notifier.Notify(ctx, rep); nerr != nil {
+		err = fmt.Errorf("notify %s: %w", rep.EventID, nerr)
+	}
+	if err != nil {
+		return rep, err
+	}
+	outcome = outcomeFinding
+	return rep, nil
+}
+
+// validate runs Access Analyzer on the patches; a problem or a check that could not run
+// clears verified (and with it auto_apply).
+func (h *Handler) validate(ctx context.Context, rep *finding.Report) {
+	if len(rep.Patches) == 0 {
+		return
+	}
+	var problems, unknown []string
+	if h.Validator == nil {
+		unknown = []string{"Access Analyzer validation is not configured"}
+	} else {
+		problems, unknown = h.Validator.Check(ctx, rep.Patches)
+	}
+	if len(problems) == 0 && len(unknown) == 0 {
+		return
+	}
+	rep.Unknown = append(rep.Unknown, unknown...)
+	if rep.Verified {
+		why := append(problems, unknown...)
+		rep.Verified = false
+		rep.Unverified = strings.Join(why, "; ")
+	}
+	if rep.AutoApply {
+		rep.AutoApply = false
+		rep.AutoApplyBlocked = "the patch is not verified: " + strings.Join(append(problems, unknown...), "; ")
+	}
+}
+
+// record writes the event's log line and metrics line.
+func (h *Handler) record(ctx context.Context, rep finding.Report, w *world.World, outcome, reason string, err error, calls *enrich.Calls, d time.Duration) {
+	attrs := []any{
+		"event_id", rep.EventID,
+		"outcome", outcome,
+		"duration_ms", float64(d.Microseconds()) / 1000,
+		"aws_calls", calls.Total(),
+		"aws_attempts", calls.Attempts(),
+	}
+	if ops := calls.ByOperation(); len(ops) > 0 {
+		attrs = append(attrs, "aws_calls_by_operation", ops)
+	}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	if rep.Diagnosis != "" {
+		attrs = append(attrs, "diagnosis", rep.Diagnosis, "principal", rep.Principal, "key", rep.Key,
+			"verified", rep.Verified, "auto_apply", rep.AutoApply)
+		if len(rep.Unknown) > 0 {
+			attrs = append(attrs, "unknown", rep.Unknown)
+		}
+	}
+	if w != nil {
+		// The world the finding was made from: `kmsfix explain --world` on it reproduces it.
+		attrs = append(attrs, "world", w)
+	}
+	level := slog.LevelInfo
+	if err != nil {
+		level = slog.LevelError
+		attrs = append(attrs, "error", err.Error())
+	}
+	h.Log.Log(ctx, level, "event", attrs...)
+
+	if h.Metrics == nil {
+		return
+	}
+	m := metrics{ignored: outcome == outcomeIgnored || outcome == outcomeMalformed, errored: err != nil,
+		calls: calls.Total(), attempts: calls.Attempts(), duration: d}
+	if rep.Diagnosis != "" && err == nil {
+		m.diagnosis = string(rep.Diagnosis)
+	}
+	if werr := m.write(h.Metrics, time.Now()); werr != nil {
+		h.Log.ErrorContext(ctx, "metrics", "error", werr.Error())
+	}
+}
+
+// envelopeID reads the event id from an envelope or record that did not parse, for the log.
+func envelopeID(event json.RawMessage) string {
+	var v struct {
+		ID     string `json:"id"`
+		Detail struct {
+			EventID string `json:"eventID"`
+		} `json:"detail"`
+		EventID string `json:"eventID"`
+	}
+	if json.Unmarshal(event, &v) != nil {
+		return ""
+	}
+	switch {
+	case v.Detail.EventID != "":
+		return v.Detail.EventID
+	case v.EventID != "":
+		return v.EventID
+	}
+	return v.ID
+}
+
+// LogNotifier stands in for the real notifiers: it logs the report.
+type LogNotifier struct{ Log *slog.Logger }
+
+// Notify logs the finding as one line.
+func (n LogNotifier) Notify(ctx context.Context, r finding.Report) error {
+	n.Log.InfoContext(ctx, "notify", "event_id", r.EventID, "report", r)
+	return nil
+}
