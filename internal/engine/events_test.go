@@ -179,6 +179,11 @@ func judge(r finding.Report, e expectation, id string, w *world.World, f fact) (
 			errorf("patch %d has unknown kind %q", i+1, p.Kind)
 		}
 	}
+	for i, p := range r.Patches {
+		for _, msg := range leastPrivilege(p, principal, key, r.Actions, f) {
+			errorf("patch %d (%s): %s", i+1, p.Kind, msg)
+		}
+	}
 	if len(r.Patches) == 0 || r.Diagnosis == finding.Undetermined {
 		return problems // an undetermined finding's patch need not be sufficient
 	}
@@ -207,6 +212,77 @@ func judge(r finding.Report, e expectation, id string, w *world.World, f fact) (
 		}
 	}
 	return problems
+}
+
+// leastPrivilege checks the patch's text against CONTRACT.md section 3: a valid Allow that
+// names the exact key ARN, only the needed actions, the exact principal, and for S3's calls
+// kms:ViaService = s3.<region>.amazonaws.com and an aws:s3:arn context limited to the bucket.
+func leastPrivilege(p finding.Patch, principal, key string, actions []string, f fact) []string {
+	var out []string
+	var stmts []policy.Statement
+	switch {
+	case p.Kind == finding.KindIdentityPolicy && p.Policy != nil:
+		if err := p.Policy.Validate(); err != nil {
+			out = append(out, "invalid policy: "+err.Error())
+		}
+		stmts = p.Policy.Statement
+	case p.Kind == finding.KindKeyPolicyStatement && p.Statement != nil:
+		doc := &policy.Document{Version: "2012-10-17", Statement: policy.Statements{*p.Statement}}
+		if err := doc.Validate(); err != nil {
+			out = append(out, "invalid statement: "+err.Error())
+		}
+		stmts = doc.Statement
+		if p.Statement.Principal == nil || p.Statement.Principal.Wildcard ||
+			!slices.Equal(p.Statement.Principal.Types["AWS"].Items, []string{principal}) {
+			out = append(out, fmt.Sprintf("the statement must name exactly the principal %s", principal))
+		}
+	default:
+		return out // grants are checked by judge
+	}
+	for i, st := range stmts {
+		where := fmt.Sprintf("statement %d: ", i+1)
+		if st.Effect != "Allow" || !st.NotAction.IsZero() || !st.NotResource.IsZero() || st.NotPrincipal != nil {
+			out = append(out, where+"must be a plain Allow (no NotAction, NotResource, NotPrincipal)")
+		}
+		if !slices.Equal(st.Resource.Items, []string{key}) {
+			out = append(out, fmt.Sprintf("%sResource %q, want exactly the key ARN", where, st.Resource.Items))
+		}
+		for _, a := range st.Action.Items {
+			if !slices.ContainsFunc(actions, func(n string) bool { return strings.EqualFold(n, a) }) {
+				out = append(out, fmt.Sprintf("%sAction %q was not needed (needed %q)", where, a, actions))
+			}
+		}
+		if f.context == "" {
+			continue
+		}
+		if via := conditionValues(st.Condition, "kms:ViaService"); !slices.Equal(via, []string{"s3." + f.region + ".amazonaws.com"}) {
+			out = append(out, fmt.Sprintf("%skms:ViaService %q, want s3.%s.amazonaws.com", where, via, f.region))
+		}
+		bucketARN := "arn:aws:s3:::" + f.bucket
+		ctx := conditionValues(st.Condition, "kms:EncryptionContext:aws:s3:arn")
+		if len(ctx) == 0 {
+			out = append(out, where+"no kms:EncryptionContext:aws:s3:arn condition")
+		}
+		for _, v := range ctx {
+			if v != bucketARN && v != bucketARN+"/*" && v != f.context {
+				out = append(out, fmt.Sprintf("%skms:EncryptionContext:aws:s3:arn value %q is not limited to bucket %s", where, v, f.bucket))
+			}
+		}
+	}
+	return out
+}
+
+// conditionValues returns the values a condition key is compared with, under any operator.
+func conditionValues(c policy.Condition, key string) []string {
+	var out []string
+	for _, kv := range c {
+		for k, v := range kv {
+			if strings.EqualFold(k, key) {
+				out = append(out, v.Items...)
+			}
+		}
+	}
+	return out
 }
 
 // fact is what the judge reads from a record itself, not from the parser: the session, the
@@ -632,39 +708,53 @@ func deref(s *string) string {
 // a wildcard key, a missing kms:ViaService or bucket condition, a patch on the wrong target,
 // an insufficient patch, a verified undetermined finding.
 func TestJudgeCatchesBadPatches(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "events", "01-identity-policy-missing")
-	reports, _ := explain(t, dir)
-	exp := loadExpectations(t, filepath.Join(dir, "expect.json"))[0]
-	id := eventIDs(t, filepath.Join(dir, "event.json"))[0]
-	w := loadWorld(t, dir)
-	f := requestFacts(t, filepath.Join(dir, "event.json"))[0]
-	if p := judge(reports[0], exp, id, w, f); len(p) > 0 {
-		t.Fatalf("the sample's own report must pass the judge before it is broken: %q", p)
+	const identitySample, keySample = "01-identity-policy-missing", "10-key-policy-missing"
+	stmt := func(r *finding.Report) *policy.Statement {
+		if r.Patches[0].Statement != nil {
+			return r.Patches[0].Statement
+		}
+		return &r.Patches[0].Policy.Statement[0]
 	}
-	stmt := func(r *finding.Report) *policy.Statement { return &r.Patches[0].Policy.Statement[0] }
 	tests := []struct {
 		name   string
+		sample string
 		mutate func(r *finding.Report)
 		want   string
 	}{
-		{"wildcard key", func(r *finding.Report) { stmt(r).Resource = policy.V("*") }, "on another key"},
-		{"no kms:ViaService", func(r *finding.Report) { delete(stmt(r).Condition, "StringEquals") }, "called directly"},
-		{"no bucket condition", func(r *finding.Report) { delete(stmt(r).Condition, "StringLike") }, "encryption context"},
-		{"prefix bucket pattern", func(r *finding.Report) {
+		{"wildcard key", identitySample, func(r *finding.Report) { stmt(r).Resource = policy.V("*") }, "on another key"},
+		{"no kms:ViaService", identitySample, func(r *finding.Report) { delete(stmt(r).Condition, "StringEquals") }, "called directly"},
+		{"ViaService of another Region", identitySample, func(r *finding.Report) {
+			stmt(r).Condition["StringEquals"]["kms:ViaService"] = policy.V("s3.us-east-1.amazonaws.com")
+		}, "kms:ViaService"},
+		{"no bucket condition", identitySample, func(r *finding.Report) { delete(stmt(r).Condition, "StringLike") }, "encryption context"},
+		{"prefix bucket pattern", identitySample, func(r *finding.Report) {
 			stmt(r).Condition["StringLike"]["kms:EncryptionContext:aws:s3:arn"] = policy.List("arn:aws:s3:::amzn-s3-demo-orders*")
 		}, "amzn-s3-demo-ordersx"},
-		{"extra action", func(r *finding.Report) { stmt(r).Action = policy.List("kms:Decrypt", "kms:Encrypt") }, "kms:Encrypt via S3"},
-		{"wrong action", func(r *finding.Report) { stmt(r).Action = policy.List("kms:GenerateDataKey") }, "want Allowed"},
-		{"wrong target", func(r *finding.Report) { r.Patches[0].Target = "arn:aws:iam::210987654321:role/orders-api" }, "targets"},
-		{"wrong account", func(r *finding.Report) { r.Patches[0].Account = "111122223333" }, "targets"},
-		{"wrong kind", func(r *finding.Report) { r.Patches[0].Kind = finding.KindKeyPolicyStatement }, "patch kinds"},
-		{"verified undetermined", func(r *finding.Report) { r.Diagnosis, r.Verified = finding.Undetermined, true }, "claims verified"},
-		{"other event", func(r *finding.Report) { r.EventID = "5c65ecf2-73ca-4ff1-b9d9-031bf0ee4222" }, "event_id"},
+		{"extra action", identitySample, func(r *finding.Report) { stmt(r).Action = policy.List("kms:Decrypt", "kms:Encrypt") }, "kms:Encrypt via S3"},
+		{"wrong action", identitySample, func(r *finding.Report) { stmt(r).Action = policy.List("kms:GenerateDataKey") }, "want Allowed"},
+		{"wrong target", identitySample, func(r *finding.Report) { r.Patches[0].Target = "arn:aws:iam::210987654321:role/orders-api" }, "targets"},
+		{"wrong account", identitySample, func(r *finding.Report) { r.Patches[0].Account = "111122223333" }, "targets"},
+		{"wrong kind", identitySample, func(r *finding.Report) { r.Patches[0].Kind = finding.KindKeyPolicyStatement }, "patch kinds"},
+		{"verified undetermined", identitySample, func(r *finding.Report) { r.Diagnosis, r.Verified = finding.Undetermined, true }, "claims verified"},
+		{"other event", identitySample, func(r *finding.Report) { r.EventID = "5c65ecf2-73ca-4ff1-b9d9-031bf0ee4222" }, "event_id"},
+		{"wrong region", identitySample, func(r *finding.Report) { r.Region = "us-east-1" }, "region"},
+		{"everyone in the key policy", keySample, func(r *finding.Report) { stmt(r).Principal = policy.AWSPrincipal("*") }, "exactly the principal"},
+		{"account root in the key policy", keySample, func(r *finding.Report) {
+			stmt(r).Principal = policy.AWSPrincipal("arn:aws:iam::305419896012:root")
+		}, "exactly the principal"},
+		{"key policy without conditions", keySample, func(r *finding.Report) { stmt(r).Condition = nil }, "called directly"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			// A fresh report each time: patches share their documents.
-			reports, _ := explain(t, dir)
+			dir := filepath.Join(repoRoot(t), "events", tc.sample)
+			exp := loadExpectations(t, filepath.Join(dir, "expect.json"))[0]
+			id := eventIDs(t, filepath.Join(dir, "event.json"))[0]
+			w := loadWorld(t, dir)
+			f := requestFacts(t, filepath.Join(dir, "event.json"))[0]
+			reports, _ := explain(t, dir) // a fresh report each time: patches share documents
+			if p := judge(reports[0], exp, id, w, f); len(p) > 0 {
+				t.Fatalf("the sample's own report must pass the judge before it is broken: %q", p)
+			}
 			r := reports[0]
 			tc.mutate(&r)
 			problems := judge(r, exp, id, w, f)
