@@ -1,0 +1,192 @@
+// Package doctor checks that an account and Region are set up for the remediator's events to
+// arrive and its alerts to go out: a logging trail that records KMS read-only management
+// events, the EventBridge rule in the state that receives them and targeting the function, an
+// empty dead-letter queue, a readable Slack secret. Each check is a small function over the
+// one or two SDK calls it needs, and each failure carries the exact fix.
+package doctor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Status of one check.
+type Status string
+
+const (
+	Pass Status = "PASS"
+	Fail Status = "FAIL" // events or alerts cannot arrive: the exit status is non-zero
+	Warn Status = "WARN" // something to look at that does not stop delivery on its own
+	Skip Status = "SKIP" // not applicable, or an earlier check failed
+)
+
+// Check is one row of the doctor's table.
+type Check struct {
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Check names, in table order.
+const (
+	NameTrailLogging   = "trail logging"
+	NameTrailSelectors = "trail records KMS reads"
+	NameRuleExists     = "rule exists"
+	NameRuleState      = "rule state"
+	NameRulePattern    = "rule pattern"
+	NameRuleTarget     = "rule targets function"
+	NameFunction       = "function active"
+	NameDeadLetters    = "dead-letter queue empty"
+	NameSlackSecret    = "Slack secret readable"
+)
+
+// Options say what to check; zero values are discovered.
+type Options struct {
+	Region string
+	// Rule is the EventBridge rule's name; empty: found by the stack's naming convention
+	// (<Stack>-KmsDenialRule...), then among the rules targeting Function.
+	Rule     string
+	EventBus string // default "default"
+	Stack    string // CloudFormation stack name, default "Kmsfix"
+	// Function is the remediator's name or ARN; empty: the rule's Lambda target.
+	Function string
+	// DeadLetterQueues are queue URLs; empty: the rule target's and the function's.
+	DeadLetterQueues []string
+	// SlackSecret is the secret ARN; empty: the function's KMSFIX_SLACK_SECRET_ARN.
+	SlackSecret string
+}
+
+// Clients are the SDK clients the checks use; *cloudtrail.Client, *eventbridge.Client,
+// *lambda.Client, *sqs.Client and *secretsmanager.Client satisfy them.
+type Clients struct {
+	CloudTrail  TrailAPI
+	EventBridge RuleAPI
+	Lambda      FunctionAPI
+	SQS         QueueAPI
+	Secrets     SecretAPI
+}
+
+// Run runs every check in order; a check that depends on an earlier one that failed is
+// skipped with the reason.
+func Run(ctx context.Context, c Clients, o Options) []Check {
+	if o.EventBus == "" {
+		o.EventBus = "default"
+	}
+	if o.Stack == "" {
+		o.Stack = "Kmsfix"
+	}
+	var out []Check
+
+	logging, trails := CheckTrailLogging(ctx, c.CloudTrail, o.Region)
+	out = append(out, logging)
+	if logging.Status == Fail && len(trails) == 0 {
+		out = append(out, skipped(NameTrailSelectors, "no trail"))
+	} else {
+		out = append(out, CheckTrailSelectors(ctx, c.CloudTrail, o.Region, trails))
+	}
+
+	rule, exists := FindRule(ctx, c.EventBridge, c.Lambda, o)
+	out = append(out, exists)
+	var fn *FunctionInfo
+	var targetQueues []string
+	if rule == nil {
+		out = append(out, skipped(NameRuleState, "no rule"), skipped(NameRulePattern, "no rule"), skipped(NameRuleTarget, "no rule"))
+		fnCheck, info := CheckFunction(ctx, c.Lambda, o.Function, o.Region)
+		fn = info
+		out = append(out, fnCheck)
+	} else {
+		out = append(out, CheckRuleState(rule), CheckRulePattern(rule))
+		target, t := CheckRuleTarget(ctx, c.EventBridge, rule, o.Function)
+		out = append(out, target)
+		targetQueues = t.DeadLetterARNs
+		name := o.Function
+		if name == "" {
+			name = t.FunctionARN
+		}
+		fnCheck, info := CheckFunction(ctx, c.Lambda, name, o.Region)
+		fn = info
+		out = append(out, fnCheck)
+	}
+
+	queues := o.DeadLetterQueues
+	var queueARNs []string
+	if len(queues) == 0 {
+		queueARNs = append(queueARNs, targetQueues...)
+		if fn != nil {
+			queueARNs = append(queueARNs, fn.DeadLetterARNs...)
+		}
+	}
+	out = append(out, CheckDeadLetters(ctx, c.SQS, queues, queueARNs, rule, fn))
+
+	secret := o.SlackSecret
+	if secret == "" && fn != nil {
+		secret = fn.Env["KMSFIX_SLACK_SECRET_ARN"]
+	}
+	out = append(out, CheckSlackSecret(ctx, c.Secrets, secret, fn != nil))
+	return out
+}
+
+func skipped(name, why string) Check { return Check{Name: name, Status: Skip, Detail: "skipped: " + why} }
+
+// Failed says whether any check failed.
+func Failed(checks []Check) bool {
+	for _, c := range checks {
+		if c.Status == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteTable prints one row per check, and under each failure or warning its fix.
+func WriteTable(w io.Writer, checks []Check) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tSTATUS\tDETAIL")
+	for _, c := range checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, c.Status, c.Detail)
+		if c.Fix != "" {
+			for i, line := range strings.Split(c.Fix, "\n") {
+				label := "  "
+				if i == 0 {
+					label = "  fix:"
+				}
+				fmt.Fprintf(tw, "%s\t\t%s\n", label, line)
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	counts := map[Status]int{}
+	for _, c := range checks {
+		counts[c.Status]++
+	}
+	_, err := fmt.Fprintf(w, "%d passed, %d failed, %d warnings, %d skipped\n", counts[Pass], counts[Fail], counts[Warn], counts[Skip])
+	return err
+}
+
+// WriteJSON prints the checks as one JSON array.
+func WriteJSON(w io.Writer, checks []Check) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(checks)
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// compactJSON renders v as one line of JSON for a command line.
+func compactJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	return string(b)
+}

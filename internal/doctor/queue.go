@@ -1,0 +1,104 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// QueueAPI is the SQS calls of the dead-letter check.
+type QueueAPI interface {
+	GetQueueUrl(ctx context.Context, in *sqs.GetQueueUrlInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueUrlOutput, error)
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+}
+
+// CheckDeadLetters passes when every dead-letter queue is empty: a message there is an event
+// that EventBridge could not deliver or that the function failed on after its retries.
+// urls are queue URLs given by flag; arns the queues found on the rule target and the function.
+func CheckDeadLetters(ctx context.Context, api QueueAPI, urls, arns []string, rule *eventbridge.DescribeRuleOutput, fn *FunctionInfo) Check {
+	c := Check{Name: NameDeadLetters}
+	slices.Sort(arns)
+	arns = slices.Compact(arns)
+	for _, arn := range arns {
+		u, err := queueURL(ctx, api, arn)
+		if err != nil {
+			return cannotRead(c, "dead-letter queue "+arn, err, "sqs:GetQueueUrl", "sqs:GetQueueAttributes")
+		}
+		urls = append(urls, u)
+	}
+	if len(urls) == 0 {
+		c.Status = Warn
+		c.Detail = "no dead-letter queue configured: events that cannot be delivered are dropped"
+		if rule != nil && fn != nil {
+			c.Fix = fmt.Sprintf("aws events put-targets --rule %s --event-bus-name %s --targets 'Id=remediator,Arn=%s,DeadLetterConfig={Arn=QUEUE_ARN}'",
+				aws.ToString(rule.Name), busName(rule), fn.ARN)
+		} else {
+			c.Fix = "deploy the stack (cdk deploy): it gives the rule target and the function a dead-letter queue"
+		}
+		return c
+	}
+	var full []string
+	var fixes []string
+	for _, u := range urls {
+		out, err := api.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+			QueueUrl: aws.String(u),
+			AttributeNames: []sqstypes.QueueAttributeName{
+				sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+				sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			},
+		})
+		if err != nil {
+			return cannotRead(c, "dead-letter queue "+u, err, "sqs:GetQueueAttributes")
+		}
+		n := 0
+		for _, a := range []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible} {
+			v, _ := strconv.Atoi(out.Attributes[string(a)])
+			n += v
+		}
+		if n > 0 {
+			full = append(full, fmt.Sprintf("%s holds %d message(s)", queueName(u), n))
+			fixes = append(fixes,
+				"aws sqs receive-message --queue-url "+u+" --max-number-of-messages 10 --attribute-names All --message-attribute-names All",
+			)
+		}
+	}
+	if len(full) == 0 {
+		names := make([]string, len(urls))
+		for i, u := range urls {
+			names[i] = queueName(u)
+		}
+		c.Status, c.Detail = Pass, strings.Join(names, ", ")+" empty"
+		return c
+	}
+	c.Status = Fail
+	c.Detail = strings.Join(full, "; ") + ": events that were not handled"
+	fixes = append([]string{"read them (the error is in the message attributes) and fix the cause:"}, fixes...)
+	fixes = append(fixes, "recover the denials they held with `kmsfix scan --since 7d`, then empty the queue:")
+	for _, u := range urls {
+		fixes = append(fixes, "aws sqs purge-queue --queue-url "+u)
+	}
+	c.Fix = strings.Join(fixes, "\n")
+	return c
+}
+
+// queueURL turns arn:aws:sqs:REGION:ACCOUNT:NAME into the queue's URL.
+func queueURL(ctx context.Context, api QueueAPI, arn string) (string, error) {
+	parts := strings.Split(arn, ":")
+	if len(parts) != 6 {
+		return "", fmt.Errorf("%q is not an SQS queue ARN", arn)
+	}
+	out, err := api.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(parts[5]), QueueOwnerAWSAccountId: aws.String(parts[4])})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.QueueUrl), nil
+}
+
+func queueName(url string) string { return url[strings.LastIndexByte(url, '/')+1:] }
