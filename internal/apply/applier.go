@@ -367,12 +367,19 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 // SweeperSource is the "source" of the scheduled event that runs Sweep.
 const SweeperSource = "kmsfix.sweeper"
 
-// IsSweep says whether a Lambda event is the sweeper's schedule ({"source":"kmsfix.sweeper"}).
+// IsSweep says whether a Lambda event is the sweeper's schedule: {"source":"kmsfix.sweeper"}
+// (a rule target with that input), or the plain event of an EventBridge schedule rule
+// (source aws.events, detail-type "Scheduled Event"), the only scheduled event the function
+// receives.
 func IsSweep(event []byte) bool {
 	var e struct {
-		Source string `json:"source"`
+		Source     string `json:"source"`
+		DetailType string `json:"detail-type"`
 	}
-	return json.Unmarshal(event, &e) == nil && e.Source == SweeperSource
+	if json.Unmarshal(event, &e) != nil {
+		return false
+	}
+	return e.Source == SweeperSource || (e.Source == "aws.events" && e.DetailType == "Scheduled Event")
 }
 
 func changeID(fp, eventID string, now time.Time) string {

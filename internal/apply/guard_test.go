@@ -85,6 +85,17 @@ func TestDecide(t *testing.T) {
 			r.PrincipalType, r.Principal = string(cloudtrail.KindRoot), "arn:aws:iam::111122223333:root"
 		}), delegating, nil, "root user is never granted"},
 		{"no principal", settings(), mod(identity, func(r *finding.Report) { r.Principal = "" }), delegating, nil, "names no IAM principal"},
+		{"not an IAM role or user", settings(), mod(identity, func(r *finding.Report) {
+			r.Principal = "arn:aws:sts::111122223333:federated-user/bob"
+		}), delegating, nil, "is not an IAM role or user"},
+		{"two changes in this account", settings(), mod(identity, func(r *finding.Report) {
+			r.Patches = append(slices.Clone(r.Patches), keyMissing.Patches...)
+		}), delegating, nil, "more than one change"},
+		{"unknown patch kind", settings(), mod(identity, func(r *finding.Report) {
+			r.Patches = []finding.Patch{{Kind: "scp", Account: sandbox}}
+		}), delegating, nil, "patch kind scp is not applied"},
+		{"no encryption context: no grant", settings(), mod(keyMissing, func(r *finding.Report) { r.Bucket, r.Object = "", "" }), closed,
+			[]string{finding.KindKeyPolicyStatement}, ""},
 		{"SSO role: IAM refused, key policy and grant verified instead", settings(), sso, worldFor(key, keyPolicy(sandbox, true), ssoARN),
 			[]string{finding.KindKeyPolicyStatement, finding.KindGrant}, ""},
 		{"service-linked role: key policy and grant", settings(), slr, worldFor(key, keyPolicy(sandbox, true), slrARN),
@@ -113,6 +124,7 @@ func TestDecide(t *testing.T) {
 				return
 			}
 			if why != "" || !slices.Equal(levers, c.levers) {
+				t.Logf("skipped: %q", dec.Skipped)
 				t.Fatalf("Decide = %v, %q; want %v", levers, why, c.levers)
 			}
 		})
@@ -221,5 +233,22 @@ func TestDenialOfRebuildsTheRequest(t *testing.T) {
 	r.Object = ""
 	if d := DenialOf(r); d.ContextARN != "arn:aws:s3:::data-bucket" || !d.BucketKey {
 		t.Fatalf("bucket key: DenialOf = %+v", d)
+	}
+}
+
+// The reasons other levers were left out travel with the decision, so a later refusal of
+// the remaining lever can say everything.
+func TestDecideSkippedReasons(t *testing.T) {
+	key := keyARNIn(sandbox)
+	w := worldFor(key, keyPolicy(sandbox, true), ssoARN)
+	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, kind: cloudtrail.KindSSORole, principal: ssoARN}, w)
+	s := settings()
+	s.RemediatorRoleARN = ""
+	dec := Decide(s, &r, w)
+	all := strings.Join(dec.Skipped, "; ")
+	for _, want := range []string{"IAM cannot edit " + ssoARN, "IAM Identity Center", "retiring principal"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("skipped %q lacks %q", all, want)
+		}
 	}
 }

@@ -158,7 +158,7 @@ func (a *Applier) validate(ctx context.Context, doc, checkDoc string, typ access
 			PolicyDocument: &doc, PolicyType: typ, NextToken: token,
 		})
 		if err != nil {
-			return v, fmt.Errorf("Access Analyzer ValidatePolicy: %w", err)
+			return v, fmt.Errorf("access analyzer ValidatePolicy: %w", err)
 		}
 		for _, f := range out.Findings {
 			v.Findings = append(v.Findings, f.FindingType)
@@ -175,7 +175,7 @@ func (a *Applier) validate(ctx context.Context, doc, checkDoc string, typ access
 		Access:         []accesstypes.Access{{Actions: AdminActions}},
 	})
 	if err != nil {
-		return v, fmt.Errorf("Access Analyzer CheckAccessNotGranted: %w", err)
+		return v, fmt.Errorf("access analyzer CheckAccessNotGranted: %w", err)
 	}
 	v.NotGranted = out.Result
 	v.NotGrantedWhy = aws.ToString(out.Message)
