@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -123,7 +124,8 @@ func (d *store) markEvent(ctx context.Context, eventID string, now time.Time) (b
 			attrPK: s("notify#event#" + eventID), attrSK: s(skSeen),
 			"seen_at": ms(now), "expires_at": n(now.Add(markerTTL).Unix()),
 		},
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
+		ExpressionAttributeNames: map[string]string{"#pk": "pk"},
 	})
 	switch {
 	case err == nil:
@@ -137,16 +139,10 @@ func (d *store) markEvent(ctx context.Context, eventID string, now time.Time) (b
 // countRepeat counts an event as a repeat if a window or a hold is running for the finding
 // and belongs to another event; false means no window is running.
 func (d *store) countRepeat(ctx context.Context, fp, eventID string, now time.Time) (bool, error) {
-	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(d.table),
-		Key:                      fpKey(fp),
-		UpdateExpression:         aws.String("ADD since :one, total :one SET last_seen = :now"),
-		ConditionExpression:      aws.String("attribute_exists(pk) AND (window_end > :now OR hold_until > :now) AND (attribute_not_exists(#owner) OR #owner <> :e)"),
-		ExpressionAttributeNames: map[string]string{"#owner": "owner"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":one": n(1), ":now": ms(now), ":e": s(eventID),
-		},
-	})
+	_, err := d.db.UpdateItem(ctx, updateFP(d.table, fp,
+		"ADD #since :one, #total :one SET #last_seen = :now",
+		"attribute_exists(#pk) AND (#window_end > :now OR #hold_until > :now) AND (attribute_not_exists(#owner) OR #owner <> :e)",
+		map[string]types.AttributeValue{":one": n(1), ":now": ms(now), ":e": s(eventID)}))
 	switch {
 	case err == nil:
 		return true, nil
@@ -160,21 +156,17 @@ func (d *store) countRepeat(ctx context.Context, fp, eventID string, now time.Ti
 // the state before it: its since is the number of events held back since the last message.
 func (d *store) claim(ctx context.Context, fp, eventID string, now time.Time, slackState, snsState string, r summary) (fpState, bool, error) {
 	end := now.Add(d.window)
-	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(d.table),
-		Key:       fpKey(fp),
-		UpdateExpression: aws.String("SET #owner = :e, window_start = :now, window_end = :end, since = :zero, " +
-			"slack = :slack, sns = :sns, last_seen = :now, expires_at = :exp, diagnosis = :diag, principal = :p, kms_key = :k " +
-			"ADD total :one"),
-		ConditionExpression:      aws.String("attribute_not_exists(pk) OR (window_end <= :now AND (attribute_not_exists(hold_until) OR hold_until <= :now))"),
-		ExpressionAttributeNames: map[string]string{"#owner": "owner"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
+	in := updateFP(d.table, fp,
+		"SET #owner = :e, #window_start = :now, #window_end = :end, #since = :zero, #slack = :slack, #sns = :sns, "+
+			"#last_seen = :now, #expires_at = :exp, #diagnosis = :diag, #principal = :p, #kms_key = :k ADD #total :one",
+		"attribute_not_exists(#pk) OR (#window_end <= :now AND (attribute_not_exists(#hold_until) OR #hold_until <= :now))",
+		map[string]types.AttributeValue{
 			":e": s(eventID), ":now": ms(now), ":end": ms(end), ":zero": n(0), ":one": n(1),
 			":slack": s(slackState), ":sns": s(snsState), ":exp": n(end.Add(stateTTLAfterEnd).Unix()),
 			":diag": s(orDash(r.diagnosis)), ":p": s(orDash(r.principal)), ":k": s(orDash(r.key)),
-		},
-		ReturnValues: types.ReturnValueAllOld,
-	})
+		})
+	in.ReturnValues = types.ReturnValueAllOld
+	out, err := d.db.UpdateItem(ctx, in)
 	switch {
 	case err == nil:
 		return parseState(out.Attributes), true, nil
@@ -183,6 +175,25 @@ func (d *store) claim(ctx context.Context, fp, eventID string, now time.Time, sl
 	}
 	return fpState{}, false, fmt.Errorf("dedupe: claim window of %s: %w", fp, err)
 }
+
+// updateFP builds a conditional UpdateItem on the finding's item. Every attribute is written as
+// #name (several, like owner and total, are DynamoDB reserved words).
+func updateFP(table, fp, expr, cond string, values map[string]types.AttributeValue) *dynamodb.UpdateItemInput {
+	names := map[string]string{}
+	for _, m := range attrName.FindAllString(expr+" "+cond, -1) {
+		names[m] = m[1:]
+	}
+	return &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(table),
+		Key:                       fpKey(fp),
+		UpdateExpression:          aws.String(expr),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	}
+}
+
+var attrName = regexp.MustCompile(`#[a-z_]+`)
 
 // summary is what the state item records about the finding, for people reading the table.
 type summary struct{ diagnosis, principal, key string }
@@ -207,16 +218,8 @@ func (d *store) get(ctx context.Context, fp string) (fpState, error) {
 
 // setChannel records a channel's delivery state for the owner's message.
 func (d *store) setChannel(ctx context.Context, fp, eventID, channel, state string) error {
-	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(d.table),
-		Key:                      fpKey(fp),
-		UpdateExpression:         aws.String("SET #ch = :state"),
-		ConditionExpression:      aws.String("#owner = :e"),
-		ExpressionAttributeNames: map[string]string{"#ch": channel, "#owner": "owner"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":state": s(state), ":e": s(eventID),
-		},
-	})
+	_, err := d.db.UpdateItem(ctx, updateFP(d.table, fp, "SET #"+channel+" = :state", "#owner = :e",
+		map[string]types.AttributeValue{":state": s(state), ":e": s(eventID)}))
 	if err != nil && !isConditionFailed(err) {
 		return fmt.Errorf("dedupe: record %s %s for %s: %w", channel, state, fp, err)
 	}
@@ -226,16 +229,12 @@ func (d *store) setChannel(ctx context.Context, fp, eventID, channel, state stri
 // holdBack suppresses messages for the finding until the given time (a later hold wins; an
 // earlier one never shortens a running hold).
 func (d *store) holdBack(ctx context.Context, fp string, until time.Time) error {
-	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(d.table),
-		Key:       fpKey(fp),
-		UpdateExpression: aws.String("SET hold_until = :until, window_end = if_not_exists(window_end, :zero), " +
-			"expires_at = :exp"),
-		ConditionExpression: aws.String("attribute_not_exists(hold_until) OR hold_until < :until"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
+	_, err := d.db.UpdateItem(ctx, updateFP(d.table, fp,
+		"SET #hold_until = :until, #window_end = if_not_exists(#window_end, :zero), #expires_at = :exp",
+		"attribute_not_exists(#hold_until) OR #hold_until < :until",
+		map[string]types.AttributeValue{
 			":until": ms(until), ":zero": n(0), ":exp": n(until.Add(d.window).Add(stateTTLAfterEnd).Unix()),
-		},
-	})
+		}))
 	if err != nil && !isConditionFailed(err) {
 		return fmt.Errorf("dedupe: hold back %s until %s: %w", fp, until.UTC().Format(time.RFC3339), err)
 	}
