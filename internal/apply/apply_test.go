@@ -23,7 +23,7 @@ func keyMissingReport(e *env, eventID string) *finding.Report {
 	return &r
 }
 
-func mustApply(t *testing.T, e *env, r *finding.Report) *finding.Applied {
+func mustApply(t testing.TB, e *env, r *finding.Report) *finding.Applied {
 	t.Helper()
 	if err := e.a.Apply(ctx, r, e.world()); err != nil {
 		t.Fatalf("Apply: %v", err)

@@ -79,7 +79,7 @@ func (c *clock) Add(d time.Duration) {
 // env is one test's world: a key in local-kms, a table in dynalite, IAM, grant and Access
 // Analyzer fakes, a fake clock, and the applier wired to them through the real SDK clients.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	a      *Applier
 	kms    *kms.Client
 	db     *dynamodb.Client
@@ -96,7 +96,7 @@ type env struct {
 var tableSeq atomic.Int64
 
 // newEnv creates a key with the given policy text ("%s" is replaced by the account).
-func newEnv(t *testing.T, keyPolicyText string) *env {
+func newEnv(t testing.TB, keyPolicyText string) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, clock: &clock{t: time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{}}
