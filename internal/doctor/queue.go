@@ -28,20 +28,25 @@ func CheckDeadLetters(ctx context.Context, api QueueAPI, urls, arns []string, ru
 	arns = slices.Compact(arns)
 	for _, arn := range arns {
 		u, err := queueURL(ctx, api, arn)
+		if code := errorCode(err); strings.Contains(code, "NonExistentQueue") || strings.Contains(code, "QueueDoesNotExist") {
+			c.Status, c.Detail = Fail, arn+" does not exist: failed deliveries have nowhere to go"
+			c.Fix = "deploy the stack (cdk deploy) to recreate it, or point the rule target's DeadLetterConfig and the function's on-failure destination at an existing queue"
+			return c
+		}
 		if err != nil {
 			return cannotRead(c, "dead-letter queue "+arn, err, "sqs:GetQueueUrl", "sqs:GetQueueAttributes")
 		}
 		urls = append(urls, u)
 	}
+	if len(urls) == 0 && (rule == nil || fn == nil) {
+		return skipped(NameDeadLetters, "no rule target or function to find the queue on; pass --dlq URL")
+	}
 	if len(urls) == 0 {
 		c.Status = Warn
 		c.Detail = "no dead-letter queue configured: events that cannot be delivered are dropped"
-		if rule != nil && fn != nil {
-			c.Fix = fmt.Sprintf("aws events put-targets --rule %s --event-bus-name %s --targets 'Id=remediator,Arn=%s,DeadLetterConfig={Arn=QUEUE_ARN}'",
-				aws.ToString(rule.Name), busName(rule), fn.ARN)
-		} else {
-			c.Fix = "deploy the stack (cdk deploy): it gives the rule target and the function a dead-letter queue"
-		}
+		c.Fix = fmt.Sprintf("deploy the stack (cdk deploy), which gives both a dead-letter queue, or:\n"+
+			"aws events put-targets --rule %s --event-bus-name %s --targets 'Id=remediator,Arn=%s,DeadLetterConfig={Arn=QUEUE_ARN}'",
+			aws.ToString(rule.Name), busName(rule), fn.ARN)
 		return c
 	}
 	var full []string

@@ -360,6 +360,9 @@ func cannotRead(c Check, what string, err error, actions ...string) Check {
 
 // errorCode is the AWS error code of err, or its text.
 func errorCode(err error) string {
+	if err == nil {
+		return ""
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		return ae.ErrorCode()
