@@ -26,6 +26,9 @@ type IAMFake struct {
 	groups map[string]*IAMGroup
 	// managed maps a policy ARN to its name and document.
 	managed map[string]IAMPolicy
+	// denyUnknown (set by SeedWorld) answers AccessDenied for principals the world does not
+	// know, so the function learns no more than the world says.
+	denyUnknown bool
 }
 
 // IAMPolicy is a named policy document (JSON).
@@ -85,6 +88,9 @@ func (f *IAMFake) PutManaged(arn string, p IAMPolicy) {
 // SeedWorld adds the world's principals: each policy becomes an inline policy of the same
 // name, the boundary a managed policy, so enrichment reads back the same principal.
 func (f *IAMFake) SeedWorld(w *world.World) error {
+	f.mu.Lock()
+	f.denyUnknown = true
+	f.mu.Unlock()
 	for arn, p := range w.Principals {
 		ip := IAMPrincipal{ARN: arn}
 		for _, np := range p.Policies {
@@ -130,8 +136,11 @@ func (f *IAMFake) serve(w http.ResponseWriter, r *http.Request) {
 	body, code, msg := f.answer(op, r.Form)
 	if code != "" {
 		status := 400
-		if code == "NoSuchEntity" {
+		switch code {
+		case "NoSuchEntity":
 			status = 404
+		case "AccessDenied":
+			status = 403
 		}
 		iamfakeError(w, status, code, msg)
 		return
@@ -144,6 +153,9 @@ func (f *IAMFake) serve(w http.ResponseWriter, r *http.Request) {
 func (f *IAMFake) answer(op string, form url.Values) (body, code, msg string) {
 	principal := func(kind, param string) *IAMPrincipal { return f.byName[kind+"/"+form.Get(param)] }
 	noSuch := func(what string) (string, string, string) {
+		if f.denyUnknown {
+			return "", "AccessDenied", "the world does not say: not authorized to read " + what
+		}
 		return "", "NoSuchEntity", "The " + what + " cannot be found."
 	}
 	switch op {

@@ -39,6 +39,12 @@ type LocalKMS struct {
 	mu      sync.Mutex
 	grants  map[string][]world.Grant // by key ARN
 	foreign map[string]ForeignKey    // by key ARN
+	// After SeedWorld, reads of what the world does not know are denied, so the function
+	// learns as little as the world says: known lists the keys (and missing keys) it names,
+	// denied the operations on known keys whose answer it does not know.
+	seeded bool
+	known  map[string]bool
+	denied map[string]bool // "<arn>|<operation>"
 }
 
 // ForeignKey is a key the shim answers for itself.
@@ -156,6 +162,24 @@ func (k *LocalKMS) Calls(op string) int { return k.faults.count(op) }
 func (k *LocalKMS) SeedWorld(t Harness, w *world.World) {
 	t.Helper()
 	ctx := context.Background()
+	k.mu.Lock()
+	k.seeded, k.known, k.denied = true, map[string]bool{}, map[string]bool{}
+	for arn, key := range w.Keys {
+		k.known[arn] = true
+		if key.Policy == nil {
+			k.denied[arn+"|GetKeyPolicy"] = true
+		}
+		if !key.GrantsKnown {
+			k.denied[arn+"|ListGrants"] = true
+		}
+		if key.Manager == "" && key.State == "" {
+			k.denied[arn+"|DescribeKey"] = true
+		}
+	}
+	for _, arn := range w.MissingKeys {
+		k.known[arn] = true
+	}
+	k.mu.Unlock()
 	for arn, key := range w.Keys {
 		var policy string
 		if key.Policy != nil {
@@ -223,8 +247,12 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
 	fk, isForeign := k.foreign[in.KeyId]
 	grants := k.grants[in.KeyId]
+	unknown := k.seeded && in.KeyId != "" && (!k.known[in.KeyId] || k.denied[in.KeyId+"|"+op])
 	k.mu.Unlock()
 	switch {
+	case unknown && localKMSReads[op]:
+		localKMSError(w, 400, "AccessDeniedException", "the world does not say: User is not authorized to perform: kms:"+op+" on resource: "+in.KeyId)
+		return
 	case isForeign:
 		k.serveForeign(w, op, in.KeyId, fk, grants, in.GranteePrincipal)
 		return
@@ -250,6 +278,9 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
 }
+
+// localKMSReads are the operations enrichment makes.
+var localKMSReads = map[string]bool{"DescribeKey": true, "GetKeyPolicy": true, "ListAliases": true, "ListGrants": true}
 
 func (k *LocalKMS) serveForeign(w http.ResponseWriter, op, arn string, fk ForeignKey, grants []world.Grant, grantee string) {
 	deny := func() {
