@@ -131,7 +131,9 @@ func Run(ctx context.Context, c Clients, o Options) []Check {
 	return out
 }
 
-func skipped(name, why string) Check { return Check{Name: name, Status: Skip, Detail: "skipped: " + why} }
+func skipped(name, why string) Check {
+	return Check{Name: name, Status: Skip, Detail: "skipped: " + why}
+}
 
 // Failed says whether any check failed.
 func Failed(checks []Check) bool {

@@ -113,10 +113,12 @@ func TestDoctorChecks(t *testing.T) {
 				`--event-selectors '[{"ReadWriteType":"All","IncludeManagementEvents":true,"ExcludeManagementEventSources":["rdsdata.amazonaws.com"]}]'`},
 		},
 		{
-			name:   "write-only management events",
-			break_: func(f *testenv.DoctorFake) { trail(f).EventSelectors = `[{"ReadWriteType":"WriteOnly","IncludeManagementEvents":true}]` },
-			want:   map[string]doctor.Status{doctor.NameTrailSelectors: fail},
-			fix:    map[string]string{doctor.NameTrailSelectors: `--event-selectors '[{"ReadWriteType":"All","IncludeManagementEvents":true,"ExcludeManagementEventSources":[]}]'`},
+			name: "write-only management events",
+			break_: func(f *testenv.DoctorFake) {
+				trail(f).EventSelectors = `[{"ReadWriteType":"WriteOnly","IncludeManagementEvents":true}]`
+			},
+			want: map[string]doctor.Status{doctor.NameTrailSelectors: fail},
+			fix:  map[string]string{doctor.NameTrailSelectors: `--event-selectors '[{"ReadWriteType":"All","IncludeManagementEvents":true,"ExcludeManagementEventSources":[]}]'`},
 		},
 		{
 			name: "data events only, kept by the fix",
