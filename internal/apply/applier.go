@@ -93,6 +93,9 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) 
 			return err
 		}
 		switch {
+		case rec == nil && ptr.Owner != r.EventID && now.Before(ptr.Claimed.Add(s.Lease)):
+			block(r, "another invocation is applying change "+ptr.ID+" for this finding")
+			return nil
 		case rec == nil:
 			// A crash between claiming the finding and writing the record: nothing changed.
 			reuseID = ptr.ID
@@ -176,7 +179,7 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) 
 	if rec.ID == "" {
 		rec.ID = changeID(fp, r.EventID, now)
 	}
-	if err := a.Store.Claim(ctx, fp, rec.ID, r.EventID); errors.Is(err, errClaimed) {
+	if err := a.Store.Claim(ctx, fp, rec.ID, r.EventID, now); errors.Is(err, errClaimed) {
 		block(r, "another invocation is applying a change for this finding")
 		return nil
 	} else if err != nil {

@@ -201,6 +201,7 @@ func (s *Store) Active(ctx context.Context) ([]string, error) {
 // Pointer is the change a fingerprint currently has.
 type Pointer struct {
 	ID, Owner, Status string
+	Claimed           time.Time
 }
 
 // Pointer returns the fingerprint's pointer, or nil.
@@ -215,11 +216,13 @@ func (s *Store) Pointer(ctx context.Context, fp string) (*Pointer, error) {
 		return nil, nil
 	}
 	p := &Pointer{}
-	for name, dst := range map[string]*string{"id": &p.ID, "owner": &p.Owner, "status": &p.Status} {
+	claimed := ""
+	for name, dst := range map[string]*string{"id": &p.ID, "owner": &p.Owner, "status": &p.Status, "claimed_at": &claimed} {
 		if v, ok := out.Item[name].(*types.AttributeValueMemberS); ok {
 			*dst = v.Value
 		}
 	}
+	p.Claimed, _ = time.Parse(time.RFC3339Nano, claimed)
 	return p, nil
 }
 
@@ -228,9 +231,10 @@ var errClaimed = errors.New("another change holds this finding")
 
 // Claim points the fingerprint at a new change, unless another change that is not closed
 // holds it. Re-claiming with the same id (a retry) succeeds.
-func (s *Store) Claim(ctx context.Context, fp, id, owner string) error {
+func (s *Store) Claim(ctx context.Context, fp, id, owner string, now time.Time) error {
 	item := key("applyfp#"+fp, "current")
 	item["id"], item["owner"], item["status"] = str(id), str(owner), str(StatusPending)
+	item["claimed_at"] = str(now.UTC().Format(time.RFC3339Nano))
 	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:           &s.Table,
 		Item:                item,

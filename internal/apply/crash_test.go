@@ -123,6 +123,11 @@ func TestCrashBeforeAuditRecord(t *testing.T) {
 		t.Fatal("changed without an audit record")
 	}
 	db.set(nil)
+	// Another event, while the claim is young: it might still be running, so hands off.
+	other := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-2"}, w)
+	if err := e.a.Apply(ctx, &other, w); err != nil || !strings.Contains(other.AutoApplyBlocked, "another invocation") {
+		t.Fatalf("second event: %v, blocked %q", err, other.AutoApplyBlocked)
+	}
 	r2 := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-1"}, w)
 	a := mustApply(t, e, &r2)
 	p, err := e.a.Store.Pointer(ctx, Fingerprint(&r2))
