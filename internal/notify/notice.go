@@ -286,8 +286,8 @@ const ReproduceCommand = "kmsfix explain --world world.json event.json"
 
 // reproduceHint says where the two files come from.
 func reproduceHint(r finding.Report) string {
-	return "world.json: the `world` field of the remediator's log line for event " + orUnknown(r.EventID) +
-		" (CloudWatch Logs); event.json: that CloudTrail event (console link above, or `aws cloudtrail lookup-events --lookup-attributes AttributeKey=EventId,AttributeValue=" + orUnknown(r.EventID) + "`)."
+	return "world.json: the `world` field of the remediator's `event` log line for event " + orUnknown(r.EventID) +
+		" (the function's CloudWatch Logs); event.json: that CloudTrail event (console link above, or `aws cloudtrail lookup-events --lookup-attributes AttributeKey=EventId,AttributeValue=" + orUnknown(r.EventID) + "`)."
 }
 
 // displayTime renders an RFC 3339 time in UTC for people; anything else is shown as given.

@@ -94,13 +94,15 @@ func New(cfg Config, c Clients) (*Notifier, error) {
 // Notify sends the finding unless it was sent within the window (then it only counts it).
 // It returns an error only when retrying the whole event is safe and useful: a channel failed
 // in a way that may heal, and the dedupe store recorded what was delivered, so the retry
-// re-sends only what is missing. A report carrying an automatic change (Applied, not a dry
-// run) also holds its finding back for the propagation window.
+// re-sends only what is missing. A report whose message announces an automatic change
+// (Applied, not a dry run) also holds its finding back for the propagation window; repeats
+// of it that were counted instead do not extend the hold.
 func (nt *Notifier) Notify(ctx context.Context, r finding.Report) error {
-	err := nt.notify(ctx, r)
-	if r.Applied != nil && !r.Applied.DryRun && r.Ignored == "" {
-		if herr := nt.HoldBack(ctx, Fingerprint(r), nt.now().Add(nt.cfg.Propagation)); herr != nil {
-			nt.log.Warn("notify: hold back after change failed", "fingerprint", Fingerprint(r), "error", herr)
+	sent, err := nt.notify(ctx, r)
+	if sent && r.Applied != nil && !r.Applied.DryRun {
+		fp := Fingerprint(r)
+		if herr := nt.HoldBack(ctx, fp, nt.now().Add(nt.cfg.Propagation)); herr != nil {
+			nt.log.Warn("notify: hold back after change failed", "fingerprint", fp, "error", herr.Error())
 		}
 	}
 	return err
@@ -130,9 +132,10 @@ type plan struct {
 	owner      string // the event id the store knows the message by
 }
 
-func (nt *Notifier) notify(ctx context.Context, r finding.Report) error {
+// notify reports whether this call sent (or tried to send) the finding's message.
+func (nt *Notifier) notify(ctx context.Context, r finding.Report) (bool, error) {
 	if r.Ignored != "" {
-		return nil
+		return false, nil
 	}
 	n := NewNotice(r)
 	now := nt.now()
@@ -140,17 +143,17 @@ func (nt *Notifier) notify(ctx context.Context, r finding.Report) error {
 	if err != nil {
 		// The design's choice: a finding that might be a duplicate beats a lost one. The
 		// container's memory still stops a storm from flooding while DynamoDB is away.
-		nt.log.Warn("notify: dedupe store unavailable, notifying without it", "event_id", r.EventID, "fingerprint", n.Fingerprint, "error", err)
+		nt.log.Warn("notify: dedupe store unavailable, notifying without it", "event_id", r.EventID, "fingerprint", n.Fingerprint, "error", err.Error())
 		if nt.memo.seen(n.Fingerprint, now, nt.cfg.Window) {
-			return nil
+			return false, nil
 		}
 		p = plan{send: true, slack: nt.slack != nil, sns: nt.sns != nil}
 	}
 	if !p.send {
-		return nil
+		return false, nil
 	}
 	n.Repeats, n.LastSent = p.repeats, p.lastSent
-	return nt.deliver(ctx, n, p)
+	return true, nt.deliver(ctx, n, p)
 }
 
 // decide consults the store: send (which channels), or count as a repeat.
@@ -254,7 +257,7 @@ func (nt *Notifier) deliver(ctx context.Context, n Notice, p plan) error {
 		}
 		if p.tracked {
 			if err := nt.store.setChannel(ctx, n.Fingerprint, p.owner, c.name, state); err != nil {
-				nt.log.Warn("notify: could not record delivery", "channel", c.name, "event_id", n.Report.EventID, "error", err)
+				nt.log.Warn("notify: could not record delivery", "channel", c.name, "event_id", n.Report.EventID, "error", err.Error())
 			}
 		}
 	}
