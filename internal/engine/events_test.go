@@ -199,7 +199,7 @@ func judge(r finding.Report, e expectation, id string, w *world.World, f fact) (
 	}
 
 	// 4. least privilege: nothing refused before is allowed after.
-	for _, p := range probes(req, r.Actions, f.bucket) {
+	for _, p := range probes(req, r.Actions, f.bucket, f.partition) {
 		in := func(i policy.KMSInputs) policy.KMSInputs {
 			if p.other {
 				return policy.KMSInputs{KeyAccount: i.KeyAccount, KeyPolicy: i.KeyPolicy, Grants: i.Grants}
@@ -258,7 +258,7 @@ func leastPrivilege(p finding.Patch, principal, key string, actions []string, f 
 		if via := conditionValues(st.Condition, "kms:ViaService"); !slices.Equal(via, []string{"s3." + f.region + ".amazonaws.com"}) {
 			out = append(out, fmt.Sprintf("%skms:ViaService %q, want s3.%s.amazonaws.com", where, via, f.region))
 		}
-		bucketARN := "arn:aws:s3:::" + f.bucket
+		bucketARN := "arn:" + f.partition + ":s3:::" + f.bucket
 		ctx := conditionValues(st.Condition, "kms:EncryptionContext:aws:s3:arn")
 		if len(ctx) == 0 {
 			out = append(out, where+"no kms:EncryptionContext:aws:s3:arn condition")
@@ -293,6 +293,8 @@ type fact struct {
 	context string
 	bucket  string
 	object  string // empty with S3 Bucket Keys (the context is the bucket ARN)
+	// partition of the context ARN (aws, aws-cn, aws-us-gov)
+	partition string
 }
 
 // s3Request is the request KMS authorized for S3 (README point 3), before the action is set.
@@ -331,7 +333,7 @@ type probe struct {
 }
 
 // probes lists requests the fix must not newly allow (README "How a report is judged" 4).
-func probes(base s3Request, actions []string, bucket string) []probe {
+func probes(base s3Request, actions []string, bucket, partition string) []probe {
 	var out []probe
 	needed := func(a string) bool {
 		return slices.ContainsFunc(actions, func(n string) bool { return strings.EqualFold(n, a) })
@@ -359,13 +361,13 @@ func probes(base s3Request, actions []string, bucket string) []probe {
 		if bucket != "" {
 			for _, b := range []string{bucket + "x", bucket + "-other", "amzn-s3-demo-unrelated"} {
 				q = base.with(a)
-				q.Context["kms:EncryptionContext:aws:s3:arn"] = "arn:aws:s3:::" + b + "/object"
+				q.Context["kms:EncryptionContext:aws:s3:arn"] = "arn:" + partition + ":s3:::" + b + "/object"
 				out = append(out, probe{name: a + " with bucket " + b + "'s encryption context", req: q})
 			}
 		}
-		other := "arn:aws:iam::" + base.Caller.Account + ":role/some-other-role"
+		other := "arn:" + partition + ":iam::" + base.Caller.Account + ":role/some-other-role"
 		q = base.with(a)
-		q.Caller = policy.Caller{ARN: other, SessionARN: "arn:aws:sts::" + base.Caller.Account + ":assumed-role/some-other-role/s", Account: base.Caller.Account}
+		q.Caller = policy.Caller{ARN: other, SessionARN: "arn:" + partition + ":sts::" + base.Caller.Account + ":assumed-role/some-other-role/s", Account: base.Caller.Account}
 		q.Context["aws:PrincipalArn"] = other
 		out = append(out, probe{name: a + " by another principal of account " + base.Caller.Account, req: q, other: true})
 	}
@@ -598,8 +600,12 @@ func requestFacts(t *testing.T, path string) []fact {
 	var out []fact
 	for _, r := range records(t, path) {
 		f := fact{session: r.UserIdentity.ARN, region: r.AWSRegion, context: r.RequestParameters.EncryptionContext["aws:s3:arn"]}
-		if rest, ok := strings.CutPrefix(f.context, "arn:aws:s3:::"); ok {
-			f.bucket, f.object, _ = strings.Cut(rest, "/")
+		if parts := strings.SplitN(f.context, ":", 6); len(parts) == 6 && parts[2] == "s3" {
+			f.partition = parts[1]
+			f.bucket, f.object, _ = strings.Cut(parts[5], "/")
+		}
+		if parts := strings.SplitN(f.session, ":", 3); f.partition == "" && len(parts) == 3 {
+			f.partition = parts[1]
 		}
 		out = append(out, f)
 	}
