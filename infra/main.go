@@ -1,0 +1,82 @@
+// Command infra is the kmsfix CDK app: `cdk synth` / `cdk deploy` run it (cdk.json), one stack
+// per account and Region. Parameters come from CDK context or environment variables (Params).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+)
+
+func main() {
+	if err := run(); err != nil {
+		jsii.Close()
+		fmt.Fprintln(os.Stderr, "kmsfix infra:", err)
+		os.Exit(1)
+	}
+	jsii.Close()
+}
+
+func run() error {
+	app := awscdk.NewApp(nil)
+	lookup := func(name, env string) string {
+		if v := contextString(app.Node().TryGetContext(jsii.String(name))); v != "" {
+			return v
+		}
+		return os.Getenv(env)
+	}
+	cfg, err := LoadConfig(func(p Param) string { return lookup(p.Context, p.Env) })
+	if err != nil {
+		return err
+	}
+	assetDir := lookup("assetDir", "KMSFIX_ASSET_DIR")
+	if assetDir == "" {
+		assetDir = "dist"
+	}
+	if _, err := os.Stat(filepath.Join(assetDir, "bootstrap")); err != nil {
+		return fmt.Errorf("the Lambda binary %s is missing: run `make build` first (%w)",
+			filepath.Join(assetDir, "bootstrap"), errors.Unwrap(err))
+	}
+	name := lookup("stackName", "KMSFIX_STACK_NAME")
+	if name == "" {
+		name = "Kmsfix"
+	}
+	stack := NewKmsfixStack(app, name, &StackProps{
+		StackProps: awscdk.StackProps{
+			Description: jsii.String("kmsfix: explains S3 SSE-KMS access denials (CloudTrail -> EventBridge -> Lambda)"),
+		},
+		Config:   cfg,
+		AssetDir: assetDir,
+	})
+	// The security linter platform teams run: an unsuppressed error fails `cdk synth`.
+	awscdk.Aspects_Of(stack).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	app.Synth(nil)
+	return nil
+}
+
+// contextString flattens a context value: `-c k=v` gives a string, cdk.json may give a list,
+// a boolean or a number.
+func contextString(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return t
+	case []any:
+		parts := make([]string, 0, len(t))
+		for _, x := range t {
+			parts = append(parts, contextString(x))
+		}
+		return strings.Join(parts, ",")
+	case float64:
+		return fmt.Sprint(t)
+	default:
+		return fmt.Sprint(t)
+	}
+}

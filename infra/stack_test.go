@@ -1,0 +1,935 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/kmsfix/kmsfix/internal/eventpattern"
+)
+
+// outDir receives the cloud assemblies; it must outlive single tests because the stacks are
+// shared and re-synthesized (Annotations_FromStack writes the cdk-nag report there).
+var outDir string
+
+// One Node kernel serves every test of this package; close it once at the end.
+func TestMain(m *testing.M) {
+	var err error
+	if outDir, err = os.MkdirTemp("", "kmsfix-cdk-test-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	jsii.Close()
+	os.RemoveAll(outDir)
+	os.Exit(code)
+}
+
+// try runs a CDK assertion: a failed assertion is a jsii error surfaced as a Go panic, which
+// would kill the whole test binary; it becomes an ordinary error here.
+func try(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	f()
+	return nil
+}
+
+func check(t *testing.T, what string, f func()) {
+	t.Helper()
+	if err := try(f); err != nil {
+		t.Errorf("%s: %v", what, err)
+	}
+}
+
+const (
+	sandbox    = "111122223333"
+	otherAcct  = "444455556666"
+	secretARN  = "arn:aws:secretsmanager:us-east-1:111122223333:secret:kmsfix/slack-AbC123"
+	secretKey  = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	ownerBus   = "arn:aws:events:us-east-1:444455556666:event-bus/default"
+	trustedOrg = "o-abcdefghij"
+)
+
+// configs: the default deployment, and one with every option on.
+func configFor(t *testing.T, name string) Config {
+	t.Helper()
+	values := map[string]map[string]string{
+		"notify": {},
+		"full": {
+			"mode": "apply", "sandboxAccounts": sandbox, "slackSecretArn": secretARN, "slackSecretKeyArn": secretKey,
+			"notifyEmails": "sec@example.com,ops@example.com", "keyOwnerBuses": otherAcct + "=" + ownerBus,
+			"trustedAccounts": otherAcct, "trustedOrgId": trustedOrg, "createTrail": "true",
+			"reservedConcurrency": "7", "dedupeWindow": "2h",
+		},
+		"accounts-only": {"trustedAccounts": otherAcct},
+	}[name]
+	cfg, err := LoadConfig(func(p Param) string { return values[p.Context] })
+	if err != nil {
+		t.Fatalf("config %s: %v", name, err)
+	}
+	return cfg
+}
+
+type synthesized struct {
+	stack    awscdk.Stack
+	template assertions.Template
+	json     map[string]any // the template as plain Go values
+	raw      []byte
+}
+
+var (
+	synthMu sync.Mutex
+	synths  = map[string]*synthesized{}
+)
+
+// synth builds the stack for a named config once (with the cdk-nag Aspect on) and shares it.
+func synth(t *testing.T, name string) *synthesized {
+	t.Helper()
+	synthMu.Lock()
+	defer synthMu.Unlock()
+	if s, ok := synths[name]; ok {
+		return s
+	}
+	assetDir := filepath.Join(outDir, "asset-"+name)
+	if err := os.MkdirAll(assetDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Tests never compile the function: the asset is a placeholder file.
+	if err := os.WriteFile(filepath.Join(assetDir, "bootstrap"), []byte("placeholder"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(outDir, "cdk.out-"+name))})
+	stack := NewKmsfixStack(app, "Kmsfix", &StackProps{Config: configFor(t, name), AssetDir: assetDir})
+	awscdk.Aspects_Of(stack).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	s := &synthesized{stack: stack}
+	if err := try(func() { s.template = assertions.Template_FromStack(stack, nil) }); err != nil {
+		t.Fatalf("synth %s: %v", name, err)
+	}
+	raw, err := json.Marshal(s.template.ToJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.raw = raw
+	if err := json.Unmarshal(raw, &s.json); err != nil {
+		t.Fatal(err)
+	}
+	synths[name] = s
+	return s
+}
+
+// resources returns the template's resources of one type, by logical id.
+func (s *synthesized) resources(typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range s.json["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		if res["Type"] == typ {
+			props, _ := res["Properties"].(map[string]any)
+			if props == nil {
+				props = map[string]any{}
+			}
+			out[id] = props
+		}
+	}
+	return out
+}
+
+func (s *synthesized) one(t *testing.T, typ string) (string, map[string]any) {
+	t.Helper()
+	rs := s.resources(typ)
+	if len(rs) != 1 {
+		t.Fatalf("want exactly one %s, got %d", typ, len(rs))
+	}
+	for id, p := range rs {
+		return id, p
+	}
+	return "", nil
+}
+
+// denialRule finds the rule whose pattern has source aws.kms.
+func (s *synthesized) denialRule(t *testing.T) map[string]any {
+	t.Helper()
+	for _, p := range s.resources("AWS::Events::Rule") {
+		if ep, ok := p["EventPattern"].(map[string]any); ok && fmt.Sprint(ep["source"]) == "[aws.kms]" {
+			return p
+		}
+	}
+	t.Fatal("no rule with source aws.kms")
+	return nil
+}
+
+func asJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestAssertionFailureIsAnErrorNotACrash(t *testing.T) {
+	s := synth(t, "notify")
+	err := try(func() { s.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(7)) })
+	if err == nil || !strings.Contains(err.Error(), "Expected 7 resources") {
+		t.Fatalf("a wrong count must fail as an error, got %v", err)
+	}
+	// The kernel is still usable after the recovered failure.
+	check(t, "count after failure", func() {
+		s.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(1))
+	})
+}
+
+func TestRuleStateAndPattern(t *testing.T) {
+	for _, name := range []string{"notify", "full"} {
+		t.Run(name, func(t *testing.T) {
+			s := synth(t, name)
+			check(t, "rule state and pattern", func() {
+				s.template.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+					"State": "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS",
+					"EventPattern": map[string]any{
+						"source":      []string{"aws.kms"},
+						"detail-type": []string{"AWS API Call via CloudTrail"},
+						"detail": assertions.Match_ObjectLike(&map[string]any{
+							"eventName": []string{"Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "Encrypt"},
+							"errorCode": []string{"AccessDenied", "AccessDeniedException", "DisabledException",
+								"KMSInvalidStateException", "NotFoundException"},
+							"requestParameters": map[string]any{"encryptionContext": map[string]any{
+								"aws:s3:arn": []any{map[string]any{"exists": true}}}},
+						}),
+					},
+				})
+			})
+			rule := s.denialRule(t)
+			if rule["EventBusName"] != nil {
+				t.Errorf("the denial rule must be on the default bus, got EventBusName %v", rule["EventBusName"])
+			}
+			targets := rule["Targets"].([]any)
+			if len(targets) != 1 {
+				t.Fatalf("want one target, got %d", len(targets))
+			}
+			tg := targets[0].(map[string]any)
+			if tg["DeadLetterConfig"] == nil || tg["RetryPolicy"] == nil {
+				t.Errorf("target needs a dead-letter queue and a retry policy: %s", asJSON(tg))
+			}
+			if rp := tg["RetryPolicy"].(map[string]any); rp["MaximumRetryAttempts"] != float64(8) {
+				t.Errorf("retry policy = %s", asJSON(rp))
+			}
+		})
+	}
+}
+
+// sample is one event file (or one record of a log file) with what the rule must do with it.
+type sample struct {
+	name     string
+	envelope []byte
+	relevant bool
+}
+
+// loadSamples reads events/<case>/event.json + expect.json and the shared scenarios. A sample is
+// relevant when its expectation is not "ignored".
+func loadSamples(t *testing.T) []sample {
+	t.Helper()
+	var dirs []string
+	for _, glob := range []string{"../events/*/event.json", "../../shared/scenarios/*/event.json"} {
+		m, err := filepath.Glob(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, m...)
+	}
+	var out []sample
+	for _, path := range dirs {
+		dir := filepath.Dir(path)
+		name := filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expRaw, err := os.ReadFile(filepath.Join(dir, "expect.json"))
+		if err != nil {
+			t.Fatalf("%s: every sample needs an expect.json saying whether it is ignored: %v", name, err)
+		}
+		type expect struct {
+			Ignored *bool `json:"ignored"`
+		}
+		var records []json.RawMessage
+		var expects []expect
+		var logFile struct {
+			Records []json.RawMessage `json:"Records"`
+		}
+		if err := json.Unmarshal(raw, &logFile); err == nil && logFile.Records != nil {
+			records = logFile.Records
+			if err := json.Unmarshal(expRaw, &expects); err != nil {
+				t.Fatalf("%s: a log file's expect.json is an array: %v", name, err)
+			}
+		} else {
+			records = []json.RawMessage{raw}
+			var e expect
+			if err := json.Unmarshal(expRaw, &e); err != nil {
+				t.Fatalf("%s: expect.json: %v", name, err)
+			}
+			expects = []expect{e}
+		}
+		if len(records) != len(expects) {
+			t.Fatalf("%s: %d records but %d expectations", name, len(records), len(expects))
+		}
+		for i, rec := range records {
+			if expects[i].Ignored == nil {
+				t.Fatalf("%s record %d: expect.json has no \"ignored\"", name, i)
+			}
+			env, err := eventpattern.CloudTrailEnvelope(rec)
+			if err != nil {
+				t.Fatalf("%s record %d: %v", name, i, err)
+			}
+			n := name
+			if len(records) > 1 {
+				n = fmt.Sprintf("%s#%d", name, i)
+			}
+			out = append(out, sample{name: n, envelope: env, relevant: !*expects[i].Ignored})
+		}
+	}
+	return out
+}
+
+// indistinguishable lists ignored samples that an event pattern cannot tell apart from relevant
+// ones, each with the reason; the function drops them. Empty today: every ignored sample differs
+// in a field the pattern tests (source, detail-type, eventSource, eventName, errorCode, the
+// aws:s3:arn context, or an AWSService identity).
+var indistinguishable = map[string]string{}
+
+func TestPatternMatchesSamples(t *testing.T) {
+	s := synth(t, "notify")
+	p, err := eventpattern.FromValue(s.denialRule(t)["EventPattern"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := loadSamples(t)
+	var relevant, ignored int
+	for _, smp := range samples {
+		got, err := p.Match(smp.envelope)
+		if err != nil {
+			t.Fatalf("%s: %v", smp.name, err)
+		}
+		switch {
+		case smp.relevant:
+			relevant++
+			if !got {
+				t.Errorf("%s: relevant sample not matched by the rule's pattern", smp.name)
+			}
+		case got:
+			if _, ok := indistinguishable[smp.name]; !ok {
+				t.Errorf("%s: ignored sample matched by the rule's pattern", smp.name)
+			}
+		default:
+			ignored++
+		}
+	}
+	// Guard against a silently empty corpus: the shared scenarios alone hold four denials.
+	if relevant < 4 || ignored < 1 {
+		t.Fatalf("only %d relevant and %d ignored samples found: is the events/ layout unchanged?", relevant, ignored)
+	}
+	t.Logf("%d relevant samples matched, %d ignored samples not matched", relevant, ignored)
+}
+
+// TestPatternRejectsNearMisses mutates a relevant denial one field at a time.
+func TestPatternRejectsNearMisses(t *testing.T) {
+	s := synth(t, "notify")
+	p, err := eventpattern.FromValue(s.denialRule(t)["EventPattern"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../../shared/scenarios/01-identity-policy-missing/event.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutations := []struct {
+		name   string
+		mutate func(ev, detail map[string]any)
+		want   bool
+	}{
+		{"unchanged", func(ev, d map[string]any) {}, true},
+		{"GenerateDataKey", func(ev, d map[string]any) { d["eventName"] = "GenerateDataKey" }, true},
+		{"AccessDeniedException", func(ev, d map[string]any) { d["errorCode"] = "AccessDeniedException" }, true},
+		{"KMSInvalidStateException", func(ev, d map[string]any) { d["errorCode"] = "KMSInvalidStateException" }, true},
+		{"Encrypt (replication)", func(ev, d map[string]any) { d["eventName"] = "Encrypt" }, true},
+		{"CreateGrant is not a call S3 makes", func(ev, d map[string]any) { d["eventName"] = "CreateGrant" }, false},
+		{"success", func(ev, d map[string]any) { delete(d, "errorCode") }, false},
+		{"throttled", func(ev, d map[string]any) { d["errorCode"] = "ThrottlingException" }, false},
+		{"no S3 context", func(ev, d map[string]any) {
+			d["requestParameters"].(map[string]any)["encryptionContext"] = map[string]any{"aws:lambda:FunctionArn": "x"}
+		}, false},
+		{"AWS service as itself", func(ev, d map[string]any) {
+			d["userIdentity"] = map[string]any{"type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"}
+		}, false},
+		{"other source", func(ev, d map[string]any) { ev["source"] = "aws.s3" }, false},
+		{"native KMS event", func(ev, d map[string]any) { ev["detail-type"] = "KMS CMK Rotation" }, false},
+	}
+	for _, m := range mutations {
+		t.Run(m.name, func(t *testing.T) {
+			var ev map[string]any
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				t.Fatal(err)
+			}
+			m.mutate(ev, ev["detail"].(map[string]any))
+			got, err := p.Match([]byte(asJSON(ev)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != m.want {
+				t.Errorf("match = %v, want %v", got, m.want)
+			}
+		})
+	}
+}
+
+func TestEncryptionAtRest(t *testing.T) {
+	s := synth(t, "full")
+	keyID, key := s.one(t, "AWS::KMS::Key")
+	if key["EnableKeyRotation"] != true {
+		t.Errorf("key rotation off: %s", asJSON(key))
+	}
+	keyRef := asJSON(map[string]any{"Fn::GetAtt": []string{keyID, "Arn"}})
+	for _, typ := range []string{"AWS::SNS::Topic", "AWS::SQS::Queue"} {
+		for id, p := range s.resources(typ) {
+			if asJSON(p["KmsMasterKeyId"]) != keyRef {
+				t.Errorf("%s %s: KmsMasterKeyId = %s, want the stack key", typ, id, asJSON(p["KmsMasterKeyId"]))
+			}
+		}
+	}
+	_, table := s.one(t, "AWS::DynamoDB::Table")
+	if asJSON(table["SSESpecification"]) != `{"SSEEnabled":true}` {
+		t.Errorf("table SSESpecification = %s", asJSON(table["SSESpecification"]))
+	}
+	if asJSON(table["PointInTimeRecoverySpecification"]) != `{"PointInTimeRecoveryEnabled":true}` {
+		t.Errorf("table PITR = %s", asJSON(table["PointInTimeRecoverySpecification"]))
+	}
+	if asJSON(table["TimeToLiveSpecification"]) != `{"AttributeName":"expires_at","Enabled":true}` {
+		t.Errorf("table TTL = %s", asJSON(table["TimeToLiveSpecification"]))
+	}
+	for id, lg := range s.resources("AWS::Logs::LogGroup") {
+		if asJSON(lg["KmsKeyId"]) != keyRef || lg["RetentionInDays"] != float64(365) {
+			t.Errorf("log group %s: %s", id, asJSON(lg))
+		}
+	}
+	for id, b := range s.resources("AWS::S3::Bucket") {
+		if !strings.Contains(asJSON(b["BucketEncryption"]), "aws:kms") {
+			t.Errorf("bucket %s not KMS-encrypted: %s", id, asJSON(b["BucketEncryption"]))
+		}
+	}
+	// Secure transport is enforced on the topic and the queue.
+	for _, typ := range []string{"AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"} {
+		for id, p := range s.resources(typ) {
+			if !strings.Contains(asJSON(p), `"aws:SecureTransport":"false"`) {
+				t.Errorf("%s %s does not deny insecure transport", typ, id)
+			}
+		}
+	}
+}
+
+func TestFunction(t *testing.T) {
+	s := synth(t, "full")
+	_, fn := s.one(t, "AWS::Lambda::Function")
+	want := map[string]any{
+		"Runtime": "provided.al2023", "Handler": "bootstrap", "MemorySize": float64(256), "Timeout": float64(30),
+		"ReservedConcurrentExecutions": float64(7),
+	}
+	for k, v := range want {
+		if fn[k] != v {
+			t.Errorf("%s = %v, want %v", k, fn[k], v)
+		}
+	}
+	if asJSON(fn["Architectures"]) != `["arm64"]` {
+		t.Errorf("Architectures = %s", asJSON(fn["Architectures"]))
+	}
+	if lc := fn["LoggingConfig"].(map[string]any); lc["LogFormat"] != "JSON" || lc["LogGroup"] == nil {
+		t.Errorf("LoggingConfig = %s", asJSON(lc))
+	}
+	env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+	for k, v := range map[string]string{
+		"KMSFIX_MODE": "apply", "KMSFIX_SANDBOX_ACCOUNTS": sandbox, "KMSFIX_SLACK_SECRET_ARN": secretARN,
+		"KMSFIX_DEDUPE_WINDOW": "2h0m0s", "KMSFIX_KEY_OWNER_BUSES": otherAcct + "=" + ownerBus,
+		"KMSFIX_TRUSTED_ACCOUNTS": otherAcct, "KMSFIX_TRUSTED_ORG_ID": trustedOrg, "KMSFIX_APPLY_EXPIRY": "24h0m0s",
+	} {
+		if env[k] != v {
+			t.Errorf("env %s = %v, want %q", k, env[k], v)
+		}
+	}
+	for _, k := range []string{"KMSFIX_TOPIC_ARN", "KMSFIX_TABLE_NAME", "KMSFIX_REMEDIATOR_ROLE_ARN"} {
+		if env[k] == nil {
+			t.Errorf("env %s missing", k)
+		}
+	}
+	// Every variable is documented in docs/CONFIG.md (the stable interface).
+	doc, err := os.ReadFile("../docs/CONFIG.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range env {
+		if !strings.Contains(string(doc), "`"+k+"`") {
+			t.Errorf("env %s is not documented in docs/CONFIG.md", k)
+		}
+	}
+	_, inv := s.one(t, "AWS::Lambda::EventInvokeConfig")
+	qID, _ := s.one(t, "AWS::SQS::Queue")
+	dest := asJSON(inv["DestinationConfig"])
+	if !strings.Contains(dest, `"OnFailure":{"Destination":{"Fn::GetAtt":["`+qID+`","Arn"]}}`) {
+		t.Errorf("on-failure destination = %s, want the dead-letter queue", dest)
+	}
+}
+
+func TestAlarmsNotifyTopic(t *testing.T) {
+	s := synth(t, "notify")
+	topicID, _ := s.one(t, "AWS::SNS::Topic")
+	alarms := s.resources("AWS::CloudWatch::Alarm")
+	var metrics []string
+	for id, a := range alarms {
+		if asJSON(a["AlarmActions"]) != asJSON([]any{map[string]any{"Ref": topicID}}) {
+			t.Errorf("alarm %s actions = %s, want the topic", id, asJSON(a["AlarmActions"]))
+		}
+		metrics = append(metrics, a["Namespace"].(string)+"/"+a["MetricName"].(string))
+	}
+	sort.Strings(metrics)
+	want := []string{"AWS/Lambda/Errors", "AWS/Lambda/Throttles", "AWS/SQS/ApproximateNumberOfMessagesVisible"}
+	if !slices.Equal(metrics, want) {
+		t.Errorf("alarm metrics = %v, want %v", metrics, want)
+	}
+	// The topic policy lets CloudWatch publish (it replaces SNS's default policy).
+	_, tp := s.one(t, "AWS::SNS::TopicPolicy")
+	if !strings.Contains(asJSON(tp), `"Service":"cloudwatch.amazonaws.com"`) {
+		t.Errorf("topic policy does not admit CloudWatch alarms: %s", asJSON(tp))
+	}
+}
+
+func TestEmailSubscriptions(t *testing.T) {
+	if n := len(synth(t, "notify").resources("AWS::SNS::Subscription")); n != 0 {
+		t.Errorf("notify config: %d subscriptions, want 0", n)
+	}
+	var got []string
+	for _, p := range synth(t, "full").resources("AWS::SNS::Subscription") {
+		if p["Protocol"] != "email" {
+			t.Errorf("protocol %v", p["Protocol"])
+		}
+		got = append(got, p["Endpoint"].(string))
+	}
+	sort.Strings(got)
+	if !slices.Equal(got, []string{"ops@example.com", "sec@example.com"}) {
+		t.Errorf("subscriptions = %v", got)
+	}
+}
+
+// stmt is an IAM statement flattened for checks.
+type stmt struct {
+	policy, sid, effect string
+	actions, resources  []string
+	condition           map[string]any
+}
+
+func strs(v any) []string {
+	switch t := v.(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			} else {
+				out = append(out, asJSON(x))
+			}
+		}
+		return out
+	case map[string]any:
+		return []string{asJSON(t)}
+	}
+	return nil
+}
+
+func (s *synthesized) statements() []stmt {
+	var out []stmt
+	for id, p := range s.resources("AWS::IAM::Policy") {
+		for _, raw := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := raw.(map[string]any)
+			c, _ := st["Condition"].(map[string]any)
+			sid, _ := st["Sid"].(string)
+			out = append(out, stmt{policy: id, sid: sid, effect: st["Effect"].(string),
+				actions: strs(st["Action"]), resources: strs(st["Resource"]), condition: c})
+		}
+	}
+	return out
+}
+
+// starOnly: actions with no resource type, for which IAM accepts only "*".
+var starOnly = []string{"kms:ListAliases", "access-analyzer:ValidatePolicy",
+	"access-analyzer:CheckAccessNotGranted", "access-analyzer:CheckNoNewAccess"}
+
+func TestLeastPrivilege(t *testing.T) {
+	notifyActions := []string{
+		"access-analyzer:CheckAccessNotGranted", "access-analyzer:CheckNoNewAccess", "access-analyzer:ValidatePolicy",
+		"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+		"iam:GetGroupPolicy", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:GetRole", "iam:GetRolePolicy",
+		"iam:GetUser", "iam:GetUserPolicy", "iam:ListAttachedGroupPolicies", "iam:ListAttachedRolePolicies",
+		"iam:ListAttachedUserPolicies", "iam:ListGroupPolicies", "iam:ListGroupsForUser", "iam:ListRolePolicies",
+		"iam:ListUserPolicies", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:GetKeyPolicy",
+		"kms:ListAliases", "kms:ListGrants", "logs:CreateLogStream", "logs:PutLogEvents", "sns:Publish", "sqs:SendMessage",
+	}
+	applyOnly := []string{"iam:DeleteRolePolicy", "iam:DeleteUserPolicy", "iam:PutRolePolicy", "iam:PutUserPolicy",
+		"kms:CreateGrant", "kms:PutKeyPolicy", "kms:RetireGrant"}
+	fullExtra := []string{"events:PutEvents", "secretsmanager:GetSecretValue"}
+
+	for _, tc := range []struct {
+		name string
+		want []string
+	}{
+		{"notify", notifyActions},
+		{"full", append(append(slices.Clone(notifyActions), applyOnly...), fullExtra...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := synth(t, tc.name)
+			var allowed []string
+			for _, st := range s.statements() {
+				if st.effect != "Allow" {
+					continue
+				}
+				for _, a := range st.actions {
+					if strings.Contains(a, "*") {
+						t.Errorf("%s: wildcard action %q", st.sid, a)
+					}
+					allowed = append(allowed, a)
+				}
+				for _, r := range st.resources {
+					if r == "*" {
+						for _, a := range st.actions {
+							if !slices.Contains(starOnly, a) {
+								t.Errorf("%s: Resource \"*\" for %s, which has a resource type", st.sid, a)
+							}
+						}
+						if asJSON(st.condition) != `{"StringEquals":{"aws:RequestedRegion":{"Ref":"AWS::Region"}}}` {
+							t.Errorf("%s: Resource \"*\" must be narrowed to the Region, condition %s", st.sid, asJSON(st.condition))
+						}
+					}
+				}
+			}
+			slices.Sort(allowed)
+			allowed = slices.Compact(allowed)
+			want := slices.Clone(tc.want)
+			slices.Sort(want)
+			if !slices.Equal(allowed, want) {
+				t.Errorf("allowed actions differ\n got: %v\nwant: %v", allowed, want)
+			}
+			// The function's own key is used only through SNS and SQS.
+			for _, st := range s.statements() {
+				if slices.Contains(st.actions, "kms:GenerateDataKey") && !strings.Contains(asJSON(st.condition), "kms:ViaService") {
+					t.Errorf("%s: kms:GenerateDataKey without kms:ViaService", st.sid)
+				}
+			}
+		})
+	}
+}
+
+func findStmt(t *testing.T, s *synthesized, sid string) stmt {
+	t.Helper()
+	for _, st := range s.statements() {
+		if st.sid == sid {
+			return st
+		}
+	}
+	t.Fatalf("no statement %s", sid)
+	return stmt{}
+}
+
+func TestApplyModeIsFenced(t *testing.T) {
+	s := synth(t, "full")
+	for _, sid := range []string{"ApplyIdentityPolicies", "ApplyKeyPolicies", "ApplyGrants", "RetireGrants"} {
+		st := findStmt(t, s, sid)
+		if !strings.Contains(asJSON(st.condition), `"aws:ResourceAccount":["`+sandbox+`"]`) {
+			t.Errorf("%s is not limited to the sandbox accounts: %s", sid, asJSON(st.condition))
+		}
+		for _, r := range st.resources {
+			if !strings.Contains(r, "AWS::AccountId") {
+				t.Errorf("%s: resource %s is not in this account", sid, r)
+			}
+		}
+	}
+	grant := asJSON(findStmt(t, s, "ApplyGrants").condition)
+	for _, want := range []string{`"kms:GrantOperations":["Decrypt","GenerateDataKey"]`, `"kms:RetiringPrincipal"`,
+		`"kms:GrantIsForAWSResource":"false"`} {
+		if !strings.Contains(grant, want) {
+			t.Errorf("grant condition lacks %s: %s", want, grant)
+		}
+	}
+	if c := asJSON(findStmt(t, s, "ApplyKeyPolicies").condition); !strings.Contains(c, `"kms:BypassPolicyLockoutSafetyCheck":"false"`) {
+		t.Errorf("key policy writes may bypass the lockout check: %s", c)
+	}
+	deny := findStmt(t, s, "NeverChangeOwnRole")
+	roleID, _ := s.one(t, "AWS::IAM::Role")
+	if deny.effect != "Deny" || asJSON(deny.resources) != asJSON([]string{asJSON(map[string]any{"Fn::GetAtt": []string{roleID, "Arn"}})}) {
+		t.Errorf("own role not protected: %+v", deny)
+	}
+	// The expiry sweeper exists only in apply mode.
+	if !hasSchedule(s) {
+		t.Error("apply mode: no expiry sweeper rule")
+	}
+	if hasSchedule(synth(t, "notify")) {
+		t.Error("notify mode: unexpected sweeper rule")
+	}
+	for _, st := range synth(t, "notify").statements() {
+		for _, a := range st.actions {
+			if st.effect == "Allow" && (strings.HasPrefix(a, "iam:Put") || strings.HasPrefix(a, "iam:Delete") ||
+				a == "kms:PutKeyPolicy" || a == "kms:CreateGrant") {
+				t.Errorf("notify mode allows %s", a)
+			}
+		}
+	}
+}
+
+func hasSchedule(s *synthesized) bool {
+	for _, r := range s.resources("AWS::Events::Rule") {
+		if r["ScheduleExpression"] == "rate(15 minutes)" {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSecretByARNOnly(t *testing.T) {
+	s := synth(t, "full")
+	st := findStmt(t, s, "ReadSlackSecret")
+	if !slices.Equal(st.resources, []string{secretARN}) {
+		t.Errorf("secret resources = %v", st.resources)
+	}
+	if n := len(s.resources("AWS::SecretsManager::Secret")); n != 0 {
+		t.Errorf("the stack must not create or hold the secret, found %d", n)
+	}
+	if c := asJSON(findStmt(t, s, "DecryptSlackSecret").condition); !strings.Contains(c, "secretsmanager.") {
+		t.Errorf("secret key usable outside Secrets Manager: %s", c)
+	}
+	if strings.Contains(string(synth(t, "notify").raw), "secretsmanager:GetSecretValue") {
+		t.Error("without a secret ARN the function must not read secrets")
+	}
+}
+
+func TestCrossAccount(t *testing.T) {
+	full := synth(t, "full")
+	bus := findStmt(t, full, "SendKeyPolicyRequests")
+	if !slices.Equal(bus.resources, []string{ownerBus}) || !slices.Equal(bus.actions, []string{"events:PutEvents"}) {
+		t.Errorf("PutEvents statement = %+v", bus)
+	}
+	policies := full.resources("AWS::Events::EventBusPolicy")
+	if len(policies) != 2 {
+		t.Fatalf("want a bus policy for the accounts and one for the organization, got %d", len(policies))
+	}
+	all := asJSON(policies)
+	for _, want := range []string{`"arn:`, `:iam::` + otherAcct + `:root"`, `"aws:PrincipalOrgID":"` + trustedOrg + `"`,
+		`"events:source":"kmsfix.remediator"`, `"events:detail-type":"KMS Key Policy Change Requested"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("bus policies lack %s: %s", want, all)
+		}
+	}
+	requestRule := func(s *synthesized) map[string]any {
+		for _, r := range s.resources("AWS::Events::Rule") {
+			if ep, ok := r["EventPattern"].(map[string]any); ok && asJSON(ep["source"]) == `["kmsfix.remediator"]` {
+				return ep
+			}
+		}
+		return nil
+	}
+	ep := requestRule(full)
+	if ep == nil {
+		t.Fatal("no key-policy request rule")
+	}
+	if !strings.Contains(asJSON(ep["account"]), "anything-but") {
+		t.Errorf("with an organization the rule must refuse this account's own events: %s", asJSON(ep))
+	}
+	acc := requestRule(synth(t, "accounts-only"))
+	if acc == nil || asJSON(acc["account"]) != `["`+otherAcct+`"]` {
+		t.Errorf("accounts-only request rule = %s", asJSON(acc))
+	}
+	notify := synth(t, "notify")
+	if requestRule(notify) != nil || len(notify.resources("AWS::Events::EventBusPolicy")) != 0 ||
+		strings.Contains(string(notify.raw), "events:PutEvents") {
+		t.Error("without trusted accounts or buses there is no request rule, bus policy or PutEvents")
+	}
+}
+
+func TestOptionalTrail(t *testing.T) {
+	if n := len(synth(t, "notify").resources("AWS::CloudTrail::Trail")); n != 0 {
+		t.Fatalf("trail created without createTrail: %d", n)
+	}
+	_, trail := synth(t, "full").one(t, "AWS::CloudTrail::Trail")
+	if trail["IsLogging"] != true || trail["IsMultiRegionTrail"] != true || trail["EnableLogFileValidation"] != true ||
+		trail["KMSKeyId"] == nil {
+		t.Errorf("trail = %s", asJSON(trail))
+	}
+	// KMS events must not be excluded, and read-only events must be logged.
+	for _, sel := range strs(trail["EventSelectors"]) {
+		if strings.Contains(sel, "ExcludeManagementEventSources") || strings.Contains(sel, "WriteOnly") {
+			t.Errorf("trail selector drops KMS read events: %s", sel)
+		}
+	}
+}
+
+func TestCdkNag(t *testing.T) {
+	for _, name := range []string{"notify", "full", "accounts-only"} {
+		t.Run(name, func(t *testing.T) {
+			s := synth(t, name)
+			var ann assertions.Annotations
+			if err := try(func() { ann = assertions.Annotations_FromStack(s.stack) }); err != nil {
+				t.Fatal(err)
+			}
+			var found []string
+			check(t, "find errors", func() {
+				for _, m := range *ann.FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
+					found = append(found, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+				}
+			})
+			for _, f := range found {
+				t.Errorf("unsuppressed cdk-nag error %s", f)
+			}
+			check(t, "find warnings", func() {
+				for _, m := range *ann.FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
+					t.Logf("cdk-nag warning %s: %v", *m.Id, m.Entry.Data)
+				}
+			})
+		})
+	}
+}
+
+// toolPath finds a tool under .tools (KMSFIX_TOOLS, or the repository's .tools).
+func toolPath(t *testing.T, rel string) string {
+	t.Helper()
+	root := os.Getenv("KMSFIX_TOOLS")
+	if root == "" {
+		root = "../.tools"
+	}
+	p := filepath.Join(root, rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s is missing: run `make tools` (%v)", p, err)
+	}
+	return p
+}
+
+// guardRules assembles the Control Tower rules (minus infra/guard/disabled-ct-rules.txt) and the
+// project rules in one directory.
+func guardRules(t *testing.T) string {
+	t.Helper()
+	ct := toolPath(t, "node/node_modules/@cdklabs/cdk-validator-cfnguard/rules/control-tower/cfn-guard")
+	disabled := map[string]bool{}
+	list, err := os.ReadFile("guard/disabled-ct-rules.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(list), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && !strings.HasPrefix(f[0], "#") {
+			disabled[f[0]] = true
+		} else if len(f) == 1 {
+			t.Fatalf("disabled rule %s has no reason", f[0])
+		}
+	}
+	dir := t.TempDir()
+	n := 0
+	err = filepath.WalkDir(ct, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".guard") {
+			return err
+		}
+		if disabled[strings.TrimSuffix(d.Name(), ".guard")] {
+			return nil
+		}
+		n++
+		return os.Symlink(p, filepath.Join(dir, d.Name()))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 200 {
+		t.Fatalf("only %d Control Tower rules found under %s", n, ct)
+	}
+	own, _ := filepath.Glob("guard/*.guard")
+	for _, p := range own {
+		abs, _ := filepath.Abs(p)
+		if err := os.Symlink(abs, filepath.Join(dir, "kmsfix-"+filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func runGuard(t *testing.T, rules string, template []byte) (string, error) {
+	t.Helper()
+	bin := toolPath(t, "node/node_modules/@cdklabs/cdk-validator-cfnguard/bin/ubuntu/x86_64/cfn-guard")
+	f := filepath.Join(t.TempDir(), "template.json")
+	if err := os.WriteFile(f, template, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "validate", "-r", rules, "-d", f, "--show-summary", "fail",
+		"-o", "single-line-summary").CombinedOutput()
+	return string(out), err
+}
+
+func TestCfnGuard(t *testing.T) {
+	rules := guardRules(t)
+	for _, name := range []string{"notify", "full", "accounts-only"} {
+		t.Run(name, func(t *testing.T) {
+			out, err := runGuard(t, rules, synth(t, name).raw)
+			if err != nil {
+				t.Errorf("cfn-guard failed (%v):\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestGuardRulesCanFail breaks the template the ways the project rules forbid.
+func TestGuardRulesCanFail(t *testing.T) {
+	rules := guardRules(t)
+	breakages := []struct {
+		name, want string
+		mutate     func(tmpl map[string]any)
+	}{
+		{"plain ENABLED rule", "KMSFIX.1", func(tmpl map[string]any) {
+			for _, r := range tmpl["Resources"].(map[string]any) {
+				res := r.(map[string]any)
+				if res["Type"] == "AWS::Events::Rule" {
+					res["Properties"].(map[string]any)["State"] = "ENABLED"
+				}
+			}
+		}},
+		{"wildcard action", "KMSFIX.3", func(tmpl map[string]any) { addStatement(tmpl, "kms:*", "arn:aws:kms:*:*:key/*") }},
+		{"star resource", "KMSFIX.4", func(tmpl map[string]any) { addStatement(tmpl, "iam:GetRole", "*") }},
+	}
+	for _, b := range breakages {
+		t.Run(b.name, func(t *testing.T) {
+			var tmpl map[string]any
+			if err := json.Unmarshal(synth(t, "notify").raw, &tmpl); err != nil {
+				t.Fatal(err)
+			}
+			b.mutate(tmpl)
+			out, err := runGuard(t, rules, []byte(asJSON(tmpl)))
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || !strings.Contains(out, b.want) {
+				t.Errorf("cfn-guard should fail with %s, got %v:\n%s", b.want, err, out)
+			}
+		})
+	}
+}
+
+func addStatement(tmpl map[string]any, action, resource string) {
+	for _, r := range tmpl["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		if res["Type"] == "AWS::IAM::Policy" {
+			doc := res["Properties"].(map[string]any)["PolicyDocument"].(map[string]any)
+			doc["Statement"] = append(doc["Statement"].([]any),
+				map[string]any{"Effect": "Allow", "Action": action, "Resource": resource})
+			return
+		}
+	}
+}
