@@ -70,6 +70,13 @@ func Diagnose(d *cloudtrail.Denial, w *world.World) Finding {
 
 func (in *inputs) decide() Finding {
 	d := in.d
+	if d.KeyARN == "" && (d.Message.Kind == cloudtrail.MsgNotFound || strings.HasSuffix(d.ErrorCode, "NotFoundException")) {
+		key := d.KeyRef
+		if key == "" {
+			key = d.Message.Resource
+		}
+		return in.notFound(fmt.Sprintf("KMS key %s does not exist in %s for account %s: it was deleted, or the bucket's default encryption or the request names a key (or an alias, which resolves in the caller's account) of another account or Region. Use the key's full ARN.", orUnknown(key), orUnknown(d.Region), orUnknown(d.Identity.Account)))
+	}
 	if d.KeyARN == "" {
 		return Finding{Code: finding.Undetermined,
 			Detail: "The event does not name the KMS key (no resources[] entry, no key ARN in requestParameters or the message); run `aws s3api head-object` on the object to find SSEKMSKeyId."}
@@ -101,10 +108,12 @@ func (in *inputs) keyProblem() (Finding, bool) {
 		state = in.key.State
 	}
 	switch {
-	case in.w.KeyMissing(d.KeyARN) || d.Message.Kind == cloudtrail.MsgNotFound:
+	case in.w.KeyMissing(d.KeyARN) && !(d.KeyRegion != "" && d.Region != "" && d.KeyRegion != d.Region):
 		return in.notFound(fmt.Sprintf("KMS key %s does not exist in %s (deleted, or the bucket's default encryption or the request names a key of another account or Region).", d.KeyARN, d.KeyRegion)), true
 	case d.KeyRegion != "" && d.Region != "" && d.KeyRegion != d.Region:
 		return in.notFound(fmt.Sprintf("The request ran in %s but key %s is in %s; S3 needs a key in the bucket's Region.", d.Region, d.KeyARN, d.KeyRegion)), true
+	case d.Message.Kind == cloudtrail.MsgNotFound || strings.HasSuffix(d.ErrorCode, "NotFoundException"):
+		return in.notFound(fmt.Sprintf("KMS key %s does not exist in %s (deleted, or the bucket's default encryption or the request names a key of another account or Region).", d.KeyARN, d.KeyRegion)), true
 	case state == world.StateDisabled || (state == "" && d.Message.Kind == cloudtrail.MsgDisabled):
 		return Finding{Code: finding.KeyDisabled,
 			Detail: fmt.Sprintf("KMS key %s is disabled, so every %s fails whatever the policies say; enable it (no policy change helps).", in.keyName, in.action),
@@ -132,9 +141,10 @@ func (in *inputs) keyProblem() (Finding, bool) {
 
 func (in *inputs) notFound(detail string) Finding {
 	d := in.d
-	f := Finding{Code: finding.KeyNotFound, Detail: detail, Advice: []string{
-		fmt.Sprintf("aws kms describe-key --key-id %s --region %s", d.KeyARN, d.KeyRegion),
-	}}
+	var f = Finding{Code: finding.KeyNotFound, Detail: detail}
+	if d.KeyARN != "" {
+		f.Advice = append(f.Advice, fmt.Sprintf("aws kms describe-key --key-id %s --region %s", d.KeyARN, d.KeyRegion))
+	}
 	if d.Bucket != "" {
 		f.Advice = append(f.Advice,
 			fmt.Sprintf("aws s3api get-bucket-encryption --bucket %s", d.Bucket),
