@@ -26,9 +26,9 @@ const (
 // CheckAccessNotGranted proves the patch does not.
 var AdminActions = []string{"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:DisableKey"}
 
-// grantOperations are the only operations an automatic grant may carry: the data-plane
-// operations S3 asks KMS for.
-var grantOperations = []string{"Decrypt", "GenerateDataKey", "Encrypt"}
+// grantOperations are the only operations an automatic grant may carry: the data keys S3
+// asks KMS for (the stack's kms:GrantOperations condition allows the same two).
+var grantOperations = []string{"Decrypt", "GenerateDataKey"}
 
 // Candidate is one lever that could apply the fix, with the patch it would apply.
 type Candidate struct {

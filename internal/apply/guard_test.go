@@ -10,6 +10,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -215,6 +216,7 @@ func TestCheckGrantOperations(t *testing.T) {
 		{[]string{"Decrypt", "CreateGrant"}, false},
 		{[]string{"RetireGrant"}, false},
 		{[]string{"ReEncryptFrom"}, false},
+		{[]string{"Encrypt"}, false},
 	}
 	for _, c := range cases {
 		if got := CheckGrantOperations(c.ops) == ""; got != c.ok {
@@ -250,5 +252,31 @@ func TestDecideSkippedReasons(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("skipped %q lacks %q", all, want)
 		}
+	}
+}
+
+// S3 Bucket Keys made the context the bucket ARN while the role's allow names object ARNs:
+// condition-mismatch, fixed by a new statement like any implicit deny.
+func TestDecideConditionMismatch(t *testing.T) {
+	key := keyARNIn(sandbox)
+	w := worldFor(key, keyPolicy(sandbox, true), roleARN)
+	doc, err := policy.Parse([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"` + key +
+		`","Condition":{"StringLike":{"kms:EncryptionContext:aws:s3:arn":"arn:aws:s3:::` + bucket + `/*"}}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Principals[roleARN].Policies = []world.NamedPolicy{{Name: "app", Document: doc}}
+	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, bucketKey: true}, w)
+	if r.Diagnosis != finding.ConditionMismatch {
+		t.Fatalf("diagnosis = %s (%s)", r.Diagnosis, r.Detail)
+	}
+	dec := Decide(settings(), &r, w)
+	if dec.Refusal != "" || len(dec.Candidates) == 0 || dec.Candidates[0].Lever != finding.KindIdentityPolicy {
+		t.Fatalf("Decide = %+v", dec)
+	}
+	s := settings()
+	s.Diagnoses = []finding.Code{finding.IdentityPolicyMissing}
+	if dec := Decide(s, &r, w); !strings.Contains(dec.Refusal, "condition-mismatch is not in KMSFIX_APPLY_DIAGNOSES") {
+		t.Fatalf("refusal = %q", dec.Refusal)
 	}
 }
