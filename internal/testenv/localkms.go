@@ -41,7 +41,8 @@ type LocalKMS struct {
 	foreign map[string]ForeignKey    // by key ARN
 	// After SeedWorld, reads of what the world does not know are denied, so the function
 	// learns as little as the world says: known lists the keys (and missing keys) it names,
-	// denied the operations on known keys whose answer it does not know.
+	// denied the operations on known keys whose answer it does not know. (A world that
+	// names a key but no grants is read as "no grants": sample worlds leave them out.)
 	seeded bool
 	known  map[string]bool
 	denied map[string]bool // "<arn>|<operation>"
@@ -169,9 +170,6 @@ func (k *LocalKMS) SeedWorld(t Harness, w *world.World) {
 		if key.Policy == nil {
 			k.denied[arn+"|GetKeyPolicy"] = true
 		}
-		if !key.GrantsKnown {
-			k.denied[arn+"|ListGrants"] = true
-		}
 		if key.Manager == "" && key.State == "" {
 			k.denied[arn+"|DescribeKey"] = true
 		}
@@ -225,7 +223,8 @@ func (k *LocalKMS) SeedWorld(t Harness, w *world.World) {
 // Local says whether local-kms holds keys of this ARN's account and Region.
 func (k *LocalKMS) Local(arn string) bool {
 	p := strings.SplitN(arn, ":", 6)
-	return len(p) == 6 && p[3] == k.Region && p[4] == k.Account
+	// local-kms writes arn:aws: ARNs only; other partitions are the shim's.
+	return len(p) == 6 && p[1] == "aws" && p[3] == k.Region && p[4] == k.Account
 }
 
 // LocalKMSKeyID returns the key id of a key ARN.

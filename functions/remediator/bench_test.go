@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
+)
+
+// The Lambda benchmarks (bench/lambda.sh runs them): the real bootstrap under the emulator
+// against local-kms and the fakes, on sample 01 (same-account role, identity policy missing).
+
+func median(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+// BenchmarkLambdaColdStart starts a new emulator and function per iteration and measures
+// from process start to the first response.
+func BenchmarkLambdaColdStart(b *testing.B) {
+	s := loadSample(b, base)
+	f := startBench(b, s)
+	var (
+		ds    []time.Duration
+		calls int
+	)
+	for b.Loop() {
+		h := &processHarness{}
+		rie := testenv.StartRIE(h, bootstrap, f.vars)
+		inv, err := rie.Invoke(context.Background(), s.event)
+		d := time.Since(rie.Started)
+		if err != nil || inv.Error {
+			h.run()
+			b.Fatalf("invoke: %v %s", err, inv.Body)
+		}
+		ds = append(ds, d)
+		calls += benchCalls(b, rie, s.item.EventID)
+		h.run()
+	}
+	b.ReportMetric(float64(median(ds).Microseconds())/1000, "ms-median-cold")
+	b.ReportMetric(float64(calls)/float64(len(ds)), "aws-calls/cold-event")
+}
+
+// BenchmarkLambdaWarm invokes one warm function repeatedly with the same event.
+func BenchmarkLambdaWarm(b *testing.B) {
+	s := loadSample(b, base)
+	f := startBench(b, s)
+	rie := testenv.StartRIE(b, bootstrap, f.vars)
+	if _, err := rie.Invoke(context.Background(), s.event); err != nil {
+		b.Fatal(err)
+	}
+	before := len(rie.LogLines(`"message":"event"`))
+	var ds []time.Duration
+	for b.Loop() {
+		inv, err := rie.Invoke(context.Background(), s.event)
+		if err != nil || inv.Error {
+			b.Fatalf("invoke: %v %s", err, inv.Body)
+		}
+		ds = append(ds, inv.Duration)
+	}
+	lines := rie.LogLines(`"message":"event"`)[before:]
+	total := 0
+	for _, l := range lines {
+		total += lineCalls(b, l)
+	}
+	b.ReportMetric(float64(median(ds).Microseconds())/1000, "ms-median-warm")
+	b.ReportMetric(float64(total)/float64(max(len(lines), 1)), "aws-calls/warm-event")
+}
+
+type benchFn struct{ vars []string }
+
+func startBench(b *testing.B, s sample) benchFn {
+	b.Helper()
+	d := s.item.Denial
+	env := testenv.StartLambdaEmulators(b, testenv.LambdaEmulatorOptions{Account: d.RecipientAccount, Region: d.Region, World: s.world})
+	return benchFn{vars: append(env.Env(),
+		"AWS_LAMBDA_LOG_FORMAT=JSON",
+		"KMSFIX_TOPIC_ARN="+snsEmu.TopicARN,
+		"KMSFIX_TABLE_NAME="+table,
+		"AWS_ENDPOINT_URL_SNS="+snsEmu.Endpoint,
+		"AWS_ENDPOINT_URL_DYNAMODB="+ddb.Endpoint,
+	)}
+}
+
+func benchCalls(b *testing.B, rie *testenv.RIE, id string) int {
+	b.Helper()
+	lines := rie.LogLines(`"message":"event"`, id)
+	if len(lines) == 0 {
+		b.Fatalf("no log line:\n%s", rie.Logs())
+	}
+	return lineCalls(b, lines[len(lines)-1])
+}
+
+// lineCalls reads aws_calls from a per-event log line.
+func lineCalls(b *testing.B, line string) int {
+	b.Helper()
+	var e eventLine
+	if err := json.Unmarshal([]byte(line[strings.Index(line, "{"):]), &e); err != nil {
+		b.Fatalf("log line %q: %v", line, err)
+	}
+	return e.AWSCalls
+}
