@@ -17,12 +17,17 @@ func Fingerprint(r finding.Report) string {
 	if r.Fingerprint != "" {
 		return r.Fingerprint
 	}
-	actions := slices.Clone(r.Actions)
+	return FingerprintOf(r.Principal, r.Key, r.Actions, string(r.Diagnosis), r.Bucket)
+}
+
+// FingerprintOf is the fingerprint of a finding given by its parts.
+func FingerprintOf(principal, key string, actions []string, diagnosis, bucket string) string {
+	actions = slices.Clone(actions)
 	slices.Sort(actions)
 	actions = slices.Compact(actions)
 	h := sha256.New()
 	// Version prefix and NUL separators: no field can run into the next.
-	for _, part := range []string{"v1", r.Principal, r.Key, strings.Join(actions, ","), string(r.Diagnosis), r.Bucket} {
+	for _, part := range []string{"v1", principal, key, strings.Join(actions, ","), diagnosis, bucket} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
