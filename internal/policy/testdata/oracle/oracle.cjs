@@ -9,9 +9,9 @@
 //   {"id","decision":"Allowed"|"ImplicitlyDenied"|"ExplicitlyDenied","error":"..."}
 // With --validate each case is also run through runSimulation, which validates the policies;
 // validation errors are reported in "error" so a malformed generated policy cannot pass silently.
-// Bench mode (--bench [--rounds N]): reads all cases, then times N rounds of runUnsafeSimulation
-// over them inside this process (start-up and JSON parsing excluded) and prints one JSON line:
-//   {"requests":…, "rounds":…, "nsPerRequest":…}
+// Bench mode (--bench [--rounds N]): reads all cases, then times N rounds over them inside
+// this process (start-up and JSON parsing excluded; see benchmark below) and prints one line:
+//   {"cases","rounds","simulate":{"nsPerRequest","cpuNsPerRequest",…},"authorize":{…}}
 'use strict';
 
 const readline = require('node:readline');
@@ -92,26 +92,79 @@ async function main() {
   }
   if (!bench) return;
 
-  // Bench: build the simulation objects once, as a caller holding parsed JSON would.
-  const sims = cases.map((c) => withKeyPolicy(toSimulation(c), c));
-  for (const s of sims) runUnsafeSimulation(s, {}); // warm-up (JIT)
-  let sink = 0;
-  const start = process.hrtime.bigint();
-  for (let r = 0; r < rounds; r++) {
-    for (const s of sims) {
-      if (runUnsafeSimulation(s, {}) === 'Allowed') sink++;
-    }
-  }
-  const elapsed = process.hrtime.bigint() - start;
-  const requests = sims.length * rounds;
-  process.stdout.write(
-    JSON.stringify({
-      requests,
-      rounds,
-      nsPerRequest: Number(elapsed) / requests,
-      allowed: sink / rounds,
-    }) + '\n',
+  process.stdout.write(JSON.stringify(benchmark(cases, rounds)) + '\n');
+}
+
+// benchmark times two things over the same cases, each after a warm-up round (JIT):
+//  - simulate: runUnsafeSimulation per request; it loads (parses) every policy on each call,
+//    like Go's BenchmarkParseAndAuthorizeKMS;
+//  - authorize: iam-simulate's core authorize() on policies and requests built once, like Go's
+//    BenchmarkAuthorizeKMS (evaluation only). The same steps as runUnsafeSimulation, minus the
+//    per-call loading; its decisions are checked against runUnsafeSimulation's.
+// Both wall and process CPU time (user + system, GC included) are reported per request.
+function benchmark(cases, rounds) {
+  const path = require('node:path');
+  const simDir = path.dirname(require.resolve('@cloud-copilot/iam-simulate'));
+  const { loadPolicy } = require('@cloud-copilot/iam-policy');
+  const { authorize } = require(path.join(simDir, 'core_engine', 'CoreSimulatorEngine.js'));
+  const { AwsRequestImpl } = require(path.join(simDir, 'request', 'request.js'));
+  const { RequestContextImpl } = require(path.join(simDir, 'requestContext.js'));
+  const { DiscoveryContextKeyConstraints } = require(
+    path.join(simDir, 'context_keys', 'discoveryContextKeyConstraints.js'),
   );
+
+  const sims = cases.map((c) => withKeyPolicy(toSimulation(c), c));
+  const prepared = cases.map((c) => ({
+    request: new AwsRequestImpl(
+      c.principal,
+      { resource: c.resource, accountId: c.resourceAccount },
+      c.action,
+      new RequestContextImpl(c.context || {}),
+    ),
+    sessionPolicy: undefined,
+    identityPolicies: (c.identity || []).map((p) => loadPolicy(p.policy, { name: p.name })),
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+    resourcePolicy: c.keyPolicy ? loadPolicy(c.keyPolicy, { name: 'keypolicy' }) : undefined,
+    permissionBoundaries: c.boundary ? [loadPolicy(c.boundary, { name: 'boundary' })] : undefined,
+    vpcEndpointPolicies: undefined,
+    simulationParameters: {
+      simulationMode: 'Strict',
+      discoveryContextKeyConstraints: new DiscoveryContextKeyConstraints([]),
+    },
+    serviceSettings: { s3: { blockPublicAccess: undefined } },
+  }));
+  sims.forEach((s, i) => {
+    const want = runUnsafeSimulation(s, {});
+    const got = authorize(prepared[i]).result;
+    if (got !== want) throw new Error(`${cases[i].id}: authorize ${got}, runUnsafeSimulation ${want}`);
+  });
+
+  const time = (fn) => {
+    let sink = 0;
+    for (let i = 0; i < cases.length; i++) if (fn(i) === 'Allowed') sink++; // warm-up
+    sink = 0;
+    const cpu0 = process.cpuUsage();
+    const start = process.hrtime.bigint();
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < cases.length; i++) if (fn(i) === 'Allowed') sink++;
+    }
+    const wall = Number(process.hrtime.bigint() - start);
+    const cpu = process.cpuUsage(cpu0);
+    const requests = cases.length * rounds;
+    return {
+      requests,
+      nsPerRequest: wall / requests,
+      cpuNsPerRequest: ((cpu.user + cpu.system) * 1000) / requests,
+      allowed: sink / rounds,
+    };
+  };
+  return {
+    cases: cases.length,
+    rounds,
+    simulate: time((i) => runUnsafeSimulation(sims[i], {})),
+    authorize: time((i) => authorize(prepared[i]).result),
+  };
 }
 
 main().catch((e) => {
