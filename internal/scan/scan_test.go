@@ -16,8 +16,10 @@ import (
 	awsct "github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/world"
 )
 
 // fakeClock is virtual time: Sleep advances it at once. The CloudTrail fake stamps requests
@@ -338,4 +340,21 @@ func TestGrouperOrderIndependent(t *testing.T) {
 			t.Errorf("order %v: first %v last %v report %s", order, got[0].FirstSeen, got[0].LastSeen, got[0].Report.EventID)
 		}
 	}
+}
+
+// BenchmarkFromFiles measures the offline path per record: gunzip, parse, explain with the
+// real engine (empty world), group. Run: go test ./internal/scan -bench FromFiles -benchmem
+func BenchmarkFromFiles(b *testing.B) {
+	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 7, NonKMS: 1000})
+	dir := b.TempDir()
+	testenv.WriteLogFiles(b, dir, corpus.Records)
+	explain := func(_ context.Context, it cloudtrail.Item) finding.Report { return engine.Explain(it, &world.World{}) }
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := FromFiles(context.Background(), dir, time.Time{}, time.Time{}, Options{Explain: explain})
+		if err != nil || res.Denials != corpus.S3Denials {
+			b.Fatalf("denials %d, err %v", res.Denials, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(corpus.Records)), "ns/record")
 }
