@@ -1,0 +1,4 @@
+package apply
+
+// Emulators for the external test package (handler_test.go).
+func EmulatorURLs() (kmsURL, dynamoURL string) { return emu.kms, emu.dynamo }
