@@ -68,6 +68,8 @@ type fpState struct {
 	WindowStart        time.Time
 	WindowEnd, HoldEnd time.Time
 	Since, Total       int
+	MsgRepeats         int       // repeats the current window's message announces
+	MsgLastSent        time.Time // the time of the previous message it announces
 	Slack, SNS         string
 	WindowEndKnown     bool
 	HoldUntilKnown     bool
@@ -107,6 +109,12 @@ func parseState(item map[string]types.AttributeValue) fpState {
 	}
 	if x, ok := num("total"); ok {
 		st.Total = int(x)
+	}
+	if x, ok := num("msg_repeats"); ok {
+		st.MsgRepeats = int(x)
+	}
+	if x, ok := num("msg_last_sent"); ok && x > 0 {
+		st.MsgLastSent = time.UnixMilli(x)
 	}
 	return st
 }
@@ -157,7 +165,10 @@ func (d *store) countRepeat(ctx context.Context, fp, eventID string, now time.Ti
 func (d *store) claim(ctx context.Context, fp, eventID string, now time.Time, slackState, snsState string, r summary) (fpState, bool, error) {
 	end := now.Add(d.window)
 	in := updateFP(d.table, fp,
-		"SET #owner = :e, #window_start = :now, #window_end = :end, #since = :zero, #slack = :slack, #sns = :sns, "+
+		// msg_repeats and msg_last_sent keep what the owner's message says, so a retry that
+		// re-sends one channel says the same (SET reads the item as it was before the update).
+		"SET #msg_repeats = if_not_exists(#since, :zero), #msg_last_sent = if_not_exists(#window_start, :zero), "+
+			"#owner = :e, #window_start = :now, #window_end = :end, #since = :zero, #slack = :slack, #sns = :sns, "+
 			"#last_seen = :now, #expires_at = :exp, #diagnosis = :diag, #principal = :p, #kms_key = :k ADD #total :one",
 		"attribute_not_exists(#pk) OR (#window_end <= :now AND (attribute_not_exists(#hold_until) OR #hold_until <= :now))",
 		map[string]types.AttributeValue{

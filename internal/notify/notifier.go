@@ -182,7 +182,8 @@ func (nt *Notifier) decide(ctx context.Context, n Notice, now time.Time) (plan, 
 		switch {
 		case st.Found && st.Owner == eventID:
 			// A retry of the event that owns the message: send what is still pending.
-			p := plan{slack: st.Slack == statePending, sns: st.SNS == statePending, tracked: true, owner: eventID}
+			p := plan{slack: st.Slack == statePending, sns: st.SNS == statePending, tracked: true, owner: eventID,
+				repeats: st.MsgRepeats, lastSent: st.MsgLastSent}
 			p.send = p.slack || p.sns
 			return p, nil
 		case st.Found && st.active(now):

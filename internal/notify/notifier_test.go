@@ -283,10 +283,42 @@ func TestSlackDownSNSStillSent(t *testing.T) {
 		t.Fatalf("retry: %v", err)
 	}
 	r.wantCounts(t, 1, 1)
+	// The retried message says what the SNS copy said (no repeats), not ev-2's count.
+	if p := string(r.slack.Payloads()[0]); strings.Contains(p, "more time") {
+		t.Errorf("the retried Slack message counts repeats of its own window:\n%s", p)
+	}
 	if err := r.n.Notify(ctx, report(t, "ev-1")); err != nil { // and once more: nothing left
 		t.Fatal(err)
 	}
 	r.wantCounts(t, 1, 1)
+}
+
+// TestRetryKeepsAnnouncedRepeats: a retry re-sending Slack announces the same repeats as the
+// SNS copy that already went out.
+func TestRetryKeepsAnnouncedRepeats(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	for _, id := range []string{"ev-1", "ev-2", "ev-3"} {
+		if err := r.n.Notify(ctx, report(t, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.clock.add(2 * time.Hour)
+	r.slack.Down(testenv.SlackFault{Status: 503})
+	if err := r.n.Notify(ctx, report(t, "ev-4")); err == nil {
+		t.Fatal("want a retryable error while Slack is down")
+	}
+	r.slack.Up()
+	if err := r.n.Notify(ctx, report(t, "ev-4")); err != nil {
+		t.Fatal(err)
+	}
+	r.wantCounts(t, 2, 2)
+	if p := string(r.slack.Payloads()[1]); !strings.Contains(p, "seen 2 more times since the last message (2026-11-28 09:00 UTC)") {
+		t.Errorf("retried message:\n%s", p)
+	}
+	if d := r.env.sns.Receiver.Deliveries()[1]; d.Attributes["repeats"] != "2" {
+		t.Errorf("SNS repeats %q", d.Attributes["repeats"])
+	}
 }
 
 func TestSlackRateLimitHonoursRetryAfter(t *testing.T) {
