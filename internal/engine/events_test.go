@@ -543,11 +543,14 @@ func loadExpectations(t *testing.T, path string) []expectation {
 
 // record is the part of a CloudTrail record (or an EventBridge event) the judge reads.
 type record struct {
-	ID           string          `json:"id"` // EventBridge envelope id
-	Detail       json.RawMessage `json:"detail"`
-	Records      []record        `json:"Records"`
-	EventID      string          `json:"eventID"`
-	AWSRegion    string          `json:"awsRegion"`
+	ID      string          `json:"id"` // EventBridge envelope id
+	Detail  json.RawMessage `json:"detail"`
+	Records []record        `json:"Records"`
+	Events  []struct {
+		CloudTrailEvent string
+	} `json:"Events"` // aws cloudtrail lookup-events output
+	EventID      string `json:"eventID"`
+	AWSRegion    string `json:"awsRegion"`
 	UserIdentity struct {
 		ARN string `json:"arn"`
 	} `json:"userIdentity"`
@@ -556,8 +559,8 @@ type record struct {
 	} `json:"requestParameters"`
 }
 
-// records reads event.json into its CloudTrail records: a log file's Records, an
-// envelope's detail (the envelope itself when detail is not a CloudTrail record), or the
+// records reads event.json into its CloudTrail records: a log file's Records, the records
+// of lookup-events output, an envelope's detail (the envelope itself when detail is not a CloudTrail record), or the
 // record itself.
 func records(t *testing.T, path string) []record {
 	t.Helper()
@@ -572,6 +575,16 @@ func records(t *testing.T, path string) []record {
 	switch {
 	case top.Records != nil:
 		return top.Records
+	case top.Events != nil:
+		var out []record
+		for i, ev := range top.Events {
+			var rec record
+			if err := json.Unmarshal([]byte(ev.CloudTrailEvent), &rec); err != nil {
+				t.Fatalf("%s: Events[%d].CloudTrailEvent: %v", path, i, err)
+			}
+			out = append(out, rec)
+		}
+		return out
 	case len(top.Detail) > 0:
 		var inner record
 		if err := json.Unmarshal(top.Detail, &inner); err != nil {
