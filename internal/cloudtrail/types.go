@@ -86,7 +86,7 @@ type Message struct {
 	State      string // for MsgInvalidState: the KMS key state it names (PendingImport, ...)
 	Text       string // the message as logged
 
-	// PolicyPhrase is the policy type as the message writes it ("a service control policy"),
+	// PolicyPhrase is the policy type as the message writes it ("service control policy"),
 	// also when PolicyType does not know it.
 	PolicyPhrase string
 	// Transitive is the Policy* type after "transitively through" ("... in a VPC endpoint
