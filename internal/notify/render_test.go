@@ -323,13 +323,19 @@ func TestHugePolicyShortened(t *testing.T) {
 		stmts = append(stmts, fmt.Sprintf(`{"Sid":"S%03d","Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:key/%08d-0000-4000-8000-000000000000"}`, i, i))
 	}
 	huge := mustDoc(t, `{"Version":"2012-10-17","Statement":[`+strings.Join(stmts, ",")+`]}`)
+	inline, err := json.Marshal(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	longCmd := "aws iam put-role-policy --role-name reader --policy-name kmsfix-huge --policy-document '" + string(inline) + "'"
 	r.Patches = []finding.Patch{{Kind: finding.KindIdentityPolicy, Account: acctApp, Target: roleARN,
-		Name: "kmsfix-huge", Policy: huge, Commands: []string{putRolePolicy("kmsfix-huge")}}}
+		Name: "kmsfix-huge", Policy: huge, Commands: []string{longCmd}}}
 	n := NewNotice(r)
 	payload := slackJSON(t, n)
 	checkSlackLimits(t, payload)
 	s := string(payload)
-	for _, want := range []string{"characters shown", "Shortened to fit Slack", "SNS copy", "Open CloudTrail event", ReproduceCommand} {
+	for _, want := range []string{"characters shown", "Shortened to fit Slack", "SNS copy", "Open CloudTrail event", ReproduceCommand,
+		"take it from the SNS copy, patches[0].commands[0]"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("payload lacks %q", want)
 		}
@@ -345,6 +351,12 @@ func TestHugePolicyShortened(t *testing.T) {
 	var back finding.Report
 	if err := json.Unmarshal([]byte(parts["default"]), &back); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(s, "put-role-policy --role-name reader --policy-name kmsfix-huge") {
+		t.Error("a command too long for Slack was cut instead of pointed to")
+	}
+	if back.Patches[0].Commands[0] != longCmd {
+		t.Error("the SNS copy does not keep the whole command")
 	}
 	if got := len(back.Patches[0].Policy.Statement); got != 300 {
 		t.Errorf("SNS report keeps %d statements, want 300", got)
@@ -420,4 +432,43 @@ func TestSubjectShortened(t *testing.T) {
 	if len(s) > MaxSubject || !strings.HasSuffix(s, "...") {
 		t.Errorf("subject %q (%d)", s, len(s))
 	}
+}
+
+// TestEngineReportsRender renders what the engine really produced for the sample events
+// (events/*/golden.json, one report per line) and holds every message to the limits.
+func TestEngineReportsRender(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "events", "*", "golden.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no sample reports under events/: %v", err)
+	}
+	codes := map[finding.Code]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		for dec.More() {
+			var r finding.Report
+			if err := dec.Decode(&r); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if r.Ignored != "" {
+				continue
+			}
+			codes[r.Diagnosis] = true
+			t.Run(filepath.Base(filepath.Dir(f))+"/"+r.EventID, func(t *testing.T) {
+				n := NewNotice(r)
+				checkSlackLimits(t, slackJSON(t, n))
+				in, err := PublishInput("arn:aws:sns:us-east-1:111122223333:kmsfix", n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(*in.Subject) >= 100 {
+					t.Errorf("subject %q", *in.Subject)
+				}
+			})
+		}
+	}
+	t.Logf("%d diagnosis codes among the sample reports", len(codes))
 }

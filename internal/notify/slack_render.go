@@ -253,9 +253,24 @@ func (b *slackBuilder) patches(r finding.Report) {
 		b.section(fmt.Sprintf("*%d. %s*", i+1, patchTitle(r, p)))
 		b.code(patchBody(p), fmt.Sprintf("patch %d", i+1))
 		if len(p.Commands) > 0 {
-			b.code(strings.Join(p.Commands, "\n"), fmt.Sprintf("commands of patch %d", i+1))
+			b.code(commandsText(p.Commands, i), fmt.Sprintf("commands of patch %d", i+1))
 		}
 	}
+}
+
+// commandsText joins a patch's commands. A command too long for a code block (one that
+// carries a whole key policy) is never cut in the middle, where a paste would run half of it:
+// a comment points to it in the SNS copy instead.
+func commandsText(cmds []string, patch int) string {
+	lines := make([]string, len(cmds))
+	for j, c := range cmds {
+		if len(c) > MaxCodeText/2 {
+			c = fmt.Sprintf("# command %d (%d characters) is too long for Slack: take it from the SNS copy, patches[%d].commands[%d]",
+				j+1, len(c), patch, j)
+		}
+		lines[j] = c
+	}
+	return strings.Join(lines, "\n")
 }
 
 // patchTitle says what a patch changes, where, and who applies it.
