@@ -230,3 +230,44 @@ func TestParseWhen(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkScanDay runs `kmsfix scan` in real time at the default rate over a generated day
+// of KMS events served by the CloudTrail fake (which throttles above 2 requests per rolling
+// second, and throttles two calls on purpose). One iteration takes about 40 s:
+//
+//	go test ./cmd/kmsfix -run XXX -bench ScanDay -benchtime 1x
+func BenchmarkScanDay(b *testing.B) {
+	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 1})
+	old := scanNow
+	scanNow = func() time.Time { return time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC) }
+	b.Cleanup(func() { scanNow = old })
+	for b.Loop() {
+		fake := testenv.NewCloudTrailFake(b, corpus.Records)
+		fake.ThrottleCalls = map[int]bool{10: true, 30: true}
+		for k, v := range map[string]string{
+			"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1",
+			"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+			"AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_CLOUDTRAIL": fake.URL,
+		} {
+			b.Setenv(k, v)
+		}
+		var stdout, stderr bytes.Buffer
+		start := time.Now()
+		if code := run([]string{"scan", "--json"}, &stdout, &stderr); code != 0 {
+			b.Fatalf("exit %d: %s", code, stderr.String())
+		}
+		elapsed := time.Since(start)
+		if n := strings.Count(stdout.String(), "\n"); n != len(corpus.Groups) {
+			b.Fatalf("%d findings, want %d", n, len(corpus.Groups))
+		}
+		st := fake.Stats()
+		if st.Violations != 0 {
+			b.Fatalf("%d requests over the rate limit", st.Violations)
+		}
+		b.ReportMetric(float64(len(corpus.Records)), "events")
+		b.ReportMetric(float64(st.Requests), "requests")
+		b.ReportMetric(float64(st.MaxPerSecond), "max-req/rolling-s")
+		b.ReportMetric(float64(st.MinGap.Milliseconds()), "min-gap-ms")
+		b.ReportMetric(elapsed.Seconds(), "s/scan")
+	}
+}
