@@ -146,6 +146,16 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) 
 		break
 	}
 	if prep == nil {
+		// Another event of this finding may have made the change while we read: then our own
+		// statement or policy is what the levers found, and that change is the answer.
+		if p, err := a.Store.Pointer(ctx, fp); err == nil && p != nil && !Closed(p.Status) && p.ID != reuseID {
+			if rec, err := a.Store.Get(ctx, p.ID); err == nil && rec != nil && rec.Status == StatusApplied {
+				a.fillApplied(r, rec)
+				return nil
+			}
+			block(r, "another invocation is applying change "+p.ID+" for this finding")
+			return nil
+		}
 		why := strings.Join(append(whys, dec.Skipped...), "; ")
 		lg.Info("apply: refused", "reason", why)
 		block(r, why)
