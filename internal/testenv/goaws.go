@@ -38,10 +38,15 @@ func StartGoaws(t Harness, topic string) *Goaws {
 	t.Helper()
 	bin := emuTool(t, filepath.Join("bin", "goaws"))
 	rcv := newSNSReceiver(t)
-	port := emuFreePort(t)
 	arn := fmt.Sprintf("arn:aws:sns:%s:%s:%s", goawsRegion, goawsAccount, topic)
-	// goaws delivers to HTTP subscriptions from its configuration without a confirmation.
-	conf := fmt.Sprintf(`Local:
+	dir, err := os.MkdirTemp("", "goaws")
+	if err != nil {
+		t.Fatalf("temp dir: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	proc, port := emuStart(t, bin, func(port int) []string {
+		// goaws delivers to HTTP subscriptions from its configuration without a confirmation.
+		conf := fmt.Sprintf(`Local:
   Host: 127.0.0.1
   Port: %d
   Region: %s
@@ -57,16 +62,12 @@ func StartGoaws(t Harness, topic string) *Goaws {
           TopicArn: %s
           Raw: false
 `, port, goawsRegion, goawsAccount, topic, rcv.URL, arn)
-	dir, err := os.MkdirTemp("", "goaws")
-	if err != nil {
-		t.Fatalf("temp dir: %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "goaws.yaml")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatalf("write goaws config: %v", err)
-	}
-	proc := emuStart(t, port, bin, "-config", path, "Local")
+		path := filepath.Join(dir, fmt.Sprintf("goaws-%d.yaml", port))
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatalf("write goaws config: %v", err)
+		}
+		return []string{"-config", path, "Local"}
+	})
 	g := &Goaws{Direct: "http://127.0.0.1:" + strconv.Itoa(port), TopicARN: arn, Receiver: rcv, proc: proc}
 	g.Proxy = newFaultProxy(t, g.Direct, true)
 	g.Endpoint = g.Proxy.URL
