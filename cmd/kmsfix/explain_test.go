@@ -77,6 +77,17 @@ func TestExplainBadInput(t *testing.T) {
 		{"not JSON", garbage, []string{"JSON"}},
 		{"not a CloudTrail record", notTrail, []string{"not a CloudTrail record"}},
 	}
+	if os.Geteuid() != 0 { // root reads any file: the case only exists for other users
+		locked := write("locked.json", "{}")
+		if err := os.Chmod(locked, 0); err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, struct {
+			name  string
+			bad   string
+			wants []string
+		}{"permission denied", locked, []string{"permission denied"}})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := runCLI(t, "", "explain", "--json", good, tc.bad, good)
