@@ -21,7 +21,7 @@ func cli(args []string, stdout, stderr io.Writer) (code int) {
 	cfg := config{}
 	fs.IntVar(&cfg.Events, "events", 10000, "denial events")
 	fs.IntVar(&cfg.Findings, "findings", 500, "distinct findings among them")
-	fs.IntVar(&cfg.Containers, "containers", 4, "Lambda containers (handlers, each with its own notifier)")
+	fs.IntVar(&cfg.Containers, "containers", 16, "Lambda containers (handlers, each with its own notifier); as many as workers is how Lambda runs")
 	fs.IntVar(&cfg.Workers, "workers", 16, "concurrent invocations")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "shuffle seed")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -68,6 +68,8 @@ func report(w io.Writer, cfg config, r *result) {
 	fmt.Fprintf(w, "  throughput:  %.0f events/s (%.2f s)\n", r.EventsPerSec, r.Duration.Seconds())
 	fmt.Fprintf(w, "  memory:      Go heap %.1f MiB before, peak %.1f MiB, %.1f MiB after; max RSS %.1f MiB (Go process); dynalite %.1f MiB, goaws %.1f MiB\n",
 		r.HeapBeforeMiB, r.PeakHeapMiB, r.HeapAfterMiB, r.MaxRSSMiB, r.DynaliteRSSMiB, r.GoawsRSSMiB)
+	fmt.Fprintf(w, "  heap peak per quarter of the events: %.1f, %.1f, %.1f, %.1f MiB\n",
+		r.QuarterPeakMiB[0], r.QuarterPeakMiB[1], r.QuarterPeakMiB[2], r.QuarterPeakMiB[3])
 	if len(r.Problems) == 0 {
 		fmt.Fprintln(w, "  result:      OK")
 	}

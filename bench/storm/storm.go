@@ -36,7 +36,7 @@ type config struct {
 	Events     int // denial events
 	Findings   int // distinct findings among them (principal x bucket)
 	Containers int // Lambda containers: handlers with their own notifier and caches
-	Workers    int // concurrent invocations
+	Workers    int // concurrent invocations (Lambda runs one at a time per container)
 	Seed       uint64
 }
 
@@ -47,10 +47,11 @@ type result struct {
 	Duration               time.Duration
 	EventsPerSec           float64
 	HandlerErrors          int64
-	PeakHeapMiB            float64 // largest heap in use seen while the storm ran
-	HeapBeforeMiB          float64 // after a GC, before the storm
-	HeapAfterMiB           float64 // after a GC, after the storm
-	MaxRSSMiB              float64 // the Go process (handler, receivers, fakes)
+	PeakHeapMiB            float64    // largest heap in use seen while the storm ran
+	QuarterPeakMiB         [4]float64 // the same per quarter of the events: flat means no growth per event
+	HeapBeforeMiB          float64    // after a GC, before the storm
+	HeapAfterMiB           float64    // after a GC, after the storm
+	MaxRSSMiB              float64    // the Go process (handler, receivers, fakes)
 	DynaliteRSSMiB         float64
 	GoawsRSSMiB            float64
 	Problems               []string
@@ -112,7 +113,18 @@ func run(ctx context.Context, h testenv.Harness, cfg config) (*result, error) {
 	res.HeapBeforeMiB = heapMiB()
 	stop := make(chan struct{})
 	var peak atomic.Uint64
-	go sampleHeap(stop, &peak)
+	var done atomic.Int64
+	var quarters [4]atomic.Uint64
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		sampleHeap(stop, &peak, func(heap uint64) {
+			q := &quarters[min(3, int(done.Load()*4/int64(cfg.Events)))]
+			if heap > q.Load() {
+				q.Store(heap)
+			}
+		})
+	}()
 
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -130,12 +142,17 @@ func run(ctx context.Context, h testenv.Harness, cfg config) (*result, error) {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 				}
+				done.Add(1)
 			}
 		})
 	}
 	wg.Wait()
 	res.Duration = time.Since(start)
 	close(stop)
+	<-sampled
+	for i := range quarters {
+		res.QuarterPeakMiB[i] = float64(quarters[i].Load()) / (1 << 20)
+	}
 	res.EventsPerSec = float64(cfg.Events) / res.Duration.Seconds()
 	res.HandlerErrors = errs.Load()
 	res.PeakHeapMiB = float64(peak.Load()) / (1 << 20)
@@ -338,7 +355,7 @@ func heapMiB() float64 {
 	return float64(m.HeapInuse) / (1 << 20)
 }
 
-func sampleHeap(stop <-chan struct{}, peak *atomic.Uint64) {
+func sampleHeap(stop <-chan struct{}, peak *atomic.Uint64, each func(uint64)) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	var m runtime.MemStats
@@ -351,6 +368,7 @@ func sampleHeap(stop <-chan struct{}, peak *atomic.Uint64) {
 			if m.HeapInuse > peak.Load() {
 				peak.Store(m.HeapInuse)
 			}
+			each(m.HeapInuse)
 		}
 	}
 }

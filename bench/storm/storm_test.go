@@ -10,7 +10,7 @@ import (
 // TestSmallStorm is the storm at a tenth of its size: 1,000 events holding 50 findings
 // through the handler against dynalite, goaws and the Slack receiver.
 func TestSmallStorm(t *testing.T) {
-	res, err := run(context.Background(), t, config{Events: 1000, Findings: 50, Containers: 4, Workers: 8, Seed: 7})
+	res, err := run(context.Background(), t, config{Events: 1000, Findings: 50, Containers: 8, Workers: 8, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,7 @@ func TestSmallStorm(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 	var out bytes.Buffer
-	report(&out, config{Containers: 4, Workers: 8}, res)
+	report(&out, config{Containers: 8, Workers: 8}, res)
 	t.Log(out.String())
 }
 
