@@ -62,6 +62,17 @@ func TestRevertCommand(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// dynalite turns a new table ACTIVE on its next tick.
+	for i := 0; ; i++ {
+		out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		if err == nil && out.Table.TableStatus == ddbtypes.TableStatusActive {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("table never became ACTIVE: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	store := &apply.Store{DB: db, Table: table}
 	now := time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)
 	rec := &apply.Record{ID: "chg-0123456789abcdef", Status: apply.StatusApplied, Fingerprint: "fp", EventID: "ev-1", Owner: "ev-1",

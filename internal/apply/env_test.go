@@ -126,6 +126,7 @@ func newEnv(t testing.TB, keyPolicyText string) *env {
 	if err != nil {
 		t.Fatalf("CreateTable: %v", err)
 	}
+	waitActive(t, e.db, e.table)
 
 	e.iam = testenv.NewApplyIAMFake(t)
 	e.iam.AddEntity("role/reader", false)
@@ -217,3 +218,17 @@ const (
   ]
 }`
 )
+
+// waitActive waits for a new table: dynalite with --createTableMs 0 still turns it ACTIVE
+// on its next tick.
+func waitActive(t testing.TB, db *dynamodb.Client, table string) {
+	t.Helper()
+	for range 200 {
+		out, err := db.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: &table})
+		if err == nil && out.Table.TableStatus == ddbtypes.TableStatusActive {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("table %s never became ACTIVE", table)
+}

@@ -3,6 +3,7 @@ package apply_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -99,7 +100,7 @@ func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
 	}
 	event = []byte(strings.ReplaceAll(string(event), sampleKey, live))
 
-	table := "kmsfix-handler"
+	table := fmt.Sprintf("kmsfix-handler-%d", time.Now().UnixNano())
 	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: &table,
 		AttributeDefinitions: []ddbtypes.AttributeDefinition{
@@ -114,6 +115,7 @@ func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	apply.WaitActive(t, db, table)
 	aa := testenv.NewApplyAnalyzerFake(t)
 	aaClient := accessanalyzer.New(accessanalyzer.Options{Region: "us-east-1", BaseEndpoint: aws.String(aa.URL), Credentials: creds})
 
