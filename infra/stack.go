@@ -111,6 +111,17 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 			"kms:EncryptionContext:aws:logs:arn": arn("arn:%s:logs:%s:%s:log-group:*", partition, region, account)}},
 	}), nil)
 
+	// Nobody but an AWS service integration may create grants on this key (Control Tower CT.KMS.PR.3).
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("GrantsOnlyForAwsServices"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    jsii.Strings("kms:CreateGrant"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]any{"BoolIfExists": map[string]any{
+			"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
+	}), nil)
+
 	topic := awssns.NewTopic(stack, jsii.String("Topic"), &awssns.TopicProps{
 		DisplayName: jsii.String("kmsfix findings"),
 		MasterKey:   key,

@@ -265,13 +265,21 @@ func loadSamples(t *testing.T) []sample {
 		}
 		var records []json.RawMessage
 		var expects []expect
-		var logFile struct {
+		// A CloudTrail log file {"Records": [...]}, `aws cloudtrail lookup-events` output
+		// {"Events": [{"CloudTrailEvent": "<record as a string>"}]}, or one record or envelope.
+		var multi struct {
 			Records []json.RawMessage `json:"Records"`
+			Events  []struct {
+				CloudTrailEvent string `json:"CloudTrailEvent"`
+			} `json:"Events"`
 		}
-		if err := json.Unmarshal(raw, &logFile); err == nil && logFile.Records != nil {
-			records = logFile.Records
+		if err := json.Unmarshal(raw, &multi); err == nil && (multi.Records != nil || multi.Events != nil) {
+			records = multi.Records
+			for _, e := range multi.Events {
+				records = append(records, json.RawMessage(e.CloudTrailEvent))
+			}
 			if err := json.Unmarshal(expRaw, &expects); err != nil {
-				t.Fatalf("%s: a log file's expect.json is an array: %v", name, err)
+				t.Fatalf("%s: expect.json of a multi-record file is an array: %v", name, err)
 			}
 		} else {
 			records = []json.RawMessage{raw}
@@ -823,7 +831,10 @@ func toolPath(t *testing.T, rel string) string {
 // project rules in one directory.
 func guardRules(t *testing.T) string {
 	t.Helper()
-	ct := toolPath(t, "node/node_modules/@cdklabs/cdk-validator-cfnguard/rules/control-tower/cfn-guard")
+	ct, err := filepath.Abs(toolPath(t, "node/node_modules/@cdklabs/cdk-validator-cfnguard/rules/control-tower/cfn-guard"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	disabled := map[string]bool{}
 	list, err := os.ReadFile("guard/disabled-ct-rules.txt")
 	if err != nil {
@@ -900,6 +911,15 @@ func TestGuardRulesCanFail(t *testing.T) {
 				res := r.(map[string]any)
 				if res["Type"] == "AWS::Events::Rule" {
 					res["Properties"].(map[string]any)["State"] = "ENABLED"
+				}
+			}
+		}},
+		// A Control Tower rule: proves the bundled rules are loaded, not only the project's.
+		{"key rotation off", "ct-kms-pr-1", func(tmpl map[string]any) {
+			for _, r := range tmpl["Resources"].(map[string]any) {
+				res := r.(map[string]any)
+				if res["Type"] == "AWS::KMS::Key" {
+					res["Properties"].(map[string]any)["EnableKeyRotation"] = false
 				}
 			}
 		}},
