@@ -231,7 +231,7 @@ func (in *inputs) fromMessageLayer() (Finding, bool) {
 
 func (in *inputs) escalate(code finding.Code, what, owner string) Finding {
 	return Finding{Code: code,
-		Detail:   fmt.Sprintf("%s cannot %s with key %s: %s %s; no change kmsfix may make can fix it.", capitalize(in.who), in.action, in.keyName, what, in.action),
+		Detail:   fmt.Sprintf("%s was refused %s on key %s: %s %s%s; no change kmsfix may make can fix it.", capitalize(in.who), in.action, in.keyName, what, in.action, policyARN(in.d)),
 		Escalate: owner,
 		Advice:   []string{"Ask " + owner + " to change that policy for this request; kmsfix never edits it."},
 	}
@@ -256,7 +256,7 @@ func (in *inputs) identityDeny(ref *policy.StatementRef) Finding {
 		where = fmt.Sprintf("identity policy %q (statement %s)", ref.Policy, sidOrIndex(ref))
 	}
 	return Finding{Code: finding.ExplicitDenyIdentityPolicy,
-		Detail: fmt.Sprintf("%s cannot %s with key %s: %s explicitly denies it. Denies keyed on aws:SourceIp or aws:SourceVpce also stop S3's calls to KMS; exempt them with \"Bool\": {\"aws:ViaAWSService\": \"false\"}.",
+		Detail: fmt.Sprintf("%s was refused %s on key %s: %s explicitly denies it. Denies keyed on aws:SourceIp or aws:SourceVpce also stop S3's calls to KMS; exempt them with \"Bool\": {\"aws:ViaAWSService\": \"false\"}.",
 			capitalize(in.who), in.action, in.keyName, where),
 		Escalate: "the owner of the principal's IAM policies",
 		Advice:   []string{"Narrow the Deny statement so it does not match calls S3 makes for the principal (add \"Bool\": {\"aws:ViaAWSService\": \"false\"} to its Condition); kmsfix never loosens a Deny itself."},
@@ -269,7 +269,7 @@ func (in *inputs) keyPolicyDeny(ref *policy.StatementRef) Finding {
 		where = fmt.Sprintf("key policy statement %s", sidOrIndex(ref))
 	}
 	return Finding{Code: finding.ExplicitDenyKeyPolicy,
-		Detail: fmt.Sprintf("%s cannot %s with key %s: %s explicitly denies it.",
+		Detail: fmt.Sprintf("%s was refused %s on key %s: %s explicitly denies it.",
 			capitalize(in.who), in.action, in.keyName, where),
 		Escalate: fmt.Sprintf("the key's administrators (account %s)", in.d.KeyAccount),
 		Advice:   []string{"Review the Deny statement with the key's administrators; an exception for this principal via S3 (kms:ViaService) is the narrowest change. kmsfix never edits a Deny."},
@@ -317,8 +317,11 @@ func (in *inputs) evaluate() (Finding, bool) {
 	}
 
 	// Implicit deny: which side lacks the allow?
-	if in.princ != nil && in.princ.PermissionsBoundary != nil && res.Boundary.Decision != policy.Allow &&
-		(res.Identity.Decision == policy.Allow || res.KeyPolicyAllowsDirectly()) {
+	// A boundary that does not allow the action caps any identity policy and any key-policy
+	// statement naming a role, so no patch kmsfix writes can help; only a key-policy statement
+	// naming an IAM user gets past it (policy-semantics.md section 2.1).
+	userFixable := in.d.Identity.Kind == cloudtrail.KindUser && keyKnown && !res.KeyPolicyAdmits()
+	if in.princ != nil && in.princ.PermissionsBoundary != nil && res.Boundary.Decision != policy.Allow && !userFixable {
 		f := in.escalate(finding.BoundaryDoesNotAllow, "the principal's permissions boundary does not allow", "whoever owns the permissions boundary")
 		f.Needed = in.neededStatement()
 		return f, true
@@ -440,7 +443,7 @@ func (in *inputs) conditionMismatch(where string, ref *policy.StatementRef, key 
 		why = fmt.Sprintf(" The request came through %s.", ViaService(d))
 	}
 	f := Finding{Code: finding.ConditionMismatch, NeedIdentity: identitySide, NeedKeyPolicy: keySide, KnownEnough: known,
-		Detail: fmt.Sprintf("%s allows %s on %s, but its condition on %s does not match this request.%s", where+" "+sidOrIndex(ref), in.action, in.keyName, key, why)}
+		Detail: fmt.Sprintf("%s allows %s on %s, but its condition on %s does not match this request.%s", where+" statement "+sidOrIndex(ref), in.action, in.keyName, key, why)}
 	f.Detail = capitalize(f.Detail)
 	return f
 }
@@ -657,6 +660,14 @@ func keyName(d *cloudtrail.Denial, k *world.Key) string {
 		return fmt.Sprintf("%s (%s)", d.KeyARN, k.Aliases[0])
 	}
 	return d.KeyARN
+}
+
+// policyARN names the denying policy when the message carries its ARN (2025 and later).
+func policyARN(d *cloudtrail.Denial) string {
+	if d.Message.PolicyARN == "" {
+		return ""
+	}
+	return " (" + d.Message.PolicyARN + ")"
 }
 
 func sidOrIndex(r *policy.StatementRef) string {
