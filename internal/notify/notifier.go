@@ -182,7 +182,9 @@ func (nt *Notifier) decide(ctx context.Context, n Notice, now time.Time) (plan, 
 		switch {
 		case st.Found && st.Owner == eventID:
 			// A retry of the event that owns the message: send what is still pending.
-			p := plan{slack: st.Slack == statePending, sns: st.SNS == statePending, tracked: true, owner: eventID,
+			// (A channel configured off since then is skipped.)
+			p := plan{slack: st.Slack == statePending && nt.slack != nil, sns: st.SNS == statePending && nt.sns != nil,
+				tracked: true, owner: eventID,
 				repeats: st.MsgRepeats, lastSent: st.MsgLastSent}
 			p.send = p.slack || p.sns
 			return p, nil
@@ -199,7 +201,8 @@ func (nt *Notifier) decide(ctx context.Context, n Notice, now time.Time) (plan, 
 		snsState = statePending
 	}
 	sum := summary{string(n.Report.Diagnosis), n.Report.Principal, n.Report.Key}
-	// Repeat first: in a storm nearly every event is one, and that costs one write.
+	// Repeat first: in a storm nearly every event is one, and then it costs one write after
+	// the event mark.
 	for range 3 {
 		counted, err := nt.store.countRepeat(ctx, n.Fingerprint, eventID, now)
 		if err != nil {
