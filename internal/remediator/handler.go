@@ -7,6 +7,7 @@ package remediator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/crossaccount"
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/finding"
@@ -41,12 +43,31 @@ type Enricher interface {
 	World(ctx context.Context, d *cloudtrail.Denial) *world.World
 }
 
+// KeyOwnerSender sends the key-policy half of a cross-account finding to the key's owner
+// (internal/crossaccount); it says what it did ("sent", "duplicate", "no-bus", ...). An
+// error means a retry may succeed.
+type KeyOwnerSender interface {
+	Send(ctx context.Context, r finding.Report) (string, error)
+}
+
+// RequestReceiver accepts key-policy change requests from other accounts' remediators
+// (internal/crossaccount): it returns the key owner's report and its world, or an error
+// with a RejectionReason for a request refused for good.
+type RequestReceiver interface {
+	Receive(ctx context.Context, event []byte) (finding.Report, *world.World, error)
+}
+
 // Handler handles one EventBridge event per call. Its fields live as long as the container.
 type Handler struct {
 	Enricher  Enricher
 	Validator *Validator // nil: patches are not validated (and so not verified)
 	Notifier  Notifier
 	Applier   Applier // nil: nothing is applied
+	// KeyOwner sends cross-account findings' key-policy half to the key owner's bus (nil:
+	// KMSFIX_KEY_OWNER_BUSES is empty). Requests accepts such requests from trusted
+	// accounts (nil: KMSFIX_TRUSTED_ACCOUNTS is empty, requests are ignored).
+	KeyOwner KeyOwnerSender
+	Requests RequestReceiver
 	// Sandbox lists the accounts where automatic fixes are allowed (KMSFIX_SANDBOX_ACCOUNTS).
 	Sandbox []string
 	Log     *slog.Logger
@@ -60,6 +81,7 @@ const (
 	outcomeIgnored   = "ignored"
 	outcomeMalformed = "malformed"
 	outcomeError     = "error"
+	outcomeRejected  = "rejected" // a key-policy change request refused (crossaccount)
 )
 
 // Handle processes one event. It returns an error only for what a retry may fix (a notifier
@@ -76,6 +98,7 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep findin
 		w       *world.World
 		outcome = outcomeError
 		reason  string
+		extra   []any // attributes of the log line beyond the common ones
 	)
 	defer func() {
 		if p := recover(); p != nil {
@@ -83,8 +106,37 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep findin
 			h.Log.ErrorContext(ctx, "panic", "event_id", rep.EventID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			outcome, rep = outcomeError, finding.Report{EventID: rep.EventID}
 		}
-		h.record(ctx, rep, w, outcome, reason, err, calls, now().Sub(start))
+		h.record(ctx, rep, w, outcome, reason, err, calls, now().Sub(start), extra...)
 	}()
+
+	if crossaccount.IsRequest(event) {
+		extra = append(extra, "source", crossaccount.Source)
+		if h.Requests == nil {
+			rep.EventID = envelopeID(event)
+			outcome, reason = outcomeIgnored, "a key-policy change request, but this remediator trusts no account (KMSFIX_TRUSTED_ACCOUNTS)"
+			rep.Ignored = reason
+			return rep, nil
+		}
+		var rerr error
+		rep, w, rerr = h.Requests.Receive(ctx, event)
+		var rej interface{ RejectionReason() string }
+		switch {
+		case errors.As(rerr, &rej):
+			outcome, reason = outcomeRejected, rej.RejectionReason()
+			return finding.Report{EventID: envelopeID(event), Ignored: "key-policy change request rejected: " + reason}, nil
+		case rerr != nil:
+			rep.EventID = envelopeID(event)
+			return rep, fmt.Errorf("key-policy change request %s: %w", rep.EventID, rerr)
+		case rep.Ignored != "":
+			outcome, reason = outcomeIgnored, rep.Ignored
+			return rep, nil
+		}
+		if err = h.deliver(ctx, &rep, w); err != nil {
+			return rep, err
+		}
+		outcome = outcomeFinding
+		return rep, nil
+	}
 
 	item, perr := cloudtrail.Parse(event)
 	if perr != nil {
@@ -102,21 +154,35 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep findin
 	w = h.Enricher.World(ctx, item.Denial)
 	w.SandboxAccounts = slices.Clone(h.Sandbox)
 	rep = engine.Explain(item, w)
-	h.validate(ctx, &rep)
-
-	if h.Applier != nil && rep.AutoApply {
-		if aerr := h.Applier.Apply(ctx, &rep, w); aerr != nil {
-			err = fmt.Errorf("apply %s: %w", rep.EventID, aerr)
-		}
-	}
-	if nerr := h.Notifier.Notify(ctx, rep); nerr != nil {
-		err = fmt.Errorf("notify %s: %w", rep.EventID, nerr)
-	}
-	if err != nil {
+	if err = h.deliver(ctx, &rep, w); err != nil {
 		return rep, err
+	}
+	// Only after the local notification went out: a retry of a failed send re-notifies
+	// nothing (the notifier dedupes) and sends again.
+	if h.KeyOwner != nil && rep.Diagnosis == finding.CrossAccountAccessMissing {
+		sent, serr := h.KeyOwner.Send(ctx, rep)
+		extra = append(extra, "key_owner_request", sent)
+		if serr != nil {
+			return rep, fmt.Errorf("key-policy change request for %s: %w", rep.EventID, serr)
+		}
 	}
 	outcome = outcomeFinding
 	return rep, nil
+}
+
+// deliver validates the patches, applies what may be applied, and notifies.
+func (h *Handler) deliver(ctx context.Context, rep *finding.Report, w *world.World) error {
+	h.validate(ctx, rep)
+	var err error
+	if h.Applier != nil && rep.AutoApply {
+		if aerr := h.Applier.Apply(ctx, rep, w); aerr != nil {
+			err = fmt.Errorf("apply %s: %w", rep.EventID, aerr)
+		}
+	}
+	if nerr := h.Notifier.Notify(ctx, *rep); nerr != nil {
+		err = fmt.Errorf("notify %s: %w", rep.EventID, nerr)
+	}
+	return err
 }
 
 // validate runs Access Analyzer on the patches; a problem or a check that could not run
@@ -147,7 +213,7 @@ func (h *Handler) validate(ctx context.Context, rep *finding.Report) {
 }
 
 // record writes the event's log line and metrics line.
-func (h *Handler) record(ctx context.Context, rep finding.Report, w *world.World, outcome, reason string, err error, calls *enrich.Calls, d time.Duration) {
+func (h *Handler) record(ctx context.Context, rep finding.Report, w *world.World, outcome, reason string, err error, calls *enrich.Calls, d time.Duration, extra ...any) {
 	attrs := []any{
 		"event_id", rep.EventID,
 		"outcome", outcome,
@@ -161,6 +227,7 @@ func (h *Handler) record(ctx context.Context, rep finding.Report, w *world.World
 	if reason != "" {
 		attrs = append(attrs, "reason", reason)
 	}
+	attrs = append(attrs, extra...)
 	if rep.Diagnosis != "" {
 		attrs = append(attrs, "diagnosis", rep.Diagnosis, "principal", rep.Principal, "key", rep.Key,
 			"verified", rep.Verified, "auto_apply", rep.AutoApply)
@@ -182,7 +249,7 @@ func (h *Handler) record(ctx context.Context, rep finding.Report, w *world.World
 	if h.Metrics == nil {
 		return
 	}
-	m := metrics{ignored: outcome == outcomeIgnored || outcome == outcomeMalformed, errored: err != nil,
+	m := metrics{ignored: outcome == outcomeIgnored || outcome == outcomeMalformed || outcome == outcomeRejected, errored: err != nil,
 		calls: calls.Total(), attempts: calls.Attempts(), duration: d}
 	if rep.Diagnosis != "" && err == nil {
 		m.diagnosis = string(rep.Diagnosis)

@@ -1,0 +1,303 @@
+package crossaccount
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/diagnose"
+	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/notify"
+	"github.com/kmsfix/kmsfix/internal/patch"
+	"github.com/kmsfix/kmsfix/internal/world"
+)
+
+// Enricher builds the world for a denial from live AWS (internal/enrich); in the key owner's
+// account it reads the key's policy.
+type Enricher interface {
+	World(ctx context.Context, d *cloudtrail.Denial) *world.World
+}
+
+// CallerIdentityAPI tells the function its own account; *sts.Client satisfies it.
+type CallerIdentityAPI interface {
+	GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, opts ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
+}
+
+// Receiver accepts key-policy change requests in the key owner's account.
+type Receiver struct {
+	Enricher Enricher
+	STS      CallerIdentityAPI
+	// Region is the function's Region: keys elsewhere are refused (empty: not checked).
+	Region string
+	// TrustedAccounts may send requests (KMSFIX_TRUSTED_ACCOUNTS). With TrustedOrgID set,
+	// any other account is accepted in code: the bus policy admits only the organization's
+	// accounts (aws:PrincipalOrgID), and EventBridge's envelope account cannot be forged.
+	TrustedAccounts []string
+	TrustedOrgID    string
+	// Sandbox lists the accounts where automatic fixes are allowed (KMSFIX_SANDBOX_ACCOUNTS).
+	Sandbox []string
+
+	mu      sync.Mutex
+	account string
+}
+
+// Rejection is a request refused for good: it is logged with its reason and dropped,
+// never retried.
+type Rejection struct{ Reason string }
+
+func (r *Rejection) Error() string { return "key-policy change request rejected: " + r.Reason }
+
+// RejectionReason is the reason alone, for the log line.
+func (r *Rejection) RejectionReason() string { return r.Reason }
+
+func reject(format string, a ...any) error { return &Rejection{Reason: fmt.Sprintf(format, a...)} }
+
+var (
+	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRE  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
+	// A key ARN (never an alias): partition, Region, account, key id.
+	keyARNRE = regexp.MustCompile(`^arn:(aws[a-z-]*):kms:([a-z0-9-]+):([0-9]{12}):key/([A-Za-z0-9-]+)$`)
+	// A role (with its path) or user ARN: no wildcards, no session.
+	principalRE = regexp.MustCompile(`^arn:(aws[a-z-]*):iam::([0-9]{12}):(role|user)/([A-Za-z0-9+=,.@_/-]+)$`)
+	// S3 bucket names: lower case, digits, dots and hyphens (no wildcard can pass).
+	bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+)
+
+// DataKeyActions are the only actions a request may ask for: what S3 asks KMS for.
+var DataKeyActions = []string{"kms:Decrypt", "kms:GenerateDataKey"}
+
+// Receive validates one request event and, when it is accepted, returns the key owner's
+// report (only the key-policy side, verified against the live key policy, with the merged
+// policy) and the world it was made from, for the notifier and the applier. A refused
+// request is a *Rejection; any other error is transient (the event should be retried).
+// A request whose statement the key policy no longer needs returns a report with Ignored set.
+func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, *world.World, error) {
+	var env Envelope
+	if err := json.Unmarshal(event, &env); err != nil {
+		return finding.Report{}, nil, reject("malformed event: %v", err)
+	}
+	if env.Source != Source || env.DetailType != DetailType {
+		return finding.Report{}, nil, reject("source %q, detail-type %q: want %q, %q", env.Source, env.DetailType, Source, DetailType)
+	}
+	own, err := rc.ownAccount(ctx)
+	if err != nil {
+		return finding.Report{}, nil, err
+	}
+	sender := env.Account
+	switch {
+	case !accountRE.MatchString(sender):
+		return finding.Report{}, nil, reject("the event's envelope names no sending account (account %q)", sender)
+	case sender == own:
+		return finding.Report{}, nil, reject("the request comes from this account (%s) itself; only other accounts' remediators send requests", own)
+	case !slices.Contains(rc.TrustedAccounts, sender) && rc.TrustedOrgID == "":
+		return finding.Report{}, nil, reject("sending account %s is not trusted (KMSFIX_TRUSTED_ACCOUNTS)", sender)
+	}
+	var req Request
+	if err := json.Unmarshal(env.Detail, &req); err != nil {
+		return finding.Report{}, nil, reject("malformed detail from account %s: %v", sender, err)
+	}
+	f := req.Finding
+	if err := checkRequest(req, sender, own, rc.Region); err != nil {
+		return finding.Report{}, nil, err
+	}
+
+	// The statement is rebuilt from the finding's fields and must be exactly what was sent.
+	d := denialOf(f)
+	want := patch.Build(d, diagnose.Finding{NeedKeyPolicy: true}, &world.World{})[0].Statement
+	if why := CheckStatement(req.Statement, want); why != "" {
+		return finding.Report{}, nil, reject("the requested statement from account %s is not least privilege: %s", sender, why)
+	}
+
+	w := rc.Enricher.World(ctx, d)
+	k := w.Key(f.Key)
+	switch {
+	case slices.Contains(w.MissingKeys, f.Key):
+		return finding.Report{}, nil, reject("key %s does not exist in account %s", f.Key, own)
+	case k != nil && diagnose.AWSManaged(d, k):
+		return finding.Report{}, nil, reject("key %s is an AWS managed key: its policy cannot be changed", f.Key)
+	}
+	w.SandboxAccounts = slices.Clone(rc.Sandbox)
+	rep := rc.ownerReport(d, req, sender, own, w)
+	return rep, w, nil
+}
+
+// checkRequest checks the request's fields: who the envelope says sent it, that the finding
+// is a cross-account denial of a named principal of that account, on a key of this account,
+// through S3, for one bucket, for data-key actions only.
+func checkRequest(req Request, sender, own, region string) error {
+	f := req.Finding
+	switch {
+	case req.Version < 1:
+		return reject("schema version %d from account %s: want 1 or later", req.Version, sender)
+	case req.SenderAccount != "" && req.SenderAccount != sender:
+		return reject("the detail claims sender account %s but EventBridge delivered it from account %s", req.SenderAccount, sender)
+	case f.PrincipalAccount != sender:
+		return reject("the finding's principal_account %q is not the sending account %s", f.PrincipalAccount, sender)
+	case f.Diagnosis != finding.CrossAccountAccessMissing:
+		return reject("diagnosis %q: only %s findings are accepted", f.Diagnosis, finding.CrossAccountAccessMissing)
+	}
+	m := keyARNRE.FindStringSubmatch(f.Key)
+	switch {
+	case m == nil:
+		return reject("the finding's key %q is not a KMS key ARN", f.Key)
+	case m[3] != own || f.KeyAccount != own:
+		return reject("key %s (key_account %q) is not in this account (%s)", f.Key, f.KeyAccount, own)
+	case region != "" && m[2] != region:
+		return reject("key %s is in Region %s; this remediator serves %s", f.Key, m[2], region)
+	case (req.Key != "" && req.Key != f.Key) || (req.KeyAccount != "" && req.KeyAccount != f.KeyAccount):
+		return reject("the request names key %s (%s) but its finding names %s (%s)", req.Key, req.KeyAccount, f.Key, f.KeyAccount)
+	}
+	p := principalRE.FindStringSubmatch(f.Principal)
+	switch {
+	case strings.ContainsAny(f.Principal, "*?"):
+		return reject("the finding's principal %q has a wildcard", f.Principal)
+	case p == nil:
+		return reject("the finding's principal %q is not an IAM role or user ARN", f.Principal)
+	case p[2] != sender:
+		return reject("the finding's principal %s is not in the sending account %s", f.Principal, sender)
+	case p[1] != m[1]:
+		return reject("the principal's partition %s is not the key's %s", p[1], m[1])
+	case !regionRE.MatchString(f.Region):
+		return reject("the finding's region %q is not an AWS Region", f.Region)
+	case !bucketRE.MatchString(f.Bucket) || strings.Contains(f.Bucket, ".."):
+		return reject("the finding's bucket %q is not an S3 bucket name; a request must be limited to one bucket", f.Bucket)
+	case len(f.Actions) == 0:
+		return reject("the finding names no KMS action")
+	}
+	for _, a := range f.Actions {
+		if !slices.Contains(DataKeyActions, a) {
+			return reject("the finding's action %q is not one of %s", a, strings.Join(DataKeyActions, ", "))
+		}
+	}
+	return nil
+}
+
+// denialOf is the request the finding describes, as KMS saw it: the principal's call through
+// S3 in the finding's Region, with the bucket's (S3 Bucket Keys) or the object's context.
+func denialOf(f finding.Report) *cloudtrail.Denial {
+	m := keyARNRE.FindStringSubmatch(f.Key)
+	partition, keyRegion := m[1], m[2]
+	ctx := "arn:" + partition + ":s3:::" + f.Bucket
+	if f.Object != "" {
+		ctx += "/" + f.Object
+	}
+	kind := cloudtrail.KindRole
+	if strings.Contains(f.Principal, ":user/") {
+		kind = cloudtrail.KindUser
+	}
+	actions := slices.Clone(f.Actions)
+	return &cloudtrail.Denial{
+		EventID:    f.EventID,
+		EventTime:  f.EventTime,
+		EventName:  f.EventName,
+		Region:     f.Region,
+		ErrorCode:  f.ErrorCode,
+		KeyARN:     f.Key,
+		KeyAccount: f.KeyAccount,
+		KeyRegion:  keyRegion,
+		Partition:  partition,
+		ContextARN: ctx,
+		Bucket:     f.Bucket,
+		Object:     f.Object,
+		BucketKey:  f.Object == "",
+		Actions:    actions,
+		Identity: cloudtrail.Identity{
+			Kind:         kind,
+			PrincipalARN: f.Principal,
+			Account:      f.PrincipalAccount,
+			SessionARN:   f.SessionARN,
+		},
+	}
+}
+
+// ownerReport is the key owner's finding: the key-policy side only, verified with the live
+// key policy on the assumption that the caller's account applies its half (the identity
+// policy the caller's own notification carries).
+func (rc *Receiver) ownerReport(d *cloudtrail.Denial, req Request, sender, own string, w *world.World) finding.Report {
+	f := req.Finding
+	// The caller's half, as its remediator proposes it: the principal is in another account,
+	// so its real policies are not readable here.
+	ident := patch.Build(d, diagnose.Finding{NeedIdentity: true}, w)[0]
+	if w.Principals == nil {
+		w.Principals = map[string]*world.Principal{}
+	}
+	w.Principals[d.Identity.PrincipalARN] = &world.Principal{Policies: []world.NamedPolicy{{
+		Name: "assumed: " + ident.Name + " (the caller's half, applied in account " + sender + ")", Document: ident.Policy}}}
+
+	rep := finding.Report{
+		EventID:          f.EventID,
+		Diagnosis:        finding.CrossAccountAccessMissing,
+		Principal:        f.Principal,
+		PrincipalAccount: f.PrincipalAccount,
+		Key:              f.Key,
+		KeyAccount:       own,
+		Region:           f.Region,
+		Bucket:           f.Bucket,
+		Object:           f.Object,
+		Actions:          d.Actions,
+		Severity:         finding.CrossAccountAccessMissing.Severity(),
+		EventTime:        f.EventTime,
+		EventName:        f.EventName,
+		ErrorCode:        f.ErrorCode,
+		SessionARN:       f.SessionARN,
+		PrincipalType:    string(d.Identity.Kind),
+		Fingerprint:      notify.FingerprintOf(f.Principal, f.Key, d.Actions, string(finding.CrossAccountAccessMissing), f.Bucket),
+	}
+	if k := w.Key(f.Key); k != nil && len(k.Aliases) > 0 {
+		rep.KeyAlias = k.Aliases[0]
+	}
+	keyKnown := w.Key(f.Key) != nil && w.Key(f.Key).Policy != nil
+	if keyKnown && patch.Verify(d, w, nil).AllowedAfter {
+		rep.Ignored = fmt.Sprintf("key-policy change request %s from account %s: the key policy already allows %s to %s through S3; nothing to change",
+			req.RequestID, sender, f.Principal, strings.Join(d.Actions, " and "))
+		return rep
+	}
+	rep.Patches = patch.Build(d, diagnose.Finding{NeedKeyPolicy: true}, w)
+	v := patch.Verify(d, w, rep.Patches)
+	rep.Verified = keyKnown && v.OK()
+	rep.Detail = fmt.Sprintf("Account %s's remediator asks for this key-policy statement (request %s): %s in account %s was refused %s on key %s through S3 for bucket %s, and a denied cross-account call is logged only in the caller's account. "+
+		"The statement names only that principal, only those actions, only through S3 in %s and only for that bucket; the caller's account adds its identity policy itself.",
+		sender, req.RequestID, diagnose.Describe(d.Identity), sender, strings.Join(d.Actions, " and "), f.Key, f.Bucket, d.Region)
+	rep.Escalate = fmt.Sprintf("the key's administrators in account %s", own)
+	switch {
+	case !keyKnown:
+		rep.Unknown = append(rep.Unknown, "the key policy (GetKeyPolicy)")
+		rep.Unverified = "not verified: could not read the key policy"
+	case !v.AllowedAfter:
+		rep.Unverified = "evaluating the key policy with the statement does not show the request allowed (a Deny in the key policy, or a key state, still refuses it)"
+	case len(v.Widened) > 0:
+		rep.Unverified = "the statement would also allow: " + strings.Join(v.Widened, "; ")
+	}
+	switch {
+	case !rep.Verified:
+		rep.AutoApplyBlocked = "the patch is not verified"
+	case !w.IsSandbox(own):
+		rep.AutoApplyBlocked = "account " + own + " is not a sandbox account"
+	default:
+		rep.AutoApply = true
+	}
+	return rep
+}
+
+// ownAccount asks STS once per container; a failure is retried with the event.
+func (rc *Receiver) ownAccount(ctx context.Context) (string, error) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.account != "" {
+		return rc.account, nil
+	}
+	out, err := rc.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("crossaccount: this account's id (sts:GetCallerIdentity): %w", err)
+	}
+	rc.account = aws.ToString(out.Account)
+	return rc.account, nil
+}
