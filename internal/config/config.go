@@ -34,8 +34,11 @@ type Config struct {
 	PropagationWindow time.Duration
 	// KeyOwnerBuses maps a key-owner account (or "*") to the event bus that receives
 	// key-policy requests for it.
-	KeyOwnerBuses     map[string]string
-	TrustedAccounts   []string
+	KeyOwnerBuses   map[string]string
+	TrustedAccounts []string
+	// TrustedOrgID accepts requests from any account of this organization (the stack's bus
+	// policy checks aws:PrincipalOrgID).
+	TrustedOrgID      string
 	RemediatorRoleARN string
 }
 
@@ -71,6 +74,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PropagationWindow: p.duration("KMSFIX_PROPAGATION_WINDOW", 10*time.Minute, 0),
 		KeyOwnerBuses:     p.buses("KMSFIX_KEY_OWNER_BUSES"),
 		TrustedAccounts:   p.accounts("KMSFIX_TRUSTED_ACCOUNTS"),
+		TrustedOrgID:      p.orgID("KMSFIX_TRUSTED_ORG_ID"),
 		RemediatorRoleARN: p.arn("KMSFIX_REMEDIATOR_ROLE_ARN", false),
 	}
 	if c.Mode == ModeApply && len(c.SandboxAccounts) == 0 {
@@ -229,6 +233,16 @@ func (p *parser) buses(name string) map[string]string {
 		}
 	}
 	return out
+}
+
+var orgIDRE = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
+
+func (p *parser) orgID(name string) string {
+	v := p.get(name)
+	if v != "" && !orgIDRE.MatchString(v) {
+		p.fail(name, "is %q; want an organization id (o-...)", v)
+	}
+	return v
 }
 
 // BusFor returns the key-owner bus for an account, falling back to "*".

@@ -42,9 +42,13 @@ func TestLoadAll(t *testing.T) {
 	m["KMSFIX_APPLY_EXPIRY"] = "2h"
 	m["KMSFIX_DRY_RUN"] = "true"
 	m["KMSFIX_KEY_OWNER_BUSES"] = "444455556666=arn:aws:events:us-east-1:444455556666:event-bus/kmsfix,*=arn:aws:events:us-east-1:999988887777:event-bus/org"
+	m["KMSFIX_TRUSTED_ORG_ID"] = "o-a1b2c3d4e5"
 	c, err := Load(env(m))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.TrustedOrgID != "o-a1b2c3d4e5" {
+		t.Errorf("TrustedOrgID = %q", c.TrustedOrgID)
 	}
 	if c.Mode != ModeApply || !c.IsSandbox("444455556666") || c.IsSandbox("999988887777") ||
 		c.ApplyExpiry != 2*time.Hour || !c.DryRun ||
@@ -80,6 +84,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad table", map[string]string{"KMSFIX_TABLE_NAME": "a b"}, []string{"KMSFIX_TABLE_NAME"}},
 		{"bus without =", map[string]string{"KMSFIX_KEY_OWNER_BUSES": "444455556666"}, []string{"want ACCOUNT=busARN"}},
 		{"bus not a bus", map[string]string{"KMSFIX_KEY_OWNER_BUSES": "444455556666=arn:aws:sns:us-east-1:444455556666:t"}, []string{"want an event bus ARN"}},
+		{"bad org id", map[string]string{"KMSFIX_TRUSTED_ORG_ID": "org-1"}, []string{`KMSFIX_TRUSTED_ORG_ID is "org-1"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
