@@ -397,7 +397,7 @@ func TestGeneratorCoverage(t *testing.T) {
 		`"resourceAccount":"` + gAcctKey + `"`, `"resourceAccount":"` + gAcctCaller + `"`,
 		`"AWS":"arn:aws:iam::` + gAcctCaller + `:root"`, `"AWS":"` + gCallers[1].arn + `"`, `"AWS":"` + gCallers[0].arn + `"`,
 		`"AWS":"` + gCallers[2].arn + `"`, `"AWS":"` + gCallers[0].session + `"`, `"Principal":"*"`, `"kms:CallerAccount":"` + gAcctCaller + `"`,
-		`"NotPrincipal"`, `"NotAction"`, `"NotResource"`, `"Effect":"Deny"`, `"boundary":{`,
+		`"NotPrincipal"`, `"NotAction"`, `"NotResource"`, `"Effect":"Deny"`, `"boundary":{`, `"Service":"s3.amazonaws.com"`,
 		`"kms:*"`, `"kms:Decr*"`, `"kms:?ecrypt"`, `"KMS:decrypt"`, `:alias/`, `:key/` + gOtherKeyID,
 		`"StringEquals"`, `"StringNotEquals"`, `"StringLike"`, `"StringNotLike"`, `"StringEqualsIgnoreCase"`,
 		`"ArnEquals"`, `"ArnLike"`, `"ArnNotLike"`, `"Bool"`, `"Null"`, `IfExists"`, `"ForAnyValue:`, `"ForAllValues:`,

@@ -316,8 +316,12 @@ func (g *gen) keyPolicy() *Document {
 				cond["StringEquals"]["kms:ViaService"] = V(gS3Here)
 			}
 			add(Statement{Effect: "Allow", Principal: p, Action: List("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"), Resource: V("*"), Condition: cond})
-		case 3: // nobody relevant: another role, another account
-			add(Statement{Effect: "Allow", Principal: AWSPrincipal(g.pick("arn:aws:iam::"+c.KeyAccount+":role/KeyAdmin", "arn:aws:iam::"+gAcctOther+":root")), Action: g.actions(), Resource: V("*")})
+		case 3: // nobody relevant: another role, another account, a service principal
+			p := AWSPrincipal(g.pick("arn:aws:iam::"+c.KeyAccount+":role/KeyAdmin", "arn:aws:iam::"+gAcctOther+":root"))
+			if g.chance(0.3) {
+				p = &Principal{Types: map[string]Values{"Service": V("s3.amazonaws.com")}}
+			}
+			add(Statement{Effect: "Allow", Principal: p, Action: g.actions(), Resource: V("*")})
 		case 4: // Deny, with or without a condition
 			s := Statement{Effect: "Deny", Principal: AWSPrincipal(g.pick("*", g.principalARN())), Action: g.actions(), Resource: V("*")}
 			if g.chance(0.7) {
@@ -360,6 +364,12 @@ func (g *gen) keyPolicy() *Document {
 	}
 	if len(d.Statement) == 0 {
 		add(Statement{Effect: "Allow", Principal: AWSPrincipal("arn:aws:iam::" + c.KeyAccount + ":role/KeyAdmin"), Action: V("kms:*"), Resource: V("*")})
+	}
+	// Key policies say "Resource": "*" (this key); some name the key, a key pattern or another key.
+	for i := range d.Statement {
+		if st := &d.Statement[i]; !st.Resource.IsZero() && g.chance(0.1) {
+			st.Resource = V(g.pick(g.keyARN, "arn:aws:kms:*:"+c.KeyAccount+":key/*", "arn:aws:kms:"+gRegion+":"+c.KeyAccount+":key/"+gOtherKeyID))
+		}
 	}
 	g.r.Shuffle(len(d.Statement), func(i, j int) { d.Statement[i], d.Statement[j] = d.Statement[j], d.Statement[i] })
 	return d
