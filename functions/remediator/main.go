@@ -15,6 +15,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -22,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kmsfix/kmsfix/internal/config"
+	"github.com/kmsfix/kmsfix/internal/crossaccount"
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/notify"
 	"github.com/kmsfix/kmsfix/internal/remediator"
@@ -76,13 +78,29 @@ func main() {
 		os.Exit(1)
 	}
 
+	stsClient := sts.NewFromConfig(awsCfg)
 	h := &remediator.Handler{
-		Enricher:  enrich.New(kmsClient, iamClient, sts.NewFromConfig(awsCfg), enrich.Options{TTL: cacheTTL, CallTimeout: callTimeout}),
+		Enricher:  enrich.New(kmsClient, iamClient, stsClient, enrich.Options{TTL: cacheTTL, CallTimeout: callTimeout}),
 		Validator: remediator.NewValidator(analyzer, cacheTTL, callTimeout),
 		Notifier:  notifier,
 		Sandbox:   cfg.SandboxAccounts,
 		Log:       log,
 		Metrics:   os.Stdout,
+	}
+	// Cross-account (docs/cross-account.md): send the key-policy half of a cross-account
+	// finding to the key owner's bus; accept such requests from trusted accounts.
+	if len(cfg.KeyOwnerBuses) > 0 {
+		h.KeyOwner = &crossaccount.Sender{
+			Events: eventbridge.NewFromConfig(awsCfg), Buses: cfg.KeyOwnerBuses,
+			Log:    &crossaccount.TableSentLog{DB: ddb, Table: cfg.TableName},
+			Window: cfg.DedupeWindow, Logger: log,
+		}
+	}
+	if len(cfg.TrustedAccounts) > 0 || cfg.TrustedOrgID != "" {
+		h.Requests = &crossaccount.Receiver{
+			Enricher: h.Enricher, STS: stsClient, Region: awsCfg.Region,
+			TrustedAccounts: cfg.TrustedAccounts, TrustedOrgID: cfg.TrustedOrgID, Sandbox: cfg.SandboxAccounts,
+		}
 	}
 	decorate(h)
 	lambda.Start(h.Handle)
