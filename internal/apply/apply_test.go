@@ -3,10 +3,14 @@ package apply
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/finding"
@@ -102,6 +106,14 @@ func TestScenarioKeyPolicyAppliedNotifiedRevertedAtExpiry(t *testing.T) {
 	}
 	if ids := e.active(); len(ids) != 0 {
 		t.Fatalf("active after revert = %v", ids)
+	}
+	// TTL only on the closed record, 90 days after it ended; the live record had none.
+	item, err := e.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &e.table, Key: key("apply#"+a.ID, "change")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, ok := item.Item["expires_at"].(*ddbtypes.AttributeValueMemberN); !ok || ttl.Value != fmt.Sprint(e.clock.Now().Add(DefaultRetention).Unix()) {
+		t.Fatalf("expires_at = %v", item.Item["expires_at"])
 	}
 	// Revert is idempotent: again by id, and another sweep, change nothing.
 	if rec, err := e.a.Revert(ctx, a.ID); err != nil || rec.Status != StatusReverted || rec.Attempts != 1 {

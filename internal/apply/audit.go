@@ -94,8 +94,10 @@ type DynamoDB interface {
 // expires_at (the table's TTL) is set only on closed records, Retention after they end: TTL
 // must never remove what the sweeper still has to revert.
 type Store struct {
-	DB        DynamoDB
-	Table     string
+	DB    DynamoDB
+	Table string
+	// Retention is how long a closed record stays (expires_at); 0 means DefaultRetention,
+	// a negative value keeps records forever.
 	Retention time.Duration
 }
 
@@ -140,8 +142,11 @@ func (s *Store) Put(ctx context.Context, r *Record, now time.Time) error {
 		}
 	}
 	item["attempts"] = &types.AttributeValueMemberN{Value: strconv.Itoa(r.Attempts)}
-	if Closed(r.Status) && s.Retention > 0 {
-		item["expires_at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(s.Retention).Unix(), 10)}
+	if keep := s.Retention; Closed(r.Status) && keep >= 0 {
+		if keep == 0 {
+			keep = DefaultRetention
+		}
+		item["expires_at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(keep).Unix(), 10)}
 	}
 	if !Closed(r.Status) {
 		if err := s.putActive(ctx, r); err != nil {
