@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/kmsfix/kmsfix/internal/apply"
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/crossaccount"
 	"github.com/kmsfix/kmsfix/internal/enrich"
@@ -86,6 +87,14 @@ func main() {
 		Sandbox:   cfg.SandboxAccounts,
 		Log:       log,
 		Metrics:   os.Stdout,
+	}
+	if cfg.Mode == config.ModeApply {
+		h.Applier = &apply.Applier{
+			Settings: apply.SettingsFrom(cfg, awsCfg.Region),
+			Store:    &apply.Store{DB: ddb, Table: cfg.TableName},
+			KMS:      kmsClient, Grants: kmsClient, IAM: iamClient, Analyzer: analyzer,
+			Logger: log, // no Hold: notify.Notifier.Notify holds the finding back itself after announcing the change
+		}
 	}
 	// Cross-account (docs/cross-account.md): send the key-policy half of a cross-account
 	// finding to the key owner's bus; accept such requests from trusted accounts.
