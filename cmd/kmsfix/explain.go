@@ -98,7 +98,7 @@ func writeHuman(w io.Writer, r finding.Report) {
 	if r.KeyAlias != "" {
 		key += " (" + r.KeyAlias + ")"
 	}
-	fmt.Fprintf(w, "  key         %s\n", key)
+	fmt.Fprintf(w, "  key         %s\n", orDash(key))
 	if r.Bucket != "" {
 		obj := "s3://" + r.Bucket
 		if r.Object != "" {

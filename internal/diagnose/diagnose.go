@@ -323,6 +323,9 @@ func (in *inputs) evaluate() (Finding, bool) {
 	userFixable := in.d.Identity.Kind == cloudtrail.KindUser && keyKnown && !res.KeyPolicyAdmits()
 	if in.princ != nil && in.princ.PermissionsBoundary != nil && res.Boundary.Decision != policy.Allow && !userFixable {
 		f := in.escalate(finding.BoundaryDoesNotAllow, "the principal's permissions boundary does not allow", "whoever owns the permissions boundary")
+		if res.Identity.Decision != policy.Allow {
+			f.Detail += " No identity policy allows it either: once the boundary allows it, an identity policy is needed too."
+		}
 		f.Needed = in.neededStatement()
 		return f, true
 	}

@@ -4,6 +4,7 @@ package world
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -94,7 +95,11 @@ func Load(path string) (*World, error) {
 func Parse(b []byte) (*World, error) {
 	var w World
 	if err := json.Unmarshal(b, &w); err != nil {
-		return nil, fmt.Errorf("world is not valid JSON: %w", err)
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			return nil, fmt.Errorf("world is not valid JSON: %w", err)
+		}
+		return nil, fmt.Errorf("world does not follow the world-file format (CONTRACT.md section 2): %w", err)
 	}
 	for arn, k := range w.Keys {
 		if k == nil {
