@@ -76,6 +76,20 @@ func KeyPolicyPatch(r finding.Report) (finding.Patch, bool) {
 	return finding.Patch{}, false
 }
 
+// NewRequest is the request for a finding and its key-policy patch.
+func NewRequest(r finding.Report, p finding.Patch, now time.Time) Request {
+	return Request{
+		Version:       Version,
+		RequestID:     notify.Fingerprint(r),
+		RequestedAt:   now.UTC().Format(time.RFC3339),
+		SenderAccount: r.PrincipalAccount,
+		Key:           r.Key,
+		KeyAccount:    r.KeyAccount,
+		Statement:     p.Statement,
+		Finding:       r,
+	}
+}
+
 // Send puts a key-policy change request for the finding on its key owner's bus, once per
 // window. It returns an error only for what a retry may fix (EventBridge failed, or refused
 // the entry); the other outcomes are logged and returned as a word.
@@ -103,17 +117,7 @@ func (s *Sender) Send(ctx context.Context, r finding.Report) (string, error) {
 		lg.Info("crossaccount: request already sent in this window", "request_id", id, "bus", bus)
 		return Duplicate, nil
 	}
-	req := Request{
-		Version:       Version,
-		RequestID:     id,
-		RequestedAt:   now.UTC().Format(time.RFC3339),
-		SenderAccount: r.PrincipalAccount,
-		Key:           r.Key,
-		KeyAccount:    r.KeyAccount,
-		Statement:     p.Statement,
-		Finding:       r,
-	}
-	detail, err := json.Marshal(req)
+	detail, err := json.Marshal(NewRequest(r, p, now))
 	if err != nil {
 		return "", fmt.Errorf("crossaccount: encode request: %w", err)
 	}
