@@ -442,3 +442,22 @@ func TestWithSweeperRoutes(t *testing.T) {
 		t.Fatalf("without an applier the event goes on: %v", out)
 	}
 }
+
+// Someone rewrote our statement while it was live: it is theirs now, so the revert leaves it
+// and says so; nothing else is touched.
+func TestRevertLeavesARewrittenStatement(t *testing.T) {
+	e := newEnv(t, adminOnly)
+	a := mustApply(t, e, keyMissingReport(e, "ev-1"))
+	edited := strings.Replace(e.keyPolicy(), `"Action":["kms:Decrypt"]`, `"Action":["kms:Decrypt","kms:GenerateDataKey"]`, 1)
+	if edited == e.keyPolicy() {
+		t.Fatal("test setup: the statement was not edited")
+	}
+	putPolicy(e, edited)
+	rec, err := e.a.Revert(ctx, a.ID)
+	if err != nil || rec.Status != StatusReverted || !strings.Contains(rec.Note, "left in place") {
+		t.Fatalf("revert = %+v, %v", rec, err)
+	}
+	if e.keyPolicy() != edited {
+		t.Fatal("the revert touched a statement someone else rewrote")
+	}
+}

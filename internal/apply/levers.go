@@ -297,13 +297,22 @@ func (a *Applier) applyKeyPolicy(ctx context.Context, rec *Record) error {
 // writes back the policy exactly as GetKeyPolicy returned it before the change.
 func (a *Applier) revertKeyPolicy(ctx context.Context, rec *Record) (string, error) {
 	sid := rec.Name
+	ours := ""
+	if p, err := decodePatch(rec); err == nil && p.Statement != nil {
+		ours, _ = marshal(*p.Statement)
+	}
 	for range 2 {
 		cur, doc, err := a.getKeyPolicy(ctx, rec.Target, rec.Region)
 		if err != nil {
 			return "", err
 		}
-		if _, ok := doc.StatementBySid(sid); !ok {
+		have, ok := doc.StatementBySid(sid)
+		if !ok {
 			return revertNote(cur, rec.Before, "statement "+sid+" was already gone"), nil
+		}
+		// Someone rewrote the statement since: it is theirs now, and we never drop theirs.
+		if text, _ := marshal(have); ours != "" && !sameJSON(text, ours) {
+			return "statement " + sid + " was changed by someone else since the change; left in place", nil
 		}
 		rest := &policy.Document{Version: doc.Version, ID: doc.ID}
 		for _, s := range doc.Statement {
@@ -506,13 +515,15 @@ func (a *Applier) applyInline(ctx context.Context, rec *Record) error {
 
 func (a *Applier) revertInline(ctx context.Context, rec *Record) (string, error) {
 	user, name := iamEntity(rec.Target)
-	// Only what the change added: if the policy is not there, there is nothing to delete.
-	if _, found, err := a.inlinePolicy(ctx, rec.Target, rec.Name); err != nil {
+	// Only what the change added: if the policy is not there, there is nothing to delete. The
+	// name is ours (the change refused to start when it existed), so it goes even if edited.
+	_, found, err := a.inlinePolicy(ctx, rec.Target, rec.Name)
+	if err != nil {
 		return "", err
-	} else if !found {
+	}
+	if !found {
 		return "inline policy " + rec.Name + " was not there (never written, or already deleted)", nil
 	}
-	var err error
 	if user {
 		_, err = a.IAM.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: &name, PolicyName: &rec.Name})
 	} else {
