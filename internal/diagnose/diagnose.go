@@ -331,22 +331,18 @@ func (in *inputs) evaluate() (Finding, bool) {
 	}
 	keyAdmits := res.KeyPolicyAdmits()
 	identityAllows := res.Identity.Decision == policy.Allow
+	if !in.same {
+		return in.crossAccountFrom(res, keyKnown, princKnown), true
+	}
 	switch {
 	case keyKnown && !keyAdmits:
-		if key := mismatchKey(res.KeyPolicy); key != "" && (in.same || identityAllows) {
+		if key := mismatchKey(res.KeyPolicy); key != "" {
 			return in.conditionMismatch("key policy", res.KeyPolicy.NearMiss, key, false, true, keyKnown && princKnown), true
 		}
-		if in.same {
-			return in.keyPolicyMissing(true), true
-		}
-		need := !(princKnown && identityAllows)
-		return in.crossAccount(need, true, keyKnown && princKnown), true
+		return in.keyPolicyMissing(true), true
 	case !princKnown:
 		// The key admits the caller (or is unknown); the identity side is unknown.
-		if !keyKnown {
-			return Finding{}, false
-		}
-		if keyAdmits && !res.KeyPolicy.ViaAccount && in.same {
+		if !keyKnown || !res.KeyPolicy.ViaAccount {
 			return Finding{}, false // the key policy alone allows: the cause is elsewhere
 		}
 		return in.identityMissing(false), true
@@ -364,16 +360,27 @@ func (in *inputs) evaluate() (Finding, bool) {
 		if keyKnown {
 			return in.identityMissing(true), true
 		}
-		switch {
-		case in.d.Message.Kind == cloudtrail.MsgNoIdentityAllow && !identityAllows:
-			return in.identityMissing(false), true
-		case in.same && (identityAllows || in.d.Message.Kind == cloudtrail.MsgNoResourceAllow):
+		if identityAllows || in.d.Message.Kind == cloudtrail.MsgNoResourceAllow {
 			return in.keyPolicyMissing(false), true
-		case in.same:
-			return in.identityMissing(false), true
 		}
-		return in.crossAccount(!identityAllows, true, false), true
+		return in.identityMissing(false), true
 	}
+}
+
+// crossAccountFrom decides an implicit deny across accounts: a condition that no longer
+// matches, or the sides (key policy, caller's IAM) that lack the allow. A side is left out
+// only when the world shows it already allows (CONTRACT.md, cross-account-access-missing).
+func (in *inputs) crossAccountFrom(res policy.KMSResult, keyKnown, princKnown bool) Finding {
+	keyAdmits := keyKnown && res.KeyPolicyAdmits()
+	identityAllows := princKnown && res.Identity.Decision == policy.Allow
+	known := keyKnown && princKnown
+	if key := mismatchKey(res.Identity); princKnown && !identityAllows && keyAdmits && key != "" {
+		return in.conditionMismatch(fmt.Sprintf("identity policy %q", res.Identity.NearMiss.Policy), res.Identity.NearMiss, key, true, false, known)
+	}
+	if key := mismatchKey(res.KeyPolicy); keyKnown && !keyAdmits && identityAllows && key != "" {
+		return in.conditionMismatch("key policy", res.KeyPolicy.NearMiss, key, false, true, known)
+	}
+	return in.crossAccount(!identityAllows, !keyAdmits, known)
 }
 
 func (in *inputs) keyPolicyMissing(known bool) Finding {
@@ -471,6 +478,9 @@ func (in *inputs) fromMessage() Finding {
 	d := in.d
 	switch d.Message.Kind {
 	case cloudtrail.MsgNoIdentityAllow:
+		if !in.same {
+			return in.crossAccount(true, !in.keyKnownToAdmit(), false)
+		}
 		return in.identityMissing(false)
 	case cloudtrail.MsgNoResourceAllow:
 		if in.same {
@@ -489,6 +499,14 @@ func (in *inputs) fromMessage() Finding {
 	}
 	return Finding{Code: finding.Undetermined, NeedKeyPolicy: true,
 		Detail: fmt.Sprintf("KMS's message (%q) does not say which policy refused, and the key policy could not be read: most likely the key policy of %s does not admit %s. The proposed key-policy statement is unverified.", shorten(d.Message.Text, 160), in.keyName, in.who)}
+}
+
+// keyKnownToAdmit says the world's key policy lets the caller (or its account) in.
+func (in *inputs) keyKnownToAdmit() bool {
+	if KeyPolicy(in.d, in.key) == nil {
+		return false
+	}
+	return in.authorize().KeyPolicyAdmits()
 }
 
 func (in *inputs) identityKnownToAllow() bool {

@@ -65,7 +65,7 @@ func TestDiagnose(t *testing.T) {
 			finding.CrossAccountAccessMissing, false, true, ""},
 		{"cross-account, key admits account: identity side only", denial(xRoleARN, "999988887777", cloudtrail.MsgNoIdentityAllow, "arn:aws:s3:::bkt/o"),
 			&world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc(t, xAccountKey)}}, Principals: map[string]*world.Principal{xRoleARN: {Policies: []world.NamedPolicy{}}}},
-			finding.IdentityPolicyMissing, true, false, ""},
+			finding.CrossAccountAccessMissing, true, false, ""},
 		{"cross-account, message only", denial(xRoleARN, "999988887777", cloudtrail.MsgCiphertext, "arn:aws:s3:::bkt/o"), &world.World{},
 			finding.CrossAccountAccessMissing, true, true, ""},
 		{"AWS managed key cross-account", denial(xRoleARN, "999988887777", cloudtrail.MsgAmbiguous, "arn:aws:s3:::bkt/o"),
