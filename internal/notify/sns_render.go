@@ -152,6 +152,9 @@ func structure(report []byte, email string, n Notice) ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
+// plainText drops mrkdwn marks from text shared with the Slack message.
+var plainText = strings.NewReplacer("`", "", "*", "")
+
 // EmailText is the plain-text message for e-mail subscribers.
 func EmailText(n Notice) string {
 	r := n.Report
@@ -203,7 +206,7 @@ func EmailText(n Notice) string {
 	}
 	for i, p := range r.Patches {
 		line("")
-		line("Fix %d of %d: %s", i+1, len(r.Patches), strings.NewReplacer("`", "", "*", "").Replace(patchTitle(r, p)))
+		line("Fix %d of %d: %s", i+1, len(r.Patches), plainText.Replace(patchTitle(r, p)))
 		line("%s", patchBody(p))
 		if len(p.Commands) > 0 {
 			line("Commands:")
