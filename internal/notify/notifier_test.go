@@ -617,3 +617,40 @@ func TestIgnoredNeverNotifies(t *testing.T) {
 	}
 	r.wantCounts(t, 0, 0)
 }
+
+func TestWithoutSlack(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.SlackSecretARN = "" })
+	if err := r.n.Notify(context.Background(), report(t, "ev-1")); err != nil {
+		t.Fatal(err)
+	}
+	r.wantCounts(t, 0, 1)
+	if st := r.state(t, Fingerprint(report(t, "x"))); st.Slack != stateOff || st.SNS != stateSent {
+		t.Errorf("state = %+v", st)
+	}
+	if r.secrets.Calls() != 0 {
+		t.Error("read the secret without Slack configured")
+	}
+}
+
+func TestNewRefusesIncompleteConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		c    Clients
+	}{
+		{"nothing to send to", Config{Table: "t"}, Clients{DynamoDB: &fakeTable{}}},
+		{"topic without client", Config{TopicARN: "arn:aws:sns:us-east-1:1:t"}, Clients{}},
+		{"secret without client", Config{SlackSecretARN: secretARN}, Clients{}},
+		{"table without client", Config{TopicARN: "arn:aws:sns:us-east-1:1:t", Table: "t"}, Clients{SNS: &fakePublisher{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := New(tt.cfg, tt.c); err == nil {
+				t.Error("New accepted it")
+			}
+		})
+	}
+}
+
+type fakeTable struct{ Table }
+type fakePublisher struct{ Publisher }
