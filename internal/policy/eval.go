@@ -469,8 +469,9 @@ func lowerByte(b byte) byte {
 
 // --- conditions ---
 
-// context holds the request's condition keys, lower-cased, in a small slice: requests carry a
-// handful of keys, so a scan beats a map and allocates once.
+// context holds the request's condition keys in a small slice: requests carry a handful of
+// keys, so a scan beats a map and allocates once. Keys keep their case (lower-casing them
+// cost a third of AuthorizeKMS); get and encryptionContext compare case-insensitively.
 type context []kv
 
 type kv struct{ key, value string }
@@ -478,7 +479,7 @@ type kv struct{ key, value string }
 func newContext(m map[string]string) context {
 	c := make(context, 0, len(m))
 	for k, v := range m {
-		c = append(c, kv{strings.ToLower(k), v})
+		c = append(c, kv{k, v})
 	}
 	return c
 }
@@ -497,7 +498,7 @@ const ecPrefix = "kms:encryptioncontext:"
 func (c context) encryptionContext() map[string]string {
 	m := map[string]string{}
 	for _, e := range c {
-		if strings.HasPrefix(e.key, ecPrefix) {
+		if len(e.key) > len(ecPrefix) && strings.EqualFold(e.key[:len(ecPrefix)], ecPrefix) {
 			m[e.key[len(ecPrefix):]] = e.value
 		}
 	}
