@@ -38,7 +38,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	var o doctor.Options
 	var dlqs listFlag
 	region := fs.String("region", "", "AWS Region to check (default: the SDK's, e.g. AWS_REGION)")
-	fs.StringVar(&o.Rule, "rule", "", "name of the EventBridge rule (default: found by the stack's naming convention)")
+	fs.StringVar(&o.Rule, "rule", os.Getenv("KMSFIX_RULE_NAME"), "name of the EventBridge rule (default: $KMSFIX_RULE_NAME, else found by the stack's naming convention)")
 	fs.StringVar(&o.Stack, "stack", envOr("KMSFIX_STACK_NAME", "Kmsfix"), "CloudFormation stack name, for finding the rule (<stack>-KmsDenialRule...)")
 	fs.StringVar(&o.EventBus, "event-bus", "default", "event bus of the rule")
 	fs.StringVar(&o.Function, "function", "", "name or ARN of the remediator function (default: the rule's Lambda target)")

@@ -16,6 +16,7 @@ func doctorEnv(t *testing.T, f *testenv.DoctorFake) {
 		"CLOUDTRAIL": f.URL, "EVENTBRIDGE": f.URL, "LAMBDA": f.URL, "SQS": f.URL, "SECRETS_MANAGER": f.URL,
 	})
 	t.Setenv("KMSFIX_STACK_NAME", "")
+	t.Setenv("KMSFIX_RULE_NAME", "")
 }
 
 // TestDoctorCommand runs `kmsfix doctor` end to end: the real SDK clients built from the

@@ -279,6 +279,29 @@ func TestDoctorChecks(t *testing.T) {
 			want:   map[string]doctor.Status{doctor.NameSlackSecret: fail},
 		},
 		{
+			name:   "ListRules refused: found through the function's targets",
+			break_: func(f *testenv.DoctorFake) { f.Fail["ListRules"] = "AccessDeniedException" },
+			opts:   doctor.Options{Function: testenv.DoctorFunctionName},
+			detail: map[string]string{doctor.NameRuleExists: "(a rule for aws.kms targeting"},
+		},
+		{
+			name:   "ListRules refused, no function named",
+			break_: func(f *testenv.DoctorFake) { f.Fail["ListRules"] = "AccessDeniedException" },
+			want: map[string]doctor.Status{doctor.NameRuleExists: fail, doctor.NameRuleState: skip, doctor.NameRulePattern: skip,
+				doctor.NameRuleTarget: skip, doctor.NameFunction: skip, doctor.NameDeadLetters: skip, doctor.NameSlackSecret: skip},
+			fix: map[string]string{doctor.NameRuleExists: "events:ListRules"},
+		},
+		{
+			name:   "GetFunction refused",
+			break_: func(f *testenv.DoctorFake) { f.Fail["GetFunction"] = "AccessDeniedException" },
+			want:   map[string]doctor.Status{doctor.NameFunction: warn, doctor.NameSlackSecret: skip},
+			detail: map[string]string{doctor.NameDeadLetters: testenv.DoctorQueueName + " empty"},
+		},
+		{
+			name:   "DescribeSecret refused, the value still readable",
+			break_: func(f *testenv.DoctorFake) { f.Fail["DescribeSecret"] = "AccessDeniedException" },
+		},
+		{
 			name:   "trails not readable",
 			break_: func(f *testenv.DoctorFake) { f.Fail["DescribeTrails"] = "AccessDeniedException" },
 			want:   map[string]doctor.Status{doctor.NameTrailLogging: fail, doctor.NameTrailSelectors: skip},

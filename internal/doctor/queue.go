@@ -13,9 +13,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-// QueueAPI is the SQS calls of the dead-letter check.
+// QueueAPI is the SQS call of the dead-letter check.
 type QueueAPI interface {
-	GetQueueUrl(ctx context.Context, in *sqs.GetQueueUrlInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueUrlOutput, error)
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
@@ -27,14 +26,11 @@ func CheckDeadLetters(ctx context.Context, api QueueAPI, urls, arns []string, ru
 	slices.Sort(arns)
 	arns = slices.Compact(arns)
 	for _, arn := range arns {
-		u, err := queueURL(ctx, api, arn)
-		if code := errorCode(err); strings.Contains(code, "NonExistentQueue") || strings.Contains(code, "QueueDoesNotExist") {
-			c.Status, c.Detail = Fail, arn+" does not exist: failed deliveries have nowhere to go"
-			c.Fix = "deploy the stack (cdk deploy) to recreate it, or point the rule target's DeadLetterConfig and the function's on-failure destination at an existing queue"
-			return c
-		}
+		u, err := queueURL(arn)
 		if err != nil {
-			return cannotRead(c, "dead-letter queue "+arn, err, "sqs:GetQueueUrl", "sqs:GetQueueAttributes")
+			c.Status, c.Detail = Fail, err.Error()
+			c.Fix = "point the rule target's DeadLetterConfig at an SQS queue ARN (cdk deploy does)"
+			return c
 		}
 		urls = append(urls, u)
 	}
@@ -59,6 +55,11 @@ func CheckDeadLetters(ctx context.Context, api QueueAPI, urls, arns []string, ru
 				sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
 			},
 		})
+		if code := errorCode(err); strings.Contains(code, "NonExistentQueue") || strings.Contains(code, "QueueDoesNotExist") {
+			c.Status, c.Detail = Fail, queueName(u)+" does not exist: failed deliveries have nowhere to go"
+			c.Fix = "deploy the stack (cdk deploy) to recreate it, or point the rule target's DeadLetterConfig and the function's on-failure destination at an existing queue"
+			return c
+		}
 		if err != nil {
 			return cannotRead(c, "dead-letter queue "+u, err, "sqs:GetQueueAttributes")
 		}
@@ -93,17 +94,18 @@ func CheckDeadLetters(ctx context.Context, api QueueAPI, urls, arns []string, ru
 	return c
 }
 
-// queueURL turns arn:aws:sqs:REGION:ACCOUNT:NAME into the queue's URL.
-func queueURL(ctx context.Context, api QueueAPI, arn string) (string, error) {
+// queueURL turns arn:PARTITION:sqs:REGION:ACCOUNT:NAME into the queue's URL, in the form SQS
+// documents (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME), which every SQS endpoint accepts.
+func queueURL(arn string) (string, error) {
 	parts := strings.Split(arn, ":")
-	if len(parts) != 6 {
+	if len(parts) != 6 || parts[2] != "sqs" {
 		return "", fmt.Errorf("%q is not an SQS queue ARN", arn)
 	}
-	out, err := api.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(parts[5]), QueueOwnerAWSAccountId: aws.String(parts[4])})
-	if err != nil {
-		return "", err
+	domain := "amazonaws.com"
+	if parts[1] == "aws-cn" {
+		domain = "amazonaws.com.cn"
 	}
-	return aws.ToString(out.QueueUrl), nil
+	return "https://sqs." + parts[3] + "." + domain + "/" + parts[4] + "/" + parts[5], nil
 }
 
 func queueName(url string) string { return url[strings.LastIndexByte(url, '/')+1:] }

@@ -78,11 +78,8 @@ func FindRule(ctx context.Context, api RuleAPI, fns FunctionGetter, o Options) (
 	}
 
 	prefix := o.Stack + "-KmsDenialRule"
-	out, err := api.ListRules(ctx, &eventbridge.ListRulesInput{NamePrefix: aws.String(prefix), EventBusName: bus})
-	if err != nil {
-		return nil, cannotRead(c, "rules", err, "events:ListRules")
-	}
-	if len(out.Rules) > 0 {
+	out, listErr := api.ListRules(ctx, &eventbridge.ListRulesInput{NamePrefix: aws.String(prefix), EventBusName: bus})
+	if listErr == nil && len(out.Rules) > 0 {
 		name := aws.ToString(out.Rules[0].Name)
 		r, err := describe(name)
 		if err != nil {
@@ -96,6 +93,7 @@ func FindRule(ctx context.Context, api RuleAPI, fns FunctionGetter, o Options) (
 		return r, c
 	}
 
+	// Not found by name (or ListRules refused): the rules that target the function.
 	if o.Function != "" && fns != nil {
 		fn, err := fns.GetFunction(ctx, lambdaGetFunction(o.Function))
 		if err == nil && fn.Configuration != nil {
@@ -111,6 +109,9 @@ func FindRule(ctx context.Context, api RuleAPI, fns FunctionGetter, o Options) (
 				}
 			}
 		}
+	}
+	if listErr != nil {
+		return nil, cannotRead(c, "rules (looking for "+prefix+"*; or pass --rule NAME)", listErr, "events:ListRules")
 	}
 	return missing(fmt.Sprintf("no rule named %s* on event bus %q (pass --rule NAME or --stack NAME)", prefix, o.EventBus))
 }

@@ -272,7 +272,8 @@ func (f *DoctorFake) serve(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "com.amazonaws.sqs#QueueDoesNotExist", "The specified queue does not exist.")
 	case "GetQueueAttributes":
 		for _, q := range f.Queues {
-			if f.QueueURL(q.Name) == str("QueueUrl") {
+			// Any host: the doctor builds https://sqs.REGION.amazonaws.com/ACCOUNT/NAME.
+			if strings.HasSuffix(str("QueueUrl"), "/"+f.Account+"/"+q.Name) {
 				reply(map[string]any{"Attributes": map[string]string{
 					"ApproximateNumberOfMessages": itoa(q.Visible), "ApproximateNumberOfMessagesNotVisible": itoa(q.InFlight)}})
 				return
