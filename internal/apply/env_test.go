@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -61,7 +62,8 @@ func TestMain(m *testing.M) {
 var creds = credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")
 
 func kmsClient(url string) *kms.Client {
-	return kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(url), Credentials: creds, Retryer: aws.NopRetryer{}})
+	// The standard retryer: an emulator may drop a kept-alive connection now and then.
+	return kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(url), Credentials: creds, Retryer: retry.NewStandard()})
 }
 
 type clock struct {
@@ -109,7 +111,7 @@ func newEnv(t testing.TB, keyPolicyText string) *env {
 	e.key = aws.ToString(out.KeyMetadata.Arn)
 	e.before = e.keyPolicy()
 
-	e.db = dynamodb.New(dynamodb.Options{Region: region, BaseEndpoint: aws.String(emu.dynamo), Credentials: creds, Retryer: aws.NopRetryer{}})
+	e.db = dynamodb.New(dynamodb.Options{Region: region, BaseEndpoint: aws.String(emu.dynamo), Credentials: creds, Retryer: retry.NewStandard()})
 	e.table = fmt.Sprintf("kmsfix-apply-%d", tableSeq.Add(1))
 	_, err = e.db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: &e.table,
