@@ -76,9 +76,6 @@ func FromLookup(ctx context.Context, l *Lookup, since, until time.Time, opt Opti
 	res := c.result()
 	res.Reached = reached
 	res.Complete = err == nil
-	if pe := (*PageError)(nil); errors.As(err, &pe) {
-		res.Pages = pe.Page - 1
-	}
 	return res, err
 }
 
