@@ -158,12 +158,12 @@ func loadConfig(t *testing.T, env map[string]string) config.Config {
 // accounts is the two remediators, wired as functions/remediator wires them from their
 // configuration, with an EventBridge fake between them.
 type accounts struct {
-	caller, owner             *remediator.Handler
-	callerSent, ownerSent     *capture
-	callerLog, ownerLog       *logLines
-	bridge                    *testenv.EventBridgeFake // PutEvents made with the caller's credentials
-	kms                       *kms.Client
-	key, policyBefore, region string
+	caller, owner         *remediator.Handler
+	callerSent, ownerSent *capture
+	callerLog, ownerLog   *logLines
+	bridge                *testenv.EventBridgeFake // PutEvents made with the caller's credentials
+	kms                   *kms.Client
+	key, policyBefore     string
 }
 
 func twoAccounts(t *testing.T) *accounts {
