@@ -88,13 +88,15 @@ func main() {
 		Log:       log,
 		Metrics:   os.Stdout,
 	}
+	var applier *apply.Applier // nil outside apply mode: a nil *Applier must not go into h.Applier
 	if cfg.Mode == config.ModeApply {
-		h.Applier = &apply.Applier{
+		applier = &apply.Applier{
 			Settings: apply.SettingsFrom(cfg, awsCfg.Region),
 			Store:    &apply.Store{DB: ddb, Table: cfg.TableName},
 			KMS:      kmsClient, Grants: kmsClient, IAM: iamClient, Analyzer: analyzer,
 			Logger: log, // no Hold: notify.Notifier.Notify holds the finding back itself after announcing the change
 		}
+		h.Applier = applier
 	}
 	// Cross-account (docs/cross-account.md): send the key-policy half of a cross-account
 	// finding to the key owner's bus; accept such requests from trusted accounts.
@@ -112,5 +114,6 @@ func main() {
 		}
 	}
 	decorate(h)
-	lambda.Start(h.Handle)
+	// The 15-minute schedule's event runs the expiry sweeper; every other event is a denial.
+	lambda.Start(apply.WithSweeper(applier, h.Handle))
 }
