@@ -953,3 +953,65 @@ func addStatement(tmpl map[string]any, action, resource string) {
 		}
 	}
 }
+
+// TestWildcardsOnlyWhereAWSRequiresThem walks every policy in the template (IAM, key, topic,
+// queue, bus): an Allow may use "*" as its resource only in a key policy (where it means "this
+// key") or for actions without a resource type, and the only wildcard action is the key
+// policy's account statement (the AWS default that lets IAM policies grant use of the key and
+// keeps it manageable).
+func TestWildcardsOnlyWhereAWSRequiresThem(t *testing.T) {
+	for _, name := range []string{"notify", "full"} {
+		t.Run(name, func(t *testing.T) {
+			s := synth(t, name)
+			for id, r := range s.json["Resources"].(map[string]any) {
+				res := r.(map[string]any)
+				isKeyPolicy := res["Type"] == "AWS::KMS::Key"
+				var visit func(v any)
+				visit = func(v any) {
+					switch n := v.(type) {
+					case []any:
+						for _, x := range n {
+							visit(x)
+						}
+					case map[string]any:
+						if eff, ok := n["Effect"].(string); ok {
+							if _, ok := n["NotAction"]; ok && eff == "Allow" {
+								t.Errorf("%s: Allow with NotAction", id)
+							}
+							if eff == "Allow" {
+								checkAllow(t, id, isKeyPolicy, n)
+							}
+							return
+						}
+						for _, x := range n {
+							visit(x)
+						}
+					}
+				}
+				visit(res["Properties"])
+			}
+		})
+	}
+}
+
+func checkAllow(t *testing.T, id string, isKeyPolicy bool, st map[string]any) {
+	t.Helper()
+	actions, resources := strs(st["Action"]), strs(st["Resource"])
+	for _, a := range actions {
+		if !strings.Contains(a, "*") {
+			continue
+		}
+		principal := asJSON(st["Principal"])
+		if isKeyPolicy && a == "kms:*" && strings.Contains(principal, `":iam::"`) && strings.Contains(principal, `":root"`) {
+			continue // the key's account statement
+		}
+		t.Errorf("%s: wildcard action %s (principal %s)", id, a, principal)
+	}
+	if slices.Contains(resources, "*") && !isKeyPolicy {
+		for _, a := range actions {
+			if !slices.Contains(starOnly, a) {
+				t.Errorf("%s: Resource \"*\" for %s", id, a)
+			}
+		}
+	}
+}
