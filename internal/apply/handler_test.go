@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/kmsfix/kmsfix/internal/apply"
@@ -67,14 +68,48 @@ func (s *sent) Notify(_ context.Context, r finding.Report) error {
 // this package's applier behind it: the fix is applied in local-kms, the message carries the
 // revert command, the sweeper reverts it at expiry, and the key policy is byte-for-byte back.
 func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
-	const sampleKey = "arn:aws:kms:us-east-1:111122223333:key/7d0c3f5a-1e8b-4a62-9f4d-b2e6a8c1d703"
-	ctx := context.Background()
 	kmsURL, dynURL := apply.EmulatorURLs()
+	s := runSample(t, "11-key-policy-missing-sandbox", "arn:aws:kms:us-east-1:111122223333:key/7d0c3f5a-1e8b-4a62-9f4d-b2e6a8c1d703", "us-east-1", kmsURL, dynURL)
+	if s.rep.Applied == nil || s.rep.Applied.Lever != finding.KindKeyPolicyStatement {
+		t.Fatalf("not applied: auto_apply=%v blocked=%q", s.rep.AutoApply, s.rep.AutoApplyBlocked)
+	}
+	s.checkMessagesAndSweep(t)
+}
+
+// Sample event 03: an IAM Identity Center role that IAM cannot edit. The engine alone says
+// no auto-apply; the guard applies the key-policy statement instead (verified by the
+// engine's evaluator), and it is reverted at expiry byte-for-byte.
+func TestHandlerSSORoleGetsTheKeyPolicyLever(t *testing.T) {
+	_, dynURL := apply.EmulatorURLs()
+	kmsURL := testenv.ApplyLocalKMS(t, "246813579024", "eu-west-1")
+	s := runSample(t, "03-identity-policy-missing-sso-role", "arn:aws:kms:eu-west-1:246813579024:key/c41d8e2f-7b3a-4a96-8e05-d1f2a6b93c70", "eu-west-1", kmsURL, dynURL)
+	if s.rep.Applied == nil || s.rep.Applied.Lever != finding.KindKeyPolicyStatement {
+		t.Fatalf("not applied with the key policy: auto_apply=%v blocked=%q applied=%+v", s.rep.AutoApply, s.rep.AutoApplyBlocked, s.rep.Applied)
+	}
+	s.checkMessagesAndSweep(t)
+}
+
+type sampleRun struct {
+	a      *apply.Applier
+	kc     *kms.Client
+	rep    finding.Report
+	out    *sent
+	live   string
+	before string
+	table  string
+	region string
+	expiry time.Duration
+	now    time.Time
+}
+
+func runSample(t *testing.T, dir, sampleKey, region, kmsURL, dynURL string) *sampleRun {
+	t.Helper()
+	ctx := context.Background()
 	creds := credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")
-	kc := kms.New(kms.Options{Region: "us-east-1", BaseEndpoint: aws.String(kmsURL), Credentials: creds})
+	kc := kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(kmsURL), Credentials: creds})
 	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(dynURL), Credentials: creds})
 
-	base, err := world.Load("../../events/11-key-policy-missing-sandbox/world.json")
+	base, err := world.Load("../../events/" + dir + "/world.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +119,7 @@ func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
 			Policy json.RawMessage `json:"policy"`
 		} `json:"keys"`
 	}
-	b, _ := os.ReadFile("../../events/11-key-policy-missing-sandbox/world.json")
+	b, _ := os.ReadFile("../../events/" + dir + "/world.json")
 	if err := json.Unmarshal(b, &raw); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +129,7 @@ func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := aws.ToString(key.KeyMetadata.Arn)
-	event, err := os.ReadFile("../../events/11-key-policy-missing-sandbox/event.json")
+	event, err := os.ReadFile("../../events/" + dir + "/event.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +152,16 @@ func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
 	}
 	apply.WaitActive(t, db, table)
 	aa := testenv.NewApplyAnalyzerFake(t)
-	aaClient := accessanalyzer.New(accessanalyzer.Options{Region: "us-east-1", BaseEndpoint: aws.String(aa.URL), Credentials: creds})
+	iamFake := testenv.NewApplyIAMFake(t)
+	iamClient := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(iamFake.URL), Credentials: creds})
+	aaClient := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(aa.URL), Credentials: creds})
 
 	now := time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)
 	cfg, err := config.Load(func(k string) string {
 		return map[string]string{
-			"KMSFIX_MODE": "apply", "KMSFIX_SANDBOX_ACCOUNTS": "111122223333", "KMSFIX_TABLE_NAME": table,
+			"KMSFIX_MODE": "apply", "KMSFIX_SANDBOX_ACCOUNTS": base.SandboxAccounts[0], "KMSFIX_TABLE_NAME": table,
 			"KMSFIX_TOPIC_ARN":           "arn:aws:sns:us-east-1:111122223333:kmsfix",
-			"KMSFIX_REMEDIATOR_ROLE_ARN": "arn:aws:iam::111122223333:role/kmsfix-remediator",
+			"KMSFIX_REMEDIATOR_ROLE_ARN": "arn:aws:iam::" + base.SandboxAccounts[0] + ":role/kmsfix-remediator",
 		}[k]
 	})
 	if err != nil {
@@ -132,6 +169,7 @@ func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
 	}
 	a := &apply.Applier{
 		Settings: apply.SettingsFrom(cfg, "us-east-1"),
+		IAM:      iamClient,
 		Store:    &apply.Store{DB: db, Table: table, Retention: apply.DefaultRetention},
 		KMS:      kc, Grants: kc, Analyzer: aaClient,
 		Now: func() time.Time { return now },
@@ -150,34 +188,41 @@ func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Applied == nil || len(out.reports) != 1 || out.reports[0].Applied == nil {
-		t.Fatalf("not applied: auto_apply=%v blocked=%q", rep.AutoApply, rep.AutoApplyBlocked)
+	if len(out.reports) != 1 {
+		t.Fatalf("%d notifications", len(out.reports))
 	}
-	applied := rep.Applied
-	n := notify.NewNotice(out.reports[0])
+	return &sampleRun{a: a, kc: kc, rep: rep, out: out, live: live, before: before, table: table, region: region, expiry: cfg.ApplyExpiry, now: now}
+}
+
+// checkMessagesAndSweep: the messages carry the revert command; the statement is in the key
+// policy until the sweeper reverts it at expiry, byte-for-byte.
+func (s *sampleRun) checkMessagesAndSweep(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	applied := s.rep.Applied
+	n := notify.NewNotice(s.out.reports[0])
 	body, _ := notify.ReportJSON(n)
 	slack, _ := json.Marshal(notify.SlackMessage(n))
-	cmd := "kmsfix revert " + applied.ID + " --table " + table + " --region us-east-1"
-	for _, s := range []string{string(body), string(slack)} {
-		if !strings.Contains(s, cmd) {
-			t.Fatalf("message lacks %q:\n%s", cmd, s)
+	cmd := "kmsfix revert " + applied.ID + " --table " + s.table + " --region us-east-1"
+	for _, m := range []string{string(body), string(slack)} {
+		if !strings.Contains(m, cmd) {
+			t.Fatalf("message lacks %q:\n%s", cmd, m)
 		}
 	}
-	got, _ := kc.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: &live, PolicyName: aws.String("default")})
+	got, _ := s.kc.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: &s.live, PolicyName: aws.String("default")})
 	if !strings.Contains(aws.ToString(got.Policy), applied.Name) {
 		t.Fatalf("statement %s not in the key policy", applied.Name)
 	}
-
 	// The Lambda receives the sweeper's schedule and runs Sweep at expiry.
 	if !apply.IsSweep([]byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`)) {
 		t.Fatal("the schedule's event is not recognised")
 	}
-	res, err := a.Sweep(ctx, now.Add(cfg.ApplyExpiry))
+	res, err := s.a.Sweep(ctx, s.now.Add(s.expiry))
 	if err != nil || res.Reverted != 1 {
 		t.Fatalf("sweep = %+v, %v", res, err)
 	}
-	got, _ = kc.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: &live, PolicyName: aws.String("default")})
-	if aws.ToString(got.Policy) != before {
+	got, _ = s.kc.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: &s.live, PolicyName: aws.String("default")})
+	if aws.ToString(got.Policy) != s.before {
 		t.Fatalf("key policy after the sweep is not byte-for-byte the sample's:\n%s", aws.ToString(got.Policy))
 	}
 }

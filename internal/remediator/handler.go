@@ -174,7 +174,9 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep findin
 func (h *Handler) deliver(ctx context.Context, rep *finding.Report, w *world.World) error {
 	h.validate(ctx, rep)
 	var err error
-	if h.Applier != nil && rep.AutoApply {
+	// The applier's guard decides for every finding a policy can fix: when IAM cannot edit
+	// the principal it may use the key policy or a grant instead, and it says why it refuses.
+	if h.Applier != nil && (rep.AutoApply || (rep.Diagnosis.PolicyFixable() && len(rep.Patches) > 0)) {
 		if aerr := h.Applier.Apply(ctx, rep, w); aerr != nil {
 			err = fmt.Errorf("apply %s: %w", rep.EventID, aerr)
 		}
