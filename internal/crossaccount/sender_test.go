@@ -3,6 +3,8 @@ package crossaccount_test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +142,32 @@ func TestSenderDedupeAndFailures(t *testing.T) {
 	}
 	if n := len(eb.Take(ownerBus)); n != 2 {
 		t.Errorf("delivered %d requests, want 2 (one per window)", n)
+	}
+}
+
+// The request is a stable interface (docs/cross-account.md): these names never change. A new
+// field is added here and in the document together.
+func TestRequestFieldsAreStable(t *testing.T) {
+	m := detailOf(t, callerReport(t, sampleKey))
+	want := []string{"finding", "key", "key_account", "request_id", "requested_at", "sender_account", "statement", "version"}
+	var got []string
+	for k := range m {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("detail fields %v, want %v", got, want)
+	}
+	doc, err := os.ReadFile("../../docs/cross-account.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(want, crossaccount.Source, crossaccount.DetailType) {
+		if !strings.Contains(string(doc), "`"+f+"`") {
+			t.Errorf("docs/cross-account.md does not document `%s`", f)
+		}
+	}
+	if m["version"] != float64(crossaccount.Version) {
+		t.Errorf("version = %v", m["version"])
 	}
 }
