@@ -72,7 +72,7 @@ func (f *ApplyIAMFake) Inline(entity string) map[string]string {
 
 // Fail injects a fault for an operation; Calls counts calls of it.
 func (f *ApplyIAMFake) Fail(op string, fault AWSFault) { f.faults.set(op, fault) }
-func (f *ApplyIAMFake) Calls(op string) int           { return f.faults.count(op) }
+func (f *ApplyIAMFake) Calls(op string) int            { return f.faults.count(op) }
 
 func (f *ApplyIAMFake) serve(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
@@ -158,8 +158,8 @@ func applyIAMError(w http.ResponseWriter, status int, code, msg string) {
 // ApplyGrant is one grant the KMS grant fake holds.
 type ApplyGrant struct {
 	GrantID, KeyID, Name, Grantee, Retiring string
-	Operations                             []string
-	Constraints                            map[string]any
+	Operations                              []string
+	Constraints                             map[string]any
 }
 
 // ApplyGrantsFake serves CreateGrant (idempotent by Name), ListGrants and RetireGrant.
@@ -191,7 +191,7 @@ func (f *ApplyGrantsFake) Grants() []ApplyGrant {
 
 // Fail injects a fault for an operation; Calls counts calls of it.
 func (f *ApplyGrantsFake) Fail(op string, fault AWSFault) { f.faults.set(op, fault) }
-func (f *ApplyGrantsFake) Calls(op string) int           { return f.faults.count(op) }
+func (f *ApplyGrantsFake) Calls(op string) int            { return f.faults.count(op) }
 
 func (f *ApplyGrantsFake) serve(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
