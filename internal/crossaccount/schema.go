@@ -9,6 +9,7 @@
 package crossaccount
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
@@ -66,6 +67,10 @@ type Envelope struct {
 // IsRequest says whether an event is a key-policy change request (by its source: whatever
 // else is wrong with it is the receiver's to reject and log).
 func IsRequest(event []byte) bool {
+	// Most events are CloudTrail records: skip decoding them twice.
+	if !bytes.Contains(event, []byte(Source)) {
+		return false
+	}
 	var e struct {
 		Source string `json:"source"`
 	}

@@ -171,3 +171,19 @@ func TestRequestFieldsAreStable(t *testing.T) {
 		t.Errorf("version = %v", m["version"])
 	}
 }
+
+func TestIsRequest(t *testing.T) {
+	for _, tt := range []struct {
+		event string
+		want  bool
+	}{
+		{`{"source":"kmsfix.remediator","detail-type":"x"}`, true},
+		{`{"source":"aws.kms","detail":{"userAgent":"kmsfix.remediator"}}`, false},
+		{`{"eventSource":"kms.amazonaws.com"}`, false},
+		{`not json kmsfix.remediator`, false},
+	} {
+		if got := crossaccount.IsRequest([]byte(tt.event)); got != tt.want {
+			t.Errorf("IsRequest(%s) = %v", tt.event, got)
+		}
+	}
+}
