@@ -461,3 +461,33 @@ func TestRevertLeavesARewrittenStatement(t *testing.T) {
 		t.Fatal("the revert touched a statement someone else rewrote")
 	}
 }
+
+// A grant made just before the function died has no grant id in the audit: the sweeper finds
+// it by its name and retires it.
+func TestAbandonedGrantRetiredByName(t *testing.T) {
+	e := newEnv(t, adminOnly)
+	e.aa.SetResult("FAIL") // refuses the key-policy statement: the grant serves
+	db := crashing(e)
+	db.set(recordWith(StatusApplied))
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), e.world()); err == nil {
+		t.Fatal("Apply survived the crash")
+	}
+	if g := e.grants.Grants(); len(g) != 1 {
+		t.Fatalf("grants = %+v", g)
+	}
+	ids := e.active()
+	if len(ids) != 1 || e.record(ids[0]).GrantID != "" || e.record(ids[0]).Lever != finding.KindGrant {
+		t.Fatalf("want a pending grant change without its id, got %v", ids)
+	}
+	db.set(nil)
+	e.clock.Add(DefaultLease)
+	if res, err := e.a.Sweep(ctx, e.clock.Now()); err != nil || res.RolledBack != 1 {
+		t.Fatalf("sweep = %+v, %v", res, err)
+	}
+	if g := e.grants.Grants(); len(g) != 0 || e.grants.Calls("RetireGrant") != 1 {
+		t.Fatalf("grants left: %+v", g)
+	}
+	if e.keyPolicy() != e.before {
+		t.Fatal("the grant lever touched the key policy")
+	}
+}
