@@ -491,3 +491,24 @@ func TestAbandonedGrantRetiredByName(t *testing.T) {
 		t.Fatal("the grant lever touched the key policy")
 	}
 }
+
+// The function died between closing a record and removing its index entry: the sweeper
+// removes the stale entry and touches nothing else.
+func TestSweeperCleansStaleIndex(t *testing.T) {
+	e := newEnv(t, adminOnly)
+	a := mustApply(t, e, keyMissingReport(e, "ev-1"))
+	rec, err := e.a.Revert(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.a.Store.putActive(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.a.Sweep(ctx, e.clock.Now())
+	if err != nil || res != (SweepResult{Cleaned: 1}) || len(e.active()) != 0 {
+		t.Fatalf("sweep = %+v, %v, active %v", res, err, e.active())
+	}
+	if e.record(a.ID).Status != StatusReverted || e.keyPolicy() != e.before {
+		t.Fatal("cleaning the index changed the change")
+	}
+}
