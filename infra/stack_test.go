@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
@@ -788,6 +789,7 @@ func TestOptionalTrail(t *testing.T) {
 }
 
 func TestCdkNag(t *testing.T) {
+	nagErrors := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
 	for _, name := range []string{"notify", "full", "accounts-only"} {
 		t.Run(name, func(t *testing.T) {
 			s := synth(t, name)
@@ -795,22 +797,22 @@ func TestCdkNag(t *testing.T) {
 			if err := try(func() { ann = assertions.Annotations_FromStack(s.stack) }); err != nil {
 				t.Fatal(err)
 			}
-			var found []string
-			check(t, "find errors", func() {
-				for _, m := range *ann.FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
-					found = append(found, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
-				}
-			})
-			for _, f := range found {
-				t.Errorf("unsuppressed cdk-nag error %s", f)
+			if err := try(func() { ann.HasNoError(jsii.String("*"), nagErrors) }); err != nil {
+				t.Errorf("unsuppressed cdk-nag errors: %v", err)
 			}
-			check(t, "find warnings", func() {
-				for _, m := range *ann.FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
-					t.Logf("cdk-nag warning %s: %v", *m.Id, m.Entry.Data)
-				}
-			})
 		})
 	}
+	// The same check on a plainly non-compliant stack must fail: the Aspect really runs.
+	t.Run("detects a violation", func(t *testing.T) {
+		app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(outDir, "cdk.out-nag"))})
+		stack := awscdk.NewStack(app, jsii.String("Bad"), nil)
+		awssqs.NewQueue(stack, jsii.String("Plain"), &awssqs.QueueProps{Encryption: awssqs.QueueEncryption_UNENCRYPTED})
+		awscdk.Aspects_Of(stack).Add(cdknag.NewAwsSolutionsChecks(nil), nil)
+		err := try(func() { assertions.Annotations_FromStack(stack).HasNoError(jsii.String("*"), nagErrors) })
+		if err == nil || !strings.Contains(err.Error(), "AwsSolutions-SQS") {
+			t.Errorf("cdk-nag should report the unencrypted queue, got %v", err)
+		}
+	})
 }
 
 // toolPath finds a tool under .tools (KMSFIX_TOOLS, or the repository's .tools).
