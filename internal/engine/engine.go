@@ -79,15 +79,22 @@ func autoApply(d *cloudtrail.Denial, f diagnose.Finding, w *world.World, r findi
 	if !r.Verified {
 		return false, "the patch is not verified"
 	}
-	// Every side must be in a sandbox: half a cross-account fix applied alone fixes nothing
-	// (policy-semantics.md section 8, row 4); the other half goes to the key owner.
+	// Each side is applied by the remediator of its own account, and only where that account
+	// is a sandbox (issue: "for cross-account-access-missing only the side whose account is
+	// this sandbox"); half of a cross-account fix allows nothing on its own.
+	eligible, reason := 0, "no patch is for a sandbox account"
 	for _, p := range r.Patches {
-		if !w.IsSandbox(p.Account) {
-			return false, "account " + p.Account + " is not a sandbox account"
+		switch {
+		case !w.IsSandbox(p.Account):
+			continue
+		case p.Kind == finding.KindIdentityPolicy && !d.Identity.Editable:
+			reason = "IAM cannot edit " + d.Identity.PrincipalARN + ": " + d.Identity.NotEditable
+			continue
 		}
-		if p.Kind == finding.KindIdentityPolicy && !d.Identity.Editable {
-			return false, "IAM cannot edit " + d.Identity.PrincipalARN + ": " + d.Identity.NotEditable
-		}
+		eligible++
+	}
+	if eligible == 0 {
+		return false, reason
 	}
 	return true, ""
 }
