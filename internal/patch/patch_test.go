@@ -107,3 +107,20 @@ func TestMergedKeyPolicyKeepsExistingStatements(t *testing.T) {
 		t.Errorf("existing statement text changed: %s", p.Commands[0])
 	}
 }
+
+func TestGrantOnThisKeyIsNotWideningOnAnotherKey(t *testing.T) {
+	d := crossAccountDenial()
+	grant := []finding.Patch{{Kind: finding.KindGrant, Account: "111122223333", Target: keyARN,
+		Grant: &finding.GrantPatch{Grantee: d.Identity.PrincipalARN, Operations: []string{"Decrypt"}}}}
+	v := Verify(d, &world.World{}, grant)
+	if !v.AllowedAfter {
+		t.Fatal("a grant for the principal must allow the request")
+	}
+	if slices.Contains(v.Widened, "kms:Decrypt on another key") {
+		t.Errorf("a grant on this key was counted as access to another key: %v", v.Widened)
+	}
+	// A grant cannot carry kms:ViaService, so a direct call is rightly reported as wider.
+	if !slices.Contains(v.Widened, "kms:Decrypt called directly (no kms:ViaService)") {
+		t.Errorf("direct call through a grant not reported: %v", v.Widened)
+	}
+}

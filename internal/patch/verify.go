@@ -34,8 +34,15 @@ func Verify(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) Verif
 	}
 	for _, p := range probes(d) {
 		in := func(s kmsInputs) policy.KMSInputs {
-			if p.otherPrincipal {
+			switch {
+			case p.otherPrincipal:
 				return s.forOther
+			case p.otherKey:
+				// Grants belong to this key and carry no Resource; key-policy statements are
+				// still judged by their Resource element, as an independent evaluator would.
+				k := s.forCaller
+				k.Grants = nil
+				return k
 			}
 			return s.forCaller
 		}
@@ -90,6 +97,7 @@ type probe struct {
 	name           string
 	req            policy.Request
 	otherPrincipal bool
+	otherKey       bool
 }
 
 // probes are requests the fix must not newly allow (scenarios/README.md, "How a report is
@@ -125,6 +133,7 @@ func probes(d *cloudtrail.Denial) []probe {
 			r.Action = action
 			r.Resource = otherKey(d.KeyARN)
 		})
+		out[len(out)-1].otherKey = true
 		add(action+" called directly (no kms:ViaService)", func(r *policy.Request) {
 			r.Action = action
 			delete(r.Context, "kms:ViaService")
