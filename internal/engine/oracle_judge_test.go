@@ -30,9 +30,11 @@ package engine_test
 //     A grant has no kms:ViaService equivalent (policy-semantics.md 2.3), so a grant patch
 //     that lets its own grantee call a needed operation directly is not a failure: the README
 //     accepts grants as a fix (patch_kinds_any_of), and every grant does that.
-//   - "Another key" is probed twice: with the same key policy (as if the statement were
-//     attached to any key) and with the default key policy of the key's account (which tests
-//     the identity side alone). "Another principal" is probed twice: a role with no identity
+//   - "Another key" is probed twice: with the same key policy and with the default key policy
+//     of the key's account (which tests the identity side alone). The first one is stricter
+//     than AWS (a key policy governs only its own key, where Resource "*" is the norm); it
+//     enforces CONTRACT.md section 3's "the exact key ARN (never *)", as the project's own
+//     judge does. The same key id in another Region (a multi-Region replica) is probed too. "Another principal" is probed twice: a role with no identity
 //     policy and a role whose IAM allows kms:* on everything (which catches a key-policy
 //     statement that names the account or everyone).
 
@@ -150,7 +152,7 @@ type ojCheck struct {
 	kind   int
 	report int // index of the report in the folder's output
 	desc   string
-	// Oracle cases (indexes into the batch); before is -1 for sufficiency checks.
+	// Oracle cases (indexes into the batch).
 	before, after int
 	// Allowed by a grant (matched here): world grants count before and after, patch grants after.
 	beforeGrant, afterGrant bool
@@ -179,6 +181,11 @@ func verdicts(checks []ojCheck, answers []testenv.IAMOracleAnswer) []string {
 		case ojSufficient:
 			if !strings.HasPrefix(da, "Allowed") {
 				out = append(out, fmt.Sprintf("report %d: point 3: %s is %s after patching, want Allowed", c.report+1, c.desc, da))
+			}
+			// Not one of the README's points, but a patched finding whose request the world
+			// alone allows contradicts the event: the diagnosis or the world reading is off.
+			if db := ojDecision(answers[c.before], c.beforeGrant); strings.HasPrefix(db, "Allowed") {
+				out = append(out, fmt.Sprintf("report %d: %s is already %s by the world alone, yet the event was refused", c.report+1, c.desc, db))
 			}
 		case ojNoNewAllow:
 			before := answers[c.before]
@@ -468,11 +475,12 @@ func planReport(b *ojBatch, ri int, r rawReport, w *rawWorld, rec record) ([]ojC
 	needed := grantOps(r.Actions)
 	for _, a := range r.Actions {
 		q := base.with(func(q *ojRequest) { q.action = a })
+		bi, bg := b.ask(q, before)
 		idx, _ := b.ask(q, after)
 		counts := slices.ContainsFunc(patchGrants, func(g ojGrant) bool {
 			return g.grantee == r.Principal && sameSet(g.ops, needed) && g.allows(q)
 		}) || slices.ContainsFunc(before.grants, func(g ojGrant) bool { return g.allows(q) })
-		checks = append(checks, ojCheck{kind: ojSufficient, report: ri, desc: q.String(), after: idx, afterGrant: counts})
+		checks = append(checks, ojCheck{kind: ojSufficient, report: ri, desc: q.String(), before: bi, beforeGrant: bg, after: idx, afterGrant: counts})
 	}
 
 	// Point 4.
@@ -489,19 +497,22 @@ func planReport(b *ojBatch, ri int, r rawReport, w *rawWorld, rec record) ([]ojC
 		delete(q.context, "kms:ViaService")
 		q.context["aws:ViaAWSService"] = "false"
 	}
-	for _, a := range []string{"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:Encrypt", "kms:ReEncryptFrom"} {
+	// The README's list, then the other cryptographic actions S3 uses: the contract allows
+	// only the needed ones.
+	for _, a := range []string{"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:Encrypt", "kms:ReEncryptFrom",
+		"kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo"} {
 		if isNeeded(a) {
 			continue
 		}
-		admin := a != "kms:Encrypt" && a != "kms:ReEncryptFrom"
 		add(a+" through S3", base.with(func(q *ojRequest) { q.action = a }), before, after, false)
-		add(a+" called directly", base.with(func(q *ojRequest) {
-			q.action = a
-			direct(q)
-			if admin { // these operations take no encryption context
+		add(a+" called directly", base.with(func(q *ojRequest) { q.action = a; direct(q) }), before, after, false)
+		if ec != "" {
+			add(a+" called directly, without encryption context", base.with(func(q *ojRequest) {
+				q.action = a
+				direct(q)
 				delete(q.context, "kms:EncryptionContext:aws:s3:arn")
-			}
-		}), before, after, false)
+			}), before, after, false)
+		}
 	}
 	otherKey := r.Key[:strings.LastIndex(r.Key, "/")+1] + "00000000-0000-4000-8000-0000000000aa"
 	defaultPolicy := defaultKeyPolicy(partition, arnAccount(r.Key))
@@ -517,6 +528,15 @@ func planReport(b *ojBatch, ri int, r rawReport, w *rawWorld, rec record) ([]ojC
 		pb, pa := before, after
 		pb.keyPolicy, pa.keyPolicy = defaultPolicy, defaultPolicy
 		add(a+" on another key (default key policy)", base.with(onOther), pb, pa, false)
+		// The same key id in another Region (a multi-Region replica shares it).
+		if region := arnField(r.Key, 3); region != "" {
+			otherRegion := "us-west-2"
+			if region == otherRegion {
+				otherRegion = "eu-central-1"
+			}
+			replica := strings.Replace(r.Key, ":"+region+":", ":"+otherRegion+":", 1)
+			add(a+" on the same key id in another Region", base.with(func(q *ojRequest) { act(q); q.key = replica }), pb, pa, false)
+		}
 
 		add(a+" called directly, without kms:ViaService", base.with(func(q *ojRequest) { act(q); direct(q) }), before, after, true)
 
