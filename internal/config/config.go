@@ -5,7 +5,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,11 +50,6 @@ var DefaultApplyDiagnoses = []finding.Code{
 
 // MaxApplyExpiry bounds how long an automatic change may live.
 const MaxApplyExpiry = 168 * time.Hour
-
-var (
-	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
-	arnRE     = regexp.MustCompile(`^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{0,12}:.+$`)
-)
 
 // Load reads the configuration through getenv (os.Getenv in the Lambda). Every problem is
 // reported, one per line, each naming its variable.
@@ -126,7 +120,7 @@ func (p *parser) oneOf(name, def string, allowed ...string) string {
 func (p *parser) accounts(name string) []string {
 	out := p.list(name)
 	for _, a := range out {
-		if !accountRE.MatchString(a) {
+		if !isAccount(a) {
 			p.fail(name, "has %q; want 12-digit account ids separated by commas", a)
 		}
 	}
@@ -191,20 +185,18 @@ func (p *parser) arn(name string, required bool) string {
 	switch {
 	case v == "" && required:
 		p.fail(name, "is required")
-	case v != "" && !arnRE.MatchString(v):
+	case v != "" && !isARN(v):
 		p.fail(name, "is %q; want an ARN (arn:aws:...)", v)
 	}
 	return v
 }
-
-var tableRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 
 func (p *parser) tableName(name string) string {
 	v := p.get(name)
 	switch {
 	case v == "":
 		p.fail(name, "is required")
-	case !tableRE.MatchString(v):
+	case !isTableName(v):
 		p.fail(name, "is %q; want a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)", v)
 	}
 	return v
@@ -222,9 +214,9 @@ func (p *parser) buses(name string) map[string]string {
 		switch {
 		case !ok:
 			p.fail(name, "has %q; want ACCOUNT=busARN", it)
-		case acct != "*" && !accountRE.MatchString(acct):
+		case acct != "*" && !isAccount(acct):
 			p.fail(name, "has account %q; want a 12-digit account id or *", acct)
-		case !arnRE.MatchString(bus) || !strings.Contains(bus, ":event-bus/"):
+		case !isARN(bus) || !strings.Contains(bus, ":event-bus/"):
 			p.fail(name, "has %q for %s; want an event bus ARN", bus, acct)
 		case out[acct] != "":
 			p.fail(name, "names account %s twice", acct)
@@ -235,11 +227,9 @@ func (p *parser) buses(name string) map[string]string {
 	return out
 }
 
-var orgIDRE = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
-
 func (p *parser) orgID(name string) string {
 	v := p.get(name)
-	if v != "" && !orgIDRE.MatchString(v) {
+	if v != "" && !isOrgID(v) {
 		p.fail(name, "is %q; want an organization id (o-...)", v)
 	}
 	return v
@@ -251,4 +241,37 @@ func (c Config) BusFor(account string) string {
 		return b
 	}
 	return c.KeyOwnerBuses["*"]
+}
+
+// The checks below are plain loops rather than regular expressions: compiling those at
+// package init showed up in the Lambda's cold start.
+
+func isAccount(s string) bool { return len(s) == 12 && allOf(s, "0123456789") }
+
+// isARN checks arn:aws[-partition]:service:region:account:resource, account empty or digits.
+func isARN(s string) bool {
+	p := strings.SplitN(s, ":", 6)
+	return len(p) == 6 && p[0] == "arn" && strings.HasPrefix(p[1], "aws") && allOf(p[1], lowerDigits+"-") &&
+		p[2] != "" && allOf(p[2], lowerDigits+"-") && allOf(p[3], lowerDigits+"-") &&
+		len(p[4]) <= 12 && allOf(p[4], "0123456789") && p[5] != ""
+}
+
+func isTableName(s string) bool {
+	return len(s) >= 3 && len(s) <= 255 && allOf(s, lowerDigits+"ABCDEFGHIJKLMNOPQRSTUVWXYZ_.-")
+}
+
+func isOrgID(s string) bool {
+	rest, ok := strings.CutPrefix(s, "o-")
+	return ok && len(rest) >= 10 && len(rest) <= 32 && allOf(rest, lowerDigits)
+}
+
+const lowerDigits = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+func allOf(s, chars string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune(chars, r) {
+			return false
+		}
+	}
+	return true
 }
