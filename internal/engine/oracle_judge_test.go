@@ -179,12 +179,13 @@ func verdicts(checks []ojCheck, answers []testenv.IAMOracleAnswer) []string {
 		da := ojDecision(after, c.afterGrant)
 		switch c.kind {
 		case ojSufficient:
+			db := ojDecision(answers[c.before], c.beforeGrant)
 			if !strings.HasPrefix(da, "Allowed") {
-				out = append(out, fmt.Sprintf("report %d: point 3: %s is %s after patching, want Allowed", c.report+1, c.desc, da))
+				out = append(out, fmt.Sprintf("report %d: point 3: %s: before %s, after patching %s, want Allowed", c.report+1, c.desc, db, da))
 			}
 			// Not one of the README's points, but a patched finding whose request the world
 			// alone allows contradicts the event: the diagnosis or the world reading is off.
-			if db := ojDecision(answers[c.before], c.beforeGrant); strings.HasPrefix(db, "Allowed") {
+			if strings.HasPrefix(db, "Allowed") {
 				out = append(out, fmt.Sprintf("report %d: %s is already %s by the world alone, yet the event was refused", c.report+1, c.desc, db))
 			}
 		case ojNoNewAllow:
