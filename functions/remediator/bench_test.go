@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,8 @@ func BenchmarkLambdaColdStart(b *testing.B) {
 	s := loadSample(b, base)
 	f := startBench(b, s)
 	var (
-		ds    []time.Duration
-		calls int
+		ds, inits, handlers []time.Duration
+		calls               int
 	)
 	for b.Loop() {
 		h := &processHarness{}
@@ -38,10 +39,17 @@ func BenchmarkLambdaColdStart(b *testing.B) {
 			b.Fatalf("invoke: %v %s", err, inv.Body)
 		}
 		ds = append(ds, d)
-		calls += benchCalls(b, rie, s.item.EventID)
+		line := benchLine(b, rie, s.item.EventID)
+		calls += line.AWSCalls
+		handlers = append(handlers, time.Duration(line.DurationMS*float64(time.Millisecond)))
+		inits = append(inits, rieInit(b, rie))
 		h.run()
 	}
+	// cold = emulator start .. first response; init = the bootstrap's init as the emulator
+	// reports it (process start .. ready for the first event); handler = the first event.
 	b.ReportMetric(float64(median(ds).Microseconds())/1000, "ms-median-cold")
+	b.ReportMetric(float64(median(inits).Microseconds())/1000, "ms-median-init")
+	b.ReportMetric(float64(median(handlers).Microseconds())/1000, "ms-median-cold-handler")
 	b.ReportMetric(float64(calls)/float64(len(ds)), "aws-calls/cold-event")
 }
 
@@ -86,13 +94,32 @@ func startBench(b *testing.B, s sample) benchFn {
 	)}
 }
 
-func benchCalls(b *testing.B, rie *testenv.RIE, id string) int {
+func benchLine(b *testing.B, rie *testenv.RIE, id string) eventLine {
 	b.Helper()
 	lines := rie.LogLines(`"message":"event"`, id)
 	if len(lines) == 0 {
 		b.Fatalf("no log line:\n%s", rie.Logs())
 	}
-	return lineCalls(b, lines[len(lines)-1])
+	var e eventLine
+	l := lines[len(lines)-1]
+	if err := json.Unmarshal([]byte(l[strings.Index(l, "{"):]), &e); err != nil {
+		b.Fatalf("log line %q: %v", l, err)
+	}
+	return e
+}
+
+// rieInit reads the emulator's "INIT REPORT(durationMs: N)".
+func rieInit(b *testing.B, rie *testenv.RIE) time.Duration {
+	b.Helper()
+	for _, l := range rie.LogLines("INIT REPORT(durationMs: ") {
+		v := l[strings.Index(l, "durationMs: ")+len("durationMs: "):]
+		ms, err := strconv.ParseFloat(strings.TrimRight(v, ") \r"), 64)
+		if err == nil {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	b.Fatalf("no INIT REPORT in the emulator's log:\n%s", rie.Logs())
+	return 0
 }
 
 // lineCalls reads aws_calls from a per-event log line.
