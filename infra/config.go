@@ -55,7 +55,7 @@ var Params = []Param{
 	{"dryRun", "KMSFIX_DRY_RUN", "false", "apply mode only logs the calls it would make"},
 	{"dedupeWindow", "KMSFIX_DEDUPE_WINDOW", "1h", "one notification per finding per window, 1m to 168h"},
 	{"propagationWindow", "KMSFIX_PROPAGATION_WINDOW", "10m", "after an automatic change, hold back the same finding, 0 to 24h"},
-	{"keyOwnerBuses", "KMSFIX_KEY_OWNER_BUSES", "", "caller side: ACCOUNT=busARN,... (or *=busARN) to send key-policy change requests to"},
+	{"keyOwnerBuses", "KMSFIX_KEY_OWNER_BUSES", "", "caller side: ACCOUNT=busARN,... and/or *=busARN (an account's own entry wins) to send key-policy change requests to"},
 	{"trustedAccounts", "KMSFIX_TRUSTED_ACCOUNTS", "", "key-owner side: comma-separated accounts allowed to send key-policy change requests"},
 	{"trustedOrgId", "KMSFIX_TRUSTED_ORG_ID", "", "key-owner side: accept requests from any account of this organization (o-...)"},
 	{"reservedConcurrency", "KMSFIX_RESERVED_CONCURRENCY", "5", "reserved concurrent executions of the function, 1 to 100"},
@@ -211,9 +211,6 @@ func LoadConfig(lookup func(p Param) string) (Config, error) {
 				seen[acct] = true
 				c.KeyOwnerBuses = append(c.KeyOwnerBuses, Bus{Account: acct, ARN: arn})
 			}
-		}
-		if seen["*"] && len(seen) > 1 {
-			bad(p, "*=busARN (one organisation-wide bus) cannot be combined with per-account entries")
 		}
 	}
 	c.TrustedAccounts = accounts("trustedAccounts")

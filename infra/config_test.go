@@ -25,8 +25,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 func TestLoadConfigValues(t *testing.T) {
 	c, err := load(map[string]string{
 		"mode": "apply", "sandboxAccounts": " 222233334444, 111122223333,111122223333 ",
-		"keyOwnerBuses": "444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/default",
-		"notifyEmails":  "a@example.com, b@example.org", "trustedOrgId": "o-abcdefghij",
+		"keyOwnerBuses": "444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/default," +
+			"*=arn:aws:events:eu-west-1:999988887777:event-bus/org-requests",
+		"notifyEmails": "a@example.com, b@example.org", "trustedOrgId": "o-abcdefghij",
 		"applyDiagnoses": "identity-policy-missing, grant-missing", "dryRun": "true",
 	})
 	if err != nil {
@@ -35,7 +36,8 @@ func TestLoadConfigValues(t *testing.T) {
 	if strings.Join(c.SandboxAccounts, ",") != "111122223333,222233334444" {
 		t.Errorf("sandbox accounts = %v (want sorted, deduplicated)", c.SandboxAccounts)
 	}
-	if c.KeyOwnerBusesEnv() != "444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/default" {
+	if c.KeyOwnerBusesEnv() != "444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/default,"+
+		"*=arn:aws:events:eu-west-1:999988887777:event-bus/org-requests" {
 		t.Errorf("buses = %q", c.KeyOwnerBusesEnv())
 	}
 	if len(c.NotifyEmails) != 2 || !c.AcceptsRequests() || !c.DryRun ||
@@ -65,8 +67,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bus not an ARN", map[string]string{"keyOwnerBuses": "444455556666=default"}, []string{"not an event bus ARN"}},
 		{"bus without account", map[string]string{"keyOwnerBuses": "arn:aws:events:eu-west-1:777788889999:event-bus/default"},
 			[]string{"want ACCOUNT=busARN"}},
-		{"star with accounts", map[string]string{"keyOwnerBuses": "*=arn:aws:events:eu-west-1:777788889999:event-bus/b," +
-			"444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/default"}, []string{"cannot be combined"}},
+		{"account twice", map[string]string{"keyOwnerBuses": "444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/a," +
+			"444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/default"}, []string{"listed twice"}},
 		{"bad org", map[string]string{"trustedOrgId": "org-1"}, []string{"not an organization id"}},
 		{"bad duration", map[string]string{"dedupeWindow": "an hour"}, []string{`"an hour" is not a Go duration`}},
 		{"expiry too long", map[string]string{"applyExpiry": "200h"}, []string{"outside 15m0s..168h0m0s"}},
