@@ -144,8 +144,9 @@ func LoadConfig(lookup func(p Param) string) (Config, error) {
 	var c Config
 	if p, v := get("slackSecretArn"); v != "" {
 		if !secretARNRe.MatchString(v) {
-			bad(p, "%q is not a complete secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX; "+
-				"`aws secretsmanager describe-secret --secret-id NAME --query ARN` prints it)", v)
+			// The value is not echoed: a webhook URL pasted here by mistake is itself the secret.
+			bad(p, "not a complete secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX; "+
+				"`aws secretsmanager describe-secret --secret-id NAME --query ARN` prints it); the value is not shown")
 		}
 		c.SlackSecretARN = v
 	}

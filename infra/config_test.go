@@ -57,7 +57,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"partial secret ARN", map[string]string{"slackSecretArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:slack"},
 			[]string{"not a complete secret ARN", "describe-secret"}},
 		{"secret value instead of ARN", map[string]string{"slackSecretArn": "https://hooks.slack.com/services/T/B/x"},
-			[]string{"not a complete secret ARN"}},
+			[]string{"not a complete secret ARN", "the value is not shown"}},
 		{"key without secret", map[string]string{"slackSecretKeyArn": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab"},
 			[]string{"only together with slackSecretArn"}},
 		{"bad email", map[string]string{"notifyEmails": "ops@example.com,Ops <x@example.com>"}, []string{`"Ops <x@example.com>" is not a plain e-mail`}},
@@ -83,6 +83,9 @@ func TestLoadConfigErrors(t *testing.T) {
 			_, err := load(tt.values)
 			if err == nil {
 				t.Fatal("want an error")
+			}
+			if strings.Contains(err.Error(), "hooks.slack.com") {
+				t.Errorf("the error echoes what may be a webhook URL: %v", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
