@@ -40,6 +40,12 @@ func (v *Values) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 {
 		return fmt.Errorf("empty value")
 	}
+	d := newDecoder(b)
+	if x, ok := d.values(); ok && d.end() {
+		*v = x
+		return nil
+	}
+	// Anything the one-pass decoder does not take (errors included) is read as before.
 	switch b[0] {
 	case '[':
 		var raw []json.RawMessage
@@ -124,6 +130,22 @@ func (p Principal) MarshalJSON() ([]byte, error) {
 
 func (p *Principal) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	d := newDecoder(b)
+	if x, ok := d.principal(); ok && d.end() {
+		if x.Wildcard {
+			p.Wildcard = true
+			return nil
+		}
+		// Like json.Unmarshal into p.Types: a map already there gets the types added.
+		if p.Types == nil {
+			p.Types = x.Types
+			return nil
+		}
+		for typ, v := range x.Types {
+			p.Types[typ] = v
+		}
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -172,6 +194,11 @@ type Statement struct {
 type statementFields Statement
 
 func (s *Statement) UnmarshalJSON(b []byte) error {
+	d := newDecoder(b)
+	if x, ok := d.statement(); ok && d.end() {
+		*s = x
+		return nil
+	}
 	var f statementFields
 	if err := json.Unmarshal(b, &f); err != nil {
 		return err
@@ -193,6 +220,11 @@ type Statements []Statement
 
 func (ss *Statements) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	d := newDecoder(b)
+	if x, ok := d.statements(); ok && d.end() {
+		*ss = x
+		return nil
+	}
 	if len(b) > 0 && b[0] == '{' {
 		var one Statement
 		if err := json.Unmarshal(b, &one); err != nil {
@@ -218,14 +250,19 @@ type Document struct {
 
 // Parse reads a policy document. IAM returns documents URL-encoded; callers decode first.
 func Parse(b []byte) (*Document, error) {
-	var d Document
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, err
+	dec := newDecoder(b)
+	d, ok := dec.document()
+	if !ok {
+		// Anything the one-pass decoder does not take (errors included) is read as before.
+		d = &Document{}
+		if err := json.Unmarshal(b, d); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
-	return &d, nil
+	return d, nil
 }
 
 // Validate reports grammar errors that would make IAM reject the document.

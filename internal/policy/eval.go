@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Decision is the outcome of evaluating policies for one request.
@@ -73,7 +72,8 @@ type Result struct {
 // Evaluate evaluates one document. asResource: it is a resource policy (Principal applies);
 // otherwise an identity policy or boundary (statements apply to the caller).
 func (d *Document) Evaluate(req Request, name string, asResource bool) Result {
-	ctx := newContext(req.Context)
+	var buf [contextBuf]kv
+	ctx := contextIn(req.Context, buf[:0])
 	return d.evaluate(&req, ctx, name, asResource)
 }
 
@@ -96,7 +96,7 @@ func (d *Document) evaluate(req *Request, ctx context, name string, asResource b
 			viaAccount = m == accountMatch
 		}
 		ok, failKey := s.Condition.holds(ctx)
-		isDeny := strings.EqualFold(s.Effect, "Deny")
+		isDeny := isEffect(s.Effect, "Deny")
 		if !ok {
 			if !isDeny && res.NearMiss == nil {
 				res.NearMiss = &StatementRef{Policy: name, Sid: s.Sid, Index: i}
@@ -174,7 +174,8 @@ func (r KMSResult) KeyPolicyAllowsDirectly() bool {
 // account AND IAM must allow (or a grant allow). A permissions boundary caps what IAM and a
 // key policy naming the role allow.
 func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
-	ctx := newContext(req.Context)
+	var buf [contextBuf]kv
+	ctx := contextIn(req.Context, buf[:0])
 	var out KMSResult
 	out.KeyPolicy = in.KeyPolicy.evaluate(&req, ctx, "key policy", true)
 	if in.Boundary != nil && out.KeyPolicy.Decision != ExplicitDeny {
@@ -236,7 +237,7 @@ func (d *Document) notPrincipalDeny(req *Request, ctx context, name string) *Sta
 	}
 	for i := range d.Statement {
 		s := &d.Statement[i]
-		if s.NotPrincipal == nil || !strings.EqualFold(s.Effect, "Deny") ||
+		if s.NotPrincipal == nil || !isEffect(s.Effect, "Deny") ||
 			!s.matchesAction(req.Action) || !s.matchesResource(req.Resource) {
 			continue
 		}
@@ -255,7 +256,7 @@ func (d *Document) sessionAllow(req *Request, ctx context, name string) *Stateme
 	}
 	for i := range d.Statement {
 		s := &d.Statement[i]
-		if s.Principal == nil || !strings.EqualFold(s.Effect, "Allow") ||
+		if s.Principal == nil || !isEffect(s.Effect, "Allow") ||
 			!slices.Contains(s.Principal.Types["AWS"].Items, req.Caller.SessionARN) ||
 			!s.matchesAction(req.Action) || !s.matchesResource(req.Resource) {
 			continue
@@ -367,7 +368,7 @@ func (s *Statement) matchesPrincipal(c Caller) principalMatch {
 		account := principalListed(ids, c.Account, true)
 		arn := principalListed(ids, c.ARN, false)
 		session := c.SessionARN != "" && principalListed(ids, c.SessionARN, false)
-		if strings.EqualFold(s.Effect, "Deny") {
+		if isEffect(s.Effect, "Deny") {
 			// A Deny applies unless every identity of the caller (its account, the role or
 			// user, the session) is listed: AWS may check each in turn (IAM User Guide,
 			// "NotPrincipal With Deny").
@@ -399,6 +400,11 @@ func (s *Statement) matchesPrincipal(c Caller) principalMatch {
 		}
 	}
 	return best
+}
+
+// isEffect compares an Effect case-insensitively, as written first.
+func isEffect(effect, want string) bool {
+	return effect == want || strings.EqualFold(effect, want)
 }
 
 func principalListed(ids []string, id string, account bool) bool {
@@ -476,8 +482,15 @@ type context []kv
 
 type kv struct{ key, value string }
 
-func newContext(m map[string]string) context {
-	c := make(context, 0, len(m))
+// Requests carry a handful of context keys: AuthorizeKMS and Evaluate copy them into a
+// buffer on their stack (more spill to the heap).
+const contextBuf = 16
+
+func newContext(m map[string]string) context { return contextIn(m, nil) }
+
+// contextIn copies m into buf.
+func contextIn(m map[string]string, buf []kv) context {
+	c := context(buf[:0])
 	for k, v := range m {
 		c = append(c, kv{k, v})
 	}
@@ -522,91 +535,15 @@ func (c context) encryptionContextEquals(want map[string]string) bool {
 // holds evaluates every operator and key (ANDed); it returns the first key that fails.
 func (cond Condition) holds(ctx context) (bool, string) {
 	for op, keys := range cond {
+		e := parseOperator(op)
 		for key, vals := range keys {
-			if !evalOperator(op, key, vals.Items, ctx) {
+			e.key, e.vals = key, vals.Items
+			if !e.holds(ctx) {
 				return false, key
 			}
 		}
 	}
 	return true, ""
-}
-
-func evalOperator(op, key string, vals []string, ctx context) bool {
-	setOp := ""
-	if i := strings.IndexByte(op, ':'); i >= 0 {
-		setOp, op = op[:i], op[i+1:]
-	}
-	ifExists := false
-	if len(op) > len("IfExists") && strings.HasSuffix(op, "IfExists") {
-		op, ifExists = op[:len(op)-len("IfExists")], true
-	}
-	got, present := ctx.get(key)
-	if op == "Null" {
-		want := len(vals) > 0 && strings.EqualFold(vals[0], "true")
-		return want != present
-	}
-	negated := isNegated(op)
-	if !present {
-		switch {
-		case strings.EqualFold(setOp, "ForAllValues"):
-			return true
-		case strings.EqualFold(setOp, "ForAnyValue"):
-			return false
-		case ifExists:
-			return true
-		}
-		return negated
-	}
-	// Single-valued keys: ForAnyValue and ForAllValues over a set of one reduce to the plain
-	// operator.
-	matched := false
-	for _, v := range vals {
-		if matchValue(op, v, got) {
-			matched = true
-			break
-		}
-	}
-	if negated {
-		return !matched
-	}
-	return matched
-}
-
-func isNegated(op string) bool {
-	switch op {
-	case "StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
-		"NumericNotEquals", "DateNotEquals", "NotIpAddress", "BinaryNotEquals":
-		return true
-	}
-	return false
-}
-
-// matchValue reports whether the request value got matches the policy value want under the
-// positive form of op.
-func matchValue(op, want, got string) bool {
-	switch op {
-	case "StringEquals", "StringNotEquals":
-		return want == got
-	case "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase":
-		return strings.EqualFold(want, got)
-	case "StringLike", "StringNotLike":
-		return glob(want, got, false)
-	case "ArnEquals", "ArnNotEquals", "ArnLike", "ArnNotLike":
-		return arnLike(want, got)
-	case "Bool":
-		return strings.EqualFold(want, got)
-	case "BinaryEquals", "BinaryNotEquals":
-		return want == got
-	case "IpAddress", "NotIpAddress":
-		return ipIn(want, got)
-	}
-	if strings.HasPrefix(op, "Numeric") {
-		return compareNumbers(op, want, got)
-	}
-	if strings.HasPrefix(op, "Date") {
-		return compareDates(op, want, got)
-	}
-	return false // an operator IAM does not have never matches
 }
 
 // arnLike compares ARNs component by component (the resource part may contain colons).
@@ -634,50 +571,4 @@ func ipIn(want, got string) bool {
 	}
 	w, err := netip.ParseAddr(want)
 	return err == nil && w == addr
-}
-
-func compareNumbers(op, want, got string) bool {
-	w, err1 := strconv.ParseFloat(want, 64)
-	g, err2 := strconv.ParseFloat(got, 64)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return compare(strings.TrimPrefix(op, "Numeric"), g, w)
-}
-
-func compareDates(op, want, got string) bool {
-	w, ok1 := parseDate(want)
-	g, ok2 := parseDate(got)
-	if !ok1 || !ok2 {
-		return false
-	}
-	return compare(strings.TrimPrefix(op, "Date"), float64(g), float64(w))
-}
-
-func parseDate(s string) (int64, bool) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.Unix(), true
-	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t.Unix(), true
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil
-}
-
-// compare applies a numeric comparison suffix; NotEquals is handled by negation upstream.
-func compare(kind string, got, want float64) bool {
-	switch kind {
-	case "Equals", "NotEquals":
-		return got == want
-	case "LessThan":
-		return got < want
-	case "LessThanEquals":
-		return got <= want
-	case "GreaterThan":
-		return got > want
-	case "GreaterThanEquals":
-		return got >= want
-	}
-	return false
 }
