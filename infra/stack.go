@@ -183,6 +183,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 	})
 	suppressWildcards(policy, []string{
 		"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*",
+		"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*",
 		"Resource::*",
 		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
 		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
@@ -190,7 +191,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*",
 		"Resource::arn:<AWS::Partition>:iam::aws:policy/*",
 	}, "The enrichment reads whichever key and principal an event names, so KMS keys are "+
-		"scoped to this Region, IAM reads to this account's roles, users, groups and policies (plus AWS managed "+
+		"scoped to this Region (key policies to this account's keys), IAM reads to this account's roles, users, groups and policies (plus AWS managed "+
 		"policies); kms:ListAliases and the Access Analyzer checks have no resource type, so IAM requires \"*\" "+
 		"(narrowed with aws:RequestedRegion); log streams are created under the function's own log group.")
 
@@ -326,9 +327,12 @@ func functionStatements(cfg Config, role awsiam.Role, key awskms.Key, topic awss
 	s := []awsiam.PolicyStatement{
 		statement("WriteOwnLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 			[]string{*logGroup.LogGroupArn()}, nil),
-		// The denied key may belong to any account (cross-account keys), but always to this Region.
-		statement("ReadKeys", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"},
+		// The denied key may belong to any account (cross-account keys), but always to this Region;
+		// its policy is read only for this account's keys (another account's is not ours to read).
+		statement("DescribeKeys", []string{"kms:DescribeKey", "kms:ListGrants"},
 			[]string{fmt.Sprintf("arn:%s:kms:%s:*:key/*", partition, region)}, nil),
+		statement("ReadOwnKeyPolicies", []string{"kms:GetKeyPolicy"},
+			[]string{fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account)}, nil),
 		statement("ListAliases", []string{"kms:ListAliases"}, []string{"*"}, inRegion),
 		statement("ReadRoles", []string{"iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy",
 			"iam:ListAttachedRolePolicies"}, []string{iamARN("role")}, nil),

@@ -659,6 +659,9 @@ func findStmt(t *testing.T, s *synthesized, sid string) stmt {
 
 func TestApplyModeIsFenced(t *testing.T) {
 	s := synth(t, "full")
+	if r := findStmt(t, s, "ReadOwnKeyPolicies").resources; len(r) != 1 || !strings.Contains(r[0], "AWS::AccountId") {
+		t.Errorf("key policies readable beyond this account: %v", r)
+	}
 	for _, sid := range []string{"ApplyIdentityPolicies", "ApplyKeyPolicies", "ApplyGrants", "RetireGrants"} {
 		st := findStmt(t, s, sid)
 		if !strings.Contains(asJSON(st.condition), `"aws:ResourceAccount":["`+sandbox+`"]`) {
