@@ -211,6 +211,14 @@ func TestRuleStateAndPattern(t *testing.T) {
 					},
 				})
 			})
+			// `kmsfix doctor` finds the rule by the prefix <stack>-KmsDenialRule of the name
+			// CloudFormation generates from the logical id.
+			for id, p := range s.resources("AWS::Events::Rule") {
+				ep, _ := p["EventPattern"].(map[string]any)
+				if fmt.Sprint(ep["source"]) == "[aws.kms]" && !strings.HasPrefix(id, "KmsDenialRule") {
+					t.Errorf("denial rule logical id %s: doctor looks for KmsDenialRule*", id)
+				}
+			}
 			rule := s.denialRule(t)
 			if rule["EventBusName"] != nil {
 				t.Errorf("the denial rule must be on the default bus, got EventBusName %v", rule["EventBusName"])
