@@ -1,6 +1,9 @@
 package policy
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"unicode/utf8"
+)
 
 // decoder reads the policy grammar in one pass over the input. The encoding/json-based
 // UnmarshalJSON methods re-scan each nesting level's bytes (json.Unmarshal validates and
@@ -12,14 +15,17 @@ import "unicode/utf8"
 // with encoding/json as before, so the result, and every error, are encoding/json's. On
 // success the result equals encoding/json's (FuzzParse checks this).
 //
-// Decoded strings are substrings of one copy of the input, and statements' raw text are
-// capacity-limited sub-slices of another, so a document costs two allocations for its text.
+// Decoded strings are substrings of one copy of the input, statements' raw text are
+// capacity-limited sub-slices of another, and Values.Items and Principals come from a few
+// shared arrays sized from the input, so a document costs a handful of allocations besides
+// its maps.
 type decoder struct {
-	b     []byte
-	i     int
-	s     string   // the input as a string; decoded strings are substrings of it
-	raw   []byte   // copy of the input for statements' raw text, made at the first statement
-	items []string // backing store for Values.Items; each Values gets a capacity-limited window
+	b          []byte
+	i          int
+	s          string      // the input as a string; decoded strings are substrings of it
+	raw        []byte      // copy of the input for statements' raw text, made at the first statement
+	items      []string    // backing store for Values.Items; each Values gets a capacity-limited window
+	principals []Principal // backing store for Principal and NotPrincipal elements
 }
 
 func newDecoder(b []byte) decoder {
@@ -302,6 +308,10 @@ func isHex(c byte) bool {
 
 // values reads a string, bool or number, or a list of them, as Values.UnmarshalJSON does.
 func (d *decoder) values() (Values, bool) {
+	if d.items == nil {
+		// At most one item per string in the input (names included), plus a few literals.
+		d.items = make([]string, 0, bytes.Count(d.b, []byte{'"'})/2+4)
+	}
 	switch d.peek() {
 	case '[':
 		d.i++
@@ -352,7 +362,18 @@ func (d *decoder) principal() (*Principal, bool) {
 		}
 		return &Principal{Wildcard: true}, true
 	}
-	p := &Principal{Types: map[string]Values{}}
+	if d.principals == nil {
+		// At most one Principal per "...rincipal" name as usually written; more get their own.
+		d.principals = make([]Principal, 0, bytes.Count(d.b, []byte(`rincipal"`)))
+	}
+	var p *Principal
+	if len(d.principals) < cap(d.principals) {
+		d.principals = d.principals[:len(d.principals)+1]
+		p = &d.principals[len(d.principals)-1]
+	} else {
+		p = &Principal{}
+	}
+	p.Types = map[string]Values{}
 	ok := d.object(func(typ string) bool {
 		v, ok := d.values()
 		p.Types[typ] = v
