@@ -9,6 +9,7 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/world"
 )
 
 // base is a same-account identity-policy-missing sample: everything it needs is live-readable.
@@ -222,4 +223,36 @@ func TestConfigErrorAtColdStart(t *testing.T) {
 			t.Errorf("cold-start log does not say %q:\n%s", want, logs)
 		}
 	}
+}
+
+// TestKeyDisabledLive: the key's state is read live from local-kms after DisableKey (the
+// sample's own world is empty and decides from the message alone).
+func TestKeyDisabledLive(t *testing.T) {
+	s := loadSample(t, "60-key-disabled-message-only")
+	d := s.item.Denial
+	w, err := world.Parse([]byte(`{"keys": {"` + d.KeyARN + `": {"manager": "CUSTOMER", "state": "Disabled",
+	  "policy": {"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+	    "Principal": {"AWS": "arn:aws:iam::` + d.KeyAccount + `:root"}, "Action": "kms:*", "Resource": "*"}]}}},
+	  "principals": {"` + d.Identity.PrincipalARN + `": {"policies": []}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.world = w
+	f := start(t, s)
+	rep, inv := f.invoke(t, s.event)
+	if inv.Error {
+		t.Fatalf("function error: %s", inv.Body)
+	}
+	line := f.lastLine(t, s.item.EventID)
+	logged, err := world.Parse(line.World)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := logged.Key(d.KeyARN); k == nil || k.State != world.StateDisabled {
+		t.Fatalf("live world = %s, want the key read as Disabled", line.World)
+	}
+	if rep.Diagnosis != finding.KeyDisabled || len(rep.Unknown) > 0 {
+		t.Errorf("report = %s", asJSON(t, rep))
+	}
+	checkReproducible(t, s, rep, line)
 }
