@@ -255,10 +255,14 @@ func checkParse(t *testing.T, b []byte) {
 		!reflect.DeepEqual(sts, (&stdDocument{Statement: ssts}).doc().Statement) {
 		t.Fatalf("Statements.UnmarshalJSON = %+v, %v; encoding/json %+v, %v", sts, err, ssts, wantErr)
 	}
-	// A parsed document writes back what it read.
+	// A parsed document writes back what it read; its statements without their raw text are
+	// written as encoding/json writes them.
 	if got != nil {
 		if _, err := json.Marshal(got); err != nil {
 			t.Fatalf("writing back: %v", err)
+		}
+		for _, s := range got.Statement {
+			checkMarshal(t, s)
 		}
 	}
 }
@@ -402,4 +406,51 @@ func TestOneDecoderTakesTheSamples(t *testing.T) {
 	if n < 20 {
 		t.Fatalf("only %d sample policies", n)
 	}
+}
+
+// checkMarshal: a statement without raw text is written as json.Marshal(statementFields(s))
+// writes it.
+func checkMarshal(t *testing.T, s Statement) {
+	t.Helper()
+	s.raw = nil
+	want, err := json.Marshal(statementFields(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.MarshalJSON()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("MarshalJSON = %s, %v\nencoding/json  %s", got, err, want)
+	}
+}
+
+// TestMarshalStatementMatchesEncodingJSON covers statements built in Go, with the strings
+// and shapes encoding/json writes specially.
+func TestMarshalStatementMatchesEncodingJSON(t *testing.T) {
+	odd := []string{"", "a<b>&c", "quote\" back\\slash", "tab\tnl\n\x01", "caf\u00e9", "\xff\xfe", "\u2028\u2029", "\x7f", "ok"}
+	for i, c := range generateCases(diffSeed, 200) {
+		for _, d := range append([]*Document{c.KeyPolicy, c.Boundary}, identityDocs(c)...) {
+			if d != nil {
+				for _, s := range d.Statement {
+					checkMarshal(t, s)
+				}
+			}
+		}
+		o := odd[i%len(odd)]
+		checkMarshal(t, Statement{
+			Sid: o, Effect: o, Principal: &Principal{Types: map[string]Values{o: V(o), "AWS": List(o, "x"), "": {}}},
+			NotPrincipal: &Principal{}, Action: V(o), NotAction: Values{Items: []string{o}}, Resource: List(),
+			NotResource: Values{Items: []string{}, Single: true},
+			Condition:   Condition{o: {o: V(o), "k": List("a", o)}, "Null": nil, "StringLike": {}},
+		})
+	}
+	checkMarshal(t, Statement{})
+	checkMarshal(t, Statement{Principal: &Principal{Wildcard: true, Types: map[string]Values{"AWS": V("x")}}})
+}
+
+func identityDocs(c *diffCase) []*Document {
+	var out []*Document
+	for _, nd := range c.Identity {
+		out = append(out, nd.Doc)
+	}
+	return out
 }

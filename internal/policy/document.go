@@ -212,7 +212,7 @@ func (s Statement) MarshalJSON() ([]byte, error) {
 	if s.raw != nil {
 		return s.raw, nil
 	}
-	return json.Marshal(statementFields(s))
+	return appendStatement(make([]byte, 0, 256), &s), nil // = json.Marshal(statementFields(s))
 }
 
 // Statements is the Statement element: a single object or a list.
