@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/kmsfix/kmsfix/internal/apply"
@@ -48,31 +47,7 @@ func TestRevertCommand(t *testing.T) {
 	if _, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &keyARN, PolicyName: aws.String("default"), Policy: &after}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: aws.String(table),
-		AttributeDefinitions: []ddbtypes.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-		},
-		KeySchema: []ddbtypes.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
-		},
-		BillingMode: ddbtypes.BillingModePayPerRequest,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	// dynalite turns a new table ACTIVE on its next tick.
-	for i := 0; ; i++ {
-		out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
-		if err == nil && out.Table.TableStatus == ddbtypes.TableStatusActive {
-			break
-		}
-		if i == 200 {
-			t.Fatalf("table never became ACTIVE: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.CreateDynamoTable(t, db, table)
 	store := &apply.Store{DB: db, Table: table}
 	now := time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)
 	rec := &apply.Record{ID: "chg-0123456789abcdef", Status: apply.StatusApplied, Fingerprint: "fp", EventID: "ev-1", Owner: "ev-1",

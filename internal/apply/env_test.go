@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
@@ -113,22 +112,7 @@ func newEnv(t testing.TB, keyPolicyText string) *env {
 
 	e.db = dynamodb.New(dynamodb.Options{Region: region, BaseEndpoint: aws.String(emu.dynamo), Credentials: creds, Retryer: retry.NewStandard()})
 	e.table = fmt.Sprintf("kmsfix-apply-%d", tableSeq.Add(1))
-	_, err = e.db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: &e.table,
-		AttributeDefinitions: []ddbtypes.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-		},
-		KeySchema: []ddbtypes.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
-		},
-		BillingMode: ddbtypes.BillingModePayPerRequest,
-	})
-	if err != nil {
-		t.Fatalf("CreateTable: %v", err)
-	}
-	waitActive(t, e.db, e.table)
+	testenv.CreateDynamoTable(t, e.db, e.table)
 
 	e.iam = testenv.NewApplyIAMFake(t)
 	e.iam.AddEntity("role/reader", false)
@@ -220,17 +204,3 @@ const (
   ]
 }`
 )
-
-// waitActive waits for a new table: dynalite with --createTableMs 0 still turns it ACTIVE
-// on its next tick.
-func waitActive(t testing.TB, db *dynamodb.Client, table string) {
-	t.Helper()
-	for range 200 {
-		out, err := db.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: &table})
-		if err == nil && out.Table.TableStatus == ddbtypes.TableStatusActive {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("table %s never became ACTIVE", table)
-}

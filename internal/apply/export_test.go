@@ -2,6 +2,3 @@ package apply
 
 // Emulators for the external test package (handler_test.go).
 func EmulatorURLs() (kmsURL, dynamoURL string) { return emu.kms, emu.dynamo }
-
-// WaitActive waits until a new table is ACTIVE.
-var WaitActive = waitActive

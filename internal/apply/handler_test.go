@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
@@ -136,21 +135,7 @@ func runSample(t *testing.T, dir, sampleKey, region, kmsURL, dynURL string) *sam
 	event = []byte(strings.ReplaceAll(string(event), sampleKey, live))
 
 	table := fmt.Sprintf("kmsfix-handler-%d", time.Now().UnixNano())
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: &table,
-		AttributeDefinitions: []ddbtypes.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-		},
-		KeySchema: []ddbtypes.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
-		},
-		BillingMode: ddbtypes.BillingModePayPerRequest,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	apply.WaitActive(t, db, table)
+	testenv.CreateDynamoTable(t, db, table)
 	aa := testenv.NewApplyAnalyzerFake(t)
 	iamFake := testenv.NewApplyIAMFake(t)
 	iamClient := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(iamFake.URL), Credentials: creds})

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -119,33 +118,6 @@ func (callerWorld) World(context.Context, *cloudtrail.Denial) *world.World {
 		Unreadable: []string{"the key (the key is in account " + ownerAcct + " and only its owner can read the policy)"}}
 }
 
-func newTable(t *testing.T, db *dynamodb.Client, name string) {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: &name,
-		AttributeDefinitions: []ddbtypes.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-		},
-		KeySchema: []ddbtypes.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
-		},
-		BillingMode: ddbtypes.BillingModePayPerRequest,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for range 100 {
-		out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &name})
-		if err == nil && out.Table.TableStatus == ddbtypes.TableStatusActive {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("table %s not active", name)
-}
-
 func loadConfig(t *testing.T, env map[string]string) config.Config {
 	t.Helper()
 	c, err := config.Load(func(k string) string { return env[k] })
@@ -180,8 +152,8 @@ func twoAccounts(t *testing.T) *accounts {
 	a.key = aws.ToString(out.KeyMetadata.Arn)
 	stamp := time.Now().UnixNano()
 	callerTable, ownerTable := fmt.Sprintf("kmsfix-caller-%d", stamp), fmt.Sprintf("kmsfix-owner-%d", stamp)
-	newTable(t, db, callerTable)
-	newTable(t, db, ownerTable)
+	testenv.CreateDynamoTable(t, db, callerTable)
+	testenv.CreateDynamoTable(t, db, ownerTable)
 
 	aa := testenv.NewApplyAnalyzerFake(t)
 	analyzer := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(aa.URL), Credentials: creds})

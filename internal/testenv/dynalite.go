@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -50,14 +51,22 @@ func (d *Dynalite) Client(maxAttempts int) *dynamodb.Client {
 	})
 }
 
-// CreateTable creates a table shaped like the stack's: string keys pk and sk, on demand.
+// CreateTable creates a table shaped like the stack's (see CreateDynamoTable).
 func (d *Dynalite) CreateTable(t Harness, name string) {
 	t.Helper()
-	c := dynamodb.New(dynamodb.Options{
+	CreateDynamoTable(t, dynamodb.New(dynamodb.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(d.Direct),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	_, err := c.CreateTable(context.Background(), &dynamodb.CreateTableInput{
+	}), name)
+}
+
+// CreateDynamoTable creates a table shaped like the stack's (string keys pk and sk, on
+// demand) with db and waits until it is ACTIVE: dynalite with --createTableMs 0 still turns
+// a new table ACTIVE on its next tick.
+func CreateDynamoTable(t Harness, db *dynamodb.Client, name string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: aws.String(name),
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
@@ -72,4 +81,12 @@ func (d *Dynalite) CreateTable(t Harness, name string) {
 	if err != nil {
 		t.Fatalf("create table %s: %v", name, err)
 	}
+	for range 400 {
+		out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+		if err == nil && out.Table.TableStatus == types.TableStatusActive {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("table %s never became ACTIVE", name)
 }
