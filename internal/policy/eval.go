@@ -72,12 +72,11 @@ type Result struct {
 // Evaluate evaluates one document. asResource: it is a resource policy (Principal applies);
 // otherwise an identity policy or boundary (statements apply to the caller).
 func (d *Document) Evaluate(req Request, name string, asResource bool) Result {
-	var buf [contextBuf]kv
-	ctx := contextIn(req.Context, buf[:0])
+	ctx := &context{m: req.Context}
 	return d.evaluate(&req, ctx, name, asResource)
 }
 
-func (d *Document) evaluate(req *Request, ctx context, name string, asResource bool) Result {
+func (d *Document) evaluate(req *Request, ctx *context, name string, asResource bool) Result {
 	var res Result
 	if d == nil {
 		return res
@@ -174,8 +173,7 @@ func (r KMSResult) KeyPolicyAllowsDirectly() bool {
 // account AND IAM must allow (or a grant allow). A permissions boundary caps what IAM and a
 // key policy naming the role allow.
 func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
-	var buf [contextBuf]kv
-	ctx := contextIn(req.Context, buf[:0])
+	ctx := &context{m: req.Context}
 	var out KMSResult
 	out.KeyPolicy = in.KeyPolicy.evaluate(&req, ctx, "key policy", true)
 	if in.Boundary != nil && out.KeyPolicy.Decision != ExplicitDeny {
@@ -231,7 +229,7 @@ func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
 
 // notPrincipalDeny returns the first Deny statement with a NotPrincipal that applies to the
 // request's action, resource and conditions, whoever it lists.
-func (d *Document) notPrincipalDeny(req *Request, ctx context, name string) *StatementRef {
+func (d *Document) notPrincipalDeny(req *Request, ctx *context, name string) *StatementRef {
 	if d == nil {
 		return nil
 	}
@@ -250,7 +248,7 @@ func (d *Document) notPrincipalDeny(req *Request, ctx context, name string) *Sta
 
 // sessionAllow returns an Allow statement that names the caller's session ARN and applies to
 // the request, if any.
-func (d *Document) sessionAllow(req *Request, ctx context, name string) *StatementRef {
+func (d *Document) sessionAllow(req *Request, ctx *context, name string) *StatementRef {
 	if d == nil || req.Caller.SessionARN == "" {
 		return nil
 	}
@@ -286,7 +284,7 @@ func (r Result) namesRole(d *Document, c Caller) bool {
 	return true
 }
 
-func evaluateAll(req *Request, ctx context, docs []NamedDocument) Result {
+func evaluateAll(req *Request, ctx *context, docs []NamedDocument) Result {
 	var out Result
 	for _, nd := range docs {
 		r := nd.Doc.evaluate(req, ctx, nd.Name, false)
@@ -303,7 +301,7 @@ func evaluateAll(req *Request, ctx context, docs []NamedDocument) Result {
 	return out
 }
 
-func matchGrant(req *Request, ctx context, grants []Grant) *Grant {
+func matchGrant(req *Request, ctx *context, grants []Grant) *Grant {
 	op := strings.TrimPrefix(req.Action, "kms:")
 	for i := range grants {
 		g := &grants[i]
@@ -442,8 +440,22 @@ func glob(p, s string, fold bool) bool {
 	if p == "*" {
 		return true
 	}
+	// The literal prefix, in a tight loop: a mismatch before the first wildcard is final.
+	i := 0
+	for ; i < len(p) && i < len(s); i++ {
+		c := p[i]
+		if c == '*' || c == '?' {
+			break
+		}
+		if c != s[i] && (!fold || lowerByte(c) != lowerByte(s[i])) {
+			return false
+		}
+	}
+	if i == len(p) {
+		return i == len(s)
+	}
 	var star, mark = -1, 0
-	i, j := 0, 0
+	j := i
 	for j < len(s) {
 		switch {
 		case i < len(p) && p[i] == '*':
@@ -475,32 +487,48 @@ func lowerByte(b byte) byte {
 
 // --- conditions ---
 
-// context holds the request's condition keys in a small slice: requests carry a handful of
-// keys, so a scan beats a map and allocates once. Keys keep their case (lower-casing them
+// context holds the request's condition keys. They are copied from the request's map into a
+// small slice the first time a condition needs one (many decisions need none): requests
+// carry a handful of keys, so a scan beats a map. Keys keep their case (lower-casing them
 // cost a third of AuthorizeKMS); get and encryptionContext compare case-insensitively.
-type context []kv
+// AuthorizeKMS and Evaluate keep it on their stack.
+type context struct {
+	m      map[string]string
+	copied bool
+	n      int
+	buf    [16]kv // the keys of a request with up to 16
+	more   []kv   // the keys of a request with more
+}
 
 type kv struct{ key, value string }
 
-// Requests carry a handful of context keys: AuthorizeKMS and Evaluate copy them into a
-// buffer on their stack (more spill to the heap).
-const contextBuf = 16
+func newContext(m map[string]string) *context { return &context{m: m} }
 
-func newContext(m map[string]string) context { return contextIn(m, nil) }
-
-// contextIn copies m into buf.
-func contextIn(m map[string]string, buf []kv) context {
-	c := context(buf[:0])
-	for k, v := range m {
-		c = append(c, kv{k, v})
+func (c *context) entries() []kv {
+	if !c.copied {
+		c.copied = true
+		if len(c.m) > len(c.buf) {
+			c.more = make([]kv, 0, len(c.m))
+			for k, v := range c.m {
+				c.more = append(c.more, kv{k, v})
+			}
+		} else {
+			for k, v := range c.m {
+				c.buf[c.n] = kv{k, v}
+				c.n++
+			}
+		}
 	}
-	return c
+	if c.more != nil {
+		return c.more
+	}
+	return c.buf[:c.n]
 }
 
-func (c context) get(key string) (string, bool) {
-	for i := range c {
-		if len(c[i].key) == len(key) && strings.EqualFold(c[i].key, key) {
-			return c[i].value, true
+func (c *context) get(key string) (string, bool) {
+	for _, e := range c.entries() {
+		if len(e.key) == len(key) && strings.EqualFold(e.key, key) {
+			return e.value, true
 		}
 	}
 	return "", false
@@ -508,9 +536,9 @@ func (c context) get(key string) (string, bool) {
 
 const ecPrefix = "kms:encryptioncontext:"
 
-func (c context) encryptionContext() map[string]string {
+func (c *context) encryptionContext() map[string]string {
 	m := map[string]string{}
-	for _, e := range c {
+	for _, e := range c.entries() {
 		if len(e.key) > len(ecPrefix) && strings.EqualFold(e.key[:len(ecPrefix)], ecPrefix) {
 			m[e.key[len(ecPrefix):]] = e.value
 		}
@@ -518,7 +546,7 @@ func (c context) encryptionContext() map[string]string {
 	return m
 }
 
-func (c context) encryptionContextHas(want map[string]string) bool {
+func (c *context) encryptionContextHas(want map[string]string) bool {
 	for k, v := range want {
 		got, ok := c.get(ecPrefix + k)
 		if !ok || got != v {
@@ -528,12 +556,12 @@ func (c context) encryptionContextHas(want map[string]string) bool {
 	return true
 }
 
-func (c context) encryptionContextEquals(want map[string]string) bool {
+func (c *context) encryptionContextEquals(want map[string]string) bool {
 	return len(c.encryptionContext()) == len(want) && c.encryptionContextHas(want)
 }
 
 // holds evaluates every operator and key (ANDed); it returns the first key that fails.
-func (cond Condition) holds(ctx context) (bool, string) {
+func (cond Condition) holds(ctx *context) (bool, string) {
 	for op, keys := range cond {
 		e := parseOperator(op)
 		for key, vals := range keys {

@@ -124,13 +124,13 @@ func parseCmp(s string) cmpKind {
 }
 
 // evalOperator evaluates one operator for one key.
-func evalOperator(op, key string, vals []string, ctx context) bool {
+func evalOperator(op, key string, vals []string, ctx *context) bool {
 	e := parseOperator(op)
 	e.key, e.vals = key, vals
 	return e.holds(ctx)
 }
 
-func (e *condEntry) holds(ctx context) bool {
+func (e *condEntry) holds(ctx *context) bool {
 	got, present := ctx.get(e.key)
 	if e.kind == opNull {
 		want := len(e.vals) > 0 && strings.EqualFold(e.vals[0], "true")
