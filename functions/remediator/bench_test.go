@@ -30,12 +30,12 @@ func BenchmarkLambdaColdStart(b *testing.B) {
 		calls               int
 	)
 	for b.Loop() {
-		h := &processHarness{}
+		h := &testenv.ProcessHarness{}
 		rie := testenv.StartRIE(h, bootstrap, f.vars)
 		inv, err := rie.Invoke(context.Background(), s.event)
 		d := time.Since(rie.Started)
 		if err != nil || inv.Error {
-			h.run()
+			h.Close()
 			b.Fatalf("invoke: %v %s", err, inv.Body)
 		}
 		ds = append(ds, d)
@@ -43,7 +43,7 @@ func BenchmarkLambdaColdStart(b *testing.B) {
 		calls += line.AWSCalls
 		handlers = append(handlers, time.Duration(line.DurationMS*float64(time.Millisecond)))
 		inits = append(inits, rieInit(b, rie))
-		h.run()
+		h.Close()
 	}
 	// cold = emulator start .. first response; init = the bootstrap's init as the emulator
 	// reports it (process start .. ready for the first event); handler = the first event.

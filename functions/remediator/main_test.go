@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,26 +29,8 @@ var (
 
 const table = "kmsfix"
 
-// processHarness runs the shared emulators' cleanups after every test.
-type processHarness struct{ cleanups []func() }
-
-func (h *processHarness) Helper()                      {}
-func (h *processHarness) Logf(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
-func (h *processHarness) Cleanup(f func())             { h.cleanups = append(h.cleanups, f) }
-func (h *processHarness) Fatalf(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", a...)
-	h.run()
-	os.Exit(1)
-}
-
-func (h *processHarness) run() {
-	for i := len(h.cleanups) - 1; i >= 0; i-- {
-		h.cleanups[i]()
-	}
-}
-
 func TestMain(m *testing.M) {
-	h := &processHarness{}
+	h := &testenv.ProcessHarness{}
 	dir, err := os.MkdirTemp("", "kmsfix-bootstrap-")
 	if err != nil {
 		h.Fatalf("temp dir: %v", err)
@@ -65,7 +46,7 @@ func TestMain(m *testing.M) {
 	ddb = testenv.StartDynalite(h)
 	ddb.CreateTable(h, table)
 	code := m.Run()
-	h.run()
+	h.Close()
 	os.Exit(code)
 }
 

@@ -32,29 +32,12 @@ var emu struct {
 	kms, dynamo string
 }
 
-// mainHarness lets TestMain start emulators with the testenv helpers.
-type mainHarness struct{ cleanups []func() }
-
-func (h *mainHarness) Helper()                 {}
-func (h *mainHarness) Logf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
-func (h *mainHarness) Cleanup(f func())        { h.cleanups = append(h.cleanups, f) }
-func (h *mainHarness) Fatalf(f string, a ...any) {
-	h.close()
-	fmt.Fprintf(os.Stderr, f+"\n", a...)
-	os.Exit(2)
-}
-func (h *mainHarness) close() {
-	for i := len(h.cleanups) - 1; i >= 0; i-- {
-		h.cleanups[i]()
-	}
-}
-
 func TestMain(m *testing.M) {
-	h := &mainHarness{}
+	h := &testenv.ProcessHarness{}
 	emu.kms = testenv.ApplyLocalKMS(h, sandbox, region)
 	emu.dynamo = testenv.ApplyDynalite(h)
 	code := m.Run()
-	h.close()
+	h.Close()
 	os.Exit(code)
 }
 

@@ -38,28 +38,12 @@ import (
 // key policy) and one dynalite (each account's table: dedupe, sent requests, audit).
 var emu struct{ kms, dynamo string }
 
-type mainHarness struct{ cleanups []func() }
-
-func (h *mainHarness) Helper()                 {}
-func (h *mainHarness) Logf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
-func (h *mainHarness) Cleanup(f func())        { h.cleanups = append(h.cleanups, f) }
-func (h *mainHarness) Fatalf(f string, a ...any) {
-	h.close()
-	fmt.Fprintf(os.Stderr, f+"\n", a...)
-	os.Exit(2)
-}
-func (h *mainHarness) close() {
-	for i := len(h.cleanups) - 1; i >= 0; i-- {
-		h.cleanups[i]()
-	}
-}
-
 func TestMain(m *testing.M) {
-	h := &mainHarness{}
+	h := &testenv.ProcessHarness{}
 	emu.kms = testenv.ApplyLocalKMS(h, ownerAcct, region)
 	emu.dynamo = testenv.ApplyDynalite(h)
 	code := m.Run()
-	h.close()
+	h.Close()
 	os.Exit(code)
 }
 

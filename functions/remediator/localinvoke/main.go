@@ -20,32 +20,14 @@ import (
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
-// harness gives the emulator helpers what they need outside a test.
-type harness struct{ cleanups []func() }
-
-func (h *harness) Helper()                      {}
-func (h *harness) Logf(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
-func (h *harness) Cleanup(f func())             { h.cleanups = append(h.cleanups, f) }
-func (h *harness) Fatalf(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "localinvoke: "+format+"\n", a...)
-	h.close()
-	os.Exit(1)
-}
-
-func (h *harness) close() {
-	for i := len(h.cleanups) - 1; i >= 0; i-- {
-		h.cleanups[i]()
-	}
-}
-
 func main() {
 	eventPath := flag.String("event", "", "the event (EventBridge envelope or CloudTrail record)")
 	worldPath := flag.String("world", "", "a world file to seed the emulators with (optional)")
 	bootstrap := flag.String("bootstrap", "dist/host/bootstrap", "the function binary (host build)")
 	logs := flag.Bool("logs", false, "also print the function's log lines to stderr")
 	flag.Parse()
-	h := &harness{}
-	defer h.close()
+	h := &testenv.ProcessHarness{Prefix: "localinvoke: "}
+	defer h.Close()
 	if *eventPath == "" {
 		h.Fatalf("-event is required")
 	}
@@ -95,7 +77,7 @@ func main() {
 	}
 	fmt.Println(out.String())
 	if inv.Error {
-		h.close()
+		h.Close()
 		os.Exit(1)
 	}
 }
