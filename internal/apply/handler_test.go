@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,18 +50,6 @@ func (l *liveWorld) World(ctx context.Context, d *cloudtrail.Denial) *world.Worl
 	return &w
 }
 
-type sent struct {
-	mu      sync.Mutex
-	reports []finding.Report
-}
-
-func (s *sent) Notify(_ context.Context, r finding.Report) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reports = append(s.reports, r)
-	return nil
-}
-
 // The sample event 11 (key-policy-missing in a sandbox) through the real Lambda handler, with
 // this package's applier behind it: the fix is applied in local-kms, the message carries the
 // revert command, the sweeper reverts it at expiry, and the key policy is byte-for-byte back.
@@ -92,7 +79,7 @@ type sampleRun struct {
 	a      *apply.Applier
 	kc     *kms.Client
 	rep    finding.Report
-	out    *sent
+	out    *testenv.Reports
 	live   string
 	before string
 	table  string
@@ -159,7 +146,7 @@ func runSample(t *testing.T, dir, sampleKey, region, kmsURL, dynURL string) *sam
 		KMS:      kc, Grants: kc, Analyzer: aaClient,
 		Now: func() time.Time { return now },
 	}
-	out := &sent{}
+	out := &testenv.Reports{}
 	h := &remediator.Handler{
 		Enricher:  &liveWorld{base: base, kms: kc, sample: sampleKey, live: live},
 		Validator: remediator.NewValidator(aaClient, time.Minute, 5*time.Second),
@@ -173,8 +160,8 @@ func runSample(t *testing.T, dir, sampleKey, region, kmsURL, dynURL string) *sam
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.reports) != 1 {
-		t.Fatalf("%d notifications", len(out.reports))
+	if n := len(out.All()); n != 1 {
+		t.Fatalf("%d notifications", n)
 	}
 	return &sampleRun{a: a, kc: kc, rep: rep, out: out, live: live, before: before, table: table, region: region, expiry: cfg.ApplyExpiry, now: now}
 }
@@ -185,7 +172,7 @@ func (s *sampleRun) checkMessagesAndSweep(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
 	applied := s.rep.Applied
-	n := notify.NewNotice(s.out.reports[0])
+	n := notify.NewNotice(s.out.All()[0])
 	body, _ := notify.ReportJSON(n)
 	slack, _ := json.Marshal(notify.SlackMessage(n))
 	cmd := "kmsfix revert " + applied.ID + " --table " + s.table + " --region us-east-1"

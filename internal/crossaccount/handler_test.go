@@ -44,12 +44,12 @@ func TestHandlerSendFailures(t *testing.T) {
 		bridge := testenv.NewEventBridgeFake(t, callerAcct)
 		bridge.AddBus(ownerBus)
 		bridge.Fail("PutEvents", testenv.AWSFault{Code: "InternalException", Status: 500, Times: 1})
-		sent, log := &capture{}, &logLines{}
+		sent, log := &testenv.Reports{}, &logLines{}
 		h := callerHandler(t, sent, bridge, log)
 		if _, err := h.Handle(ctx, event); err == nil || !strings.Contains(err.Error(), "key-policy change request") {
 			t.Fatalf("err = %v, want the failed put", err)
 		}
-		if len(sent.reports()) != 1 {
+		if len(sent.All()) != 1 {
 			t.Fatal("the local notification did not go out first")
 		}
 		if _, err := h.Handle(ctx, event); err != nil {
@@ -63,7 +63,7 @@ func TestHandlerSendFailures(t *testing.T) {
 		bridge := testenv.NewEventBridgeFake(t, callerAcct)
 		bridge.AddBus(ownerBus)
 		bridge.FailEntries(1)
-		h := callerHandler(t, &capture{}, bridge, &logLines{})
+		h := callerHandler(t, &testenv.Reports{}, bridge, &logLines{})
 		if _, err := h.Handle(ctx, event); err == nil || !strings.Contains(err.Error(), "refused the request") {
 			t.Fatalf("err = %v", err)
 		}
@@ -88,10 +88,10 @@ func TestHandlerRequestRouting(t *testing.T) {
 
 	t.Run("not configured: ignored with the reason", func(t *testing.T) {
 		log := &logLines{}
-		sent := &capture{}
+		sent := &testenv.Reports{}
 		h := &remediator.Handler{Enricher: callerWorld{}, Notifier: sent, Log: slog.New(slog.NewJSONHandler(log, nil))}
 		rep, err := h.Handle(ctx, req)
-		if err != nil || !strings.Contains(rep.Ignored, "KMSFIX_TRUSTED_ACCOUNTS") || len(sent.reports()) != 0 {
+		if err != nil || !strings.Contains(rep.Ignored, "KMSFIX_TRUSTED_ACCOUNTS") || len(sent.All()) != 0 {
 			t.Fatalf("rep %+v, err %v", rep, err)
 		}
 		if l := log.events(); len(l) != 1 || l[0]["outcome"] != "ignored" {
@@ -101,7 +101,7 @@ func TestHandlerRequestRouting(t *testing.T) {
 	t.Run("own account unknown: retried", func(t *testing.T) {
 		f := testenv.NewSTSFake(t, ownerAcct)
 		f.Fail("GetCallerIdentity", testenv.AWSFault{Code: "Throttling", Status: 400})
-		h := &remediator.Handler{Enricher: callerWorld{}, Notifier: &capture{}, Log: slog.New(slog.NewJSONHandler(&logLines{}, nil)),
+		h := &remediator.Handler{Enricher: callerWorld{}, Notifier: &testenv.Reports{}, Log: slog.New(slog.NewJSONHandler(&logLines{}, nil)),
 			Requests: &crossaccount.Receiver{
 				Enricher:        keyWorld{key: sampleKey, policy: defaultKeyPolicy(ownerAcct)},
 				STS:             sts.New(sts.Options{Region: region, BaseEndpoint: aws.String(f.URL), Credentials: creds, Retryer: aws.NopRetryer{}}),

@@ -47,26 +47,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// capture is a Notifier that keeps what it was given (the messages rendered from it are
-// checked with the notify package's renderers).
-type capture struct {
-	mu  sync.Mutex
-	got []finding.Report
-}
-
-func (c *capture) Notify(_ context.Context, r finding.Report) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.got = append(c.got, r)
-	return nil
-}
-
-func (c *capture) reports() []finding.Report {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]finding.Report(nil), c.got...)
-}
-
 // logLines is a JSON log sink whose lines a test can search.
 type logLines struct {
 	mu  sync.Mutex
@@ -115,7 +95,7 @@ func loadConfig(t *testing.T, env map[string]string) config.Config {
 // configuration, with an EventBridge fake between them.
 type accounts struct {
 	caller, owner         *remediator.Handler
-	callerSent, ownerSent *capture
+	callerSent, ownerSent *testenv.Reports
 	callerLog, ownerLog   *logLines
 	bridge                *testenv.EventBridgeFake // PutEvents made with the caller's credentials
 	kms                   *kms.Client
@@ -125,7 +105,7 @@ type accounts struct {
 func twoAccounts(t *testing.T) *accounts {
 	t.Helper()
 	ctx := context.Background()
-	a := &accounts{callerSent: &capture{}, ownerSent: &capture{}, callerLog: &logLines{}, ownerLog: &logLines{}}
+	a := &accounts{callerSent: &testenv.Reports{}, ownerSent: &testenv.Reports{}, callerLog: &logLines{}, ownerLog: &logLines{}}
 	a.kms = kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(emu.kms), Credentials: creds})
 	db := dynamodb.New(dynamodb.Options{Region: region, BaseEndpoint: aws.String(emu.dynamo), Credentials: creds})
 	a.policyBefore = defaultKeyPolicy(ownerAcct)
@@ -225,7 +205,7 @@ func TestTwoAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := a.callerSent.reports()
+	local := a.callerSent.All()
 	if len(local) != 1 || local[0].Diagnosis != finding.CrossAccountAccessMissing || len(local[0].Patches) != 2 {
 		t.Fatalf("caller notified %+v", local)
 	}
@@ -253,7 +233,7 @@ func TestTwoAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := a.ownerSent.reports()
+	msgs := a.ownerSent.All()
 	if len(msgs) != 1 {
 		t.Fatalf("owner notified %d times", len(msgs))
 	}
@@ -403,7 +383,7 @@ func TestTwoAccountsRejects(t *testing.T) {
 			}
 		})
 	}
-	if n := len(a.ownerSent.reports()); n != 0 {
+	if n := len(a.ownerSent.All()); n != 0 {
 		t.Errorf("the owner notified %d rejected requests", n)
 	}
 	if live := a.livePolicy(t); live != a.policyBefore {
