@@ -108,10 +108,16 @@ func probes(d *cloudtrail.Denial) []probe {
 		needed[strings.ToLower(a)] = true
 	}
 	base := diagnose.Request(d, first(d.Actions))
-	var out []probe
+	out := make([]probe, 0, 16+6*len(d.Actions))
 	add := func(name string, mutate func(r *policy.Request)) {
 		r := base
 		r.Context = clone(base.Context)
+		mutate(&r)
+		out = append(out, probe{name: name, req: r})
+	}
+	// Probes that keep the base context share its map (probes are only read).
+	addSameContext := func(name string, mutate func(r *policy.Request)) {
+		r := base
 		mutate(&r)
 		out = append(out, probe{name: name, req: r})
 	}
@@ -120,7 +126,7 @@ func probes(d *cloudtrail.Denial) []probe {
 			continue
 		}
 		action := a
-		add(action+" via S3", func(r *policy.Request) { r.Action = action })
+		addSameContext(action+" via S3", func(r *policy.Request) { r.Action = action })
 		add(action+" called directly", func(r *policy.Request) {
 			r.Action = action
 			delete(r.Context, "kms:ViaService")
@@ -129,7 +135,7 @@ func probes(d *cloudtrail.Denial) []probe {
 	}
 	for _, a := range d.Actions {
 		action := a
-		add(action+" on another key", func(r *policy.Request) {
+		addSameContext(action+" on another key", func(r *policy.Request) {
 			r.Action = action
 			r.Resource = otherKey(d.KeyARN)
 		})
