@@ -68,7 +68,7 @@ type env struct {
 	kms    *kms.Client
 	db     *dynamodb.Client
 	iam    *testenv.ApplyIAMFake
-	aa     *testenv.ApplyAnalyzerFake
+	aa     *testenv.AccessAnalyzerFake
 	grants *testenv.ApplyGrantsFake
 	clock  *clock
 	logs   *bytes.Buffer
@@ -99,7 +99,7 @@ func newEnv(t testing.TB, keyPolicyText string) *env {
 
 	e.iam = testenv.NewApplyIAMFake(t)
 	e.iam.AddEntity("role/reader", false)
-	e.aa = testenv.NewApplyAnalyzerFake(t)
+	e.aa = testenv.NewAccessAnalyzerFake(t)
 	e.grants = testenv.NewApplyGrantsFake(t)
 	iamClient := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(e.iam.URL), Credentials: creds, Retryer: aws.NopRetryer{}})
 	aaClient := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(e.aa.URL), Credentials: creds, Retryer: aws.NopRetryer{}})

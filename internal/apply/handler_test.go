@@ -123,7 +123,7 @@ func runSample(t *testing.T, dir, sampleKey, region, kmsURL, dynURL string) *sam
 
 	table := fmt.Sprintf("kmsfix-handler-%d", time.Now().UnixNano())
 	testenv.CreateDynamoTable(t, db, table)
-	aa := testenv.NewApplyAnalyzerFake(t)
+	aa := testenv.NewAccessAnalyzerFake(t)
 	iamFake := testenv.NewApplyIAMFake(t)
 	iamClient := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(iamFake.URL), Credentials: creds})
 	aaClient := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(aa.URL), Credentials: creds})

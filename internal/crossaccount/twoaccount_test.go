@@ -119,7 +119,7 @@ func twoAccounts(t *testing.T) *accounts {
 	testenv.CreateDynamoTable(t, db, callerTable)
 	testenv.CreateDynamoTable(t, db, ownerTable)
 
-	aa := testenv.NewApplyAnalyzerFake(t)
+	aa := testenv.NewAccessAnalyzerFake(t)
 	analyzer := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(aa.URL), Credentials: creds})
 	a.bridge = testenv.NewEventBridgeFake(t, callerAcct)
 	a.bridge.AddBus(ownerBus)

@@ -8,15 +8,18 @@ import (
 	"sync"
 )
 
-// AccessAnalyzerFake answers ValidatePolicy (REST-JSON, POST /policy/validation). It reports
-// the findings a test sets for documents containing a given text, and no finding otherwise.
+// AccessAnalyzerFake answers ValidatePolicy (REST-JSON, POST /policy/validation) and
+// CheckAccessNotGranted (POST /policy/check-access-not-granted), and records what it was
+// asked. ValidatePolicy reports the findings a test sets (by text the document contains, or
+// by policy type) and no finding otherwise; CheckAccessNotGranted answers PASS unless set.
 type AccessAnalyzerFake struct {
 	URL    string
 	faults awsFaults
 
-	mu    sync.Mutex
-	rules []aaRule
-	docs  []ValidatedPolicy
+	mu       sync.Mutex
+	rules    []aaRule
+	result   string
+	requests []AnalyzerRequest
 }
 
 // ValidatedPolicy is one document the fake was asked to validate.
@@ -26,6 +29,13 @@ type ValidatedPolicy struct {
 	ResourceType string `json:"validatePolicyResourceType"`
 }
 
+// AnalyzerRequest is one call the fake received.
+type AnalyzerRequest struct {
+	Op, PolicyType, PolicyDocument string
+	ResourceType                   string   // ValidatePolicy's validatePolicyResourceType
+	Actions                        []string // CheckAccessNotGranted's actions
+}
+
 // AAFinding is a ValidatePolicy finding.
 type AAFinding struct {
 	FindingType string `json:"findingType"` // ERROR, SECURITY_WARNING, WARNING, SUGGESTION
@@ -33,15 +43,17 @@ type AAFinding struct {
 	Details     string `json:"findingDetails"`
 }
 
+// aaRule reports finding for documents that contain text and are of policyType ("" matches
+// all).
 type aaRule struct {
-	contains string
-	finding  AAFinding
+	contains, policyType string
+	finding              AAFinding
 }
 
-// NewAccessAnalyzerFake starts the fake; it stops at cleanup.
+// NewAccessAnalyzerFake starts the fake (no findings, PASS); it stops at cleanup.
 func NewAccessAnalyzerFake(t Harness) *AccessAnalyzerFake {
 	t.Helper()
-	f := &AccessAnalyzerFake{}
+	f := &AccessAnalyzerFake{result: "PASS"}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -52,39 +64,87 @@ func NewAccessAnalyzerFake(t Harness) *AccessAnalyzerFake {
 func (f *AccessAnalyzerFake) FlagWhenContains(text string, finding AAFinding) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.rules = append(f.rules, aaRule{text, finding})
+	f.rules = append(f.rules, aaRule{contains: text, finding: finding})
+}
+
+// SetFinding makes ValidatePolicy report a finding for a policy type ("" for all).
+func (f *AccessAnalyzerFake) SetFinding(policyType, findingType, issueCode string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, aaRule{policyType: policyType,
+		finding: AAFinding{FindingType: findingType, IssueCode: issueCode, Details: "set by the test"}})
+}
+
+// SetResult sets CheckAccessNotGranted's result (PASS or FAIL).
+func (f *AccessAnalyzerFake) SetResult(result string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.result = result
 }
 
 // Fail makes ValidatePolicy fail or stall.
 func (f *AccessAnalyzerFake) Fail(fault AWSFault) { f.faults.set("ValidatePolicy", fault) }
 
+// Seen returns the requests received so far.
+func (f *AccessAnalyzerFake) Seen() []AnalyzerRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]AnalyzerRequest(nil), f.requests...)
+}
+
 // Validated returns the documents validated so far.
 func (f *AccessAnalyzerFake) Validated() []ValidatedPolicy {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]ValidatedPolicy(nil), f.docs...)
+	var out []ValidatedPolicy
+	for _, r := range f.requests {
+		if r.Op == "ValidatePolicy" {
+			out = append(out, ValidatedPolicy{Document: r.PolicyDocument, Type: r.PolicyType, ResourceType: r.ResourceType})
+		}
+	}
+	return out
 }
 
 func (f *AccessAnalyzerFake) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	if r.Method != http.MethodPost || r.URL.Path != "/policy/validation" {
-		aafakeError(w, 404, "ResourceNotFoundException", "the Access Analyzer fake implements only ValidatePolicy")
+	op := map[string]string{"/policy/validation": "ValidatePolicy", "/policy/check-access-not-granted": "CheckAccessNotGranted"}[r.URL.Path]
+	if r.Method != http.MethodPost || op == "" {
+		aafakeError(w, 404, "ResourceNotFoundException", "the Access Analyzer fake implements only ValidatePolicy and CheckAccessNotGranted")
 		return
 	}
-	if fault := f.faults.hit(r.Context(), "ValidatePolicy"); fault != nil {
+	if fault := f.faults.hit(r.Context(), op); fault != nil {
 		aafakeError(w, fault.Status, fault.Code, "injected by the test")
 		return
 	}
-	var in ValidatedPolicy
+	var in struct {
+		ValidatedPolicy
+		Access []struct {
+			Actions []string `json:"actions"`
+		} `json:"access"`
+	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Document == "" || in.Type == "" {
 		aafakeError(w, 400, "ValidationException", "policyDocument and policyType are required")
 		return
 	}
+	req := AnalyzerRequest{Op: op, PolicyType: in.Type, PolicyDocument: in.Document, ResourceType: in.ResourceType}
+	for _, a := range in.Access {
+		req.Actions = append(req.Actions, a.Actions...)
+	}
 	f.mu.Lock()
-	f.docs = append(f.docs, in)
+	defer f.mu.Unlock()
+	f.requests = append(f.requests, req)
+	if op == "CheckAccessNotGranted" {
+		msg := "The policy document does not grant access to perform the listed actions."
+		if f.result != "PASS" {
+			msg = "The policy document grants access to perform one or more of the listed actions."
+		}
+		json.NewEncoder(w).Encode(map[string]any{"result": f.result, "message": msg, "reasons": []any{}})
+		return
+	}
 	findings := []map[string]any{}
 	for _, rule := range f.rules {
-		if rule.contains == "" || strings.Contains(in.Document, rule.contains) {
+		if (rule.contains == "" || strings.Contains(in.Document, rule.contains)) &&
+			(rule.policyType == "" || rule.policyType == in.Type) {
 			findings = append(findings, map[string]any{
 				"findingType": rule.finding.FindingType, "issueCode": rule.finding.IssueCode,
 				"findingDetails": rule.finding.Details, "learnMoreLink": "https://docs.aws.amazon.com/",
@@ -92,7 +152,6 @@ func (f *AccessAnalyzerFake) serve(w http.ResponseWriter, r *http.Request) {
 			})
 		}
 	}
-	f.mu.Unlock()
 	json.NewEncoder(w).Encode(map[string]any{"findings": findings})
 }
 
