@@ -45,9 +45,9 @@ func (e *Enricher) principal(ctx context.Context, arn, account string) principal
 	case pacct != account:
 		r.errs = []*lookupError{{what: what, reason: fmt.Sprintf("the principal is in account %s and this function reads IAM in %s only", pacct, account), permanent: true}}
 	case kind == "role":
-		r = e.readRole(ctx, arn, name)
+		r = e.readPrincipal(ctx, arn, e.role(name), false)
 	default:
-		r = e.readUser(ctx, arn, name)
+		r = e.readPrincipal(ctx, arn, e.user(name), true)
 	}
 	if allPermanent(r.errs) {
 		e.principals.Put(arn, r)
@@ -55,92 +55,117 @@ func (e *Enricher) principal(ctx context.Context, arn, account string) principal
 	return r
 }
 
-// readRole reads a role's boundary, inline and attached policies concurrently.
-func (e *Enricher) readRole(ctx context.Context, arn, name string) principalResult {
-	var (
-		wg       sync.WaitGroup
-		errs     errList
-		boundary *policy.Document
-		inline   []world.NamedPolicy
-		attached []world.NamedPolicy
-	)
-	wg.Go(func() {
-		cctx, cancel := e.callCtx(ctx)
-		defer cancel()
-		out, err := e.iam.GetRole(cctx, &iam.GetRoleInput{RoleName: &name})
-		if err != nil {
-			errs.add(classify("iam:GetRole "+name, err))
-			return
-		}
-		boundary = e.boundary(ctx, arn, aws.ToString(out.Role.Arn), out.Role.PermissionsBoundary, &errs)
-	})
-	wg.Go(func() {
-		inline = e.inline(ctx, "iam:ListRolePolicies "+name, "iam:GetRolePolicy "+name+"/",
-			func(ctx context.Context) ([]string, error) {
-				return collect(ctx, iam.NewListRolePoliciesPaginator(e.iam, &iam.ListRolePoliciesInput{RoleName: &name}),
-					func(o *iam.ListRolePoliciesOutput) []string { return o.PolicyNames })
-			},
-			func(ctx context.Context, p string) (*string, error) {
-				out, err := e.iam.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &name, PolicyName: &p})
-				if err != nil {
-					return nil, err
-				}
-				return out.PolicyDocument, nil
-			}, "", &errs)
-	})
-	wg.Go(func() {
-		attached = e.attached(ctx, "iam:ListAttachedRolePolicies "+name, func(ctx context.Context) ([]types.AttachedPolicy, error) {
-			return collect(ctx, iam.NewListAttachedRolePoliciesPaginator(e.iam, &iam.ListAttachedRolePoliciesInput{RoleName: &name}),
-				func(o *iam.ListAttachedRolePoliciesOutput) []types.AttachedPolicy { return o.AttachedPolicies })
-		}, "", &errs)
-	})
-	wg.Wait()
-	return result(&errs, boundary, inline, attached)
+// iamEntity is the calls that read one role's, user's or group's identity policies. api is
+// the entity as IAM's operation names spell it ("Role" in iam:GetRole, iam:ListRolePolicies).
+type iamEntity struct {
+	api, name string
+	// get reads the entity itself: its ARN and permissions boundary (nil for a group).
+	get          func(context.Context) (*string, *types.AttachedPermissionsBoundary, error)
+	listInline   func(context.Context) ([]string, error)
+	getInline    func(context.Context, string) (*string, error)
+	listAttached func(context.Context) ([]types.AttachedPolicy, error)
 }
 
-// readUser reads a user's boundary, inline and attached policies, and those of its groups.
-func (e *Enricher) readUser(ctx context.Context, arn, name string) principalResult {
+func (e *Enricher) role(name string) iamEntity {
+	return iamEntity{api: "Role", name: name,
+		get: func(ctx context.Context) (*string, *types.AttachedPermissionsBoundary, error) {
+			out, err := e.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: &name})
+			if err != nil {
+				return nil, nil, err
+			}
+			return out.Role.Arn, out.Role.PermissionsBoundary, nil
+		},
+		listInline: func(ctx context.Context) ([]string, error) {
+			return collect(ctx, iam.NewListRolePoliciesPaginator(e.iam, &iam.ListRolePoliciesInput{RoleName: &name}),
+				func(o *iam.ListRolePoliciesOutput) []string { return o.PolicyNames })
+		},
+		getInline: func(ctx context.Context, p string) (*string, error) {
+			out, err := e.iam.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &name, PolicyName: &p})
+			if err != nil {
+				return nil, err
+			}
+			return out.PolicyDocument, nil
+		},
+		listAttached: func(ctx context.Context) ([]types.AttachedPolicy, error) {
+			return collect(ctx, iam.NewListAttachedRolePoliciesPaginator(e.iam, &iam.ListAttachedRolePoliciesInput{RoleName: &name}),
+				func(o *iam.ListAttachedRolePoliciesOutput) []types.AttachedPolicy { return o.AttachedPolicies })
+		},
+	}
+}
+
+func (e *Enricher) user(name string) iamEntity {
+	return iamEntity{api: "User", name: name,
+		get: func(ctx context.Context) (*string, *types.AttachedPermissionsBoundary, error) {
+			out, err := e.iam.GetUser(ctx, &iam.GetUserInput{UserName: &name})
+			if err != nil {
+				return nil, nil, err
+			}
+			return out.User.Arn, out.User.PermissionsBoundary, nil
+		},
+		listInline: func(ctx context.Context) ([]string, error) {
+			return collect(ctx, iam.NewListUserPoliciesPaginator(e.iam, &iam.ListUserPoliciesInput{UserName: &name}),
+				func(o *iam.ListUserPoliciesOutput) []string { return o.PolicyNames })
+		},
+		getInline: func(ctx context.Context, p string) (*string, error) {
+			out, err := e.iam.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: &name, PolicyName: &p})
+			if err != nil {
+				return nil, err
+			}
+			return out.PolicyDocument, nil
+		},
+		listAttached: func(ctx context.Context) ([]types.AttachedPolicy, error) {
+			return collect(ctx, iam.NewListAttachedUserPoliciesPaginator(e.iam, &iam.ListAttachedUserPoliciesInput{UserName: &name}),
+				func(o *iam.ListAttachedUserPoliciesOutput) []types.AttachedPolicy { return o.AttachedPolicies })
+		},
+	}
+}
+
+func (e *Enricher) group(name string) iamEntity {
+	return iamEntity{api: "Group", name: name,
+		listInline: func(ctx context.Context) ([]string, error) {
+			return collect(ctx, iam.NewListGroupPoliciesPaginator(e.iam, &iam.ListGroupPoliciesInput{GroupName: &name}),
+				func(o *iam.ListGroupPoliciesOutput) []string { return o.PolicyNames })
+		},
+		getInline: func(ctx context.Context, p string) (*string, error) {
+			out, err := e.iam.GetGroupPolicy(ctx, &iam.GetGroupPolicyInput{GroupName: &name, PolicyName: &p})
+			if err != nil {
+				return nil, err
+			}
+			return out.PolicyDocument, nil
+		},
+		listAttached: func(ctx context.Context) ([]types.AttachedPolicy, error) {
+			return collect(ctx, iam.NewListAttachedGroupPoliciesPaginator(e.iam, &iam.ListAttachedGroupPoliciesInput{GroupName: &name}),
+				func(o *iam.ListAttachedGroupPoliciesOutput) []types.AttachedPolicy { return o.AttachedPolicies })
+		},
+	}
+}
+
+// readPrincipal reads a role's or user's boundary, inline and attached policies
+// concurrently, and with groups (a user) those of the groups it is in.
+func (e *Enricher) readPrincipal(ctx context.Context, arn string, x iamEntity, groups bool) principalResult {
 	var (
 		wg       sync.WaitGroup
 		errs     errList
 		boundary *policy.Document
-		inline   []world.NamedPolicy
-		attached []world.NamedPolicy
-		groups   []world.NamedPolicy
+		lists    [3][]world.NamedPolicy // inline, attached, groups'
 	)
 	wg.Go(func() {
 		cctx, cancel := e.callCtx(ctx)
 		defer cancel()
-		out, err := e.iam.GetUser(cctx, &iam.GetUserInput{UserName: &name})
+		got, pb, err := x.get(cctx)
 		if err != nil {
-			errs.add(classify("iam:GetUser "+name, err))
+			errs.add(classify("iam:Get"+x.api+" "+x.name, err))
 			return
 		}
-		boundary = e.boundary(ctx, arn, aws.ToString(out.User.Arn), out.User.PermissionsBoundary, &errs)
+		boundary = e.boundary(ctx, arn, aws.ToString(got), pb, &errs)
 	})
-	wg.Go(func() {
-		inline = e.inline(ctx, "iam:ListUserPolicies "+name, "iam:GetUserPolicy "+name+"/",
-			func(ctx context.Context) ([]string, error) {
-				return collect(ctx, iam.NewListUserPoliciesPaginator(e.iam, &iam.ListUserPoliciesInput{UserName: &name}),
-					func(o *iam.ListUserPoliciesOutput) []string { return o.PolicyNames })
-			},
-			func(ctx context.Context, p string) (*string, error) {
-				out, err := e.iam.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: &name, PolicyName: &p})
-				if err != nil {
-					return nil, err
-				}
-				return out.PolicyDocument, nil
-			}, "", &errs)
-	})
-	wg.Go(func() {
-		attached = e.attached(ctx, "iam:ListAttachedUserPolicies "+name, func(ctx context.Context) ([]types.AttachedPolicy, error) {
-			return collect(ctx, iam.NewListAttachedUserPoliciesPaginator(e.iam, &iam.ListAttachedUserPoliciesInput{UserName: &name}),
-				func(o *iam.ListAttachedUserPoliciesOutput) []types.AttachedPolicy { return o.AttachedPolicies })
-		}, "", &errs)
-	})
-	wg.Go(func() { groups = e.userGroups(ctx, name, &errs) })
+	wg.Go(func() { lists[0] = e.inlineOf(ctx, x, "", &errs) })
+	wg.Go(func() { lists[1] = e.attachedOf(ctx, x, "", &errs) })
+	if groups {
+		wg.Go(func() { lists[2] = e.userGroups(ctx, x.name, &errs) })
+	}
 	wg.Wait()
-	return result(&errs, boundary, inline, attached, groups)
+	return result(&errs, boundary, lists[:]...)
 }
 
 // userGroups reads the inline and attached policies of every group the user is in. Their
@@ -165,23 +190,8 @@ func (e *Enricher) userGroups(ctx context.Context, user string, errs *errList) [
 	for i, g := range names {
 		prefix := "group/" + g + "/"
 		wg.Go(func() {
-			in := e.inline(ctx, "iam:ListGroupPolicies "+g, "iam:GetGroupPolicy "+g+"/",
-				func(ctx context.Context) ([]string, error) {
-					return collect(ctx, iam.NewListGroupPoliciesPaginator(e.iam, &iam.ListGroupPoliciesInput{GroupName: &g}),
-						func(o *iam.ListGroupPoliciesOutput) []string { return o.PolicyNames })
-				},
-				func(ctx context.Context, p string) (*string, error) {
-					out, err := e.iam.GetGroupPolicy(ctx, &iam.GetGroupPolicyInput{GroupName: &g, PolicyName: &p})
-					if err != nil {
-						return nil, err
-					}
-					return out.PolicyDocument, nil
-				}, prefix, errs)
-			at := e.attached(ctx, "iam:ListAttachedGroupPolicies "+g, func(ctx context.Context) ([]types.AttachedPolicy, error) {
-				return collect(ctx, iam.NewListAttachedGroupPoliciesPaginator(e.iam, &iam.ListAttachedGroupPoliciesInput{GroupName: &g}),
-					func(o *iam.ListAttachedGroupPoliciesOutput) []types.AttachedPolicy { return o.AttachedPolicies })
-			}, prefix, errs)
-			perGroup[i] = append(in, at...)
+			x := e.group(g)
+			perGroup[i] = append(e.inlineOf(ctx, x, prefix, errs), e.attachedOf(ctx, x, prefix, errs)...)
 		})
 	}
 	wg.Wait()
@@ -190,6 +200,17 @@ func (e *Enricher) userGroups(ctx context.Context, user string, errs *errList) [
 		out = append(out, ps...)
 	}
 	return out
+}
+
+// inlineOf reads an entity's inline policies, their names after prefix.
+func (e *Enricher) inlineOf(ctx context.Context, x iamEntity, prefix string, errs *errList) []world.NamedPolicy {
+	return e.inline(ctx, "iam:List"+x.api+"Policies "+x.name, "iam:Get"+x.api+"Policy "+x.name+"/",
+		x.listInline, x.getInline, prefix, errs)
+}
+
+// attachedOf reads an entity's attached managed policies, their names after prefix.
+func (e *Enricher) attachedOf(ctx context.Context, x iamEntity, prefix string, errs *errList) []world.NamedPolicy {
+	return e.attached(ctx, "iam:ListAttached"+x.api+"Policies "+x.name, x.listAttached, prefix, errs)
 }
 
 // boundary checks that IAM returned the principal we asked for (a role of the same name in
