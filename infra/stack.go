@@ -23,6 +23,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/kmsfix/kmsfix/internal/rulepattern"
 )
 
 // The facts that make the events arrive (reference/cloudtrail-events.md sections 3 and 5).
@@ -39,13 +41,6 @@ const (
 	timeoutSeconds = 30
 )
 
-var (
-	// Replication encrypts the replica with kms:Encrypt (policy-semantics.md 1; events/08).
-	dataKeyEventNames = []string{"Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "Encrypt"}
-	denialErrorCodes  = []string{"AccessDenied", "AccessDeniedException", "DisabledException",
-		"KMSInvalidStateException", "NotFoundException"}
-)
-
 // StackProps configures the kmsfix stack.
 type StackProps struct {
 	awscdk.StackProps
@@ -54,22 +49,14 @@ type StackProps struct {
 	AssetDir string
 }
 
-// KmsDenialPattern is the event pattern of the main rule: KMS data-key calls made by S3 (the
-// aws:s3:arn encryption context is present) that KMS refused, made by a principal rather than by
-// an AWS service acting as itself (e.g. CloudTrail writing its own SSE-KMS log files).
+// KmsDenialPattern is the event pattern of the main rule (rulepattern.KMSDenial, which
+// `kmsfix doctor` prints in its fix for the rule).
 func KmsDenialPattern() *awsevents.EventPattern {
+	f := rulepattern.KMSDenialFields()
 	return &awsevents.EventPattern{
-		Source:     jsii.Strings("aws.kms"),
-		DetailType: jsii.Strings("AWS API Call via CloudTrail"),
-		Detail: &map[string]any{
-			"eventSource":  []string{"kms.amazonaws.com"},
-			"eventName":    dataKeyEventNames,
-			"errorCode":    denialErrorCodes,
-			"userIdentity": map[string]any{"type": []any{map[string]any{"anything-but": []string{"AWSService"}}}},
-			"requestParameters": map[string]any{
-				"encryptionContext": map[string]any{"aws:s3:arn": []any{map[string]any{"exists": true}}},
-			},
-		},
+		Source:     jsii.Strings(f.Source...),
+		DetailType: jsii.Strings(f.DetailType...),
+		Detail:     &f.Detail,
 	}
 }
 

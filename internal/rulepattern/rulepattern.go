@@ -1,0 +1,35 @@
+// Package rulepattern is the event pattern of the stack's denial rule, defined once for the
+// stack (infra), which gives it to the rule, and `kmsfix doctor`, which prints it in the fix
+// for a missing or wrong rule.
+package rulepattern
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// KMSDenial is the pattern, as put-rule takes it: KMS data-key calls made by S3 (the
+// aws:s3:arn encryption context is present) that KMS refused, made by a principal rather than
+// by an AWS service acting as itself (e.g. CloudTrail writing its own SSE-KMS log files).
+// Replication encrypts the replica with kms:Encrypt (policy-semantics.md 1; events/08).
+const KMSDenial = `{"source":["aws.kms"],"detail-type":["AWS API Call via CloudTrail"],"detail":{"eventSource":["kms.amazonaws.com"],` +
+	`"eventName":["Decrypt","GenerateDataKey","GenerateDataKeyWithoutPlaintext","Encrypt"],` +
+	`"errorCode":["AccessDenied","AccessDeniedException","DisabledException","KMSInvalidStateException","NotFoundException"],` +
+	`"userIdentity":{"type":[{"anything-but":["AWSService"]}]},` +
+	`"requestParameters":{"encryptionContext":{"aws:s3:arn":[{"exists":true}]}}}}`
+
+// Fields is a pattern's top-level fields, for code that builds the pattern as values (the CDK).
+type Fields struct {
+	Source     []string       `json:"source"`
+	DetailType []string       `json:"detail-type"`
+	Detail     map[string]any `json:"detail"`
+}
+
+// KMSDenialFields returns KMSDenial decoded, a fresh copy on each call.
+func KMSDenialFields() Fields {
+	var f Fields
+	if err := json.Unmarshal([]byte(KMSDenial), &f); err != nil {
+		panic(fmt.Sprintf("rulepattern: KMSDenial is not JSON: %v", err)) // a constant: the test catches it
+	}
+	return f
+}
