@@ -11,18 +11,15 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/kmsfix/kmsfix/internal/eventpattern"
+	"github.com/kmsfix/kmsfix/internal/rulepattern"
 )
 
 // RuleState is the rule state that delivers read-only management events such as kms:Decrypt.
 const RuleState = ebtypes.RuleStateEnabledWithAllCloudtrailManagementEvents
 
-// StackPattern is the event pattern the stack gives its rule (infra.KmsDenialPattern), for the
-// fix of a rule that does not exist or does not match.
-const StackPattern = `{"source":["aws.kms"],"detail-type":["AWS API Call via CloudTrail"],"detail":{"eventSource":["kms.amazonaws.com"],` +
-	`"eventName":["Decrypt","GenerateDataKey","GenerateDataKeyWithoutPlaintext"],` +
-	`"errorCode":["AccessDenied","AccessDeniedException","DisabledException","KMSInvalidStateException","NotFoundException"],` +
-	`"userIdentity":{"type":[{"anything-but":["AWSService"]}]},` +
-	`"requestParameters":{"encryptionContext":{"aws:s3:arn":[{"exists":true}]}}}}`
+// StackPattern is the event pattern the stack gives its rule, for the fix of a rule that does
+// not exist or does not match.
+const StackPattern = rulepattern.KMSDenial
 
 // RuleAPI is the EventBridge calls of the rule checks.
 type RuleAPI interface {
