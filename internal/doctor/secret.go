@@ -2,13 +2,13 @@ package doctor
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/kmsfix/kmsfix/internal/notify"
 )
 
 // SecretAPI is the Secrets Manager calls of the Slack check.
@@ -64,31 +64,11 @@ func CheckSlackSecret(ctx context.Context, api SecretAPI, arn string, fnKnown bo
 		c.Fix = "aws secretsmanager put-secret-value --secret-id " + arn + " --secret-string 'https://hooks.slack.com/services/...'"
 		return c
 	}
-	if why := webhookProblem(*v.SecretString); why != "" {
-		c.Status, c.Detail = Fail, arn+" "+why
+	if _, err := notify.ParseWebhookSecret(*v.SecretString); err != nil {
+		c.Status, c.Detail = Fail, arn+" "+err.Error()
 		c.Fix = "aws secretsmanager put-secret-value --secret-id " + arn + " --secret-string 'https://hooks.slack.com/services/...'"
 		return c
 	}
 	c.Status, c.Detail = Pass, arn+" holds a webhook URL (value not shown)"
 	return c
-}
-
-// webhookProblem accepts what the notifier accepts (notify's parseWebhookSecret): the URL as
-// a plain string or as JSON {"url": "..."}. The answer never quotes the value.
-func webhookProblem(s string) string {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "{") {
-		var v struct {
-			URL string `json:"url"`
-		}
-		if err := json.Unmarshal([]byte(s), &v); err != nil {
-			return `holds JSON without a string field "url"`
-		}
-		s = strings.TrimSpace(v.URL)
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "does not hold an http(s) URL"
-	}
-	return ""
 }

@@ -54,7 +54,7 @@ func (w *webhook) get(ctx context.Context) (string, error) {
 		return "", &DeliveryError{Channel: "slack", Retryable: secretRetryable(err),
 			msg: fmt.Sprintf("read webhook secret %s: %v", w.arn, err)}
 	}
-	u, err := parseWebhookSecret(aws.ToString(out.SecretString))
+	u, err := ParseWebhookSecret(aws.ToString(out.SecretString))
 	if err != nil {
 		return "", &DeliveryError{Channel: "slack", msg: fmt.Sprintf("webhook secret %s: %v", w.arn, err)}
 	}
@@ -62,9 +62,10 @@ func (w *webhook) get(ctx context.Context) (string, error) {
 	return u, nil
 }
 
-// parseWebhookSecret accepts the URL as a plain string or as JSON {"url": "..."}. Its errors
-// never quote the secret.
-func parseWebhookSecret(s string) (string, error) {
+// ParseWebhookSecret returns the webhook URL a Slack secret holds, as a plain string or as
+// JSON {"url": "..."} (`kmsfix doctor` checks a secret with it). Its errors never quote the
+// secret.
+func ParseWebhookSecret(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "{") {
 		var v struct {
