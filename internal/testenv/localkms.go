@@ -76,26 +76,8 @@ func StartLocalKMS(t Harness, opts LocalKMSOptions) *LocalKMS {
 	if opts.Region == "" {
 		opts.Region = "eu-west-2"
 	}
-	bin := LambdaTool(t, "local-kms")
-	dir, err := os.MkdirTemp("", "kmsfix-local-kms-")
-	if err != nil {
-		t.Fatalf("temp dir: %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	seed := filepath.Join(dir, "seed.yaml")
-	if err := os.WriteFile(seed, localKMSSeed(opts.KeyIDs), 0o600); err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-	addr := lambdaFreeAddr(t)
-	out := &lockedBuffer{}
-	lambdaStart(t, 10*time.Minute, []string{
-		"PORT=" + strings.Split(addr, ":")[1], "KMS_ACCOUNT_ID=" + opts.Account, "KMS_REGION=" + opts.Region,
-		"KMS_DATA_PATH=" + filepath.Join(dir, "data"), "KMS_SEED_PATH=" + seed,
-	}, out, bin)
-	if err := lambdaWaitTCP(addr, 10*time.Second); err != nil {
-		t.Fatalf("local-kms: %v\n%s", err, out.String())
-	}
-	k := &LocalKMS{Account: opts.Account, Region: opts.Region, backend: "http://" + addr,
+	backend := runLocalKMS(t, opts.Account, opts.Region, localKMSSeed(opts.KeyIDs))
+	k := &LocalKMS{Account: opts.Account, Region: opts.Region, backend: backend,
 		grants: map[string][]world.Grant{}, foreign: map[string]ForeignKey{}}
 	srv := httptest.NewServer(http.HandlerFunc(k.serve))
 	t.Cleanup(srv.Close)
@@ -105,6 +87,34 @@ func StartLocalKMS(t Harness, opts LocalKMSOptions) *LocalKMS {
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 	})
 	return k
+}
+
+// runLocalKMS runs local-kms for account and region, seeded with seed unless it is nil, on a
+// free loopback port and returns its URL; it is stopped and its data removed at cleanup.
+func runLocalKMS(t Harness, account, region string, seed []byte) string {
+	t.Helper()
+	bin := LambdaTool(t, "local-kms")
+	dir, err := os.MkdirTemp("", "kmsfix-local-kms-")
+	if err != nil {
+		t.Fatalf("temp dir: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	addr := lambdaFreeAddr(t)
+	env := []string{"PORT=" + strings.Split(addr, ":")[1], "KMS_ACCOUNT_ID=" + account, "KMS_REGION=" + region,
+		"KMS_DATA_PATH=" + filepath.Join(dir, "data")}
+	if seed != nil {
+		path := filepath.Join(dir, "seed.yaml")
+		if err := os.WriteFile(path, seed, 0o600); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+		env = append(env, "KMS_SEED_PATH="+path)
+	}
+	out := &lockedBuffer{}
+	lambdaStart(t, 10*time.Minute, env, out, bin)
+	if err := lambdaWaitTCP(addr, 10*time.Second); err != nil {
+		t.Fatalf("local-kms: %v\n%s", err, out.String())
+	}
+	return "http://" + addr
 }
 
 func localKMSSeed(ids []string) []byte {
