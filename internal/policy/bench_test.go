@@ -147,3 +147,38 @@ func (c cpuClock) report(b *testing.B, n int) {
 		b.ReportMetric(float64(processCPU()-time.Duration(c))/float64(n), "cpu-ns/op")
 	}
 }
+
+// BenchmarkParse is Parse alone on the same documents (key policies, identity policies and
+// boundaries of the cases), per document; "encoding/json" is the decoding Parse had before
+// the one-pass decoder (parseStd, decode_test.go), for comparison.
+func BenchmarkParse(b *testing.B) {
+	cases := benchCases(b, 10)
+	var docs [][]byte
+	for _, c := range cases {
+		docs = append(docs, c.key)
+		if c.boundary != nil {
+			docs = append(docs, c.boundary)
+		}
+		docs = append(docs, c.identity...)
+	}
+	for _, p := range []struct {
+		name  string
+		parse func([]byte) (*Document, error)
+	}{{"one-pass", Parse}, {"encoding/json", parseStd}} {
+		b.Run(p.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i, n := 0, 0
+			cpu := startCPU()
+			for b.Loop() {
+				if _, err := p.parse(docs[i]); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i == len(docs) {
+					i = 0
+				}
+				n++
+			}
+			cpu.report(b, n)
+		})
+	}
+}

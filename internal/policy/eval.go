@@ -94,8 +94,13 @@ func (d *Document) evaluate(req *Request, ctx *context, name string, asResource 
 			}
 			viaAccount = m == accountMatch
 		}
-		ok, failKey := s.Condition.holds(ctx)
 		isDeny := isEffect(s.Effect, "Deny")
+		// Prefer an allow that names the caller over one that names its account.
+		better := res.Allow == nil || (res.ViaAccount && !viaAccount)
+		if !isDeny && !better && res.NearMiss != nil {
+			continue // neither the first near miss nor a better allow: its conditions change nothing
+		}
+		ok, failKey := s.Condition.holds(ctx)
 		if !ok {
 			if !isDeny && res.NearMiss == nil {
 				res.NearMiss = &StatementRef{Policy: name, Sid: s.Sid, Index: i}
@@ -103,14 +108,12 @@ func (d *Document) evaluate(req *Request, ctx *context, name string, asResource 
 			}
 			continue
 		}
-		ref := &StatementRef{Policy: name, Sid: s.Sid, Index: i}
 		if isDeny {
-			res.Decision, res.Deny = ExplicitDeny, ref
+			res.Decision, res.Deny = ExplicitDeny, &StatementRef{Policy: name, Sid: s.Sid, Index: i}
 			return res
 		}
-		// Prefer an allow that names the caller over one that names its account.
-		if res.Allow == nil || (res.ViaAccount && !viaAccount) {
-			res.Decision, res.Allow, res.ViaAccount = Allow, ref, viaAccount
+		if better {
+			res.Decision, res.Allow, res.ViaAccount = Allow, &StatementRef{Policy: name, Sid: s.Sid, Index: i}, viaAccount
 		}
 	}
 	return res
@@ -213,7 +216,7 @@ func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
 		// naming the role (or everyone) is.
 		if direct && (boundaryOK || !out.KeyPolicy.namesRole(in.KeyPolicy, req.Caller)) {
 			out.Decision = Allow
-		} else if ref := in.KeyPolicy.sessionAllow(&req, ctx, "key policy"); direct && ref != nil {
+		} else if ref := sessionAllowIf(direct, in.KeyPolicy, &req, ctx); ref != nil {
 			// Another statement names the session itself: that grant is not capped.
 			out.Decision, out.KeyPolicy.Allow = Allow, ref
 		} else if keyOK && identityOK {
@@ -264,6 +267,15 @@ func (d *Document) sessionAllow(req *Request, ctx *context, name string) *Statem
 		}
 	}
 	return nil
+}
+
+// sessionAllowIf is d.sessionAllow when it matters: only a direct key-policy allow is
+// replaced by one naming the session (one more pass over the key policy saved otherwise).
+func sessionAllowIf(direct bool, d *Document, req *Request, ctx *context) *StatementRef {
+	if !direct {
+		return nil
+	}
+	return d.sessionAllow(req, ctx, "key policy")
 }
 
 // namesRole says the matching key-policy allow is capped by a permissions boundary: it names
