@@ -268,4 +268,3 @@ func applyJSONError(w http.ResponseWriter, status int, code, msg string) {
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
 }
-

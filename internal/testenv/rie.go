@@ -29,39 +29,13 @@ type Harness interface {
 // is missing.
 func LambdaTool(t Harness, name string) string {
 	t.Helper()
-	dir := os.Getenv("KMSFIX_TOOLS")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatalf("getwd: %v", err)
-		}
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(d, ".tools")
-				break
-			}
-			if filepath.Dir(d) == d {
-				t.Fatalf("no go.mod above %s", wd)
-			}
-		}
-	}
-	p := filepath.Join(dir, "bin", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s is not installed at %s: run `make tools`", name, p)
-	}
-	return p
+	return emuTool(t, filepath.Join("bin", name))
 }
 
 // lambdaFreeAddr returns a loopback address with a port nobody listens on right now.
 func lambdaFreeAddr(t Harness) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return fmt.Sprintf("127.0.0.1:%d", emuFreePort(t))
 }
 
 // lambdaWaitTCP waits until something accepts connections on addr.
