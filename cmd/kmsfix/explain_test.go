@@ -54,13 +54,7 @@ func TestExplainEvents(t *testing.T) {
 func TestExplainBadInput(t *testing.T) {
 	good := filepath.Join(eventDirs(t)[0], "event.json")
 	tmp := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(tmp, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeFile(t, tmp, name, content) }
 	missing := filepath.Join(tmp, "no-such-event.json")
 	truncated := write("truncated.json", `{"eventVersion": "1.11", "eventID": "0f1e2d3c-4b5a-4697-8877-665544332211", "eventSource": `)
 	garbage := write("garbage.json", "eventID,eventName\n1,Decrypt\n")
@@ -107,13 +101,7 @@ func TestExplainBadInput(t *testing.T) {
 func TestExplainBadWorld(t *testing.T) {
 	event := filepath.Join(eventDirs(t)[0], "event.json")
 	tmp := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(tmp, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeFile(t, tmp, name, content) }
 	tests := []struct {
 		name  string
 		world string
@@ -238,4 +226,14 @@ func eventDirs(t *testing.T) []string {
 		t.Fatal("no folders in events/")
 	}
 	return out
+}
+
+// writeFile writes content to dir/name and returns the path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
