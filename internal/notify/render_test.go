@@ -73,9 +73,9 @@ func extraNotices(t *testing.T, reports map[finding.Code]finding.Report) map[str
 	return map[string]Notice{"repeat-after-window": repeat, "applied": applied, "dry-run": dry}
 }
 
-// TestSlackGolden renders every diagnosis code (and the extra cases) and holds the payloads
-// to golden files and to Slack's limits.
-func TestSlackGolden(t *testing.T) {
+// goldenNotices is every diagnosis code's notice and the extra cases, by golden file name.
+func goldenNotices(t *testing.T) map[string]Notice {
+	t.Helper()
 	reports := sampleReports(t)
 	cases := map[string]Notice{}
 	for _, c := range finding.AllCodes {
@@ -84,6 +84,13 @@ func TestSlackGolden(t *testing.T) {
 	for name, n := range extraNotices(t, reports) {
 		cases[name] = n
 	}
+	return cases
+}
+
+// TestSlackGolden renders every diagnosis code (and the extra cases) and holds the payloads
+// to golden files and to Slack's limits.
+func TestSlackGolden(t *testing.T) {
+	cases := goldenNotices(t)
 	for name, n := range cases {
 		t.Run(name, func(t *testing.T) {
 			got := slackJSON(t, n)
@@ -194,14 +201,7 @@ func checkSlackLimits(t *testing.T, payload []byte) {
 
 // TestSNSGolden holds the e-mail text, subject and attributes of every code to golden files.
 func TestSNSGolden(t *testing.T) {
-	reports := sampleReports(t)
-	cases := map[string]Notice{}
-	for _, c := range finding.AllCodes {
-		cases[string(c)] = NewNotice(reports[c])
-	}
-	for name, n := range extraNotices(t, reports) {
-		cases[name] = n
-	}
+	cases := goldenNotices(t)
 	for name, n := range cases {
 		t.Run(name, func(t *testing.T) {
 			in, err := PublishInput("arn:aws:sns:us-east-1:111122223333:kmsfix", n)
