@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,18 +47,6 @@ func kmsClient(url string) *kms.Client {
 	return kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(url), Credentials: creds, Retryer: retry.NewStandard()})
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is one test's world: a key in local-kms, a table in dynalite, IAM, grant and Access
 // Analyzer fakes, a fake clock, and the applier wired to them through the real SDK clients.
 type env struct {
@@ -70,7 +57,7 @@ type env struct {
 	iam    *testenv.ApplyIAMFake
 	aa     *testenv.AccessAnalyzerFake
 	grants *testenv.ApplyGrantsFake
-	clock  *clock
+	clock  *testenv.Clock
 	logs   *bytes.Buffer
 	key    string
 	before string // the key policy as GetKeyPolicy returned it at the start
@@ -83,7 +70,7 @@ var tableSeq atomic.Int64
 func newEnv(t testing.TB, keyPolicyText string) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, clock: &clock{t: time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{}}
+	e := &env{t: t, clock: testenv.NewClock(time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)), logs: &bytes.Buffer{}}
 	e.kms = kmsClient(emu.kms)
 	text := strings.ReplaceAll(keyPolicyText, "%s", sandbox)
 	out, err := e.kms.CreateKey(ctx, &kms.CreateKeyInput{Policy: aws.String(text)})

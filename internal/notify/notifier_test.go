@@ -68,26 +68,13 @@ func emulators(t *testing.T) sharedEnv {
 	return shared
 }
 
-// clock is a settable time for windows.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // rig is one test's notifier with its parts.
 type rig struct {
 	env     sharedEnv
 	n       *Notifier
 	slack   *testenv.SlackReceiver
 	secrets *testenv.SecretsFake
-	clock   *clock
+	clock   *testenv.Clock
 	logs    *syncBuf
 	table   string
 
@@ -120,13 +107,13 @@ func newRig(t *testing.T, edit func(*Config)) *rig {
 	env.dyn.CreateTable(t, table)
 
 	r := &rig{env: env, slack: testenv.NewSlackReceiver(t), secrets: testenv.NewSecretsFake(t),
-		clock: &clock{t: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)}, logs: &syncBuf{}, table: table}
+		clock: testenv.NewClock(time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)), logs: &syncBuf{}, table: table}
 	r.secrets.Put(secretARN, r.slack.WebhookURL)
 	cfg := Config{
 		TopicARN: env.sns.TopicARN, Table: table, SlackSecretARN: secretARN,
 		Window: time.Hour, Propagation: 10 * time.Minute,
 		Logger: slog.New(slog.NewJSONHandler(r.logs, nil)),
-		Now:    r.clock.now,
+		Now:    r.clock.Now,
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			r.mu.Lock()
 			r.sleeps = append(r.sleeps, d)
@@ -194,7 +181,7 @@ func TestNotifyOncePerWindowThenCounts(t *testing.T) {
 		if err := r.n.Notify(ctx, report(t, fmt.Sprintf("ev-%d", i))); err != nil {
 			t.Fatal(err)
 		}
-		r.clock.add(time.Minute)
+		r.clock.Add(time.Minute)
 	}
 	r.wantCounts(t, 1, 1)
 	fp := Fingerprint(report(t, "x"))
@@ -202,7 +189,7 @@ func TestNotifyOncePerWindowThenCounts(t *testing.T) {
 		t.Errorf("state = %+v", st)
 	}
 
-	r.clock.add(time.Hour) // the window is over: the next event sends, saying how many were held back
+	r.clock.Add(time.Hour) // the window is over: the next event sends, saying how many were held back
 	if err := r.n.Notify(ctx, report(t, "ev-late")); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +235,7 @@ func TestRetriedEventNeverPostsTwice(t *testing.T) {
 		t.Errorf("a retried event was counted %d times", st.Total)
 	}
 	// A retry after the window ended still does not post again.
-	r.clock.add(2 * time.Hour)
+	r.clock.Add(2 * time.Hour)
 	if err := r.n.Notify(ctx, report(t, "ev-retried")); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +290,7 @@ func TestRetryKeepsAnnouncedRepeats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.clock.add(2 * time.Hour)
+	r.clock.Add(2 * time.Hour)
 	r.slack.Down(testenv.SlackFault{Status: 503})
 	if err := r.n.Notify(ctx, report(t, "ev-4")); err == nil {
 		t.Fatal("want a retryable error while Slack is down")
@@ -452,14 +439,14 @@ func TestHoldBackAfterChange(t *testing.T) {
 	if !strings.Contains(string(r.slack.Payloads()[0]), "Applied automatically") {
 		t.Error("the message does not say the change was applied")
 	}
-	r.clock.add(5 * time.Minute) // window over, propagation hold (10m) still on
+	r.clock.Add(5 * time.Minute) // window over, propagation hold (10m) still on
 	again := report(t, "ev-2")
 	again.Applied = rep.Applied // the applier re-applies idempotently: counted, the hold not extended
 	if err := r.n.Notify(ctx, again); err != nil {
 		t.Fatal(err)
 	}
 	r.wantCounts(t, 1, 1)
-	r.clock.add(6 * time.Minute) // the hold is over: denials still coming mean the fix did not work
+	r.clock.Add(6 * time.Minute) // the hold is over: denials still coming mean the fix did not work
 	if err := r.n.Notify(ctx, report(t, "ev-3")); err != nil {
 		t.Fatal(err)
 	}
@@ -473,14 +460,14 @@ func TestHoldBackExplicit(t *testing.T) {
 	r := newRig(t, nil)
 	ctx := context.Background()
 	fp := Fingerprint(report(t, "x"))
-	if err := r.n.HoldBack(ctx, fp, r.clock.now().Add(10*time.Minute)); err != nil {
+	if err := r.n.HoldBack(ctx, fp, r.clock.Now().Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.n.Notify(ctx, report(t, "ev-1")); err != nil {
 		t.Fatal(err)
 	}
 	r.wantCounts(t, 0, 0)
-	r.clock.add(11 * time.Minute)
+	r.clock.Add(11 * time.Minute)
 	if err := r.n.Notify(ctx, report(t, "ev-2")); err != nil {
 		t.Fatal(err)
 	}
