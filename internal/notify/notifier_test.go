@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,20 +74,12 @@ type rig struct {
 	slack   *testenv.SlackReceiver
 	secrets *testenv.SecretsFake
 	clock   *testenv.Clock
-	logs    *syncBuf
+	logs    *testenv.LockedBuffer
 	table   string
 
 	mu     sync.Mutex
 	sleeps []time.Duration
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 const secretARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:kmsfix/slack-AbCdEf"
 
@@ -107,7 +98,7 @@ func newRig(t *testing.T, edit func(*Config)) *rig {
 	env.dyn.CreateTable(t, table)
 
 	r := &rig{env: env, slack: testenv.NewSlackReceiver(t), secrets: testenv.NewSecretsFake(t),
-		clock: testenv.NewClock(time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)), logs: &syncBuf{}, table: table}
+		clock: testenv.NewClock(time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)), logs: &testenv.LockedBuffer{}, table: table}
 	r.secrets.Put(secretARN, r.slack.WebhookURL)
 	cfg := Config{
 		TopicARN: env.sns.TopicARN, Table: table, SlackSecretARN: secretARN,

@@ -53,22 +53,25 @@ func emuFreePort(t Harness) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer collects an emulator's output for the failure message.
-type syncBuffer struct {
+// LockedBuffer collects what is written to it concurrently (a process's output, a logger's
+// lines). With Max > 0 it keeps only about the first Max bytes: enough to diagnose, and an
+// emulator in a storm does not grow it without bound.
+type LockedBuffer struct {
+	Max int
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.buf.Len() > 1<<20 {
-		return len(p), nil // enough to diagnose; do not grow without bound in a storm
+	if b.Max > 0 && b.buf.Len() > b.Max {
+		return len(p), nil
 	}
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -77,7 +80,7 @@ func (b *syncBuffer) String() string {
 // emuProcess is a started emulator, killed (with its process group) at cleanup.
 type emuProcess struct {
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *LockedBuffer
 }
 
 // emuStart runs an emulator on a free port and waits until it accepts connections. args
@@ -99,7 +102,7 @@ func emuStart(t Harness, name string, args func(port int) []string) (*emuProcess
 }
 
 func emuTryStart(t Harness, port int, name string, args []string) (*emuProcess, error) {
-	p := &emuProcess{cmd: exec.Command(name, args...), out: &syncBuffer{}}
+	p := &emuProcess{cmd: exec.Command(name, args...), out: &LockedBuffer{Max: 1 << 20}}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {

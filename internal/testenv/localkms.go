@@ -109,7 +109,7 @@ func runLocalKMS(t Harness, account, region string, seed []byte) string {
 		}
 		env = append(env, "KMS_SEED_PATH="+path)
 	}
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	lambdaStart(t, 10*time.Minute, env, out, bin)
 	if err := lambdaWaitTCP(addr, 10*time.Second); err != nil {
 		t.Fatalf("local-kms: %v\n%s", err, out.String())

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -54,24 +53,6 @@ func lambdaWaitTCP(addr string, limit time.Duration) error {
 	}
 }
 
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // lambdaStart runs a tool in its own process group under `timeout`, and stops the whole group
 // at cleanup.
 func lambdaStart(t Harness, limit time.Duration, env []string, out io.Writer, name string, args ...string) *exec.Cmd {
@@ -101,7 +82,7 @@ func lambdaStart(t Harness, limit time.Duration, env []string, out io.Writer, na
 type RIE struct {
 	URL     string // the invoke endpoint
 	Started time.Time
-	out     *lockedBuffer
+	out     *LockedBuffer
 }
 
 // StartRIE runs bootstrap under the Lambda Runtime Interface Emulator with env (plus PATH)
@@ -110,7 +91,7 @@ func StartRIE(t Harness, bootstrap string, env []string) *RIE {
 	t.Helper()
 	rie := LambdaTool(t, "aws-lambda-rie")
 	api, rapid := lambdaFreeAddr(t), lambdaFreeAddr(t)
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	started := time.Now()
 	// Both addresses must be given: the defaults listen on every interface.
