@@ -196,7 +196,7 @@ func (f *ApplyGrantsFake) Calls(op string) int            { return f.faults.coun
 func (f *ApplyGrantsFake) serve(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
 	if fault := f.faults.hit(r.Context(), op); fault != nil {
-		applyJSONError(w, fault.Status, fault.Code, "injected by the test")
+		jsonError(w, fault.Status, fault.Code, "injected by the test")
 		return
 	}
 	b, _ := io.ReadAll(r.Body)
@@ -210,7 +210,7 @@ func (f *ApplyGrantsFake) serve(w http.ResponseWriter, r *http.Request) {
 		Constraints       map[string]any
 	}
 	if err := json.Unmarshal(b, &in); err != nil {
-		applyJSONError(w, 400, "ValidationException", err.Error())
+		jsonError(w, 400, "ValidationException", err.Error())
 		return
 	}
 	f.mu.Lock()
@@ -251,20 +251,14 @@ func (f *ApplyGrantsFake) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if !found {
-			applyJSONError(w, 400, "NotFoundException", "Grant ID "+in.GrantID+" not found")
+			jsonError(w, 400, "NotFoundException", "Grant ID "+in.GrantID+" not found")
 			return
 		}
 		out = map[string]any{}
 	default:
-		applyJSONError(w, 400, "UnknownOperationException", "not served by the fake: "+op)
+		jsonError(w, 400, "UnknownOperationException", "not served by the fake: "+op)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	json.NewEncoder(w).Encode(out)
-}
-
-func applyJSONError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
 }

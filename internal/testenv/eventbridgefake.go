@@ -171,7 +171,5 @@ func ebError(w http.ResponseWriter, status int, code, msg string) {
 	if status == 0 {
 		status = 400
 	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+	jsonError(w, status, code, msg)
 }

@@ -244,11 +244,11 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		localKMSError(w, 400, "SerializationException", err.Error())
+		jsonError(w, 400, "SerializationException", err.Error())
 		return
 	}
 	if fault := k.faults.hit(r.Context(), op); fault != nil {
-		localKMSError(w, fault.Status, fault.Code, "injected by the test")
+		jsonError(w, fault.Status, fault.Code, "injected by the test")
 		return
 	}
 	var in struct{ KeyId, GranteePrincipal string }
@@ -260,7 +260,7 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 	k.mu.Unlock()
 	switch {
 	case unknown && localKMSReads[op]:
-		localKMSError(w, 400, "AccessDeniedException", "the world does not say: User is not authorized to perform: kms:"+op+" on resource: "+in.KeyId)
+		jsonError(w, 400, "AccessDeniedException", "the world does not say: User is not authorized to perform: kms:"+op+" on resource: "+in.KeyId)
 		return
 	case isForeign:
 		k.serveForeign(w, op, in.KeyId, fk, grants, in.GranteePrincipal)
@@ -271,13 +271,13 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, k.backend+r.URL.Path, bytes.NewReader(body))
 	if err != nil {
-		localKMSError(w, 500, "KMSInternalException", err.Error())
+		jsonError(w, 500, "KMSInternalException", err.Error())
 		return
 	}
 	req.Header = r.Header.Clone()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		localKMSError(w, 500, "KMSInternalException", err.Error())
+		jsonError(w, 500, "KMSInternalException", err.Error())
 		return
 	}
 	defer resp.Body.Close()
@@ -293,7 +293,7 @@ var localKMSReads = map[string]bool{"DescribeKey": true, "GetKeyPolicy": true, "
 
 func (k *LocalKMS) serveForeign(w http.ResponseWriter, op, arn string, fk ForeignKey, grants []world.Grant, grantee string) {
 	deny := func() {
-		localKMSError(w, 400, "AccessDeniedException", "User is not authorized to perform: kms:"+op+" on resource: "+arn)
+		jsonError(w, 400, "AccessDeniedException", "User is not authorized to perform: kms:"+op+" on resource: "+arn)
 	}
 	if fk.Denied {
 		deny()
@@ -344,10 +344,4 @@ func localKMSGrants(keyARN string, grants []world.Grant, grantee string) []map[s
 func localKMSJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	json.NewEncoder(w).Encode(v)
-}
-
-func localKMSError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
 }
