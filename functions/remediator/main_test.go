@@ -164,11 +164,18 @@ func (f *fn) eventLines(t *testing.T, id string) []eventLine {
 
 func (f *fn) lastLine(t *testing.T, id string) eventLine {
 	t.Helper()
-	lines := f.eventLines(t, id)
-	if len(lines) == 0 {
-		t.Fatalf("no log line for event %s:\n%s", id, f.rie.Logs())
+	// The function writes its log line before it answers, but the emulator relays the
+	// function's output on its own pipe: the answer can arrive first. Wait for the line.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if lines := f.eventLines(t, id); len(lines) > 0 {
+			return lines[len(lines)-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for event %s:\n%s", id, f.rie.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return lines[len(lines)-1]
 }
 
 func asJSON(t *testing.T, v any) string {

@@ -572,18 +572,25 @@ func (c *context) encryptionContextEquals(want map[string]string) bool {
 	return len(c.encryptionContext()) == len(want) && c.encryptionContextHas(want)
 }
 
-// holds evaluates every operator and key (ANDed); it returns the first key that fails.
+// holds evaluates every operator and key (ANDed) and returns a key that fails.
+//
+// The failing key reported is the smallest in byte order, whatever the map order, so a
+// diagnosis that names it is the same on every run.
 func (cond Condition) holds(ctx *context) (bool, string) {
+	failed := ""
 	for op, keys := range cond {
 		e := parseOperator(op)
 		for key, vals := range keys {
+			if failed != "" && key >= failed {
+				continue // cannot be the key reported; the outcome is already false
+			}
 			e.key, e.vals = key, vals.Items
 			if !e.holds(ctx) {
-				return false, key
+				failed = key
 			}
 		}
 	}
-	return true, ""
+	return failed == "", failed
 }
 
 // arnLike compares ARNs component by component (the resource part may contain colons).

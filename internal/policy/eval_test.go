@@ -171,3 +171,17 @@ func TestDocumentRoundTripKeepsText(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}
 }
+
+func TestNearMissKeyIsDeterministic(t *testing.T) {
+	d := mustParse(t, `{"Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{
+		"StringEquals":{"kms:ViaService":"s3.eu-west-1.amazonaws.com","kms:CallerAccount":"999999999999"},
+		"StringLike":{"kms:EncryptionContext:aws:s3:arn":"arn:aws:s3:::other/*"},
+		"Bool":{"aws:SecureTransport":"true"}}}]}`)
+	req := s3Request("kms:Decrypt", "arn:aws:s3:::bkt/o")
+	for i := 0; i < 50; i++ {
+		r := d.Evaluate(req, "p", false)
+		if r.NearMiss == nil || r.NearMissKey != "aws:SecureTransport" {
+			t.Fatalf("run %d: near miss %v key %q, want the smallest failing key aws:SecureTransport", i, r.NearMiss, r.NearMissKey)
+		}
+	}
+}
