@@ -52,7 +52,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		for _, it := range items {
 			r := engine.Explain(it, w)
 			if *asJSON {
-				b, merr := json.Marshal(r)
+				b, merr := r.Encode()
 				if merr != nil {
 					fmt.Fprintf(stderr, "kmsfix: %s: encoding the report: %v\n", it.Source, merr)
 					status = 1

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,7 +57,7 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Fatal(err)
 		}
 		r := Explain(it, c.world)
-		if _, err := json.Marshal(r); err != nil {
+		if _, err := r.Encode(); err != nil {
 			b.Fatal(err)
 		}
 	}

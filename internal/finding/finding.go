@@ -161,14 +161,18 @@ type Applied struct {
 
 type reportFields Report
 
-// MarshalJSON writes an ignored event as just its id and the reason.
-func (r Report) MarshalJSON() ([]byte, error) {
+// ignoredReport is the whole report of an ignored event.
+type ignoredReport struct {
+	EventID   string `json:"event_id"`
+	Ignored   string `json:"ignored"`
+	EventName string `json:"event_name,omitempty"`
+}
+
+// shape returns what is written for r: an ignored event as just its id and the reason, a
+// finding with every contract field (empty lists as [], not null).
+func (r Report) shape() any {
 	if r.Ignored != "" {
-		return json.Marshal(struct {
-			EventID   string `json:"event_id"`
-			Ignored   string `json:"ignored"`
-			EventName string `json:"event_name,omitempty"`
-		}{r.EventID, r.Ignored, r.EventName})
+		return ignoredReport{r.EventID, r.Ignored, r.EventName}
 	}
 	if r.Patches == nil {
 		r.Patches = []Patch{}
@@ -176,5 +180,12 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	if r.Actions == nil {
 		r.Actions = []string{}
 	}
-	return json.Marshal(reportFields(r))
+	return reportFields(r)
 }
+
+// MarshalJSON writes the report JSON (CONTRACT.md section 3).
+func (r Report) MarshalJSON() ([]byte, error) { return json.Marshal(r.shape()) }
+
+// Encode returns the same bytes as json.Marshal(r) without encoding/json's second pass over a
+// Marshaler's output (validate and compact), which is a fifth of the pure pipeline's time.
+func (r Report) Encode() ([]byte, error) { return json.Marshal(r.shape()) }

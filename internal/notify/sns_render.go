@@ -36,7 +36,7 @@ type notification struct {
 func ReportJSON(n Notice) ([]byte, error) {
 	r := n.Report
 	r.Fingerprint = n.Fingerprint
-	body, err := json.Marshal(r)
+	body, err := r.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("marshal report %s: %w", r.EventID, err)
 	}
