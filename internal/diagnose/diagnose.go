@@ -184,49 +184,54 @@ func (in *inputs) principalProblem() (Finding, bool) {
 	return Finding{}, false
 }
 
+// layer is a policy layer kmsfix cannot read or edit, as error messages name it.
+type layer struct {
+	owner       string       // who must act
+	denyCode    finding.Code // "with an explicit deny in ..."
+	denyWhat    string
+	noAllowCode finding.Code // "because no ... allows"; empty when the layer only restricts
+	noAllowWhat string
+}
+
+var layers = map[string]layer{
+	cloudtrail.PolicySCP: {"the AWS Organizations administrator (SCP owner)",
+		finding.ExplicitDenySCP, "a service control policy explicitly denies",
+		finding.SCPDoesNotAllow, "no service control policy allows"},
+	cloudtrail.PolicyRCP: {"the AWS Organizations administrator (RCP owner)",
+		finding.ExplicitDenyRCP, "a resource control policy explicitly denies", "", ""},
+	cloudtrail.PolicyBoundary: {"whoever owns the permissions boundary (usually the platform team)",
+		finding.ExplicitDenyPermissionsBoundary, "the principal's permissions boundary explicitly denies",
+		finding.BoundaryDoesNotAllow, "the principal's permissions boundary does not allow"},
+	cloudtrail.PolicySession: {"whoever creates the session (AssumeRole/GetFederationToken caller)",
+		finding.ExplicitDenySessionPolicy, "the session policy passed when the session was created explicitly denies",
+		finding.SessionPolicyDoesNotAllow, "the session policy does not allow"},
+	cloudtrail.PolicyVPCEndpoint: {"the owner of the VPC endpoint",
+		finding.ExplicitDenyVPCEndpointPolicy, "a VPC endpoint policy explicitly denies",
+		finding.VPCEndpointPolicyDoesNotAllow, "the VPC endpoint policy does not allow"},
+}
+
 // fromMessageLayer covers layers the error message names and the world cannot show.
 func (in *inputs) fromMessageLayer() (Finding, bool) {
 	m := in.d.Message
-	switch m.Kind {
-	case cloudtrail.MsgExplicitDeny:
-		switch m.PolicyType {
-		case cloudtrail.PolicySCP:
-			return in.escalate(finding.ExplicitDenySCP, "a service control policy explicitly denies", "the AWS Organizations administrator (SCP owner)"), true
-		case cloudtrail.PolicyRCP:
-			return in.escalate(finding.ExplicitDenyRCP, "a resource control policy explicitly denies", "the AWS Organizations administrator (RCP owner)"), true
-		case cloudtrail.PolicyBoundary:
-			return in.escalate(finding.ExplicitDenyPermissionsBoundary, "the principal's permissions boundary explicitly denies", "whoever owns the permissions boundary (usually the platform team)"), true
-		case cloudtrail.PolicySession:
-			return in.escalate(finding.ExplicitDenySessionPolicy, "the session policy passed when the session was created explicitly denies", "whoever creates the session (AssumeRole/GetFederationToken caller)"), true
-		case cloudtrail.PolicyVPCEndpoint:
-			return in.escalate(finding.ExplicitDenyVPCEndpointPolicy, "a VPC endpoint policy explicitly denies", "the owner of the VPC endpoint"), true
-		case cloudtrail.PolicyIdentity:
-			return in.identityDeny(in.denyRef(policy.LayerIdentity)), true
-		case cloudtrail.PolicyResource:
-			return in.keyPolicyDeny(in.denyRef(policy.LayerKeyPolicy)), true
-		}
-	case cloudtrail.MsgNoAllow:
-		needed := in.neededStatement()
-		switch m.PolicyType {
-		case cloudtrail.PolicySCP:
-			f := in.escalate(finding.SCPDoesNotAllow, "no service control policy allows", "the AWS Organizations administrator (SCP owner)")
-			f.Needed = needed
-			return f, true
-		case cloudtrail.PolicyBoundary:
-			f := in.escalate(finding.BoundaryDoesNotAllow, "the principal's permissions boundary does not allow", "whoever owns the permissions boundary")
-			f.Needed = needed
-			return f, true
-		case cloudtrail.PolicySession:
-			f := in.escalate(finding.SessionPolicyDoesNotAllow, "the session policy does not allow", "whoever creates the session (AssumeRole/GetFederationToken caller)")
-			f.Needed = needed
-			return f, true
-		case cloudtrail.PolicyVPCEndpoint:
-			f := in.escalate(finding.VPCEndpointPolicyDoesNotAllow, "the VPC endpoint policy does not allow", "the owner of the VPC endpoint")
-			f.Needed = needed
-			return f, true
-		}
+	l, known := layers[m.PolicyType]
+	switch {
+	case m.Kind == cloudtrail.MsgExplicitDeny && m.PolicyType == cloudtrail.PolicyIdentity:
+		return in.identityDeny(in.denyRef(policy.LayerIdentity)), true
+	case m.Kind == cloudtrail.MsgExplicitDeny && m.PolicyType == cloudtrail.PolicyResource:
+		return in.keyPolicyDeny(in.denyRef(policy.LayerKeyPolicy)), true
+	case m.Kind == cloudtrail.MsgExplicitDeny && known:
+		return in.escalate(l.denyCode, l.denyWhat, l.owner), true
+	case m.Kind == cloudtrail.MsgNoAllow && known && l.noAllowCode != "":
+		return in.layerDoesNotAllow(l), true
 	}
 	return Finding{}, false
+}
+
+// layerDoesNotAllow escalates a layer without an allow, with the statement it would need.
+func (in *inputs) layerDoesNotAllow(l layer) Finding {
+	f := in.escalate(l.noAllowCode, l.noAllowWhat, l.owner)
+	f.Needed = in.neededStatement()
+	return f
 }
 
 func (in *inputs) escalate(code finding.Code, what, owner string) Finding {
@@ -305,8 +310,8 @@ func (in *inputs) evaluate() (Finding, bool) {
 		case policy.LayerIdentity:
 			return in.identityDeny(res.Deny), true
 		case policy.LayerBoundary:
-			f := in.escalate(finding.ExplicitDenyPermissionsBoundary, fmt.Sprintf("the permissions boundary (%s) explicitly denies", sidOrIndex(res.Deny)), "whoever owns the permissions boundary")
-			return f, true
+			l := layers[cloudtrail.PolicyBoundary]
+			return in.escalate(l.denyCode, fmt.Sprintf("the permissions boundary (statement %s) explicitly denies", sidOrIndex(res.Deny)), l.owner), true
 		}
 	case policy.Allow:
 		if !keyKnown || !princKnown {
@@ -322,11 +327,10 @@ func (in *inputs) evaluate() (Finding, bool) {
 	// naming an IAM user gets past it (policy-semantics.md section 2.1).
 	userFixable := in.d.Identity.Kind == cloudtrail.KindUser && keyKnown && !res.KeyPolicyAdmits()
 	if in.princ != nil && in.princ.PermissionsBoundary != nil && res.Boundary.Decision != policy.Allow && !userFixable {
-		f := in.escalate(finding.BoundaryDoesNotAllow, "the principal's permissions boundary does not allow", "whoever owns the permissions boundary")
+		f := in.layerDoesNotAllow(layers[cloudtrail.PolicyBoundary])
 		if res.Identity.Decision != policy.Allow {
 			f.Detail += " No identity policy allows it either: once the boundary allows it, an identity policy is needed too."
 		}
-		f.Needed = in.neededStatement()
 		return f, true
 	}
 	keyAdmits := res.KeyPolicyAdmits()
