@@ -134,6 +134,24 @@ func (d *decoder) next(closing byte) (more, ok bool) {
 	return false, false
 }
 
+// fields reads an object whose known members are names: member reads the value of the
+// known member at that index; unknown members are skipped; a repeated one fails, leaving it
+// to encoding/json.
+func (d *decoder) fields(names []string, member func(f int) bool) bool {
+	var seen uint32
+	return d.object(func(name string) bool {
+		f := field(names, name)
+		if f < 0 {
+			return d.skip(0)
+		}
+		if seen&(1<<f) != 0 {
+			return false
+		}
+		seen |= 1 << f
+		return member(f)
+	}, true)
+}
+
 // object calls member for each member of a JSON object; member reads the value.
 func (d *decoder) object(member func(name string) bool, named bool) bool {
 	if !d.consume('{') {
@@ -418,16 +436,7 @@ func (d *decoder) statement() (Statement, bool) {
 		return s, false
 	}
 	start := d.i
-	var seen uint16
-	ok := d.object(func(name string) bool {
-		f := field(statementNames[:], name)
-		if f < 0 {
-			return d.skip(0)
-		}
-		if seen&(1<<f) != 0 {
-			return false
-		}
-		seen |= 1 << f
+	ok := d.fields(statementNames[:], func(f int) bool {
 		var ok bool
 		switch f {
 		case 0:
@@ -450,7 +459,7 @@ func (d *decoder) statement() (Statement, bool) {
 			s.Condition, ok = d.condition()
 		}
 		return ok
-	}, true)
+	})
 	if !ok {
 		return s, false
 	}
@@ -506,16 +515,7 @@ var documentNames = [...]string{"Version", "Id", "Statement"}
 // document reads a whole policy document, as json.Unmarshal into a Document does.
 func (d *decoder) document() (*Document, bool) {
 	doc := &Document{}
-	var seen uint8
-	ok := d.object(func(name string) bool {
-		f := field(documentNames[:], name)
-		if f < 0 {
-			return d.skip(0)
-		}
-		if seen&(1<<f) != 0 {
-			return false
-		}
-		seen |= 1 << f
+	ok := d.fields(documentNames[:], func(f int) bool {
 		var ok bool
 		switch f {
 		case 0:
@@ -526,7 +526,7 @@ func (d *decoder) document() (*Document, bool) {
 			doc.Statement, ok = d.statements()
 		}
 		return ok
-	}, true)
+	})
 	return doc, ok && d.end()
 }
 
