@@ -117,9 +117,18 @@ func (f *fn) invoke(t *testing.T, event []byte) (finding.Report, testenv.Invocat
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	before := len(f.rie.LogLines(`"message":"event"`))
 	inv, err := f.rie.Invoke(ctx, event)
 	if err != nil {
 		t.Fatalf("invoke: %v\n%s", err, f.rie.Logs())
+	}
+	// The function writes its event line before it answers, but the emulator relays the
+	// function's output on its own pipe, so the answer can arrive first: give the line a
+	// moment, so tests that read the log see every invocation's line.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if len(f.rie.LogLines(`"message":"event"`)) > before {
+			break
+		}
 	}
 	var rep finding.Report
 	if !inv.Error {
