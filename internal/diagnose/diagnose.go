@@ -401,6 +401,20 @@ func (in *inputs) denyRef(layer string) *policy.StatementRef {
 }
 
 func (in *inputs) authorize() policy.KMSResult {
+	ins := in.kmsInputs()
+	// Every action must be allowed; report the first that is not.
+	var res policy.KMSResult
+	for _, a := range in.d.Actions {
+		res = policy.AuthorizeKMS(Request(in.d, a), ins)
+		if res.Decision != policy.Allow {
+			return res
+		}
+	}
+	return res
+}
+
+// kmsInputs is what the world holds for the evaluator.
+func (in *inputs) kmsInputs() policy.KMSInputs {
 	var kp *policy.Document
 	var grants []policy.Grant
 	if in.key != nil {
@@ -412,15 +426,7 @@ func (in *inputs) authorize() policy.KMSResult {
 		ins.Identity = Identity(in.princ)
 		ins.Boundary = in.princ.PermissionsBoundary
 	}
-	// Every action must be allowed; report the first that is not.
-	var res policy.KMSResult
-	for _, a := range in.d.Actions {
-		res = policy.AuthorizeKMS(Request(in.d, a), ins)
-		if res.Decision != policy.Allow {
-			return res
-		}
-	}
-	return res
+	return ins
 }
 
 func (in *inputs) identityMissing(known bool) Finding {
@@ -517,32 +523,14 @@ func (in *inputs) identityKnownToAllow() bool {
 	if in.princ == nil {
 		return false
 	}
+	ins := in.kmsInputs()
 	for _, a := range in.d.Actions {
-		res := evaluateIdentity(in.d, a, in.princ)
-		if res.Decision != policy.Allow {
+		res := policy.AuthorizeKMS(Request(in.d, a), ins)
+		if res.Identity.Decision != policy.Allow || res.Boundary.Decision != policy.Allow {
 			return false
 		}
 	}
 	return true
-}
-
-func evaluateIdentity(d *cloudtrail.Denial, action string, p *world.Principal) policy.Result {
-	req := Request(d, action)
-	var out policy.Result
-	for _, np := range p.Policies {
-		r := np.Document.Evaluate(req, np.Name, false)
-		if r.Decision == policy.ExplicitDeny {
-			return r
-		}
-		if r.Decision == policy.Allow {
-			out = r
-		}
-	}
-	if out.Decision == policy.Allow && p.PermissionsBoundary != nil &&
-		p.PermissionsBoundary.Evaluate(req, "permissions boundary", false).Decision != policy.Allow {
-		return policy.Result{}
-	}
-	return out
 }
 
 // Request is the request KMS authorized: the principal's session, via S3, with S3's
