@@ -8,7 +8,6 @@ import (
 	accesstypes "github.com/aws/aws-sdk-go-v2/service/accessanalyzer/types"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
-	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/patch"
 	"github.com/kmsfix/kmsfix/internal/world"
@@ -160,7 +159,7 @@ func addVerified(out []Candidate, why []string, d *cloudtrail.Denial, w *world.W
 }
 
 func keyPolicyAlternative(d *cloudtrail.Denial, w *world.World) finding.Patch {
-	ps := patch.Build(d, diagnose.Finding{NeedKeyPolicy: true}, w)
+	ps := patch.Build(d, patch.Sides{NeedKeyPolicy: true}, w)
 	return ps[0]
 }
 

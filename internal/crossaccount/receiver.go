@@ -17,6 +17,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/notify"
 	"github.com/kmsfix/kmsfix/internal/patch"
+	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -111,7 +112,7 @@ func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, 
 
 	// The statement is rebuilt from the finding's fields and must be exactly what was sent.
 	d := denialOf(f)
-	want := patch.Build(d, diagnose.Finding{NeedKeyPolicy: true}, &world.World{})[0].Statement
+	want := patch.Build(d, patch.Sides{NeedKeyPolicy: true}, &world.World{})[0].Statement
 	if why := CheckStatement(req.Statement, want); why != "" {
 		return finding.Report{}, nil, reject("the requested statement from account %s is not least privilege: %s", sender, why)
 	}
@@ -121,7 +122,7 @@ func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, 
 	switch {
 	case slices.Contains(w.MissingKeys, f.Key):
 		return finding.Report{}, nil, reject("key %s does not exist in account %s", f.Key, own)
-	case k != nil && diagnose.AWSManaged(d, k):
+	case k != nil && request.AWSManaged(d, k):
 		return finding.Report{}, nil, reject("key %s is an AWS managed key: its policy cannot be changed", f.Key)
 	}
 	w.SandboxAccounts = slices.Clone(rc.Sandbox)
@@ -225,7 +226,7 @@ func (rc *Receiver) ownerReport(d *cloudtrail.Denial, req Request, sender, own s
 	f := req.Finding
 	// The caller's half, as its remediator proposes it: the principal is in another account,
 	// so its real policies are not readable here.
-	ident := patch.Build(d, diagnose.Finding{NeedIdentity: true}, w)[0]
+	ident := patch.Build(d, patch.Sides{NeedIdentity: true}, w)[0]
 	if w.Principals == nil {
 		w.Principals = map[string]*world.Principal{}
 	}
@@ -260,7 +261,7 @@ func (rc *Receiver) ownerReport(d *cloudtrail.Denial, req Request, sender, own s
 			req.RequestID, sender, f.Principal, strings.Join(d.Actions, " and "))
 		return rep
 	}
-	rep.Patches = patch.Build(d, diagnose.Finding{NeedKeyPolicy: true}, w)
+	rep.Patches = patch.Build(d, patch.Sides{NeedKeyPolicy: true}, w)
 	v := patch.Verify(d, w, rep.Patches)
 	rep.Verified = keyKnown && v.OK()
 	rep.Detail = fmt.Sprintf("Account %s's remediator asks for this key-policy statement (request %s): %s in account %s was refused %s on key %s through S3 for bucket %s, and a denied cross-account call is logged only in the caller's account. "+

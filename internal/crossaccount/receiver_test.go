@@ -14,7 +14,6 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/crossaccount"
-	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/patch"
@@ -390,5 +389,5 @@ func rebuild(r finding.Report) *finding.Report {
 }
 
 func patchesFor(d *cloudtrail.Denial) []finding.Patch {
-	return patch.Build(d, diagnose.Finding{NeedIdentity: true, NeedKeyPolicy: true}, &world.World{})
+	return patch.Build(d, patch.Sides{NeedIdentity: true, NeedKeyPolicy: true}, &world.World{})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -52,7 +53,7 @@ func Diagnose(d *cloudtrail.Denial, w *world.World) Finding {
 	in.keyName = keyName(d, in.key)
 	if in.key == nil {
 		in.unknowns = append(in.unknowns, "the key (DescribeKey, GetKeyPolicy)")
-	} else if KeyPolicy(d, in.key) == nil {
+	} else if request.KeyPolicy(d, in.key) == nil {
 		in.unknowns = append(in.unknowns, "the key policy")
 	}
 	if in.princ == nil && d.Identity.PrincipalARN != "" {
@@ -90,7 +91,7 @@ func (in *inputs) decide() Finding {
 	if f, ok := in.fromMessageLayer(); ok {
 		return f
 	}
-	if AWSManaged(d, in.key) && !in.same {
+	if request.AWSManaged(d, in.key) && !in.same {
 		return in.awsManagedCrossAccount()
 	}
 	if f, ok := in.evaluate(); ok {
@@ -250,7 +251,7 @@ func (in *inputs) neededStatement() *policy.Statement {
 		Action:   policy.List(d.Actions...),
 		Resource: policy.V(d.KeyARN),
 		Condition: policy.Condition{
-			"StringEquals": {"kms:ViaService": policy.V(ViaService(d))},
+			"StringEquals": {"kms:ViaService": policy.V(request.ViaService(d))},
 		},
 	}
 }
@@ -296,7 +297,7 @@ func (in *inputs) awsManagedCrossAccount() Finding {
 // evaluate decides from the policies the world holds. ok is false when the world knows too
 // little to decide.
 func (in *inputs) evaluate() (Finding, bool) {
-	keyKnown := KeyPolicy(in.d, in.key) != nil
+	keyKnown := request.KeyPolicy(in.d, in.key) != nil
 	princKnown := in.princ != nil
 	if !keyKnown && !princKnown {
 		return Finding{}, false
@@ -405,7 +406,7 @@ func (in *inputs) authorize() policy.KMSResult {
 	// Every action must be allowed; report the first that is not.
 	var res policy.KMSResult
 	for _, a := range in.d.Actions {
-		res = policy.AuthorizeKMS(Request(in.d, a), ins)
+		res = policy.AuthorizeKMS(request.For(in.d, in.w, a), ins)
 		if res.Decision != policy.Allow {
 			return res
 		}
@@ -414,20 +415,7 @@ func (in *inputs) authorize() policy.KMSResult {
 }
 
 // kmsInputs is what the world holds for the evaluator.
-func (in *inputs) kmsInputs() policy.KMSInputs {
-	var kp *policy.Document
-	var grants []policy.Grant
-	if in.key != nil {
-		kp = KeyPolicy(in.d, in.key)
-		grants = Grants(in.key)
-	}
-	ins := policy.KMSInputs{KeyAccount: in.d.KeyAccount, KeyPolicy: kp, Grants: grants}
-	if in.princ != nil {
-		ins.Identity = Identity(in.princ)
-		ins.Boundary = in.princ.PermissionsBoundary
-	}
-	return ins
-}
+func (in *inputs) kmsInputs() policy.KMSInputs { return request.Inputs(in.d, in.w) }
 
 func (in *inputs) identityMissing(known bool) Finding {
 	return Finding{Code: finding.IdentityPolicyMissing, NeedIdentity: true, KnownEnough: known && in.princ != nil,
@@ -460,7 +448,7 @@ func (in *inputs) conditionMismatch(where string, ref *policy.StatementRef, key 
 			why = fmt.Sprintf(" The request's context is %s.", d.ContextARN)
 		}
 	case "kms:viaservice":
-		why = fmt.Sprintf(" The request came through %s.", ViaService(d))
+		why = fmt.Sprintf(" The request came through %s.", request.ViaService(d))
 	}
 	f := Finding{Code: finding.ConditionMismatch, NeedIdentity: identitySide, NeedKeyPolicy: keySide, KnownEnough: known,
 		Detail: fmt.Sprintf("%s allows %s on %s, but its condition on %s does not match this request.%s", where+" statement "+sidOrIndex(ref), in.action, in.keyName, key, why)}
@@ -513,7 +501,7 @@ func (in *inputs) fromMessage() Finding {
 
 // keyKnownToAdmit says the world's key policy lets the caller (or its account) in.
 func (in *inputs) keyKnownToAdmit() bool {
-	if KeyPolicy(in.d, in.key) == nil {
+	if request.KeyPolicy(in.d, in.key) == nil {
 		return false
 	}
 	return in.authorize().KeyPolicyAdmits()
@@ -525,119 +513,12 @@ func (in *inputs) identityKnownToAllow() bool {
 	}
 	ins := in.kmsInputs()
 	for _, a := range in.d.Actions {
-		res := policy.AuthorizeKMS(Request(in.d, a), ins)
+		res := policy.AuthorizeKMS(request.For(in.d, in.w, a), ins)
 		if res.Identity.Decision != policy.Allow || res.Boundary.Decision != policy.Allow {
 			return false
 		}
 	}
 	return true
-}
-
-// Request is the request KMS authorized: the principal's session, via S3, with S3's
-// encryption context.
-func Request(d *cloudtrail.Denial, action string) policy.Request {
-	id := d.Identity
-	ctx := map[string]string{
-		"kms:ViaService":       ViaService(d),
-		"kms:CallerAccount":    id.Account,
-		"aws:PrincipalArn":     id.PrincipalARN,
-		"aws:PrincipalAccount": id.Account,
-		"aws:ViaAWSService":    "true",
-	}
-	if d.ContextARN != "" {
-		ctx["kms:EncryptionContext:aws:s3:arn"] = d.ContextARN
-	}
-	session := ""
-	if id.SessionARN != "" && id.SessionARN != id.PrincipalARN {
-		session = id.SessionARN
-	}
-	return policy.Request{
-		Action:   action,
-		Resource: d.KeyARN,
-		Caller:   policy.Caller{ARN: id.PrincipalARN, SessionARN: session, Account: id.Account},
-		Context:  ctx,
-	}
-}
-
-// ViaService is the kms:ViaService value of S3 in the request's Region.
-func ViaService(d *cloudtrail.Denial) string {
-	region := d.Region
-	if region == "" {
-		region = d.KeyRegion
-	}
-	return "s3." + region + ".amazonaws.com"
-}
-
-// Identity lists a principal's identity policies for the evaluator.
-func Identity(p *world.Principal) []policy.NamedDocument {
-	out := make([]policy.NamedDocument, 0, len(p.Policies))
-	for _, np := range p.Policies {
-		out = append(out, policy.NamedDocument{Name: np.Name, Doc: np.Document})
-	}
-	return out
-}
-
-// Grants converts a key's grants for the evaluator.
-func Grants(k *world.Key) []policy.Grant {
-	out := make([]policy.Grant, 0, len(k.Grants))
-	for _, g := range k.Grants {
-		pg := policy.Grant{Grantee: g.Grantee, Operations: g.Operations}
-		if g.Constraints != nil {
-			pg.EncryptionContextEquals = g.Constraints.EncryptionContextEquals
-			pg.EncryptionContextSubset = g.Constraints.EncryptionContextSubset
-		}
-		out = append(out, pg)
-	}
-	return out
-}
-
-// AWSManaged says the key is an AWS managed key (aws/s3): its policy cannot be edited and no
-// other account can use it.
-func AWSManaged(d *cloudtrail.Denial, k *world.Key) bool {
-	if k != nil {
-		if k.Manager == world.ManagerAWS {
-			return true
-		}
-		for _, a := range k.Aliases {
-			if strings.HasPrefix(a, "alias/aws/") {
-				return true
-			}
-		}
-	}
-	return strings.HasSuffix(d.KeyRef, "alias/aws/s3")
-}
-
-// KeyPolicy is the key policy to evaluate: the world's, or for an AWS managed key whose
-// policy was not read, the policy AWS gives every aws/s3 key (fixed, documented).
-func KeyPolicy(d *cloudtrail.Denial, k *world.Key) *policy.Document {
-	if k != nil && k.Policy != nil {
-		return k.Policy
-	}
-	if !AWSManaged(d, k) || d.KeyAccount == "" {
-		return nil
-	}
-	region := d.KeyRegion
-	if region == "" {
-		region = d.Region
-	}
-	return &policy.Document{Version: "2012-10-17", ID: "auto-s3-2", Statement: policy.Statements{
-		{
-			Sid: "Allow access through S3 for all principals in the account that are authorized to use S3", Effect: "Allow",
-			Principal: policy.AWSPrincipal("*"),
-			Action:    policy.List("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"),
-			Resource:  policy.V("*"),
-			Condition: policy.Condition{"StringEquals": {
-				"kms:CallerAccount": policy.V(d.KeyAccount),
-				"kms:ViaService":    policy.V("s3." + region + ".amazonaws.com"),
-			}},
-		},
-		{
-			Sid: "Allow direct access to key metadata to the account", Effect: "Allow",
-			Principal: policy.AWSPrincipal("arn:aws:iam::" + d.KeyAccount + ":root"),
-			Action:    policy.List("kms:Describe*", "kms:Get*", "kms:List*"),
-			Resource:  policy.V("*"),
-		},
-	}}
 }
 
 // Describe names the principal for people: "role app/reader", "user report-uploader".

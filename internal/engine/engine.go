@@ -48,7 +48,7 @@ func Explain(item cloudtrail.Item, w *world.World) finding.Report {
 	if f.Code != finding.Undetermined && !f.Code.PolicyFixable() {
 		return r // no policy patch for key states, denies, managed keys, principals
 	}
-	r.Patches = patch.Build(d, f, w)
+	r.Patches = patch.Build(d, patch.Sides{NeedIdentity: f.NeedIdentity, NeedKeyPolicy: f.NeedKeyPolicy}, w)
 	if len(r.Patches) == 0 {
 		return r
 	}

@@ -11,9 +11,9 @@ import (
 	"strings"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
-	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -31,8 +31,15 @@ func Sid(d *cloudtrail.Denial) string {
 	return "KmsfixS3" + strings.TrimPrefix(Name(d), "kmsfix-s3-")
 }
 
-// Build returns the patches the finding calls for.
-func Build(d *cloudtrail.Denial, f diagnose.Finding, w *world.World) []finding.Patch {
+// Sides says which sides of the authorization a fix must add to: the principal's identity
+// policy, the key policy, or both (a diagnosis decides; patch only writes).
+type Sides struct {
+	NeedIdentity  bool
+	NeedKeyPolicy bool
+}
+
+// Build returns the patches for the sides a diagnosis found missing.
+func Build(d *cloudtrail.Denial, f Sides, w *world.World) []finding.Patch {
 	var out []finding.Patch
 	if f.NeedIdentity {
 		out = append(out, identityPatch(d))
@@ -46,7 +53,7 @@ func Build(d *cloudtrail.Denial, f diagnose.Finding, w *world.World) []finding.P
 // conditions limit a statement to S3 in the request's Region and to this bucket's objects (or
 // the bucket itself, which is the context when the bucket uses S3 Bucket Keys).
 func conditions(d *cloudtrail.Denial, withCallerAccount bool) policy.Condition {
-	eq := map[string]policy.Values{"kms:ViaService": policy.V(diagnose.ViaService(d))}
+	eq := map[string]policy.Values{"kms:ViaService": policy.V(request.ViaService(d))}
 	if withCallerAccount {
 		eq["kms:CallerAccount"] = policy.V(d.Identity.Account)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
-	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/world"
@@ -28,7 +27,7 @@ func crossAccountDenial() *cloudtrail.Denial {
 func TestBuildAndVerifyCrossAccount(t *testing.T) {
 	d := crossAccountDenial()
 	w := &world.World{}
-	f := diagnose.Finding{Code: finding.CrossAccountAccessMissing, NeedIdentity: true, NeedKeyPolicy: true}
+	f := Sides{NeedIdentity: true, NeedKeyPolicy: true}
 	patches := Build(d, f, w)
 	if len(patches) != 2 {
 		t.Fatalf("got %d patches", len(patches))
@@ -98,7 +97,7 @@ func TestMergedKeyPolicyKeepsExistingStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc}}}
-	p := Build(d, diagnose.Finding{NeedKeyPolicy: true}, w)[0]
+	p := Build(d, Sides{NeedKeyPolicy: true}, w)[0]
 	if p.MergedKeyPolicy == nil || len(p.MergedKeyPolicy.Statement) != 2 {
 		t.Fatalf("merged = %+v", p.MergedKeyPolicy)
 	}

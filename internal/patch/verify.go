@@ -5,9 +5,9 @@ import (
 	"strings"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
-	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -28,11 +28,11 @@ func Verify(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) Verif
 	var v Verification
 	v.AllowedAfter = len(d.Actions) > 0
 	for _, a := range d.Actions {
-		if policy.AuthorizeKMS(diagnose.Request(d, a), after.forCaller).Decision != policy.Allow {
+		if policy.AuthorizeKMS(request.For(d, w, a), after.forCaller).Decision != policy.Allow {
 			v.AllowedAfter = false
 		}
 	}
-	for _, p := range probes(d) {
+	for _, p := range probes(d, w) {
 		in := func(s kmsInputs) policy.KMSInputs {
 			switch {
 			case p.otherPrincipal:
@@ -60,15 +60,7 @@ type kmsInputs struct {
 }
 
 func inputs(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) kmsInputs {
-	in := policy.KMSInputs{KeyAccount: d.KeyAccount}
-	if k := w.Key(d.KeyARN); k != nil {
-		in.KeyPolicy = diagnose.KeyPolicy(d, k)
-		in.Grants = diagnose.Grants(k)
-	}
-	if p := w.Principal(d.Identity.PrincipalARN); p != nil {
-		in.Identity = diagnose.Identity(p)
-		in.Boundary = p.PermissionsBoundary
-	}
+	in := request.Inputs(d, w)
 	for _, p := range patches {
 		switch p.Kind {
 		case finding.KindIdentityPolicy:
@@ -102,12 +94,12 @@ type probe struct {
 
 // probes are requests the fix must not newly allow (scenarios/README.md, "How a report is
 // judged", point 4).
-func probes(d *cloudtrail.Denial) []probe {
+func probes(d *cloudtrail.Denial, w *world.World) []probe {
 	needed := map[string]bool{}
 	for _, a := range d.Actions {
 		needed[strings.ToLower(a)] = true
 	}
-	base := diagnose.Request(d, first(d.Actions))
+	base := request.For(d, w, first(d.Actions))
 	out := make([]probe, 0, 16+6*len(d.Actions))
 	add := func(name string, mutate func(r *policy.Request)) {
 		r := base
@@ -160,7 +152,7 @@ func probes(d *cloudtrail.Denial) []probe {
 		}
 		if d.Identity.Account != "" {
 			otherARN := "arn:aws:iam::" + d.Identity.Account + ":role/kmsfix-probe-other-principal"
-			r := diagnose.Request(d, action)
+			r := request.For(d, w, action)
 			r.Caller = policy.Caller{ARN: otherARN, SessionARN: "arn:aws:sts::" + d.Identity.Account + ":assumed-role/kmsfix-probe-other-principal/s", Account: d.Identity.Account}
 			r.Context = clone(r.Context)
 			r.Context["aws:PrincipalArn"] = otherARN
