@@ -14,8 +14,14 @@ import (
 // detailTypeAPICall is the EventBridge detail-type of CloudTrail API-call events.
 const detailTypeAPICall = "AWS API Call via CloudTrail"
 
-// s3ContextKey is the encryption-context key S3 sets on every KMS call it makes for an object.
-const s3ContextKey = "aws:s3:arn"
+// S3ContextKey is the encryption-context key S3 sets on every KMS call it makes for an object
+// in a general purpose bucket; DirectoryContextKey the one it sets for a directory bucket, whose
+// value is the bucket ARN (https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-express-UsingKMSEncryption.html,
+// "Encryption context").
+const (
+	S3ContextKey        = "aws:s3:arn"
+	DirectoryContextKey = "aws:s3express:arn"
+)
 
 // kmsActions maps the KMS calls S3 can make for a principal to the action they need.
 //
@@ -74,6 +80,8 @@ type record struct {
 	ErrorCode          string             `json:"errorCode"`
 	ErrorMessage       string             `json:"errorMessage"`
 	RecipientAccountID string             `json:"recipientAccountId"`
+	SourceIPAddress    string             `json:"sourceIPAddress"`
+	UserAgent          string             `json:"userAgent"`
 	VPCEndpointID      string             `json:"vpcEndpointId"`
 	UserIdentity       *userIdentity      `json:"userIdentity"`
 	RequestParameters  *requestParameters `json:"requestParameters"`
@@ -246,7 +254,6 @@ func fromRecord(rec *record, body []byte) Item {
 	if rec.RequestParameters != nil {
 		ctx = rec.RequestParameters.EncryptionContext
 	}
-	ctxARN := ctx[s3ContextKey]
 	if rec.UserIdentity != nil && rec.UserIdentity.Type == "AWSService" {
 		by := rec.UserIdentity.InvokedBy
 		if by == "" {
@@ -254,8 +261,17 @@ func fromRecord(rec *record, body []byte) Item {
 		}
 		return ignore("made by %s acting as itself (userIdentity AWSService), not for a principal", by)
 	}
+	ctxKey := S3ContextKey
+	ctxARN := ctx[S3ContextKey]
+	if ctxARN == "" && ctx[DirectoryContextKey] != "" {
+		ctxKey, ctxARN = DirectoryContextKey, ctx[DirectoryContextKey]
+	}
 	if ctxARN == "" {
-		return ignore("no %s encryption context: S3 did not make this call", s3ContextKey)
+		return ignore("no %s or %s encryption context: S3 did not make this call", S3ContextKey, DirectoryContextKey)
+	}
+	other, doubt := origin(rec)
+	if other != "" {
+		return ignore("made by %s with an S3 encryption context, not by S3 for a principal", other)
 	}
 
 	d := &Denial{
@@ -267,8 +283,10 @@ func fromRecord(rec *record, body []byte) Item {
 		ErrorCode:         rec.ErrorCode,
 		Message:           Classify(rec.ErrorCode, rec.ErrorMessage),
 		Identity:          identityOf(rec.UserIdentity),
+		ContextKey:        ctxKey,
 		ContextARN:        ctxARN,
 		EncryptionContext: ctx,
+		Doubt:             doubt,
 		VPCEndpointID:     rec.VPCEndpointID,
 		Actions:           []string{action},
 		Record:            json.RawMessage(body),
@@ -325,15 +343,56 @@ func isKeyARN(s string) bool {
 		strings.HasPrefix(a.Resource, "key/") && len(a.Resource) > len("key/")
 }
 
-// setObject splits the aws:s3:arn context into bucket and object. A bucket ARN (no "/") means
-// the bucket uses S3 Bucket Keys.
+// setObject splits the S3 context into bucket and object, after checking the bucket name
+// against S3's naming rules. A general purpose bucket ARN with no "/" means the bucket uses S3
+// Bucket Keys. A directory bucket's context is always its bucket ARN
+// (arn:aws:s3express:region:account:bucket/base--zone--x-s3; the S3 page's CloudTrail example
+// shows it after an "arn:aws:s3:::" prefix, which is accepted too), and directory buckets
+// always use S3 Bucket Keys. A context that is not such an ARN, or names a bucket S3 would
+// refuse, leaves Bucket empty and ContextARN cleared, and says so in Doubt without repeating
+// the name (it may hold shell or markup characters; the record keeps it): nothing is built
+// from it.
 func setObject(d *Denial) {
+	bad := func(why string) {
+		d.ContextARN, d.Bucket, d.Object = "", "", ""
+		d.Doubt = joinDoubt(d.Doubt, why)
+	}
+	if d.ContextKey == DirectoryContextKey {
+		v := d.ContextARN
+		if a, err := arn.Parse(v); err == nil && a.Service == "s3" && a.Region == "" && a.AccountID == "" && strings.HasPrefix(a.Resource, "arn:") {
+			v = a.Resource
+		}
+		a, err := arn.Parse(v)
+		name, ok := strings.CutPrefix(a.Resource, "bucket/")
+		if err != nil || a.Service != "s3express" || !ok || a.AccountID == "" || a.Region == "" {
+			bad(fmt.Sprintf("the %s context is not a directory bucket ARN", DirectoryContextKey))
+			return
+		}
+		if !ValidDirectoryBucketName(name) {
+			bad(fmt.Sprintf("the %s context names a bucket that is not a valid directory bucket name", DirectoryContextKey))
+			return
+		}
+		d.Bucket, d.BucketKey, d.DirectoryBucket = name, true, true
+		return
+	}
 	a, err := arn.Parse(d.ContextARN)
-	if err != nil || a.Service != "s3" || a.Resource == "" {
+	if err != nil || a.Service != "s3" || a.Resource == "" || a.Region != "" || a.AccountID != "" {
+		bad(fmt.Sprintf("the %s context is not an S3 bucket or object ARN", S3ContextKey))
 		return
 	}
 	bucket, object, hasSlash := strings.Cut(a.Resource, "/")
+	if !ValidBucketName(bucket, d.Region) {
+		bad(fmt.Sprintf("the %s context names a bucket that is not a valid S3 bucket name", S3ContextKey))
+		return
+	}
 	d.Bucket, d.Object, d.BucketKey = bucket, object, !hasSlash
+}
+
+func joinDoubt(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 func partitionOf(arns ...string) string {

@@ -68,7 +68,7 @@ func TestParseSamples(t *testing.T) {
 					PrincipalARN: "arn:aws:iam::111122223333:role/data/etl-reader", Account: "111122223333", Editable: true,
 					PrincipalID: "AROAOURCVMIYWZ5MJ6T3A:etl-run-42", Name: "etl-reader"},
 				KeyARN: testKey, KeyAccount: "111122223333", KeyRegion: "us-east-1", Partition: "aws",
-				ContextARN: "arn:aws:s3:::amzn-s3-demo-bucket/exports/2025/04/orders.parquet",
+				ContextKey: S3ContextKey, ContextARN: "arn:aws:s3:::amzn-s3-demo-bucket/exports/2025/04/orders.parquet",
 				Bucket:     "amzn-s3-demo-bucket", Object: "exports/2025/04/orders.parquet",
 				InvokedBy: "AWS Internal", Actions: []string{"kms:Decrypt"},
 			},
@@ -86,7 +86,7 @@ func TestParseSamples(t *testing.T) {
 					PrincipalID: "AIDAFCXEQVH2O7GIBWBYQ", Name: "report-uploader"},
 				KeyARN:     "arn:aws:kms:eu-west-1:444455556666:key/0987dcba-09fe-87dc-65ba-ab0987654321",
 				KeyAccount: "444455556666", KeyRegion: "eu-west-1", Partition: "aws",
-				ContextARN: "arn:aws:s3:::amzn-s3-demo-reports/uploads/weekly report.pdf",
+				ContextKey: S3ContextKey, ContextARN: "arn:aws:s3:::amzn-s3-demo-reports/uploads/weekly report.pdf",
 				Bucket:     "amzn-s3-demo-reports", Object: "uploads/weekly report.pdf",
 				InvokedBy: "AWS Internal", Actions: []string{"kms:GenerateDataKey"},
 			},
@@ -102,7 +102,7 @@ func TestParseSamples(t *testing.T) {
 					PrincipalID: "AROAWB6QWWJME7BR32AVM:consumer-job", Name: "consumer"},
 				KeyARN:     "arn:aws:kms:us-west-2:222233334444:key/abcd1234-ab12-cd34-ef56-abcdef123456",
 				KeyAccount: "222233334444", KeyRegion: "us-west-2", Partition: "aws",
-				ContextARN: "arn:aws:s3:::amzn-s3-demo-shared", Bucket: "amzn-s3-demo-shared", BucketKey: true,
+				ContextKey: S3ContextKey, ContextARN: "arn:aws:s3:::amzn-s3-demo-shared", Bucket: "amzn-s3-demo-shared", BucketKey: true,
 				InvokedBy: "AWS Internal", Actions: []string{"kms:Decrypt"},
 			},
 		},
@@ -117,7 +117,7 @@ func TestParseSamples(t *testing.T) {
 					PrincipalID: "AROAXB7CITUCO437YVUXP:ingest-writer", Name: "ingest-writer"},
 				KeyARN:     "arn:aws:kms:ap-southeast-1:123456789012:key/11112222-3333-4444-5555-666677778888",
 				KeyAccount: "123456789012", KeyRegion: "ap-southeast-1", Partition: "aws",
-				ContextARN: "arn:aws:s3:::amzn-s3-demo-ingest/incoming/batch-17.json", Bucket: "amzn-s3-demo-ingest", Object: "incoming/batch-17.json",
+				ContextKey: S3ContextKey, ContextARN: "arn:aws:s3:::amzn-s3-demo-ingest/incoming/batch-17.json", Bucket: "amzn-s3-demo-ingest", Object: "incoming/batch-17.json",
 				InvokedBy: "AWS Internal", Actions: []string{"kms:GenerateDataKey"},
 			},
 		},
@@ -135,7 +135,7 @@ func TestParseSamples(t *testing.T) {
 					Account:      "111122223333", NotEditable: whySSO,
 					PrincipalID: "AROAQXJ7EXAMPLE6SSO:jane@example.com", Name: "AWSReservedSSO_DataAnalyst_0123456789abcdef"},
 				KeyARN: testKey, KeyAccount: "111122223333", KeyRegion: "us-east-1", Partition: "aws",
-				ContextARN: "arn:aws:s3:::amzn-s3-demo-bucket/exports/2025/04/orders.parquet",
+				ContextKey: S3ContextKey, ContextARN: "arn:aws:s3:::amzn-s3-demo-bucket/exports/2025/04/orders.parquet",
 				Bucket:     "amzn-s3-demo-bucket", Object: "exports/2025/04/orders.parquet",
 				InvokedBy: "AWS Internal", Actions: []string{"kms:Decrypt"},
 			},
@@ -455,13 +455,13 @@ func TestParseActionsAndContext(t *testing.T) {
 		bucketKey             bool
 		partition, wantPartOf string
 	}{
-		{event: "Decrypt", ctx: "arn:aws:s3:::b1/a/b/c.txt", action: "kms:Decrypt", bucket: "b1", object: "a/b/c.txt"},
-		{event: "GenerateDataKey", ctx: "arn:aws:s3:::b1", action: "kms:GenerateDataKey", bucket: "b1", bucketKey: true},
-		{event: "GenerateDataKeyWithoutPlaintext", ctx: "arn:aws:s3:::b1/k", action: "kms:GenerateDataKeyWithoutPlaintext", bucket: "b1", object: "k"},
-		{event: "GenerateDataKeyPair", ctx: "arn:aws:s3:::b1/k", action: "kms:GenerateDataKeyPair", bucket: "b1", object: "k"},
-		{event: "GenerateDataKeyPairWithoutPlaintext", ctx: "arn:aws:s3:::b1/k", action: "kms:GenerateDataKeyPairWithoutPlaintext", bucket: "b1", object: "k"},
+		{event: "Decrypt", ctx: "arn:aws:s3:::amzn-s3-demo-b1/a/b/c.txt", action: "kms:Decrypt", bucket: "amzn-s3-demo-b1", object: "a/b/c.txt"},
+		{event: "GenerateDataKey", ctx: "arn:aws:s3:::amzn-s3-demo-b1", action: "kms:GenerateDataKey", bucket: "amzn-s3-demo-b1", bucketKey: true},
+		{event: "GenerateDataKeyWithoutPlaintext", ctx: "arn:aws:s3:::amzn-s3-demo-b1/k", action: "kms:GenerateDataKeyWithoutPlaintext", bucket: "amzn-s3-demo-b1", object: "k"},
+		{event: "GenerateDataKeyPair", ctx: "arn:aws:s3:::amzn-s3-demo-b1/k", action: "kms:GenerateDataKeyPair", bucket: "amzn-s3-demo-b1", object: "k"},
+		{event: "GenerateDataKeyPairWithoutPlaintext", ctx: "arn:aws:s3:::amzn-s3-demo-b1/k", action: "kms:GenerateDataKeyPairWithoutPlaintext", bucket: "amzn-s3-demo-b1", object: "k"},
 		{event: "Encrypt", ctx: "arn:aws:s3:::replica/k", action: "kms:Encrypt", bucket: "replica", object: "k"},
-		{event: "Decrypt", ctx: "arn:aws:s3:::b1/key:with:colons/and/", action: "kms:Decrypt", bucket: "b1", object: "key:with:colons/and/"},
+		{event: "Decrypt", ctx: "arn:aws:s3:::amzn-s3-demo-b1/key:with:colons/and/", action: "kms:Decrypt", bucket: "amzn-s3-demo-b1", object: "key:with:colons/and/"},
 		{event: "Decrypt", ctx: "not-an-arn", action: "kms:Decrypt"},
 	}
 	for _, tt := range tests {
@@ -472,7 +472,14 @@ func TestParseActionsAndContext(t *testing.T) {
 		if !reflect.DeepEqual(d.Actions, []string{tt.action}) || d.EventName != tt.event {
 			t.Errorf("%s: Actions = %v, EventName = %q", tt.event, d.Actions, d.EventName)
 		}
-		if d.ContextARN != tt.ctx || d.Bucket != tt.bucket || d.Object != tt.object || d.BucketKey != tt.bucketKey {
+		wantCtx := tt.ctx
+		if tt.bucket == "" {
+			wantCtx = "" // a context that names no valid bucket is not kept
+			if d.Doubt == "" {
+				t.Errorf("%s %s: no Doubt for a context that names no bucket", tt.event, tt.ctx)
+			}
+		}
+		if d.ContextARN != wantCtx || d.Bucket != tt.bucket || d.Object != tt.object || d.BucketKey != tt.bucketKey {
 			t.Errorf("%s %s: ContextARN, Bucket, Object, BucketKey = %q, %q, %q, %v", tt.event, tt.ctx, d.ContextARN, d.Bucket, d.Object, d.BucketKey)
 		}
 	}
@@ -493,8 +500,8 @@ func TestParseIgnored(t *testing.T) {
 		{"other failure", edit(func(r map[string]any) { r["errorCode"] = "InvalidCiphertextException" }), "errorCode InvalidCiphertextException is not", "9bbaf034-90ca-4c86-ab61-7203230f9eb4"},
 		{"no S3 context", edit(func(r map[string]any) {
 			r["requestParameters"].(map[string]any)["encryptionContext"] = map[string]any{"aws:lambda:FunctionArn": "arn:aws:lambda:us-east-1:111122223333:function:f"}
-		}), "no aws:s3:arn encryption context", "9bbaf034-90ca-4c86-ab61-7203230f9eb4"},
-		{"requestParameters null", edit(func(r map[string]any) { r["requestParameters"] = nil }), "no aws:s3:arn encryption context", "9bbaf034-90ca-4c86-ab61-7203230f9eb4"},
+		}), "no aws:s3:arn or aws:s3express:arn encryption context", "9bbaf034-90ca-4c86-ab61-7203230f9eb4"},
+		{"requestParameters null", edit(func(r map[string]any) { r["requestParameters"] = nil }), "no aws:s3:arn or aws:s3express:arn encryption context", "9bbaf034-90ca-4c86-ab61-7203230f9eb4"},
 		{"other EventBridge event", raw(`{"version":"0","id":"6a7e8feb-b491-4cf7-a9f1-bf3703467718","detail-type":"KMS CMK Rotation","source":"aws.kms","account":"111122223333","time":"2025-05-01T00:00:00Z","region":"us-east-1","resources":["arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"],"detail":{"key-id":"1234abcd-12ab-34cd-56ef-1234567890ab"}}`),
 			`EventBridge event "KMS CMK Rotation" from "aws.kms" is not a CloudTrail API call`, "6a7e8feb-b491-4cf7-a9f1-bf3703467718"},
 	}

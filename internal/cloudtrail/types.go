@@ -118,12 +118,23 @@ type Denial struct {
 	// else of the encryption context.
 	Partition string
 
-	// ContextARN is requestParameters.encryptionContext["aws:s3:arn"]: the object ARN, or the
-	// bucket ARN when the bucket uses S3 Bucket Keys.
+	// ContextKey is the S3 encryption-context key of the call: S3ContextKey, or
+	// DirectoryContextKey for a directory bucket.
+	ContextKey string
+	// ContextARN is requestParameters.encryptionContext[ContextKey]: the object ARN, or the
+	// bucket ARN when the bucket uses S3 Bucket Keys (always for a directory bucket). Empty
+	// when it does not name a valid bucket (see Doubt).
 	ContextARN string
-	Bucket     string
-	Object     string // empty with S3 Bucket Keys
-	BucketKey  bool
+	// Bucket is the bucket the context names, checked against S3's naming rules; empty when
+	// it is not a valid name (a wildcard or a shell character never gets here).
+	Bucket          string
+	Object          string // empty with S3 Bucket Keys
+	BucketKey       bool
+	DirectoryBucket bool // an S3 directory bucket (S3 Express One Zone)
+	// Doubt says why this record may not be a call S3 made for the principal: no mark of a
+	// service call, or a context that names no valid bucket. A doubtful denial is reported,
+	// never verified, never applied.
+	Doubt string
 	// EncryptionContext is requestParameters.encryptionContext as logged (for conditions on
 	// kms:EncryptionContext:<key> other than aws:s3:arn).
 	EncryptionContext map[string]string

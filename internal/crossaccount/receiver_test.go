@@ -384,7 +384,24 @@ func rebuild(r finding.Report) *finding.Report {
 		ContextARN: "arn:aws:s3:::" + r.Bucket, Actions: r.Actions,
 		Identity: cloudtrail.Identity{PrincipalARN: r.Principal, Account: r.PrincipalAccount, Kind: cloudtrail.KindRole},
 	}
+	if r.Bucket != "" {
+		r.Patches = patchesFor(d)
+		return &r
+	}
+	// patch.Build writes no patch without a valid bucket; build one for a bucket and drop its
+	// bucket condition, as a sender that skipped the limit would.
+	d.Bucket, d.ContextARN = "amzn-s3-demo-placeholder", "arn:aws:s3:::amzn-s3-demo-placeholder"
 	r.Patches = patchesFor(d)
+	for _, p := range r.Patches {
+		if p.Statement != nil {
+			delete(p.Statement.Condition, "StringLike")
+		}
+		if p.Policy != nil {
+			for _, st := range p.Policy.Statement {
+				delete(st.Condition, "StringLike")
+			}
+		}
+	}
 	return &r
 }
 

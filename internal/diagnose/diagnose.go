@@ -59,11 +59,18 @@ func Diagnose(d *cloudtrail.Denial, w *world.World) Finding {
 	if in.princ == nil && d.Identity.PrincipalARN != "" {
 		in.unknowns = append(in.unknowns, "the principal's identity policies")
 	}
+	if d.Doubt != "" {
+		// Reported, never verified: the record may not be S3's call (cloudtrail.Denial.Doubt).
+		in.unknowns = append(in.unknowns, "whether S3 made this call ("+d.Doubt+")")
+	}
 	f := in.decide()
 	if f.NeedIdentity && d.Identity.Kind == cloudtrail.KindServiceLinkedRole && in.same {
 		// IAM refuses to edit a service-linked role: name it in the key policy instead.
 		f.NeedIdentity, f.NeedKeyPolicy = false, true
 		f.Detail += " A service-linked role's policies cannot be edited, so the fix is a key-policy statement naming the role."
+	}
+	if d.Doubt != "" {
+		f.Detail += " " + capitalize(d.Doubt) + "; so this finding is not verified and nothing is applied."
 	}
 	f.Unknown = append(in.unknowns, w.UnreadableList()...)
 	return f

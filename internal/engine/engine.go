@@ -53,7 +53,8 @@ func Explain(item cloudtrail.Item, w *world.World) finding.Report {
 		return r
 	}
 	v := patch.Verify(d, w, r.Patches)
-	r.Verified = f.Code != finding.Undetermined && f.KnownEnough && v.OK()
+	// Verified means every part the decision needs was read: never with unknowns.
+	r.Verified = f.Code != finding.Undetermined && f.KnownEnough && len(f.Unknown) == 0 && v.OK()
 	switch {
 	case !v.AllowedAfter:
 		r.Unverified = "evaluating the known policies with the patch does not show the request allowed"

@@ -617,6 +617,10 @@ func requestFacts(t *testing.T, path string) []fact {
 			f.partition = parts[1]
 			f.bucket, f.object, _ = strings.Cut(parts[5], "/")
 		}
+		if f.bucket != "" && !cloudtrail.ValidBucketName(f.bucket, f.region) {
+			// S3's naming rules: nothing may be built from a name S3 would refuse.
+			f.context, f.bucket, f.object = "", "", ""
+		}
 		if parts := strings.SplitN(f.session, ":", 3); f.partition == "" && len(parts) == 3 {
 			f.partition = parts[1]
 		}

@@ -38,8 +38,13 @@ type Sides struct {
 	NeedKeyPolicy bool
 }
 
-// Build returns the patches for the sides a diagnosis found missing.
+// Build returns the patches for the sides a diagnosis found missing. It builds none when the
+// record names no valid bucket: every statement must be limited to the bucket's encryption
+// context, and a name S3 would refuse (a wildcard, a shell character) never reaches a patch.
 func Build(d *cloudtrail.Denial, f Sides, w *world.World) []finding.Patch {
+	if d.Bucket == "" || d.ContextARN == "" {
+		return nil
+	}
 	var out []finding.Patch
 	if f.NeedIdentity {
 		out = append(out, identityPatch(d))
