@@ -203,6 +203,17 @@ func attrMatch(rec CorpusRecord, key, value string) bool {
 		return rec.Name == value
 	case "EventId":
 		return rec.ID == value
+	case "ResourceName":
+		// CloudTrail matches the record's resources[] (for KMS, the key ARN).
+		var r struct{ Resources []struct{ ARN string } }
+		if json.Unmarshal(rec.JSON, &r) != nil {
+			return false
+		}
+		for _, res := range r.Resources {
+			if res.ARN == value {
+				return true
+			}
+		}
 	}
 	return false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 )
 
 // STSFake answers GetCallerIdentity (query protocol) for one account.
@@ -11,6 +12,15 @@ type STSFake struct {
 	URL     string
 	Account string
 	faults  awsFaults
+	mu      sync.Mutex
+	arn     string // set by SetCaller
+}
+
+// SetCaller makes GetCallerIdentity name arn (default: the remediator's role session).
+func (f *STSFake) SetCaller(arn string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.arn = arn
 }
 
 // NewSTSFake starts the fake; it stops at cleanup.
@@ -43,9 +53,15 @@ func (f *STSFake) serve(w http.ResponseWriter, r *http.Request) {
 		stsfakeError(w, 400, "InvalidAction", "the STS fake does not implement "+op)
 		return
 	}
+	f.mu.Lock()
+	arn := f.arn
+	f.mu.Unlock()
+	if arn == "" {
+		arn = "arn:aws:sts::" + f.Account + ":assumed-role/kmsfix-remediator/fn"
+	}
 	w.Header().Set("Content-Type", "text/xml")
-	fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::%s:assumed-role/kmsfix-remediator/fn</Arn><UserId>AROAFAKE:fn</UserId><Account>%s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
-		f.Account, f.Account)
+	fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>%s</Arn><UserId>AROAFAKE:fn</UserId><Account>%s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+		xmlEsc(arn), f.Account)
 }
 
 func stsfakeError(w http.ResponseWriter, status int, code, msg string) {
