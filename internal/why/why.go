@@ -27,6 +27,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/s3read"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -486,19 +487,18 @@ func allowedBy(d *cloudtrail.Denial, w *world.World) Verdict {
 	if k != nil && k.State != "" && k.State != world.StateEnabled {
 		return Diagnosed
 	}
-	ins := policy.KMSInputs{KeyAccount: d.KeyAccount, KeyPolicy: diagnose.KeyPolicy(d, k)}
-	if k != nil {
-		ins.Grants = diagnose.Grants(k)
+	ins := request.Inputs(d, w)
+	if ins.KeyPolicy == nil {
+		ins.KeyPolicy = request.KeyPolicy(d, k) // an AWS managed key's fixed policy
 	}
 	p := w.Principal(d.Identity.PrincipalARN)
-	if p != nil {
-		ins.Identity, ins.Boundary = diagnose.Identity(p), p.PermissionsBoundary
-	}
-	res := policy.AuthorizeKMS(diagnose.Request(d, d.Actions[0]), ins)
+	res := policy.AuthorizeKMS(request.For(d, w, d.Actions[0]), ins)
 	switch {
 	case res.Decision == policy.ExplicitDeny:
 		return Diagnosed
-	case res.Decision == policy.Allow && ins.KeyPolicy != nil && (p != nil || res.KeyPolicyAllowsDirectly()) && (k != nil && k.State == world.StateEnabled):
+	case res.Decision == policy.Allow && ins.KeyPolicy != nil && p != nil && k != nil && k.State == world.StateEnabled:
+		// Both sides read (an unread permissions boundary could cap even a key-policy
+		// statement naming a role), and the key usable.
 		return Allowed
 	case ins.KeyPolicy != nil && p != nil:
 		return Diagnosed // both sides known and no allow: an implicit deny the engine explains
