@@ -11,6 +11,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/quote"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -87,52 +88,57 @@ func readInput(name string, in io.Reader) ([]cloudtrail.Item, error) {
 }
 
 // writeHuman prints a compact explanation: what was denied, why, the fix and how to apply it.
+// Every value passes quote.Text (or quote.Block for JSON laid out here), so a field of the
+// event can neither start a line of its own nor send the terminal an escape sequence.
 func writeHuman(w io.Writer, r finding.Report) {
+	t := quote.Text
 	if r.Ignored != "" {
-		fmt.Fprintf(w, "event %s: ignored: %s\n\n", orDash(r.EventID), r.Ignored)
+		fmt.Fprintf(w, "event %s: ignored: %s\n\n", t(orDash(r.EventID)), t(r.Ignored))
 		return
 	}
-	fmt.Fprintf(w, "event %s  %s %s  %s\n", r.EventID, r.EventName, r.Region, r.EventTime)
-	fmt.Fprintf(w, "  denied      %s  %s\n", strings.Join(r.Actions, ", "), r.Principal)
+	fmt.Fprintf(w, "event %s  %s %s  %s\n", t(r.EventID), t(r.EventName), t(r.Region), t(r.EventTime))
+	fmt.Fprintf(w, "  denied      %s  %s\n", t(strings.Join(r.Actions, ", ")), t(r.Principal))
 	key := r.Key
 	if r.KeyAlias != "" {
 		key += " (" + r.KeyAlias + ")"
 	}
-	fmt.Fprintf(w, "  key         %s\n", orDash(key))
+	fmt.Fprintf(w, "  key         %s\n", t(orDash(key)))
 	if r.Bucket != "" {
-		obj := "s3://" + r.Bucket
+		obj := "s3://" + t(r.Bucket)
 		if r.Object != "" {
-			obj += "/" + r.Object
+			obj += "/" + t(r.Object)
 		} else {
 			obj += "  (S3 Bucket Key: context is the bucket)"
 		}
 		fmt.Fprintf(w, "  object      %s\n", obj)
 	}
-	fmt.Fprintf(w, "  diagnosis   %s (%s)\n", r.Diagnosis, r.Severity)
-	fmt.Fprintf(w, "  why         %s\n", r.Detail)
+	fmt.Fprintf(w, "  diagnosis   %s (%s)\n", t(string(r.Diagnosis)), t(r.Severity))
+	fmt.Fprintf(w, "  why         %s\n", t(r.Detail))
 	if r.Escalate != "" {
-		fmt.Fprintf(w, "  who acts    %s\n", r.Escalate)
+		fmt.Fprintf(w, "  who acts    %s\n", t(r.Escalate))
 	}
 	for i, p := range r.Patches {
-		fmt.Fprintf(w, "  fix %d/%d     %s on %s (account %s)\n", i+1, len(r.Patches), p.Kind, p.Target, p.Account)
+		fmt.Fprintf(w, "  fix %d/%d     %s on %s (account %s)\n", i+1, len(r.Patches), t(p.Kind), t(p.Target), t(p.Account))
 		var body any = p.Policy
 		if p.Statement != nil {
 			body = p.Statement
 		}
 		if b, err := json.MarshalIndent(body, "              ", "  "); err == nil {
-			fmt.Fprintf(w, "              %s\n", b)
+			fmt.Fprintf(w, "              %s\n", quote.Block(string(b)))
 		}
 		for _, c := range p.Commands {
-			fmt.Fprintf(w, "              $ %s\n", c)
+			// Shell text quote.Shell made: only a value holding a control character changes
+			// here, and such a value is no name AWS accepts.
+			fmt.Fprintf(w, "              $ %s\n", t(c))
 		}
 	}
 	if r.NeededStatement != nil {
 		if b, err := json.MarshalIndent(r.NeededStatement, "              ", "  "); err == nil {
-			fmt.Fprintf(w, "  needs       that layer to allow:\n              %s\n", b)
+			fmt.Fprintf(w, "  needs       that layer to allow:\n              %s\n", quote.Block(string(b)))
 		}
 	}
 	for _, a := range r.Advice {
-		fmt.Fprintf(w, "  advice      %s\n", a)
+		fmt.Fprintf(w, "  advice      %s\n", t(a))
 	}
 	if len(r.Patches) > 0 {
 		state := "verified: the request is allowed after the fix and nothing else is"
@@ -142,12 +148,12 @@ func writeHuman(w io.Writer, r finding.Report) {
 				state += ": " + r.Unverified
 			}
 		}
-		fmt.Fprintf(w, "  check       %s\n", state)
+		fmt.Fprintf(w, "  check       %s\n", t(state))
 		apply := "yes (sandbox account)"
 		if !r.AutoApply {
 			apply = "no: " + r.AutoApplyBlocked
 		}
-		fmt.Fprintf(w, "  auto-apply  %s\n", apply)
+		fmt.Fprintf(w, "  auto-apply  %s\n", t(apply))
 	}
 	fmt.Fprintln(w)
 }

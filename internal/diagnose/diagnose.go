@@ -3,12 +3,14 @@
 package diagnose
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/quote"
 	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -125,14 +127,14 @@ func (in *inputs) keyProblem() (Finding, bool) {
 	case state == world.StateDisabled || (state == "" && d.Message.Kind == cloudtrail.MsgDisabled):
 		return Finding{Code: finding.KeyDisabled,
 			Detail: fmt.Sprintf("KMS key %s is disabled, so every %s fails whatever the policies say; enable it (no policy change helps).", in.keyName, in.action),
-			Advice: []string{fmt.Sprintf("aws kms enable-key --key-id %s --region %s", d.KeyARN, d.KeyRegion)}}, true
+			Advice: []string{quote.Command("aws", "kms", "enable-key", "--key-id", d.KeyARN, "--region", d.KeyRegion)}}, true
 	case state == world.StatePendingDeletion || state == world.StatePendingReplicaDeletion ||
 		(state == "" && d.Message.Kind == cloudtrail.MsgPendingDeletion):
 		return Finding{Code: finding.KeyPendingDeletion,
 			Detail: fmt.Sprintf("KMS key %s is scheduled for deletion: data encrypted under it becomes unreadable for good when the waiting period ends. Cancel the deletion now, then enable the key.", in.keyName),
 			Advice: []string{
-				fmt.Sprintf("aws kms cancel-key-deletion --key-id %s --region %s", d.KeyARN, d.KeyRegion),
-				fmt.Sprintf("aws kms enable-key --key-id %s --region %s", d.KeyARN, d.KeyRegion),
+				quote.Command("aws", "kms", "cancel-key-deletion", "--key-id", d.KeyARN, "--region", d.KeyRegion),
+				quote.Command("aws", "kms", "enable-key", "--key-id", d.KeyARN, "--region", d.KeyRegion),
 			},
 			Escalate: "the key's owners, urgently"}, true
 	case state == world.StatePendingImport || state == world.StateUnavailable || state == world.StateCreating ||
@@ -151,12 +153,12 @@ func (in *inputs) notFound(detail string) Finding {
 	d := in.d
 	var f = Finding{Code: finding.KeyNotFound, Detail: detail}
 	if d.KeyARN != "" {
-		f.Advice = append(f.Advice, fmt.Sprintf("aws kms describe-key --key-id %s --region %s", d.KeyARN, d.KeyRegion))
+		f.Advice = append(f.Advice, quote.Command("aws", "kms", "describe-key", "--key-id", d.KeyARN, "--region", d.KeyRegion))
 	}
 	if d.Bucket != "" {
 		f.Advice = append(f.Advice,
-			fmt.Sprintf("aws s3api get-bucket-encryption --bucket %s", d.Bucket),
-			fmt.Sprintf(`aws s3api put-bucket-encryption --bucket %s --server-side-encryption-configuration '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"<key ARN in %s>"},"BucketKeyEnabled":true}]}'`, d.Bucket, d.Region))
+			quote.Command("aws", "s3api", "get-bucket-encryption", "--bucket", d.Bucket),
+			putBucketEncryption(d.Bucket, "<key ARN in "+d.Region+">"))
 	}
 	return f
 }
@@ -164,11 +166,11 @@ func (in *inputs) notFound(detail string) Finding {
 func unavailableAdvice(state string, d *cloudtrail.Denial) []string {
 	switch state {
 	case world.StatePendingImport:
-		return []string{fmt.Sprintf("aws kms get-parameters-for-import --key-id %s --wrapping-algorithm RSAES_OAEP_SHA_256 --wrapping-key-spec RSA_4096 --region %s  # then import-key-material", d.KeyARN, d.KeyRegion)}
+		return []string{quote.Command("aws", "kms", "get-parameters-for-import", "--key-id", d.KeyARN, "--wrapping-algorithm", "RSAES_OAEP_SHA_256", "--wrapping-key-spec", "RSA_4096", "--region", d.KeyRegion) + "  # then import-key-material"}
 	case world.StateUnavailable:
 		return []string{"The key's custom key store is disconnected: aws kms describe-custom-key-stores, then aws kms connect-custom-key-store --custom-key-store-id <id>"}
 	}
-	return []string{"Wait for the multi-Region key operation to finish (aws kms describe-key --key-id " + d.KeyARN + "), then retry."}
+	return []string{"Wait for the multi-Region key operation to finish (" + quote.Command("aws", "kms", "describe-key", "--key-id", d.KeyARN) + "), then retry."}
 }
 
 // principalProblem covers callers no policy should name.
@@ -295,9 +297,11 @@ func (in *inputs) awsManagedCrossAccount() Finding {
 		Detail:   fmt.Sprintf("The object is encrypted with the AWS managed key aws/s3 of account %s, which no other account can ever use, and %s is in account %s. Re-encrypt the objects with a customer managed key and make it the bucket's default.", d.KeyAccount, in.who, d.Identity.Account),
 		Escalate: fmt.Sprintf("the bucket owner (account %s)", d.KeyAccount),
 		Advice: []string{
-			fmt.Sprintf("aws kms create-key --description \"%s data shared with %s\" --region %s   # in account %s; then allow %s in its key policy", orUnknown(d.Bucket), d.Identity.Account, d.KeyRegion, d.KeyAccount, d.Identity.PrincipalARN),
-			fmt.Sprintf(`aws s3api put-bucket-encryption --bucket %s --server-side-encryption-configuration '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"<new key ARN>"},"BucketKeyEnabled":true}]}'`, orUnknown(d.Bucket)),
-			fmt.Sprintf("aws s3 cp s3://%s/ s3://%s/ --recursive --sse aws:kms --sse-kms-key-id <new key ARN>   # re-encrypt existing objects in place (bucket owner)", orUnknown(d.Bucket), orUnknown(d.Bucket)),
+			// A comment runs to the end of the line: quote.Text keeps a value from ending it.
+			quote.Command("aws", "kms", "create-key", "--description", orUnknown(d.Bucket)+" data shared with "+d.Identity.Account, "--region", d.KeyRegion) +
+				"   # in account " + quote.Text(d.KeyAccount) + "; then allow " + quote.Text(d.Identity.PrincipalARN) + " in its key policy",
+			putBucketEncryption(orUnknown(d.Bucket), "<new key ARN>"),
+			quote.Command("aws", "s3", "cp", "s3://"+orUnknown(d.Bucket)+"/", "s3://"+orUnknown(d.Bucket)+"/", "--recursive", "--sse", "aws:kms") + ` --sse-kms-key-id "$NEW_KEY_ARN"   # re-encrypt existing objects in place (bucket owner; NEW_KEY_ARN is the key created above)`,
 		}}
 }
 
@@ -600,4 +604,24 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// putBucketEncryption is the command that makes key the bucket's default encryption with S3
+// Bucket Keys; key may be a placeholder such as "<new key ARN>".
+func putBucketEncryption(bucket, key string) string {
+	type byDefault struct {
+		SSEAlgorithm   string
+		KMSMasterKeyID string
+	}
+	type rule struct {
+		ApplyServerSideEncryptionByDefault byDefault
+		BucketKeyEnabled                   bool
+	}
+	var cfg strings.Builder
+	enc := json.NewEncoder(&cfg)
+	// The placeholder's <> stay readable; the shell quoting protects them. Encode cannot fail
+	// on strings and a bool.
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(struct{ Rules []rule }{[]rule{{byDefault{"aws:kms", key}, true}}})
+	return quote.Command("aws", "s3api", "put-bucket-encryption", "--bucket", bucket, "--server-side-encryption-configuration", strings.TrimSuffix(cfg.String(), "\n"))
 }

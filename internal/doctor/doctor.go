@@ -179,11 +179,6 @@ func WriteJSON(w io.Writer, checks []Check) error {
 	return enc.Encode(checks)
 }
 
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // compactJSON renders v as one line of JSON for a command line.
 func compactJSON(v any) string {
 	b, err := json.Marshal(v)

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 // FunctionGetter is the Lambda call that finds the function.
@@ -73,7 +75,7 @@ func CheckFunction(ctx context.Context, api FunctionAPI, name, region string) (C
 	case cfg.State != "" && cfg.State != lambdatypes.StateActive:
 		c.Status = Fail
 		c.Detail = fmt.Sprintf("%s is %s: %s", fname, cfg.State, aws.ToString(cfg.StateReason))
-		c.Fix = "redeploy (cdk deploy); if it stays " + string(cfg.State) + ", see `aws lambda get-function --function-name " + fname + " --query Configuration.StateReasonCode`"
+		c.Fix = "redeploy (cdk deploy); if it stays " + string(cfg.State) + ", see `aws lambda get-function --function-name " + quote.Shell(fname) + " --query Configuration.StateReasonCode`"
 	case cfg.LastUpdateStatus == lambdatypes.LastUpdateStatusFailed:
 		c.Status = Fail
 		c.Detail = fmt.Sprintf("%s: last update failed: %s", fname, aws.ToString(cfg.LastUpdateStatusReason))

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 // QueueAPI is the SQS call of the dead-letter check.
@@ -41,8 +43,8 @@ func CheckDeadLetters(ctx context.Context, api QueueAPI, urls, arns []string, ru
 		c.Status = Warn
 		c.Detail = "no dead-letter queue configured: events that cannot be delivered are dropped"
 		c.Fix = fmt.Sprintf("deploy the stack (cdk deploy), which gives both a dead-letter queue, or:\n"+
-			"aws events put-targets --rule %s --event-bus-name %s --targets 'Id=remediator,Arn=%s,DeadLetterConfig={Arn=QUEUE_ARN}'",
-			aws.ToString(rule.Name), busName(rule), fn.ARN)
+			"aws events put-targets --rule %s --event-bus-name %s --targets %s",
+			quote.Shell(aws.ToString(rule.Name)), quote.Shell(busName(rule)), quote.Shell("Id=remediator,Arn="+fn.ARN+",DeadLetterConfig={Arn=QUEUE_ARN}"))
 		return c
 	}
 	var full []string
@@ -71,7 +73,7 @@ func CheckDeadLetters(ctx context.Context, api QueueAPI, urls, arns []string, ru
 		if n > 0 {
 			full = append(full, fmt.Sprintf("%s holds %d message(s)", queueName(u), n))
 			fixes = append(fixes,
-				"aws sqs receive-message --queue-url "+u+" --max-number-of-messages 10 --attribute-names All --message-attribute-names All",
+				"aws sqs receive-message --queue-url "+quote.Shell(u)+" --max-number-of-messages 10 --attribute-names All --message-attribute-names All",
 			)
 		}
 	}
@@ -88,7 +90,7 @@ func CheckDeadLetters(ctx context.Context, api QueueAPI, urls, arns []string, ru
 	fixes = append([]string{"read them (the error is in the message attributes) and fix the cause:"}, fixes...)
 	fixes = append(fixes, "recover the denials they held with `kmsfix scan --since 7d`, then empty the queue:")
 	for _, u := range urls {
-		fixes = append(fixes, "aws sqs purge-queue --queue-url "+u)
+		fixes = append(fixes, "aws sqs purge-queue --queue-url "+quote.Shell(u))
 	}
 	c.Fix = strings.Join(fixes, "\n")
 	return c

@@ -11,6 +11,7 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/kmsfix/kmsfix/internal/eventpattern"
+	"github.com/kmsfix/kmsfix/internal/quote"
 	"github.com/kmsfix/kmsfix/internal/rulepattern"
 )
 
@@ -58,7 +59,7 @@ func FindRule(ctx context.Context, api RuleAPI, fns FunctionGetter, o Options) (
 		c.Status, c.Detail = Fail, detail
 		c.Fix = fmt.Sprintf("deploy the stack (cdk deploy), or create the rule by hand:\n"+
 			"aws events put-rule --region %s --name %s --event-bus-name %s --state %s --event-pattern %s",
-			o.Region, name, o.EventBus, RuleState, shellQuote(StackPattern))
+			quote.Shell(o.Region), quote.Shell(name), quote.Shell(o.EventBus), RuleState, quote.Shell(StackPattern))
 		return nil, c
 	}
 
@@ -132,12 +133,12 @@ func CheckRuleState(r *eventbridge.DescribeRuleOutput) Check {
 	}
 	// put-rule replaces the rule: repeat what it has, change only the state.
 	cmd := fmt.Sprintf("aws events put-rule --name %s --event-bus-name %s --state %s --event-pattern %s",
-		aws.ToString(r.Name), busName(r), RuleState, shellQuote(aws.ToString(r.EventPattern)))
+		quote.Shell(aws.ToString(r.Name)), quote.Shell(busName(r)), RuleState, quote.Shell(aws.ToString(r.EventPattern)))
 	if d := aws.ToString(r.Description); d != "" {
-		cmd += " --description " + shellQuote(d)
+		cmd += " --description " + quote.Shell(d)
 	}
 	if role := aws.ToString(r.RoleArn); role != "" {
-		cmd += " --role-arn " + role
+		cmd += " --role-arn " + quote.Shell(role)
 	}
 	c.Fix = cmd + "\n(the stack sets this state; a later `cdk deploy` keeps it)"
 	return c
@@ -190,7 +191,7 @@ func CheckRulePattern(r *eventbridge.DescribeRuleOutput) Check {
 	c.Detail = "does not match an S3 KMS denial of " + strings.Join(missed, " or ")
 	c.Fix = fmt.Sprintf("deploy the stack (cdk deploy) to restore its pattern, or:\n"+
 		"aws events put-rule --name %s --event-bus-name %s --state %s --event-pattern %s",
-		aws.ToString(r.Name), busName(r), RuleState, shellQuote(StackPattern))
+		quote.Shell(aws.ToString(r.Name)), quote.Shell(busName(r)), RuleState, quote.Shell(StackPattern))
 	return c
 }
 
@@ -240,9 +241,10 @@ func CheckRuleTarget(ctx context.Context, api TargetLister, r *eventbridge.Descr
 	} else {
 		c.Detail = fmt.Sprintf("%d target(s), none a Lambda function", len(out.Targets))
 	}
-	c.Fix = fmt.Sprintf("aws events put-targets --rule %s --event-bus-name %s --targets 'Id=remediator,Arn=%s,DeadLetterConfig={Arn=QUEUE_ARN}'\n"+
+	c.Fix = fmt.Sprintf("aws events put-targets --rule %s --event-bus-name %s --targets %s\n"+
 		"aws lambda add-permission --function-name %s --statement-id kmsfix-events --action lambda:InvokeFunction --principal events.amazonaws.com --source-arn %s",
-		aws.ToString(r.Name), busName(r), fn, fn, aws.ToString(r.Arn))
+		quote.Shell(aws.ToString(r.Name)), quote.Shell(busName(r)), quote.Shell("Id=remediator,Arn="+fn+",DeadLetterConfig={Arn=QUEUE_ARN}"),
+		quote.Shell(fn), quote.Shell(aws.ToString(r.Arn)))
 	return c, info
 }
 

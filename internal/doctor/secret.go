@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/kmsfix/kmsfix/internal/notify"
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 // SecretAPI is the Secrets Manager calls of the Slack check.
@@ -42,7 +43,7 @@ func CheckSlackSecret(ctx context.Context, api SecretAPI, arn string, fnKnown bo
 	if d.DeletedDate != nil {
 		c.Status = Fail
 		c.Detail = fmt.Sprintf("%s is scheduled for deletion on %s", arn, d.DeletedDate.UTC().Format("2006-01-02"))
-		c.Fix = "aws secretsmanager restore-secret --secret-id " + arn
+		c.Fix = "aws secretsmanager restore-secret --secret-id " + quote.Shell(arn)
 		return c
 	}
 	v, err := api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
@@ -61,12 +62,12 @@ func CheckSlackSecret(ctx context.Context, api SecretAPI, arn string, fnKnown bo
 	}
 	if v.SecretString == nil {
 		c.Status, c.Detail = Fail, arn+" holds binary data, not a webhook URL"
-		c.Fix = "aws secretsmanager put-secret-value --secret-id " + arn + " --secret-string 'https://hooks.slack.com/services/...'"
+		c.Fix = "aws secretsmanager put-secret-value --secret-id " + quote.Shell(arn) + " --secret-string 'https://hooks.slack.com/services/...'"
 		return c
 	}
 	if _, err := notify.ParseWebhookSecret(*v.SecretString); err != nil {
 		c.Status, c.Detail = Fail, arn+" "+err.Error()
-		c.Fix = "aws secretsmanager put-secret-value --secret-id " + arn + " --secret-string 'https://hooks.slack.com/services/...'"
+		c.Fix = "aws secretsmanager put-secret-value --secret-id " + quote.Shell(arn) + " --secret-string 'https://hooks.slack.com/services/...'"
 		return c
 	}
 	c.Status, c.Detail = Pass, arn+" holds a webhook URL (value not shown)"

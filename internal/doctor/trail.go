@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 const kmsSource = "kms.amazonaws.com"
@@ -95,14 +97,14 @@ func CheckTrailLogging(ctx context.Context, api interface {
 		c.Detail = fmt.Sprintf("no trail covers %s: CloudTrail sends events to EventBridge only from a logging trail", region)
 		c.Fix = fmt.Sprintf("deploy the stack with context createTrail=true, or create one (the bucket needs the CloudTrail bucket policy):\n"+
 			"aws cloudtrail create-trail --region %s --name kmsfix-trail --s3-bucket-name BUCKET --is-multi-region-trail\n"+
-			"aws cloudtrail start-logging --region %s --name kmsfix-trail", region, region)
+			"aws cloudtrail start-logging --region %s --name kmsfix-trail", quote.Shell(region), quote.Shell(region))
 	case len(stopped) > 0:
 		c.Status = Fail
 		c.Detail = "no trail covering " + region + " is logging: " + strings.Join(stopped, ", ") + " stopped"
 		var fixes []string
 		for _, t := range trails {
 			if t.Logging != nil && !*t.Logging {
-				fixes = append(fixes, fmt.Sprintf("aws cloudtrail start-logging --region %s --name %s", t.HomeRegion, t.ARN))
+				fixes = append(fixes, quote.Command("aws", "cloudtrail", "start-logging", "--region", t.HomeRegion, "--name", t.ARN))
 			}
 		}
 		c.Fix = strings.Join(fixes, "\n")
@@ -271,11 +273,11 @@ type (
 // selectorFix is the put-event-selectors command that keeps the trail's selectors and makes
 // its management events include KMS reads.
 func selectorFix(t TrailInfo, out *cloudtrail.GetEventSelectorsOutput) string {
-	head := fmt.Sprintf("aws cloudtrail put-event-selectors --region %s --trail-name %s", t.HomeRegion, t.ARN)
+	head := quote.Command("aws", "cloudtrail", "put-event-selectors", "--region", t.HomeRegion, "--trail-name", t.ARN)
 	note := "\n(put-event-selectors replaces all of the trail's selectors: this is the current list with the fix applied)"
 	if len(out.AdvancedEventSelectors) > 0 {
 		sels := fixAdvanced(out.AdvancedEventSelectors)
-		return head + " --advanced-event-selectors " + shellQuote(compactJSON(sels)) + note
+		return head + " --advanced-event-selectors " + quote.Shell(compactJSON(sels)) + note
 	}
 	var sels []cliSelector
 	fixed := false
@@ -305,7 +307,7 @@ func selectorFix(t TrailInfo, out *cloudtrail.GetEventSelectorsOutput) string {
 	if !fixed {
 		sels = append(sels, cliSelector{ReadWriteType: "All", IncludeManagementEvents: true, ExcludeManagementEventSources: []string{}})
 	}
-	return head + " --event-selectors " + shellQuote(compactJSON(sels)) + note
+	return head + " --event-selectors " + quote.Shell(compactJSON(sels)) + note
 }
 
 // fixAdvanced keeps the selectors, and in the management ones drops the readOnly condition and

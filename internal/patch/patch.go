@@ -13,6 +13,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/quote"
 	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -126,27 +127,34 @@ func keyPolicyPatch(d *cloudtrail.Denial, k *world.Key) finding.Patch {
 	return p
 }
 
+// Every value in a command came from the event or from AWS: each goes through quote.Shell,
+// so a pasted command passes it as one argument, byte for byte, and runs nothing else.
 func identityCommands(d *cloudtrail.Denial, p finding.Patch) []string {
-	doc := compact(p.Policy)
+	doc := quote.Shell(compact(p.Policy))
 	arn := d.Identity.PrincipalARN
-	name := arn[strings.LastIndex(arn, "/")+1:]
+	name := quote.Shell(arn[strings.LastIndex(arn, "/")+1:])
 	switch {
 	case strings.Contains(arn, ":user/"):
-		return []string{fmt.Sprintf("aws iam put-user-policy --user-name %s --policy-name %s --policy-document %s", name, p.Name, shellQuote(doc))}
+		return []string{fmt.Sprintf("aws iam put-user-policy --user-name %s --policy-name %s --policy-document %s", name, quote.Shell(p.Name), doc)}
 	case d.Identity.Kind == cloudtrail.KindSSORole:
-		return []string{fmt.Sprintf("# IAM Identity Center owns this role: add the policy to its permission set in the management account, e.g.\naws sso-admin put-inline-policy-to-permission-set --instance-arn <instance ARN> --permission-set-arn <permission set ARN> --inline-policy %s", shellQuote(doc))}
+		// Two lines, each one line of shell text: no command holds a line break of its own.
+		// The ARNs kmsfix cannot know are shell variables, not <placeholders> a paste would
+		// read as redirections.
+		return []string{"# IAM Identity Center owns this role: add the policy to its permission set in the management account (set INSTANCE_ARN and PERMISSION_SET_ARN first), e.g.",
+			`aws sso-admin put-inline-policy-to-permission-set --instance-arn "$INSTANCE_ARN" --permission-set-arn "$PERMISSION_SET_ARN" --inline-policy ` + doc}
 	}
-	return []string{fmt.Sprintf("aws iam put-role-policy --role-name %s --policy-name %s --policy-document %s", name, p.Name, shellQuote(doc))}
+	return []string{fmt.Sprintf("aws iam put-role-policy --role-name %s --policy-name %s --policy-document %s", name, quote.Shell(p.Name), doc)}
 }
 
 func keyPolicyCommands(d *cloudtrail.Denial, p finding.Patch) []string {
+	region, key := quote.Shell(d.KeyRegion), quote.Shell(d.KeyARN)
 	if p.MergedKeyPolicy != nil {
-		return []string{fmt.Sprintf("aws kms put-key-policy --region %s --key-id %s --policy-name default --policy %s", d.KeyRegion, d.KeyARN, shellQuote(compact(p.MergedKeyPolicy)))}
+		return []string{fmt.Sprintf("aws kms put-key-policy --region %s --key-id %s --policy-name default --policy %s", region, key, quote.Shell(compact(p.MergedKeyPolicy)))}
 	}
 	return []string{
-		fmt.Sprintf("aws kms get-key-policy --region %s --key-id %s --policy-name default --query Policy --output text > key-policy.json", d.KeyRegion, d.KeyARN),
-		fmt.Sprintf("jq --argjson s %s '.Statement += [$s]' key-policy.json > key-policy.new.json", shellQuote(compact(p.Statement))),
-		fmt.Sprintf("aws kms put-key-policy --region %s --key-id %s --policy-name default --policy file://key-policy.new.json", d.KeyRegion, d.KeyARN),
+		fmt.Sprintf("aws kms get-key-policy --region %s --key-id %s --policy-name default --query Policy --output text > key-policy.json", region, key),
+		fmt.Sprintf("jq --argjson s %s '.Statement += [$s]' key-policy.json > key-policy.new.json", quote.Shell(compact(p.Statement))),
+		fmt.Sprintf("aws kms put-key-policy --region %s --key-id %s --policy-name default --policy file://key-policy.new.json", region, key),
 	}
 }
 
@@ -156,9 +164,4 @@ func compact(v any) string {
 		return fmt.Sprintf("<unencodable: %v>", err)
 	}
 	return string(b)
-}
-
-// shellQuote quotes for POSIX shells.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
