@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/quote"
+	"github.com/kmsfix/kmsfix/internal/scan"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -29,7 +31,8 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the report JSON, one line per event")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kmsfix explain [--world FILE] [--json] FILE...|-")
-		fmt.Fprintln(stderr, "FILE: CloudTrail records, EventBridge events or CloudTrail log files (JSON, JSON lines, gzip)")
+		fmt.Fprintln(stderr, "FILE: CloudTrail records, EventBridge events, CloudTrail log files or lookup-events output (JSON, JSON lines, gzip);")
+		fmt.Fprintln(stderr, "      a directory is walked for *.json and *.json.gz like scan --files")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -47,44 +50,101 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	status := 0
+	out := &explainer{w: w, asJSON: *asJSON, stdout: stdout, stderr: stderr}
 	for _, name := range fs.Args() {
-		items, err := readInput(name, stdin)
-		for _, it := range items {
-			r := engine.Explain(it, w)
-			if *asJSON {
-				b, merr := r.Encode()
-				if merr != nil {
-					fmt.Fprintf(stderr, "kmsfix: %s: encoding the report: %v\n", it.Source, merr)
-					status = 1
-					continue
-				}
-				fmt.Fprintf(stdout, "%s\n", b)
-			} else {
-				writeHuman(stdout, r)
-			}
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "kmsfix: %v\n", err)
-			status = 1
-		}
+		out.input(name)
 	}
-	return status
+	return out.status
 }
 
 // stdin is a variable so tests can feed it.
 var stdin io.Reader = os.Stdin
 
-func readInput(name string, in io.Reader) ([]cloudtrail.Item, error) {
+// explainer explains and writes each record as soon as it is read: memory stays bounded by
+// one record, and a stdin that stays open gets a report per record as it arrives.
+type explainer struct {
+	w              *world.World
+	asJSON         bool
+	stdout, stderr io.Writer
+	status         int // 1 once an input or a record failed
+}
+
+// input reads a file, stdin ("-") or every log file under a directory.
+func (e *explainer) input(name string) {
 	if name == "-" {
-		return cloudtrail.ReadAll(in, "stdin")
+		e.stream(stdin, "stdin")
+		return
 	}
+	if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+		err := scan.WalkLogFiles(name, func(path string) error {
+			e.file(path)
+			return nil
+		})
+		if err != nil {
+			e.fail(name, 0, err)
+		}
+		return
+	}
+	e.file(name)
+}
+
+func (e *explainer) file(name string) {
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, err // names the file already
+		e.fail(name, 0, err) // names the file already
+		return
 	}
 	defer f.Close()
-	return cloudtrail.ReadAll(f, name)
+	e.stream(f, name)
+}
+
+func (e *explainer) stream(in io.Reader, source string) {
+	rd := cloudtrail.NewReader(in, source, cloudtrail.Limits{})
+	for {
+		it, err := rd.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			var re *cloudtrail.RecordError
+			index := 0
+			if errors.As(err, &re) {
+				index = re.Index
+			}
+			e.fail(source, index, err)
+			continue // after an error that ends the input, Next says io.EOF
+		}
+		r := engine.Explain(it, e.w)
+		if !e.asJSON {
+			writeHuman(e.stdout, r)
+			continue
+		}
+		b, merr := r.Encode()
+		if merr != nil {
+			e.fail(source, 0, fmt.Errorf("%s: encoding the report: %w", it.Source, merr))
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s\n", b)
+	}
+}
+
+// errorLine is what --json prints for an input or a record that could not be read, in the
+// stream of reports (docs/contract.md).
+type errorLine struct {
+	Error  string `json:"error"`
+	Source string `json:"source"`
+	Record int    `json:"record,omitempty"`
+}
+
+// fail reports an input or record that could not be read: on stderr, and with --json as an
+// error line on stdout. err names the source.
+func (e *explainer) fail(source string, record int, err error) {
+	e.status = 1
+	fmt.Fprintf(e.stderr, "kmsfix: %v\n", err)
+	if e.asJSON {
+		b, _ := json.Marshal(errorLine{Error: err.Error(), Source: source, Record: record})
+		fmt.Fprintf(e.stdout, "%s\n", b)
+	}
 }
 
 // writeHuman prints a compact explanation: what was denied, why, the fix and how to apply it.

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite events/*/golden.txt from the current output")
@@ -58,7 +62,7 @@ func TestExplainBadInput(t *testing.T) {
 	missing := filepath.Join(tmp, "no-such-event.json")
 	truncated := write("truncated.json", `{"eventVersion": "1.11", "eventID": "0f1e2d3c-4b5a-4697-8877-665544332211", "eventSource": `)
 	garbage := write("garbage.json", "eventID,eventName\n1,Decrypt\n")
-	notTrail := write("not-cloudtrail.json", `{"hello": "world"}`)
+	notTrail := write("not-cloudtrail.json", `{"eventSource": "kms.amazonaws.com", "eventName": 5}`)
 
 	tests := []struct {
 		name  string
@@ -66,7 +70,6 @@ func TestExplainBadInput(t *testing.T) {
 		wants []string // what the one message must say besides the file name
 	}{
 		{"missing file", missing, []string{"no such file"}},
-		{"directory", tmp, []string{"is a directory"}},
 		{"truncated JSON", truncated, []string{"JSON"}},
 		{"not JSON", garbage, []string{"JSON"}},
 		{"not a CloudTrail record", notTrail, []string{"not a CloudTrail record"}},
@@ -89,10 +92,96 @@ func TestExplainBadInput(t *testing.T) {
 				t.Errorf("exit 0 with a bad input")
 			}
 			checkOneMessage(t, errOut, tc.bad, tc.wants)
-			if n := strings.Count(out, "\n"); n != 2 {
-				t.Errorf("%d report lines, want 2 (the good inputs before and after the bad one):\n%s", n, out)
+			reports, errLines := splitJSONLines(t, out)
+			if reports != 2 {
+				t.Errorf("%d report lines, want 2 (the good inputs before and after the bad one):\n%s", reports, out)
+			}
+			if len(errLines) != 1 || errLines[0].Source != tc.bad {
+				t.Errorf("--json error lines %+v, want one naming %s", errLines, tc.bad)
 			}
 		})
+	}
+}
+
+// splitJSONLines counts the report lines of --json output and returns its error lines.
+func splitJSONLines(t *testing.T, out string) (reports int, errs []errorLine) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var e errorLine
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("--json line is not JSON: %v: %s", err, line)
+		}
+		if e.Error != "" {
+			errs = append(errs, e)
+		} else {
+			reports++
+		}
+	}
+	return reports, errs
+}
+
+// TestExplainRecordErrors: a record that cannot be read is reported with its file and
+// index, the records after it are still explained, and the exit status is 1.
+func TestExplainRecordErrors(t *testing.T) {
+	event, err := os.ReadFile(filepath.Join(eventDirs(t)[0], "event.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compacted bytes.Buffer
+	if err := json.Compact(&compacted, event); err != nil {
+		t.Fatal(err)
+	}
+	rec := compacted.String()
+	insight := `{"eventVersion":"1.08","eventType":"AwsCloudTrailInsight","eventID":"i-1","insightDetails":{"state":"Start"}}`
+	logFile := `{"Records":[` + rec + `,` + insight + `,{"eventSource":"kms.amazonaws.com","eventName":7},` + rec + `]}`
+	path := writeFile(t, t.TempDir(), "log.json", logFile)
+	out, errOut, code := runCLI(t, "", "explain", "--json", path)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	checkOneMessage(t, errOut, path+": record 3", []string{"eventName"})
+	reports, errLines := splitJSONLines(t, out)
+	if reports != 3 || len(errLines) != 1 || errLines[0].Record != 3 || errLines[0].Source != path {
+		t.Errorf("reports %d, error lines %+v; want 3 reports (the Insights event ignored) and one error for record 3:\n%s", reports, errLines, out)
+	}
+}
+
+// TestExplainDirectory: a directory is walked like scan --files: log files in, digest and
+// Insights folders and other files out.
+func TestExplainDirectory(t *testing.T) {
+	event, err := os.ReadFile(filepath.Join(eventDirs(t)[0], "event.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for _, p := range []string{
+		"AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/01/a.json",
+		"AWSLogs/o-abc/111122223333/CloudTrail/eu-west-1/2026/12/01/b.json",
+		"AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/12/01/d.json",
+		"AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/12/01/i.json",
+		"AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/01/notes.txt",
+	} {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		content := event
+		if !strings.Contains(p, "/CloudTrail/") || strings.HasSuffix(p, ".txt") {
+			content = []byte("not JSON at all")
+		}
+		if err := os.WriteFile(full, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut, code := runCLI(t, "", "explain", "--json", root)
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if reports, errLines := splitJSONLines(t, out); reports != 2 || len(errLines) != 0 {
+		t.Errorf("%d reports and errors %+v, want the 2 log files' reports", reports, errLines)
 	}
 }
 
@@ -236,4 +325,62 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestExplainStdinStaysOpen: with a stdin that stays open, each record's report is written
+// as soon as the record has arrived, before the next one is written.
+func TestExplainStdinStaysOpen(t *testing.T) {
+	event, err := os.ReadFile(filepath.Join(eventDirs(t)[0], "event.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec bytes.Buffer
+	if err := json.Compact(&rec, event); err != nil {
+		t.Fatal(err)
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inR.Close()
+	defer outR.Close()
+	old := stdin
+	stdin = inR
+	defer func() { stdin = old }()
+	done := make(chan int)
+	go func() {
+		code := run([]string{"explain", "--json", "-"}, outW, io.Discard)
+		outW.Close()
+		done <- code
+	}()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(outR)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	for i := range 3 {
+		if _, err := inW.Write(append(rec.Bytes(), '\n')); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case line := <-lines:
+			if !strings.Contains(line, `"event_id"`) {
+				t.Fatalf("record %d: line %q is not a report", i+1, line)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no report for record %d while stdin stays open", i+1)
+		}
+	}
+	inW.Close()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d", code)
+	}
 }

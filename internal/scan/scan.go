@@ -22,7 +22,7 @@ type Result struct {
 	Records      int // CloudTrail records read (KMS events for LookupEvents; all records in files)
 	Denials      int // KMS denials made by S3 for a principal, in the window
 	Ignored      int // records that are not such denials (successes, other callers, other services)
-	Duplicates   int // records seen twice (same eventID)
+	Duplicates   int // denials seen twice (same eventID)
 	Unreadable   int // records the parser rejected
 	Outside      int // denials outside the window (files only)
 	Pages        int // LookupEvents pages
@@ -59,16 +59,17 @@ func newCollector(ctx context.Context, explain Explainer, since, until time.Time
 // add takes one parsed item; fallback is the event time when the record has none.
 func (c *collector) add(item cloudtrail.Item, fallback time.Time) {
 	c.res.Records++
+	if item.Denial == nil {
+		c.res.Ignored++
+		return
+	}
+	// Only denials are remembered: the set grows with the denials, not with the records.
 	if item.EventID != "" {
 		if c.seen[item.EventID] {
 			c.res.Duplicates++
 			return
 		}
 		c.seen[item.EventID] = true
-	}
-	if item.Denial == nil {
-		c.res.Ignored++
-		return
 	}
 	t := fallback
 	if parsed, err := time.Parse(time.RFC3339, item.Denial.EventTime); err == nil {

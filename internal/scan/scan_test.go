@@ -358,3 +358,50 @@ func BenchmarkFromFiles(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(corpus.Records)), "ns/record")
 }
+
+// TestFromFilesTrailBucket: a trail bucket as CloudTrail writes it is scanned complete:
+// digest and Insights folders are skipped by name, Insights records and other services'
+// records inside log files are ignored, an organization trail's extra level is walked.
+// A record that cannot be read is named, and the records after it in its file still count.
+func TestFromFilesTrailBucket(t *testing.T) {
+	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 7, Successes: 300, NonKMS: 100})
+	dir := t.TempDir()
+	testenv.WriteLogFiles(t, filepath.Join(dir, "org"), corpus.Records)
+	put := func(rel, content string) {
+		t.Helper()
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	digest := `{"awsAccountId":"111122223333","digestStartTime":"2026-11-27T00:00:00Z","logFiles":[{"s3Object":"x"}]}`
+	put("org/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/27/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20261127T0000Z.json.gz", "not even gzip")
+	put("AWSLogs/o-exampleorgid/111122223333/CloudTrail-Digest/us-east-1/2026/11/27/d.json", digest)
+	put("AWSLogs/o-exampleorgid/111122223333/CloudTrail-Insight/us-east-1/2026/11/27/i.json", "{broken")
+	insight := `{"eventVersion":"1.08","eventType":"AwsCloudTrailInsight","eventID":"ins-1","insightDetails":{"state":"Start","eventSource":"kms.amazonaws.com"},"eventCategory":"Insight"}`
+	put("AWSLogs/o-exampleorgid/111122223333/CloudTrail/us-east-1/2026/11/27/a.json", `{"Records":[`+insight+`]}`)
+
+	res, err := FromFiles(context.Background(), dir, time.Time{}, time.Time{}, Options{Explain: denialReport})
+	if err != nil || !res.Complete {
+		t.Fatalf("clean bucket: err %v complete %v", err, res.Complete)
+	}
+	if res.Denials != corpus.S3Denials || res.Unreadable != 0 || res.Records != len(corpus.Records)+1 {
+		t.Errorf("denials %d unreadable %d records %d; want %d 0 %d", res.Denials, res.Unreadable, res.Records, corpus.S3Denials, len(corpus.Records)+1)
+	}
+
+	// One bad record in the middle of a file: named, and the file's last denial still counts.
+	denial := string(corpus.Records[slices.IndexFunc(corpus.Records, func(r testenv.CorpusRecord) bool { return r.Group >= 0 })].JSON)
+	denial2 := strings.Replace(denial, `"eventID":"`, `"eventID":"x-`, 1)
+	put("AWSLogs/o-exampleorgid/111122223333/CloudTrail/us-east-1/2026/11/27/b.json",
+		`{"Records":[{"eventSource":"kms.amazonaws.com","eventName":[]},`+denial2+`]}`)
+	res, err = FromFiles(context.Background(), dir, time.Time{}, time.Time{}, Options{Explain: denialReport})
+	if err == nil || !strings.Contains(err.Error(), "b.json: record 1:") || res.Complete {
+		t.Errorf("err %v complete %v; want b.json record 1 named", err, res.Complete)
+	}
+	if res.Denials != corpus.S3Denials+1 || res.Unreadable != 1 {
+		t.Errorf("denials %d unreadable %d; want %d 1", res.Denials, res.Unreadable, corpus.S3Denials+1)
+	}
+}

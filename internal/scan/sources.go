@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -84,19 +85,51 @@ func IsLogFile(name string) bool {
 	return strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".json.gz")
 }
 
-// FromFiles scans every *.json and *.json.gz under dir, recursively (the layout of a trail's
-// S3 prefix: AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/). A zero since or until
-// leaves that side of the window open. Files that fail to read are reported in the error,
-// after the others have been scanned; the records read before a file's error count.
-func FromFiles(ctx context.Context, dir string, since, until time.Time, opt Options) (*Result, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+// skippedFolders are the folders of a trail bucket that hold no API-call records: digest
+// files (AWSLogs/<account>/CloudTrail-Digest/...) and Insights events
+// (AWSLogs/<account>/CloudTrail-Insight/..., "/CloudTrail-Insight folder" in
+// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/insights-events-understanding.html).
+var skippedFolders = map[string]bool{
+	"CloudTrail-Digest":   true,
+	"CloudTrail-Insight":  true,
+	"CloudTrail-Insights": true,
+}
+
+// WalkLogFiles calls fn for every log file under dir in lexical order, recursively: the
+// layout of a trail's bucket, AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/, or an
+// organization trail's AWSLogs/<org-id>/<account>/CloudTrail/.... Digest and Insights
+// folders are skipped by name. dir may also be a single file.
+func WalkLogFiles(dir string, fn func(path string) error) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && IsLogFile(d.Name()) {
-			files = append(files, path)
+		if d.IsDir() {
+			if path != dir && skippedFolders[d.Name()] {
+				return filepath.SkipDir
+			}
+			return nil
 		}
+		if path == dir || IsLogFile(d.Name()) {
+			return fn(path)
+		}
+		return nil
+	})
+}
+
+// maxRecordErrors is how many record errors a scan keeps word for word; the others are
+// counted in Result.Unreadable.
+const maxRecordErrors = 20
+
+// FromFiles scans every *.json and *.json.gz under dir (see WalkLogFiles), reading each file
+// as a stream: memory stays bounded by one record. A zero since or until leaves that side of
+// the window open. A record that cannot be read is counted as unreadable and named in the
+// error; the rest of its file is still read. A file that cannot be read to its end is named
+// in the error after the others have been scanned; the records read before count.
+func FromFiles(ctx context.Context, dir string, since, until time.Time, opt Options) (*Result, error) {
+	var files []string
+	err := WalkLogFiles(dir, func(path string) error {
+		files = append(files, path)
 		return nil
 	})
 	if err != nil {
@@ -104,12 +137,19 @@ func FromFiles(ctx context.Context, dir string, since, until time.Time, opt Opti
 	}
 	c := newCollector(ctx, opt.Explain, since, until)
 	var errs []error
+	recordErrs := 0
 	for i, path := range files {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
 		}
-		if err := readFile(path, dir, c); err != nil {
+		for _, err := range readFile(path, dir, c) {
+			var re *cloudtrail.RecordError
+			if errors.As(err, &re) {
+				if recordErrs++; recordErrs > maxRecordErrors {
+					continue
+				}
+			}
 			errs = append(errs, err)
 		}
 		c.res.Files++
@@ -119,27 +159,42 @@ func FromFiles(ctx context.Context, dir string, since, until time.Time, opt Opti
 			Note: fmt.Sprintf("file %d/%d", i+1, len(files)),
 		})
 	}
+	if recordErrs > maxRecordErrors {
+		errs = append(errs, fmt.Errorf("%d more unreadable records", recordErrs-maxRecordErrors))
+	}
 	res := c.result()
 	res.Complete = len(errs) == 0
 	return res, errors.Join(errs...)
 }
 
-func readFile(path, dir string, c *collector) error {
+// readFile streams one file into c and returns its errors: one per record that could not be
+// read, then the one that ended the file early, if any.
+func readFile(path, dir string, c *collector) []error {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return []error{err}
 	}
 	defer f.Close()
 	name, err := filepath.Rel(dir, path)
-	if err != nil {
+	if err != nil || name == "." {
 		name = path
 	}
-	items, err := cloudtrail.ReadAll(f, name)
-	for _, it := range items {
+	var errs []error
+	rd := cloudtrail.NewReader(f, name, cloudtrail.Limits{})
+	for {
+		it, err := rd.Next()
+		if err == io.EOF {
+			return errs
+		}
+		if err != nil {
+			var re *cloudtrail.RecordError
+			if errors.As(err, &re) {
+				c.res.Records++
+				c.res.Unreadable++
+			}
+			errs = append(errs, err) // the Reader names the source
+			continue
+		}
 		c.add(it, time.Time{})
 	}
-	if err != nil {
-		return err // ReadAll names the source
-	}
-	return nil
 }
