@@ -1,5 +1,6 @@
 // Command infra is the kmsfix CDK app: `cdk synth` / `cdk deploy` run it (cdk.json), one stack
-// per account and Region. Parameters come from CDK context or environment variables (Params).
+// per account and Region. Parameters come from CDK context or environment variables
+// (config.Params; internal/config validates them with the rules the function itself uses).
 package main
 
 import (
@@ -12,6 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/kmsfix/kmsfix/internal/config"
 )
 
 func main() {
@@ -31,7 +34,7 @@ func run() error {
 		}
 		return os.Getenv(env)
 	}
-	cfg, err := LoadConfig(func(p Param) string { return lookup(p.Context, p.Env) })
+	cfg, err := config.LoadDeployment(func(p config.Param) string { return lookup(p.Context, p.Env) })
 	if err != nil {
 		return err
 	}

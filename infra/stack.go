@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudtrail"
@@ -24,6 +23,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/rulepattern"
 )
 
@@ -44,7 +44,8 @@ const (
 // StackProps configures the kmsfix stack.
 type StackProps struct {
 	awscdk.StackProps
-	Config Config
+	// Config is the validated deployment (internal/config: the function reads the same rules).
+	Config config.Deployment
 	// AssetDir is the directory holding the Lambda's `bootstrap` (dist/ after `make build`).
 	AssetDir string
 }
@@ -63,7 +64,8 @@ func KmsDenialPattern() *awsevents.EventPattern {
 // NewKmsfixStack defines everything one account and Region needs.
 func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) awscdk.Stack {
 	stack := awscdk.NewStack(scope, &id, &props.StackProps)
-	cfg := props.Config
+	deployment := props.Config
+	cfg := deployment.Function
 	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
 	arn := func(format string, a ...any) string { return fmt.Sprintf(format, a...) }
 
@@ -125,7 +127,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 			"ArnLike":      map[string]any{"aws:SourceArn": arn("arn:%s:cloudwatch:%s:%s:alarm:*", partition, region, account)},
 		},
 	}))
-	for _, e := range cfg.NotifyEmails {
+	for _, e := range deployment.NotifyEmails {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(e), nil))
 	}
 
@@ -155,7 +157,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 	}}, jsii.Bool(true))
 
 	logGroup := awslogs.NewLogGroup(stack, jsii.String("FunctionLogs"), &awslogs.LogGroupProps{
-		Retention:     retentionDays(cfg.LogRetentionDays),
+		Retention:     retentionDays(deployment.LogRetentionDays),
 		EncryptionKey: key,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
@@ -166,7 +168,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 	})
 	policy := awsiam.NewPolicy(stack, jsii.String("FunctionPolicy"), &awsiam.PolicyProps{
 		Roles:      &[]awsiam.IRole{role},
-		Statements: functionStatements(cfg, role, key, topic, table, deadLetters, logGroup),
+		Statements: functionStatements(deployment, role, key, topic, table, deadLetters, logGroup),
 	})
 	suppressWildcards(policy, []string{
 		"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*",
@@ -182,25 +184,15 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 		"policies); kms:ListAliases and the Access Analyzer checks have no resource type, so IAM requires \"*\" "+
 		"(narrowed with aws:RequestedRegion); log streams are created under the function's own log group.")
 
+	// The deployer's parameters, rendered by internal/config (the function reads them back with
+	// config.Load), and the three values only the stack knows.
 	env := map[string]*string{
-		"KMSFIX_MODE":                jsii.String(cfg.Mode),
-		"KMSFIX_SANDBOX_ACCOUNTS":    jsii.String(strings.Join(cfg.SandboxAccounts, ",")),
-		"KMSFIX_APPLY_EXPIRY":        jsii.String(cfg.ApplyExpiry.String()),
-		"KMSFIX_DRY_RUN":             jsii.String(fmt.Sprint(cfg.DryRun)),
 		"KMSFIX_TOPIC_ARN":           topic.TopicArn(),
 		"KMSFIX_TABLE_NAME":          table.TableName(),
-		"KMSFIX_DEDUPE_WINDOW":       jsii.String(cfg.DedupeWindow.String()),
-		"KMSFIX_PROPAGATION_WINDOW":  jsii.String(cfg.PropagationWindow.String()),
-		"KMSFIX_KEY_OWNER_BUSES":     jsii.String(cfg.KeyOwnerBusesEnv()),
-		"KMSFIX_TRUSTED_ACCOUNTS":    jsii.String(strings.Join(cfg.TrustedAccounts, ",")),
-		"KMSFIX_TRUSTED_ORG_ID":      jsii.String(cfg.TrustedOrgID),
 		"KMSFIX_REMEDIATOR_ROLE_ARN": role.RoleArn(),
 	}
-	if cfg.SlackSecretARN != "" {
-		env["KMSFIX_SLACK_SECRET_ARN"] = jsii.String(cfg.SlackSecretARN)
-	}
-	if cfg.ApplyDiagnoses != "" {
-		env["KMSFIX_APPLY_DIAGNOSES"] = jsii.String(cfg.ApplyDiagnoses)
+	for k, v := range cfg.Environment() {
+		env[k] = jsii.String(v)
 	}
 
 	fn := awslambda.NewFunction(stack, jsii.String("Function"), &awslambda.FunctionProps{
@@ -211,7 +203,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 		Code:                         awslambda.Code_FromAsset(jsii.String(props.AssetDir), nil),
 		MemorySize:                   jsii.Number(memoryMB),
 		Timeout:                      awscdk.Duration_Seconds(jsii.Number(timeoutSeconds)),
-		ReservedConcurrentExecutions: jsii.Number(cfg.ReservedConcurrency),
+		ReservedConcurrentExecutions: jsii.Number(deployment.ReservedConcurrency),
 		LoggingFormat:                awslambda.LoggingFormat_JSON,
 		ApplicationLogLevelV2:        awslambda.ApplicationLogLevel_INFO,
 		SystemLogLevelV2:             awslambda.SystemLogLevel_INFO,
@@ -254,7 +246,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 	if cfg.AcceptsRequests() {
 		addRequestRule(stack, cfg, target())
 	}
-	if cfg.Mode == "apply" {
+	if cfg.Mode == config.ModeApply {
 		applyPolicy := awsiam.NewPolicy(stack, jsii.String("ApplyPolicy"), &awsiam.PolicyProps{
 			Roles:      &[]awsiam.IRole{role},
 			Statements: applyStatements(cfg, role),
@@ -277,7 +269,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 	}
 
 	addAlarms(stack, fn, deadLetters, topic)
-	if cfg.CreateTrail {
+	if deployment.CreateTrail {
 		addTrail(stack, key)
 	}
 
@@ -302,8 +294,9 @@ func statement(sid string, actions []string, resources []string, conditions map[
 
 // functionStatements: exactly the calls the function makes (DESIGN.md; the enrichment and the
 // notifiers), each on the narrowest resource IAM supports.
-func functionStatements(cfg Config, role awsiam.Role, key awskms.Key, topic awssns.Topic, table awsdynamodb.Table,
+func functionStatements(deployment config.Deployment, role awsiam.Role, key awskms.Key, topic awssns.Topic, table awsdynamodb.Table,
 	deadLetters awssqs.Queue, logGroup awslogs.LogGroup) *[]awsiam.PolicyStatement {
+	cfg := deployment.Function
 	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
 	inRegion := map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": region}}
 	via := func(service string) map[string]any {
@@ -341,15 +334,15 @@ func functionStatements(cfg Config, role awsiam.Role, key awskms.Key, topic awss
 	}
 	if cfg.SlackSecretARN != "" {
 		s = append(s, statement("ReadSlackSecret", []string{"secretsmanager:GetSecretValue"}, []string{cfg.SlackSecretARN}, nil))
-		if cfg.SlackSecretKeyARN != "" {
-			s = append(s, statement("DecryptSlackSecret", []string{"kms:Decrypt"}, []string{cfg.SlackSecretKeyARN},
+		if deployment.SlackSecretKeyARN != "" {
+			s = append(s, statement("DecryptSlackSecret", []string{"kms:Decrypt"}, []string{deployment.SlackSecretKeyARN},
 				via("secretsmanager")))
 		}
 	}
 	if len(cfg.KeyOwnerBuses) > 0 {
 		var buses []string
-		for _, b := range cfg.KeyOwnerBuses {
-			buses = append(buses, b.ARN)
+		for _, a := range cfg.BusAccounts() {
+			buses = append(buses, cfg.KeyOwnerBuses[a])
 		}
 		s = append(s, statement("SendKeyPolicyRequests", []string{"events:PutEvents"}, buses,
 			map[string]any{"StringEquals": map[string]any{"events:source": requestSource,
@@ -362,7 +355,7 @@ func functionStatements(cfg Config, role awsiam.Role, key awskms.Key, topic awss
 // a grant), only in sandbox accounts. IAM cannot scope PutRolePolicy to a policy name, so the
 // resources are this account's roles and users, with the function's own role denied (it must
 // never widen itself) and resources tagged kmsfix:protected=true excluded.
-func applyStatements(cfg Config, role awsiam.Role) *[]awsiam.PolicyStatement {
+func applyStatements(cfg config.Config, role awsiam.Role) *[]awsiam.PolicyStatement {
 	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
 	sandbox := map[string]any{"aws:ResourceAccount": cfg.SandboxAccounts}
 	notProtected := map[string]any{"aws:ResourceTag/" + protectTagKey: "true"}
@@ -409,7 +402,7 @@ func mergeMaps(a, b map[string]any) map[string]any {
 
 // addRequestRule (key-owner side) accepts key-policy change requests sent by kmsfix in trusted
 // accounts: a bus policy lets them put exactly that kind of event, and a rule hands them to the function.
-func addRequestRule(stack awscdk.Stack, cfg Config, target awsevents.IRuleTarget) {
+func addRequestRule(stack awscdk.Stack, cfg config.Config, target awsevents.IRuleTarget) {
 	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
 	busARN := fmt.Sprintf("arn:%s:events:%s:%s:event-bus/default", partition, region, account)
 	onlyRequests := map[string]any{"events:source": requestSource, "events:detail-type": requestDetailType}
@@ -559,7 +552,7 @@ func suppressWildcards(policy awsiam.Policy, findings []string, reason string) {
 	}}, jsii.Bool(true))
 }
 
-// retentionDays maps a validated number of days (config.go's retentions) to the CDK enum.
+// retentionDays maps a validated number of days (config.LogRetentions) to the CDK enum.
 func retentionDays(days int) awslogs.RetentionDays {
 	enums := []awslogs.RetentionDays{awslogs.RetentionDays_ONE_DAY, awslogs.RetentionDays_THREE_DAYS,
 		awslogs.RetentionDays_FIVE_DAYS, awslogs.RetentionDays_ONE_WEEK, awslogs.RetentionDays_TWO_WEEKS,
@@ -569,5 +562,5 @@ func retentionDays(days int) awslogs.RetentionDays {
 		awslogs.RetentionDays_TWO_YEARS, awslogs.RetentionDays_THREE_YEARS, awslogs.RetentionDays_FIVE_YEARS,
 		awslogs.RetentionDays_SIX_YEARS, awslogs.RetentionDays_SEVEN_YEARS, awslogs.RetentionDays_EIGHT_YEARS,
 		awslogs.RetentionDays_NINE_YEARS, awslogs.RetentionDays_TEN_YEARS}
-	return enums[slices.Index(retentions, days)]
+	return enums[slices.Index(config.LogRetentions, days)]
 }

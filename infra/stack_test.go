@@ -19,6 +19,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/eventpattern"
 )
 
@@ -68,7 +69,7 @@ const (
 )
 
 // configs: the default deployment, and one with every option on.
-func configFor(t *testing.T, name string) Config {
+func configFor(t *testing.T, name string) config.Deployment {
 	t.Helper()
 	values := map[string]map[string]string{
 		"notify": {},
@@ -80,7 +81,7 @@ func configFor(t *testing.T, name string) Config {
 		},
 		"accounts-only": {"trustedAccounts": otherAcct},
 	}[name]
-	cfg, err := LoadConfig(func(p Param) string { return values[p.Context] })
+	cfg, err := config.LoadDeployment(func(p config.Param) string { return values[p.Context] })
 	if err != nil {
 		t.Fatalf("config %s: %v", name, err)
 	}

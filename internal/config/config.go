@@ -1,10 +1,19 @@
-// Package config reads the remediator's environment variables (docs/CONFIG.md) once, at cold
-// start, and says clearly which ones are wrong.
+// Package config is the one place that knows kmsfix's deployment parameters: their names (CDK
+// context and environment variable), defaults, limits and validation. Two readers use it:
+//
+//   - the remediator Lambda, at cold start: Load(os.Getenv) reads the environment the stack set;
+//   - the CDK app (infra/), at synth: LoadDeployment reads context, validates with the same rules
+//     and Config.Environment renders the function's environment.
+//
+// Because both sides parse with the same code, a value `cdk synth` accepts is a value the
+// function accepts (infra's stack test runs the synthesized environment through Load).
+// docs/CONFIG.md and docs/deploy.md list the parameters.
 package config
 
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +31,7 @@ const (
 // Config is the validated configuration of the remediator Lambda.
 type Config struct {
 	Mode              string
-	SandboxAccounts   []string
+	SandboxAccounts   []string // sorted, without duplicates
 	ApplyDiagnoses    []finding.Code
 	ApplyExpiry       time.Duration
 	DryRun            bool
@@ -34,11 +43,78 @@ type Config struct {
 	// KeyOwnerBuses maps a key-owner account (or "*") to the event bus that receives
 	// key-policy requests for it.
 	KeyOwnerBuses   map[string]string
-	TrustedAccounts []string
+	TrustedAccounts []string // sorted, without duplicates
 	// TrustedOrgID accepts requests from any account of this organization (the stack's bus
 	// policy checks aws:PrincipalOrgID).
 	TrustedOrgID      string
 	RemediatorRoleARN string
+}
+
+// Deployment is what the CDK app needs: the function's configuration (without the values the
+// stack fills in from its own resources: topic, table, role) plus the stack-only parameters.
+type Deployment struct {
+	Function            Config
+	SlackSecretKeyARN   string   // customer managed key of the Slack secret, when it has one
+	NotifyEmails        []string // e-mail subscriptions to the topic
+	ReservedConcurrency int
+	LogRetentionDays    int
+	CreateTrail         bool // create a trail for an account that has none
+}
+
+// Scope says who sets a parameter.
+type Scope int
+
+const (
+	// Function parameters are chosen by the deployer and passed to the function.
+	Function Scope = iota
+	// Stack parameters are set by the stack from its own resources; the deployer never gives them.
+	Stack
+	// Deployment parameters shape the stack only; the function never sees them.
+	DeploymentOnly
+)
+
+// Param describes one parameter.
+type Param struct {
+	Context string // CDK context name; empty for Stack parameters
+	Env     string // environment variable (the function's, or the CDK app's fallback)
+	Default string // empty: none
+	Help    string
+	Scope   Scope
+}
+
+// Limits (docs/deploy.md).
+const (
+	MinApplyExpiry       = 15 * time.Minute
+	MaxApplyExpiry       = 168 * time.Hour
+	MinDedupeWindow      = time.Minute
+	MaxDedupeWindow      = 168 * time.Hour
+	MinPropagationWindow = time.Minute
+	MaxPropagationWindow = 24 * time.Hour
+	MinConcurrency       = 1
+	MaxConcurrency       = 100
+)
+
+// Params is the parameter table (docs/deploy.md and docs/CONFIG.md show it).
+var Params = []Param{
+	{"slackSecretArn", "KMSFIX_SLACK_SECRET_ARN", "", "complete ARN of the Secrets Manager secret with the Slack webhook URL; empty: no Slack", Function},
+	{"slackSecretKeyArn", "KMSFIX_SLACK_SECRET_KEY_ARN", "", "ARN of the customer managed KMS key encrypting that secret, if not aws/secretsmanager", DeploymentOnly},
+	{"notifyEmails", "KMSFIX_NOTIFY_EMAILS", "", "comma-separated e-mail addresses subscribed to the SNS topic", DeploymentOnly},
+	{"mode", "KMSFIX_MODE", ModeNotify, "notify (report only) or apply (may fix in sandbox accounts)", Function},
+	{"sandboxAccounts", "KMSFIX_SANDBOX_ACCOUNTS", "", "comma-separated 12-digit accounts where apply mode may change policies; required with mode=apply", Function},
+	{"applyDiagnoses", "KMSFIX_APPLY_DIAGNOSES", "", "diagnosis codes that may be applied (empty: " + codesString(DefaultApplyDiagnoses) + ")", Function},
+	{"applyExpiry", "KMSFIX_APPLY_EXPIRY", "24h", "lifetime of an automatic change, 15m to 168h", Function},
+	{"dryRun", "KMSFIX_DRY_RUN", "false", "apply mode only logs the calls it would make", Function},
+	{"dedupeWindow", "KMSFIX_DEDUPE_WINDOW", "1h", "one notification per finding per window, 1m to 168h", Function},
+	{"propagationWindow", "KMSFIX_PROPAGATION_WINDOW", "10m", "after an automatic change, hold back the same finding, 1m to 24h", Function},
+	{"keyOwnerBuses", "KMSFIX_KEY_OWNER_BUSES", "", "caller side: ACCOUNT=busARN,... and/or *=busARN (an account's own entry wins) to send key-policy change requests to", Function},
+	{"trustedAccounts", "KMSFIX_TRUSTED_ACCOUNTS", "", "key-owner side: comma-separated accounts allowed to send key-policy change requests", Function},
+	{"trustedOrgId", "KMSFIX_TRUSTED_ORG_ID", "", "key-owner side: accept requests from any account of this organization (o-...)", Function},
+	{"reservedConcurrency", "KMSFIX_RESERVED_CONCURRENCY", "5", "reserved concurrent executions of the function, 1 to 100", DeploymentOnly},
+	{"logRetentionDays", "KMSFIX_LOG_RETENTION_DAYS", "365", "retention of the function's log group (a CloudWatch Logs value)", DeploymentOnly},
+	{"createTrail", "KMSFIX_CREATE_TRAIL", "false", "create a CloudTrail trail (management events, KMS included) for an account without one", DeploymentOnly},
+	{"", "KMSFIX_TOPIC_ARN", "", "SNS topic for the report JSON", Stack},
+	{"", "KMSFIX_TABLE_NAME", "", "DynamoDB table for dedupe and the audit trail", Stack},
+	{"", "KMSFIX_REMEDIATOR_ROLE_ARN", "", "the function's own role, the grant retiring principal", Stack},
 }
 
 // DefaultApplyDiagnoses are the codes applied automatically unless KMSFIX_APPLY_DIAGNOSES says
@@ -48,56 +124,185 @@ var DefaultApplyDiagnoses = []finding.Code{
 	finding.CrossAccountAccessMissing,
 }
 
-// MaxApplyExpiry bounds how long an automatic change may live.
-const MaxApplyExpiry = 168 * time.Hour
+// LogRetentions are the retentions CloudWatch Logs accepts, in days
+// (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html).
+var LogRetentions = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 
-// Load reads the configuration through getenv (os.Getenv in the Lambda). Every problem is
-// reported, one per line, each naming its variable.
+// Load reads the function's configuration through getenv (os.Getenv in the Lambda). Every
+// problem is reported, one per line, each naming its variable.
 func Load(getenv func(string) string) (Config, error) {
-	p := parser{getenv: getenv}
-	c := Config{
-		Mode:              p.oneOf("KMSFIX_MODE", ModeNotify, ModeNotify, ModeApply),
-		SandboxAccounts:   p.accounts("KMSFIX_SANDBOX_ACCOUNTS"),
-		ApplyDiagnoses:    p.codes("KMSFIX_APPLY_DIAGNOSES"),
-		ApplyExpiry:       p.duration("KMSFIX_APPLY_EXPIRY", 24*time.Hour, MaxApplyExpiry),
-		DryRun:            p.boolean("KMSFIX_DRY_RUN"),
-		SlackSecretARN:    p.arn("KMSFIX_SLACK_SECRET_ARN", false),
-		TopicARN:          p.arn("KMSFIX_TOPIC_ARN", true),
-		TableName:         p.tableName("KMSFIX_TABLE_NAME"),
-		DedupeWindow:      p.duration("KMSFIX_DEDUPE_WINDOW", time.Hour, 0),
-		PropagationWindow: p.duration("KMSFIX_PROPAGATION_WINDOW", 10*time.Minute, 0),
-		KeyOwnerBuses:     p.buses("KMSFIX_KEY_OWNER_BUSES"),
-		TrustedAccounts:   p.accounts("KMSFIX_TRUSTED_ACCOUNTS"),
-		TrustedOrgID:      p.orgID("KMSFIX_TRUSTED_ORG_ID"),
-		RemediatorRoleARN: p.arn("KMSFIX_REMEDIATOR_ROLE_ARN", false),
-	}
-	if c.Mode == ModeApply && len(c.SandboxAccounts) == 0 {
-		p.fail("KMSFIX_MODE", "is apply but KMSFIX_SANDBOX_ACCOUNTS is empty: nothing could be applied")
-	}
+	p := parser{get: func(pr Param) string { return getenv(pr.Env) }, label: func(pr Param) string { return pr.Env }}
+	c := p.function()
+	c.TopicARN = p.arn("KMSFIX_TOPIC_ARN", true)
+	c.TableName = p.tableName("KMSFIX_TABLE_NAME")
+	c.RemediatorRoleARN = p.arn("KMSFIX_REMEDIATOR_ROLE_ARN", false)
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return c, nil
 }
 
+// LoadDeployment reads the deployer's parameters through lookup (the CDK app: context first,
+// then the environment variable) with the same rules as Load, reporting every problem at once.
+func LoadDeployment(lookup func(Param) string) (Deployment, error) {
+	p := parser{get: lookup, label: func(pr Param) string { return pr.Context + " (" + pr.Env + ")" }}
+	d := Deployment{Function: p.function()}
+	if v := p.value("slackSecretKeyArn"); v != "" {
+		if !isKeyARN(v) {
+			p.fail("slackSecretKeyArn", "is %q; want a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)", v)
+		}
+		if d.Function.SlackSecretARN == "" {
+			p.fail("slackSecretKeyArn", "is set only together with slackSecretArn")
+		}
+		d.SlackSecretKeyARN = v
+	}
+	for _, e := range p.list("notifyEmails") {
+		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
+			p.fail("notifyEmails", "has %q, which is not a plain e-mail address", e)
+			continue
+		}
+		d.NotifyEmails = append(d.NotifyEmails, e)
+	}
+	d.ReservedConcurrency = p.integer("reservedConcurrency")
+	if d.ReservedConcurrency < MinConcurrency || d.ReservedConcurrency > MaxConcurrency {
+		p.fail("reservedConcurrency", "is %d; want %d to %d", d.ReservedConcurrency, MinConcurrency, MaxConcurrency)
+	}
+	d.LogRetentionDays = p.integer("logRetentionDays")
+	if !slices.Contains(LogRetentions, d.LogRetentionDays) {
+		p.fail("logRetentionDays", "is %d, which is not a CloudWatch Logs retention; one of %v", d.LogRetentionDays, LogRetentions)
+	}
+	d.CreateTrail = p.boolean("createTrail")
+	if err := errors.Join(p.errs...); err != nil {
+		return Deployment{}, fmt.Errorf("invalid kmsfix parameters:\n%w", err)
+	}
+	return d, nil
+}
+
+// Environment renders the deployer-chosen part of c as the function's environment variables
+// (the Function parameters; the stack adds the Stack ones). Load reads them back unchanged.
+func (c Config) Environment() map[string]string {
+	env := map[string]string{
+		"KMSFIX_MODE":               c.Mode,
+		"KMSFIX_SANDBOX_ACCOUNTS":   strings.Join(c.SandboxAccounts, ","),
+		"KMSFIX_APPLY_EXPIRY":       c.ApplyExpiry.String(),
+		"KMSFIX_DRY_RUN":            strconv.FormatBool(c.DryRun),
+		"KMSFIX_DEDUPE_WINDOW":      c.DedupeWindow.String(),
+		"KMSFIX_PROPAGATION_WINDOW": c.PropagationWindow.String(),
+		"KMSFIX_KEY_OWNER_BUSES":    c.keyOwnerBusesEnv(),
+		"KMSFIX_TRUSTED_ACCOUNTS":   strings.Join(c.TrustedAccounts, ","),
+		"KMSFIX_TRUSTED_ORG_ID":     c.TrustedOrgID,
+	}
+	// Optional ones are left out when unset, as a deployer who never set them would expect.
+	if c.SlackSecretARN != "" {
+		env["KMSFIX_SLACK_SECRET_ARN"] = c.SlackSecretARN
+	}
+	if !slices.Equal(c.ApplyDiagnoses, DefaultApplyDiagnoses) {
+		env["KMSFIX_APPLY_DIAGNOSES"] = codesString(c.ApplyDiagnoses)
+	}
+	return env
+}
+
 // IsSandbox says whether automatic fixes are allowed in account.
 func (c Config) IsSandbox(account string) bool { return slices.Contains(c.SandboxAccounts, account) }
 
+// BusFor returns the key-owner bus for an account, falling back to "*".
+func (c Config) BusFor(account string) string {
+	if b, ok := c.KeyOwnerBuses[account]; ok {
+		return b
+	}
+	return c.KeyOwnerBuses["*"]
+}
+
+// BusAccounts lists the accounts of KeyOwnerBuses in a stable order: sorted, "*" last.
+func (c Config) BusAccounts() []string {
+	accts := make([]string, 0, len(c.KeyOwnerBuses))
+	for a := range c.KeyOwnerBuses {
+		if a != "*" {
+			accts = append(accts, a)
+		}
+	}
+	slices.Sort(accts)
+	if _, ok := c.KeyOwnerBuses["*"]; ok {
+		accts = append(accts, "*")
+	}
+	return accts
+}
+
+// AcceptsRequests reports whether this deployment is a key owner that accepts key-policy change
+// requests from other accounts.
+func (c Config) AcceptsRequests() bool { return len(c.TrustedAccounts) > 0 || c.TrustedOrgID != "" }
+
+func (c Config) keyOwnerBusesEnv() string {
+	var parts []string
+	for _, a := range c.BusAccounts() {
+		parts = append(parts, a+"="+c.KeyOwnerBuses[a])
+	}
+	return strings.Join(parts, ",")
+}
+
+func codesString(codes []finding.Code) string {
+	s := make([]string, len(codes))
+	for i, c := range codes {
+		s[i] = string(c)
+	}
+	return strings.Join(s, ",")
+}
+
+// parser reads parameters by name (context name or environment variable) and collects every
+// problem; label names a parameter in messages the way its reader knows it.
 type parser struct {
-	getenv func(string) string
-	errs   []error
+	get   func(Param) string
+	label func(Param) string
+	errs  []error
+}
+
+func param(name string) Param {
+	for _, p := range Params {
+		if p.Context == name || p.Env == name {
+			return p
+		}
+	}
+	panic("config: unknown parameter " + name)
+}
+
+// function parses the Function parameters, the part both readers share.
+func (p *parser) function() Config {
+	c := Config{
+		Mode:              p.oneOf("mode", ModeNotify, ModeApply),
+		SandboxAccounts:   p.accounts("sandboxAccounts"),
+		ApplyDiagnoses:    p.codes("applyDiagnoses"),
+		ApplyExpiry:       p.duration("applyExpiry", MinApplyExpiry, MaxApplyExpiry),
+		DryRun:            p.boolean("dryRun"),
+		SlackSecretARN:    p.secretARN("slackSecretArn"),
+		DedupeWindow:      p.duration("dedupeWindow", MinDedupeWindow, MaxDedupeWindow),
+		PropagationWindow: p.duration("propagationWindow", MinPropagationWindow, MaxPropagationWindow),
+		KeyOwnerBuses:     p.buses("keyOwnerBuses"),
+		TrustedAccounts:   p.accounts("trustedAccounts"),
+		TrustedOrgID:      p.orgID("trustedOrgId"),
+	}
+	if c.Mode == ModeApply && len(c.SandboxAccounts) == 0 {
+		p.fail("sandboxAccounts", "is empty but mode is apply: changes are only ever made in sandbox accounts, so nothing could be applied")
+	}
+	return c
 }
 
 func (p *parser) fail(name, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf("%s %s", name, fmt.Sprintf(format, args...)))
+	p.errs = append(p.errs, fmt.Errorf("%s %s", p.label(param(name)), fmt.Sprintf(format, args...)))
 }
 
-func (p *parser) get(name string) string { return strings.TrimSpace(p.getenv(name)) }
+// value is the trimmed value, or the default when unset.
+func (p *parser) value(name string) string {
+	pr := param(name)
+	if v := strings.TrimSpace(p.get(pr)); v != "" {
+		return v
+	}
+	return pr.Default
+}
 
 // list splits a comma-separated value, dropping empty items.
 func (p *parser) list(name string) []string {
 	var out []string
-	for item := range strings.SplitSeq(p.get(name), ",") {
+	for item := range strings.SplitSeq(p.value(name), ",") {
 		if item = strings.TrimSpace(item); item != "" {
 			out = append(out, item)
 		}
@@ -105,31 +310,30 @@ func (p *parser) list(name string) []string {
 	return out
 }
 
-func (p *parser) oneOf(name, def string, allowed ...string) string {
-	v := p.get(name)
-	if v == "" {
-		return def
-	}
+func (p *parser) oneOf(name string, allowed ...string) string {
+	v := p.value(name)
 	if !slices.Contains(allowed, v) {
 		p.fail(name, "is %q; want one of %s", v, strings.Join(allowed, ", "))
-		return def
+		return param(name).Default
 	}
 	return v
 }
 
+// accounts returns the listed account ids sorted and without duplicates.
 func (p *parser) accounts(name string) []string {
 	out := p.list(name)
 	for _, a := range out {
 		if !isAccount(a) {
-			p.fail(name, "has %q; want 12-digit account ids separated by commas", a)
+			p.fail(name, "has %q, which is not a 12-digit account id", a)
 		}
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (p *parser) codes(name string) []finding.Code {
 	items := p.list(name)
-	if p.get(name) == "" {
+	if len(items) == 0 {
 		return slices.Clone(DefaultApplyDiagnoses)
 	}
 	var out []finding.Code
@@ -137,42 +341,49 @@ func (p *parser) codes(name string) []finding.Code {
 		c := finding.Code(it)
 		switch {
 		case !slices.Contains(finding.AllCodes, c):
-			p.fail(name, "has %q, which is not a diagnosis code (see CONTRACT.md section 1)", it)
+			p.fail(name, "has %q, which is not a diagnosis code (docs/contract.md)", it)
 		case !c.PolicyFixable():
 			p.fail(name, "has %q, which no policy change can fix", it)
-		default:
+		case !slices.Contains(out, c):
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// duration reads a Go duration; max 0 means unbounded.
-func (p *parser) duration(name string, def, max time.Duration) time.Duration {
-	v := p.get(name)
-	if v == "" {
-		return def
-	}
+// duration reads a Go duration within [lo, hi].
+func (p *parser) duration(name string, lo, hi time.Duration) time.Duration {
+	def, _ := time.ParseDuration(param(name).Default)
+	v := p.value(name)
 	d, err := time.ParseDuration(v)
 	switch {
 	case err != nil:
-		p.fail(name, "is %q; want a Go duration such as 1h or 10m", v)
+		p.fail(name, "is %q; want a Go duration such as 10m or 24h", v)
 		return def
 	case d <= 0:
-		p.fail(name, "is %q; want a positive duration", v)
+		p.fail(name, "is %q; want a positive duration of at least %s", v, short(lo))
 		return def
-	case max > 0 && d > max:
-		p.fail(name, "is %q; the maximum is %s", v, max)
+	case d < lo:
+		p.fail(name, "is %q; the minimum is %s", v, short(lo))
+		return def
+	case d > hi:
+		p.fail(name, "is %q; the maximum is %s", v, short(hi))
 		return def
 	}
 	return d
 }
 
-func (p *parser) boolean(name string) bool {
-	v := p.get(name)
-	if v == "" {
-		return false
+// short prints 168h rather than 168h0m0s.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "h0m0s") {
+		return strings.TrimSuffix(s, "0m0s")
 	}
+	return strings.TrimSuffix(s, "0s")
+}
+
+func (p *parser) boolean(name string) bool {
+	v := p.value(name)
 	b, err := strconv.ParseBool(v)
 	if err != nil {
 		p.fail(name, "is %q; want true or false", v)
@@ -180,8 +391,17 @@ func (p *parser) boolean(name string) bool {
 	return b
 }
 
+func (p *parser) integer(name string) int {
+	v := p.value(name)
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.fail(name, "is %q, which is not an integer", v)
+	}
+	return n
+}
+
 func (p *parser) arn(name string, required bool) string {
-	v := p.get(name)
+	v := p.value(name)
 	switch {
 	case v == "" && required:
 		p.fail(name, "is required")
@@ -191,8 +411,20 @@ func (p *parser) arn(name string, required bool) string {
 	return v
 }
 
+// secretARN wants the complete ARN (with its random suffix): IAM policies and GetSecretValue
+// name the secret by it.
+func (p *parser) secretARN(name string) string {
+	v := p.value(name)
+	if v != "" && !isSecretARN(v) {
+		// The value is not echoed: a webhook URL pasted here by mistake is itself the secret.
+		p.fail(name, "is not a complete secret ARN; want an ARN arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX "+
+			"(`aws secretsmanager describe-secret --secret-id NAME --query ARN` prints it); the value is not shown")
+	}
+	return v
+}
+
 func (p *parser) tableName(name string) string {
-	v := p.get(name)
+	v := p.value(name)
 	switch {
 	case v == "":
 		p.fail(name, "is required")
@@ -211,13 +443,16 @@ func (p *parser) buses(name string) map[string]string {
 	for _, it := range items {
 		acct, bus, ok := strings.Cut(it, "=")
 		acct, bus = strings.TrimSpace(acct), strings.TrimSpace(bus)
+		owner, isBus := busAccount(bus)
 		switch {
 		case !ok:
-			p.fail(name, "has %q; want ACCOUNT=busARN", it)
+			p.fail(name, "has %q; want ACCOUNT=busARN or *=busARN", it)
 		case acct != "*" && !isAccount(acct):
 			p.fail(name, "has account %q; want a 12-digit account id or *", acct)
-		case !isARN(bus) || !strings.Contains(bus, ":event-bus/"):
-			p.fail(name, "has %q for %s; want an event bus ARN", bus, acct)
+		case !isBus:
+			p.fail(name, "has %q for %s; want an event bus ARN (arn:aws:events:REGION:ACCOUNT:event-bus/NAME)", bus, acct)
+		case acct != "*" && owner != acct:
+			p.fail(name, "has a bus for %s that belongs to account %s", acct, owner)
 		case out[acct] != "":
 			p.fail(name, "names account %s twice", acct)
 		default:
@@ -228,36 +463,63 @@ func (p *parser) buses(name string) map[string]string {
 }
 
 func (p *parser) orgID(name string) string {
-	v := p.get(name)
+	v := p.value(name)
 	if v != "" && !isOrgID(v) {
-		p.fail(name, "is %q; want an organization id (o-...)", v)
+		p.fail(name, "is %q, which is not an organization id (o-...)", v)
 	}
 	return v
-}
-
-// BusFor returns the key-owner bus for an account, falling back to "*".
-func (c Config) BusFor(account string) string {
-	if b, ok := c.KeyOwnerBuses[account]; ok {
-		return b
-	}
-	return c.KeyOwnerBuses["*"]
 }
 
 // The checks below are plain loops rather than regular expressions: compiling those at
 // package init showed up in the Lambda's cold start.
 
-func isAccount(s string) bool { return len(s) == 12 && allOf(s, "0123456789") }
+func isAccount(s string) bool { return len(s) == 12 && allOf(s, digits) }
 
-// isARN checks arn:aws[-partition]:service:region:account:resource, account empty or digits.
-func isARN(s string) bool {
+// arnParts splits arn:aws[-partition]:service:region:account:resource, account empty or digits.
+func arnParts(s string) (service, region, account, resource string, ok bool) {
 	p := strings.SplitN(s, ":", 6)
-	return len(p) == 6 && p[0] == "arn" && strings.HasPrefix(p[1], "aws") && allOf(p[1], lowerDigits+"-") &&
+	ok = len(p) == 6 && p[0] == "arn" && strings.HasPrefix(p[1], "aws") && allOf(p[1], lowerDigits+"-") &&
 		p[2] != "" && allOf(p[2], lowerDigits+"-") && allOf(p[3], lowerDigits+"-") &&
-		len(p[4]) <= 12 && allOf(p[4], "0123456789") && p[5] != ""
+		len(p[4]) <= 12 && allOf(p[4], digits) && p[5] != ""
+	if !ok {
+		return "", "", "", "", false
+	}
+	return p[2], p[3], p[4], p[5], true
+}
+
+func isARN(s string) bool { _, _, _, _, ok := arnParts(s); return ok }
+
+// isSecretARN: secret:NAME-XXXXXX, the six characters Secrets Manager appends
+// (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html#iam-resources).
+func isSecretARN(s string) bool {
+	service, region, account, resource, ok := arnParts(s)
+	name, found := strings.CutPrefix(resource, "secret:")
+	if !ok || service != "secretsmanager" || region == "" || !isAccount(account) || !found {
+		return false
+	}
+	i := strings.LastIndexByte(name, '-')
+	return i > 0 && len(name)-i-1 == 6 && allOf(name[i+1:], letters+digits) &&
+		allOf(name[:i], letters+digits+"/_+=.@-")
+}
+
+func isKeyARN(s string) bool {
+	service, region, account, resource, ok := arnParts(s)
+	id, found := strings.CutPrefix(resource, "key/")
+	return ok && service == "kms" && region != "" && isAccount(account) && found && id != "" &&
+		allOf(id, "abcdef0123456789-")
+}
+
+// busAccount returns the account of an event bus ARN.
+func busAccount(s string) (string, bool) {
+	service, region, account, resource, ok := arnParts(s)
+	name, found := strings.CutPrefix(resource, "event-bus/")
+	ok = ok && service == "events" && region != "" && isAccount(account) && found && name != "" &&
+		allOf(name, letters+digits+"._/-")
+	return account, ok
 }
 
 func isTableName(s string) bool {
-	return len(s) >= 3 && len(s) <= 255 && allOf(s, lowerDigits+"ABCDEFGHIJKLMNOPQRSTUVWXYZ_.-")
+	return len(s) >= 3 && len(s) <= 255 && allOf(s, letters+digits+"_.-")
 }
 
 func isOrgID(s string) bool {
@@ -265,7 +527,11 @@ func isOrgID(s string) bool {
 	return ok && len(rest) >= 10 && len(rest) <= 32 && allOf(rest, lowerDigits)
 }
 
-const lowerDigits = "abcdefghijklmnopqrstuvwxyz0123456789"
+const (
+	digits      = "0123456789"
+	lowerDigits = "abcdefghijklmnopqrstuvwxyz" + digits
+	letters     = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 
 func allOf(s, chars string) bool {
 	for _, r := range s {
@@ -275,3 +541,6 @@ func allOf(s, chars string) bool {
 	}
 	return true
 }
+
+// ParamByContext returns the parameter with this CDK context name (or environment variable).
+func ParamByContext(name string) Param { return param(name) }

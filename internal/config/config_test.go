@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -84,6 +85,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad table", map[string]string{"KMSFIX_TABLE_NAME": "a b"}, []string{"KMSFIX_TABLE_NAME"}},
 		{"bus without =", map[string]string{"KMSFIX_KEY_OWNER_BUSES": "444455556666"}, []string{"want ACCOUNT=busARN"}},
 		{"bus not a bus", map[string]string{"KMSFIX_KEY_OWNER_BUSES": "444455556666=arn:aws:sns:us-east-1:444455556666:t"}, []string{"want an event bus ARN"}},
+		{"no propagation window", map[string]string{"KMSFIX_PROPAGATION_WINDOW": "0s"}, []string{"KMSFIX_PROPAGATION_WINDOW", "positive"}},
+		{"dedupe window too long", map[string]string{"KMSFIX_DEDUPE_WINDOW": "200h"}, []string{"KMSFIX_DEDUPE_WINDOW", "the maximum is 168h"}},
 		{"bad org id", map[string]string{"KMSFIX_TRUSTED_ORG_ID": "org-1"}, []string{`KMSFIX_TRUSTED_ORG_ID is "org-1"`}},
 	}
 	for _, tt := range tests {
@@ -104,3 +107,6 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// equal compares two configurations field by field (maps and slices included).
+func equal(a, b Config) bool { return reflect.DeepEqual(a, b) }
