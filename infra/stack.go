@@ -27,7 +27,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/rulepattern"
 )
 
-// The facts that make the events arrive (reference/cloudtrail-events.md sections 3 and 5).
+// The facts that make the events arrive (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail-management.html;
+// docs/cloudtrail.md).
 const (
 	ruleState         = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 	requestSource     = "kmsfix.remediator"

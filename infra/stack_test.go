@@ -246,17 +246,16 @@ type sample struct {
 	relevant bool
 }
 
-// loadSamples reads events/<case>/event.json + expect.json and the shared scenarios. A sample is
-// relevant when its expectation is not "ignored".
+// loadSamples reads events/<case>/event.json + expect.json. A sample is relevant when its
+// expectation is not "ignored".
 func loadSamples(t *testing.T) []sample {
 	t.Helper()
-	var dirs []string
-	for _, glob := range []string{"../events/*/event.json", "../../shared/scenarios/*/event.json"} {
-		m, err := filepath.Glob(glob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dirs = append(dirs, m...)
+	dirs, err := filepath.Glob("../events/*/event.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) == 0 {
+		t.Fatal("no samples in ../events")
 	}
 	var out []sample
 	for _, path := range dirs {
@@ -367,7 +366,7 @@ func TestPatternRejectsNearMisses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile("../../shared/scenarios/01-identity-policy-missing/event.json")
+	raw, err := os.ReadFile("../events/02-identity-policy-missing-sandbox-role/event.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func init() {
 func runExplain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	worldPath := fs.String("world", "", "world file: what is known about keys and principals (CONTRACT.md section 2)")
+	worldPath := fs.String("world", "", "world file: what is known about keys and principals (docs/contract.md section 2)")
 	asJSON := fs.Bool("json", false, "print the report JSON, one line per event")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kmsfix explain [--world FILE] [--json] FILE...|-")

@@ -13,7 +13,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
-// Quotas a change must stay within (policy-semantics.md section 5).
+// Quotas a change must stay within (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html,
+// https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html).
 const (
 	MaxKeyPolicyBytes   = 32768 // PutKeyPolicy: LimitExceededException above
 	MaxRoleInlineChars  = 10240 // aggregate inline policies of a role, whitespace not counted

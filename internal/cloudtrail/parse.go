@@ -27,7 +27,7 @@ const (
 //
 //   - Decrypt: GetObject, UploadPart(Copy), CompleteMultipartUpload, CopyObject source.
 //   - GenerateDataKey: PutObject, CreateMultipartUpload, CopyObject destination.
-//   - Encrypt: replication, for the replica key (policy-semantics.md section 1).
+//   - Encrypt: replication, for the replica key (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html).
 //   - GenerateDataKeyWithoutPlaintext and the GenerateDataKeyPair* calls are not known S3
 //     calls but are data-key calls with the same shape; they are kept so a denial is never
 //     dropped silently. Each needs the action of its own name.

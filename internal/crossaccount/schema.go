@@ -47,7 +47,7 @@ type Request struct {
 	// Statement is the key-policy statement requested (the finding's key-policy-statement
 	// patch). The receiver rebuilds it from the finding and accepts only an exact match.
 	Statement *policy.Statement `json:"statement"`
-	// Finding is the caller's report with both halves (CONTRACT.md section 3).
+	// Finding is the caller's report with both halves (docs/contract.md section 3).
 	Finding finding.Report `json:"finding"`
 }
 

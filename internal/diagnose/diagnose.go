@@ -1,5 +1,5 @@
 // Package diagnose decides why KMS refused a request S3 made for a principal: pure, from the
-// denial and whatever the world knows (CONTRACT.md section 1, policy-semantics.md section 8).
+// denial and whatever the world knows (docs/contract.md section 1).
 package diagnose
 
 import (
@@ -336,7 +336,7 @@ func (in *inputs) evaluate() (Finding, bool) {
 	// Implicit deny: which side lacks the allow?
 	// A boundary that does not allow the action caps any identity policy and any key-policy
 	// statement naming a role, so no patch kmsfix writes can help; only a key-policy statement
-	// naming an IAM user gets past it (policy-semantics.md section 2.1).
+	// naming an IAM user gets past it (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html).
 	userFixable := in.d.Identity.Kind == cloudtrail.KindUser && keyKnown && !res.KeyPolicyAdmits()
 	if in.princ != nil && in.princ.PermissionsBoundary != nil && res.Boundary.Decision != policy.Allow && !userFixable {
 		f := in.layerDoesNotAllow(layers[cloudtrail.PolicyBoundary])
@@ -385,7 +385,7 @@ func (in *inputs) evaluate() (Finding, bool) {
 
 // crossAccountFrom decides an implicit deny across accounts: a condition that no longer
 // matches, or the sides (key policy, caller's IAM) that lack the allow. A side is left out
-// only when the world shows it already allows (CONTRACT.md, cross-account-access-missing).
+// only when the world shows it already allows (docs/contract.md, cross-account-access-missing).
 func (in *inputs) crossAccountFrom(res policy.KMSResult, keyKnown, princKnown bool) Finding {
 	keyAdmits := keyKnown && res.KeyPolicyAdmits()
 	identityAllows := princKnown && res.Identity.Decision == policy.Allow

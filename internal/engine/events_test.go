@@ -1,14 +1,15 @@
 package engine_test
 
-// TestEvents runs every bundled sample (events/) and every shared scenario
-// (../shared/scenarios) through the path `kmsfix explain --json --world W E` takes
-// (cloudtrail.ReadAll, then engine.Explain per item) and judges each report against the
-// folder's expect.json as scenarios/README.md "How a report is judged" describes. For
-// events/ it also compares the JSON lines with events/<folder>/golden.json, rewritten with
+// TestEvents runs every bundled sample (events/) through the path
+// `kmsfix explain --json --world W E` takes (cloudtrail.ReadAll, then engine.Explain per item)
+// and judges each report against the folder's expect.json as events/README.md "How a report
+// is judged" describes. It also compares the JSON lines with events/<folder>/golden.json,
+// rewritten with
 //
 //	go test ./internal/engine -run TestEvents -update
 //
-// The expectations come from the contract and the reference notes, not from the engine:
+// The expectations come from docs/contract.md and the AWS documentation that events/README.md
+// lists under "Sources", not from the engine:
 // a failing case here is an engine gap to fix, never an expectation to relax.
 
 import (
@@ -33,7 +34,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite events/*/golden.json from the current output")
 
-// expectation is one expect.json (scenarios/README.md). Pointers tell absent from empty.
+// expectation is one expect.json (events/README.md "expect.json"). Pointers tell absent from empty.
 // A folder whose event holds several records (a CloudTrail log file) has an array of them,
 // one per record in input order.
 type expectation struct {
@@ -49,15 +50,13 @@ type expectation struct {
 }
 
 type sample struct {
-	name   string // "events/01-identity-policy-missing", "scenarios/02-key-policy-missing"
-	dir    string
-	golden bool // events/ folders carry golden outputs; the shared scenarios are read-only
+	name string // "events/01-identity-policy-missing"
+	dir  string
 }
 
 func TestEvents(t *testing.T) {
 	root := repoRoot(t)
-	samples := append(samplesIn(t, filepath.Join(root, "events"), "events", true),
-		samplesIn(t, filepath.Join(root, "..", "shared", "scenarios"), "scenarios", false)...)
+	samples := samplesIn(t, filepath.Join(root, "events"), "events")
 	for _, s := range samples {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
@@ -74,14 +73,12 @@ func TestEvents(t *testing.T) {
 					t.Errorf("report %d: %s", i+1, p)
 				}
 			}
-			if s.golden {
-				compareGolden(t, filepath.Join(s.dir, "golden.json"), lines)
-			}
+			compareGolden(t, filepath.Join(s.dir, "golden.json"), lines)
 		})
 	}
 }
 
-// judge applies the four checks of scenarios/README.md "How a report is judged" and returns
+// judge applies the four checks of events/README.md "How a report is judged" and returns
 // what is wrong.
 func judge(r finding.Report, e expectation, id string, w *world.World, f fact) (problems []string) {
 	errorf := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
@@ -214,7 +211,7 @@ func judge(r finding.Report, e expectation, id string, w *world.World, f fact) (
 	return problems
 }
 
-// leastPrivilege checks the patch's text against CONTRACT.md section 3: a valid Allow that
+// leastPrivilege checks the patch's text against docs/contract.md section 3: a valid Allow that
 // names the exact key ARN, only the needed actions, the exact principal, and for S3's calls
 // kms:ViaService = s3.<region>.amazonaws.com and an aws:s3:arn context limited to the bucket.
 func leastPrivilege(p finding.Patch, principal, key string, actions []string, f fact) []string {
@@ -454,7 +451,7 @@ func explain(t *testing.T, dir string) ([]finding.Report, []byte) {
 	return reports, lines.Bytes()
 }
 
-// contractFields are the report fields of CONTRACT.md section 3 that every finding carries
+// contractFields are the report fields of docs/contract.md section 3 that every finding carries
 // (bucket and object only when known).
 var contractFields = []string{"event_id", "diagnosis", "detail", "principal", "principal_account", "key",
 	"key_account", "region", "actions", "patches", "auto_apply", "verified"}
@@ -649,18 +646,18 @@ func compareGolden(t *testing.T, path string, got []byte) {
 	}
 }
 
-func samplesIn(t *testing.T, dir, prefix string, golden bool) []sample {
+func samplesIn(t *testing.T, dir, prefix string) []sample {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		t.Fatalf("the sample folder %s is missing (%v): TestEvents needs events/ and ../shared/scenarios next to the repository", dir, err)
+		t.Fatalf("the sample folder %s is missing (%v): TestEvents reads the repository's events/ folder", dir, err)
 	}
 	var out []sample
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
-		out = append(out, sample{name: prefix + "/" + e.Name(), dir: filepath.Join(dir, e.Name()), golden: golden})
+		out = append(out, sample{name: prefix + "/" + e.Name(), dir: filepath.Join(dir, e.Name())})
 	}
 	if len(out) == 0 {
 		t.Fatalf("no samples in %s", dir)
@@ -791,7 +788,7 @@ func TestJudgeCatchesBadPatches(t *testing.T) {
 // TestEventsCoverEveryCode: events/ holds at least one sample for every contract code.
 func TestEventsCoverEveryCode(t *testing.T) {
 	seen := map[finding.Code]bool{}
-	for _, s := range samplesIn(t, filepath.Join(repoRoot(t), "events"), "events", true) {
+	for _, s := range samplesIn(t, filepath.Join(repoRoot(t), "events"), "events") {
 		for _, e := range loadExpectations(t, filepath.Join(s.dir, "expect.json")) {
 			if e.Diagnosis != nil {
 				seen[finding.Code(*e.Diagnosis)] = true

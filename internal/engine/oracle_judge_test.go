@@ -1,14 +1,13 @@
 package engine_test
 
-// TestOracleJudge judges the engine's patches the way scenarios/README.md "How a report is
+// TestOracleJudge judges the engine's patches the way events/README.md "How a report is
 // judged" points 3 and 4 describe, with an evaluator that is not the project's own:
 // @cloud-copilot/iam-simulate (AGPL-3.0, test-only, run as one Node subprocess through
 // internal/testenv/iamoracle.go). Everything it reads (world.json, the report's JSON line,
 // the CloudTrail record) is read as raw JSON, so a bug in the project's policy types cannot
 // hide a bad patch from it.
 //
-// For every events/ folder and every ../shared/scenarios folder whose report has patches and
-// is not undetermined:
+// For every events/ folder whose report has patches and is not undetermined:
 //
 //  3. sufficiency: each needed action, made the way S3 makes it (the event's session as the
 //     caller, kms:ViaService = s3.<region>.amazonaws.com, the event's
@@ -22,18 +21,18 @@ package engine_test
 //
 // Choices the README leaves open:
 //   - An AWS managed key the world knows without a policy gets the documented aws/s3 key
-//     policy (policy-semantics.md 2.2); a customer key without a known policy, or a key the
+//     policy (https://docs.aws.amazon.com/AmazonS3/latest/userguide/troubleshoot-403-errors.html); a customer key without a known policy, or a key the
 //     world does not know, gets only the patch's statements.
 //   - iam-simulate has no KMS grants, so grants are matched here: grantee (IAM or session
 //     ARN), operation, key, encryption-context constraints. For point 3 a grant patch counts
 //     only when its grantee is the principal and its operations are exactly the needed ones.
-//     A grant has no kms:ViaService equivalent (policy-semantics.md 2.3), so a grant patch
+//     A grant has no kms:ViaService equivalent (https://docs.aws.amazon.com/kms/latest/developerguide/grants.html), so a grant patch
 //     that lets its own grantee call a needed operation directly is not a failure: the README
 //     accepts grants as a fix (patch_kinds_any_of), and every grant does that.
 //   - "Another key" is probed twice: with the same key policy and with the default key policy
 //     of the key's account (which tests the identity side alone). The first one is stricter
 //     than AWS (a key policy governs only its own key, where Resource "*" is the norm); it
-//     enforces CONTRACT.md section 3's "the exact key ARN (never *)", as the project's own
+//     enforces docs/contract.md section 3's "the exact key ARN (never *)", as the project's own
 //     judge does. The same key id in another Region (a multi-Region replica) is probed too. "Another principal" is probed twice: a role with no identity
 //     policy and a role whose IAM allows kms:* on everything (which catches a key-policy
 //     statement that names the account or everyone).
@@ -53,8 +52,7 @@ import (
 
 func TestOracleJudge(t *testing.T) {
 	root := repoRoot(t)
-	samples := append(samplesIn(t, filepath.Join(root, "events"), "events", true),
-		samplesIn(t, filepath.Join(root, "..", "shared", "scenarios"), "scenarios", false)...)
+	samples := samplesIn(t, filepath.Join(root, "events"), "events")
 
 	var b ojBatch
 	type planned struct {
@@ -209,7 +207,7 @@ func verdicts(checks []ojCheck, answers []testenv.IAMOracleAnswer) []string {
 
 // --- raw inputs -------------------------------------------------------------------------
 
-// rawWorld is world.json (CONTRACT.md section 2) with its policies kept as raw JSON.
+// rawWorld is world.json (docs/contract.md section 2) with its policies kept as raw JSON.
 type rawWorld struct {
 	Keys map[string]struct {
 		Manager string          `json:"manager"`
@@ -238,7 +236,7 @@ func loadRawWorld(t *testing.T, path string) *rawWorld {
 	return &w
 }
 
-// rawReport is the part of a report JSON line (CONTRACT.md section 3) the judge reads.
+// rawReport is the part of a report JSON line (docs/contract.md section 3) the judge reads.
 type rawReport struct {
 	Ignored   string     `json:"ignored"`
 	Diagnosis string     `json:"diagnosis"`
@@ -606,7 +604,7 @@ func defaultKeyPolicy(partition, account string) json.RawMessage {
 }
 
 // awsS3KeyPolicy is the documented key policy of the AWS managed key aws/s3
-// (policy-semantics.md 2.2): any principal of the owner account, through S3 only.
+// (events/README.md "Sources", PS 2.2): any principal of the owner account, through S3 only.
 func awsS3KeyPolicy(partition, account, region string) json.RawMessage {
 	return json.RawMessage(fmt.Sprintf(`{"Version":"2012-10-17","Id":"auto-s3-2","Statement":[`+
 		`{"Sid":"Allow access through S3 for all principals in the account that are authorized to use S3","Effect":"Allow",`+

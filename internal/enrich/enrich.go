@@ -1,4 +1,4 @@
-// Package enrich builds the world (CONTRACT.md section 2) for one denial from live AWS: the
+// Package enrich builds the world (docs/contract.md section 2) for one denial from live AWS: the
 // key from KMS, the principal's identity policies from IAM, the account from STS. Independent
 // calls run concurrently, results are cached per container for a short time, every call has
 // a deadline inside the invocation's, and whatever cannot be read is left unknown and listed

@@ -1,4 +1,4 @@
-// Package finding defines the diagnosis codes and the report (CONTRACT.md sections 1 and 3),
+// Package finding defines the diagnosis codes and the report (docs/contract.md sections 1 and 3),
 // the one shape every step after diagnosis reads.
 package finding
 
@@ -8,7 +8,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/policy"
 )
 
-// Code is a diagnosis code from CONTRACT.md section 1. Codes never change name or meaning.
+// Code is a diagnosis code from docs/contract.md section 1. Codes never change name or meaning.
 type Code string
 
 const (
@@ -103,7 +103,7 @@ type GrantPatch struct {
 	Context     map[string]string `json:"-"`
 }
 
-// Report is one finding as the contract's report JSON (CONTRACT.md section 3) plus additions.
+// Report is one finding as the contract's report JSON (docs/contract.md section 3) plus additions.
 type Report struct {
 	EventID          string   `json:"event_id"`
 	Ignored          string   `json:"ignored,omitempty"`
@@ -183,7 +183,7 @@ func (r Report) shape() any {
 	return reportFields(r)
 }
 
-// MarshalJSON writes the report JSON (CONTRACT.md section 3).
+// MarshalJSON writes the report JSON (docs/contract.md section 3).
 func (r Report) MarshalJSON() ([]byte, error) { return json.Marshal(r.shape()) }
 
 // Encode returns the same bytes as json.Marshal(r) without encoding/json's second pass over a

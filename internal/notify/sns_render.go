@@ -31,7 +31,7 @@ type notification struct {
 	LastSent         string `json:"last_sent,omitempty"`
 }
 
-// ReportJSON is the SNS message body: the contract's report (CONTRACT.md section 3) with the
+// ReportJSON is the SNS message body: the contract's report (docs/contract.md section 3) with the
 // fingerprint set and a "notification" object added.
 func ReportJSON(n Notice) ([]byte, error) {
 	r := n.Report

@@ -1,4 +1,4 @@
-// Package patch writes the least-privilege fix for a finding (CONTRACT.md section 3) and
+// Package patch writes the least-privilege fix for a finding (docs/contract.md section 3) and
 // verifies it by evaluation: the denied request becomes allowed and nothing else does.
 package patch
 

@@ -92,7 +92,7 @@ type probe struct {
 	otherKey       bool
 }
 
-// probes are requests the fix must not newly allow (scenarios/README.md, "How a report is
+// probes are requests the fix must not newly allow (events/README.md, "How a report is
 // judged", point 4).
 func probes(d *cloudtrail.Denial, w *world.World) []probe {
 	needed := map[string]bool{}

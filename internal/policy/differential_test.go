@@ -3,7 +3,8 @@ package policy
 // Differential test: the Go evaluator (AuthorizeKMS) against the independent evaluator
 // @cloud-copilot/iam-simulate on generated cases. Both 3-valued decisions must agree
 // (Allowed / ImplicitlyDenied / ExplicitlyDenied). Where they disagree, AWS's documentation
-// (docs/evaluator.md, /work/shared/reference/policy-semantics.md) decides: a Go bug is fixed
+// (docs/evaluator.md and the pages it cites, e.g.
+// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html) decides: a Go bug is fixed
 // in eval.go with a unit test; a documented iam-simulate deviation is excluded below.
 
 import (

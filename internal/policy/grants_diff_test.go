@@ -2,7 +2,7 @@ package policy
 
 // KMS grants are outside the differential test (iam-simulate has no grants), so they are
 // checked here against the KMS Developer Guide (grants.md, create-grant-overview.md,
-// key-policy-modifying-external-accounts.md), as summarised in policy-semantics.md §2.3.
+// key-policy-modifying-external-accounts.md).
 
 import "testing"
 

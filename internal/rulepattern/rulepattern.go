@@ -11,7 +11,7 @@ import (
 // KMSDenial is the pattern, as put-rule takes it: KMS data-key calls made by S3 (the
 // aws:s3:arn encryption context is present) that KMS refused, made by a principal rather than
 // by an AWS service acting as itself (e.g. CloudTrail writing its own SSE-KMS log files).
-// Replication encrypts the replica with kms:Encrypt (policy-semantics.md 1; events/08).
+// Replication encrypts the replica with kms:Encrypt (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html; events/08).
 const KMSDenial = `{"source":["aws.kms"],"detail-type":["AWS API Call via CloudTrail"],"detail":{"eventSource":["kms.amazonaws.com"],` +
 	`"eventName":["Decrypt","GenerateDataKey","GenerateDataKeyWithoutPlaintext","Encrypt"],` +
 	`"errorCode":["AccessDenied","AccessDeniedException","DisabledException","KMSInvalidStateException","NotFoundException"],` +

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// WriteJSON writes one contract report (CONTRACT.md section 3) per finding and line, the most
+// WriteJSON writes one contract report (docs/contract.md section 3) per finding and line, the most
 // recent occurrence's, with three added fields: count, first_seen, last_seen (RFC 3339).
 func WriteJSON(w io.Writer, groups []Group) error {
 	bw := bufio.NewWriter(w)

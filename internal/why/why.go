@@ -198,7 +198,7 @@ func Why(ctx context.Context, c Clients, req Request, now time.Time) (*Result, e
 	return r.res, nil
 }
 
-// notSeen are the layers no read shows (policy-semantics: SCPs and RCPs live in AWS
+// notSeen are the layers no read shows (SCPs and RCPs live in AWS
 // Organizations, session policies in the session, VPC endpoint policies on the endpoint).
 var notSeen = []string{
 	"service control policies (SCP)", "resource control policies (RCP)",

@@ -1,4 +1,4 @@
-// Package world holds what the remediator knows about keys and principals (CONTRACT.md
+// Package world holds what the remediator knows about keys and principals (docs/contract.md
 // section 2). Absent means unknown, which is different from empty.
 package world
 
@@ -99,7 +99,7 @@ func Parse(b []byte) (*World, error) {
 		if errors.As(err, &syntax) {
 			return nil, fmt.Errorf("world is not valid JSON: %w", err)
 		}
-		return nil, fmt.Errorf("world does not follow the world-file format (CONTRACT.md section 2): %w", err)
+		return nil, fmt.Errorf("world does not follow the world-file format (docs/contract.md section 2): %w", err)
 	}
 	for arn, k := range w.Keys {
 		if k == nil {

@@ -23,7 +23,7 @@ const validate = args.includes('--validate');
 const roundsArg = args.indexOf('--rounds');
 const rounds = roundsArg >= 0 ? Number(args[roundsArg + 1]) : 20;
 
-// toSimulation builds iam-simulate's input. Caveats (toolchain.md, Addendum):
+// toSimulation builds iam-simulate's input. Caveats:
 // runUnsafeSimulation takes the context as given (runSimulation drops kms:EncryptionContext:*),
 // and needs the resource policy as an already-validated object.
 function toSimulation(c) {
