@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 // Notice is what one message renders: the report plus what the notifier knows about the
@@ -263,7 +264,7 @@ func awsManaged(r finding.Report) bool {
 func KeyConsoleURL(r finding.Report) string {
 	id := keyID(r.Key)
 	region := keyRegion(r)
-	if id == "" || region == "" {
+	if id == "" || !regionName(region) {
 		return ""
 	}
 	kind := "keys"
@@ -275,19 +276,42 @@ func KeyConsoleURL(r finding.Report) string {
 
 // EventConsoleURL links to the CloudTrail event, or "" without an event id or Region.
 func EventConsoleURL(r finding.Report) string {
-	if r.EventID == "" || r.Region == "" {
+	if r.EventID == "" || !regionName(r.Region) {
 		return ""
 	}
 	return fmt.Sprintf("https://%s.console.aws.amazon.com/cloudtrailv2/home?region=%s#/events/%s", r.Region, r.Region, url.PathEscape(r.EventID))
 }
 
+// regionName says s looks like a Region name (us-east-1, us-gov-west-1, cn-north-1): it
+// becomes part of a link's host name, where anything else could point the link elsewhere.
+func regionName(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 {
+		return false
+	}
+	for i, p := range parts {
+		if p == "" {
+			return false
+		}
+		for _, c := range p {
+			digit := '0' <= c && c <= '9'
+			if (i == len(parts)-1) != digit || (!digit && (c < 'a' || c > 'z')) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // ReproduceCommand is the line that reproduces the finding offline.
 const ReproduceCommand = "kmsfix explain --world world.json event.json"
 
-// reproduceHint says where the two files come from.
-func reproduceHint(r finding.Report) string {
-	return "world.json: the `world` field of the remediator's `event` log line for event " + orUnknown(r.EventID) +
-		" (the function's CloudWatch Logs); event.json: that CloudTrail event (console link above, or `aws cloudtrail lookup-events --lookup-attributes AttributeKey=EventId,AttributeValue=" + orUnknown(r.EventID) + "`)."
+// reproduceHint says where the two files come from; esc escapes the event id for the output
+// the hint goes to (its command is shell-quoted first).
+func reproduceHint(r finding.Report, esc func(string) string) string {
+	return "world.json: the `world` field of the remediator's `event` log line for event " + esc(orUnknown(r.EventID)) +
+		" (the function's CloudWatch Logs); event.json: that CloudTrail event (console link above, or `aws cloudtrail lookup-events --lookup-attributes " +
+		esc(quote.Shell("AttributeKey=EventId,AttributeValue="+orUnknown(r.EventID))) + "`)."
 }
 
 // displayTime renders an RFC 3339 time in UTC for people; anything else is shown as given.

@@ -9,6 +9,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 // Slack's Block Kit limits (api.slack.com/reference/block-kit/blocks). Code blocks have no
@@ -33,7 +34,7 @@ func SlackMessage(n Notice) *slack.WebhookMessage {
 	r := n.Report
 	b := &slackBuilder{budget: MaxCodeTotal}
 	head := Headline(r)
-	b.add(slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, ShortHeadline(r, MaxHeaderText), false, false)))
+	b.add(slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(quote.Text(ShortHeadline(r, MaxHeaderText)), MaxHeaderText), false, false)))
 
 	if r.Detail != "" {
 		b.section(escape(r.Detail))
@@ -60,13 +61,14 @@ func SlackMessage(n Notice) *slack.WebhookMessage {
 	b.links(r)
 	b.add(slack.NewContextBlock("",
 		slack.NewTextBlockObject(slack.MarkdownType, "*Reproduce offline:* `"+ReproduceCommand+"`", false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, truncate(escape(reproduceHint(r)), MaxSectionText), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, truncate(reproduceHint(r, escape), MaxSectionText), false, false),
 		slack.NewTextBlockObject(slack.MarkdownType, "fingerprint `"+n.Fingerprint+"` · event `"+escape(r.EventID)+"`", false, false),
 	))
 
-	text := head
+	// The fallback text (notifications, screen readers) is mrkdwn too: escaped like the rest.
+	text := escape(head)
 	if r.Detail != "" {
-		text += "\n" + r.Detail
+		text += "\n" + escape(r.Detail)
 	}
 	return &slack.WebhookMessage{
 		Text:   truncate(text, MaxFallbackText),
@@ -82,7 +84,7 @@ func statusLine(n Notice) string {
 	if sev == "" {
 		sev = r.Diagnosis.Severity()
 	}
-	parts = append(parts, severityEmoji(sev)+" *"+sev+"* · `"+string(r.Diagnosis)+"`")
+	parts = append(parts, severityEmoji(sev)+" *"+escape(sev)+"* · `"+escape(string(r.Diagnosis))+"`")
 	if n.Repeats > 0 {
 		since := ""
 		if !n.LastSent.IsZero() {
@@ -146,9 +148,9 @@ func fields(r finding.Report) []*slack.TextBlockObject {
 	if r.EventName != "" {
 		action += " (" + escape(r.EventName) + ")"
 	}
-	account := "principal " + orUnknown(r.PrincipalAccount)
+	account := "principal " + escape(orUnknown(r.PrincipalAccount))
 	if r.KeyAccount != "" && r.KeyAccount != r.PrincipalAccount {
-		account += "\nkey " + r.KeyAccount + " (cross-account)"
+		account += "\nkey " + escape(r.KeyAccount) + " (cross-account)"
 	} else {
 		account += ", key in the same account"
 	}
@@ -218,11 +220,11 @@ func cutLines(text string, max int) string {
 }
 
 func (b *slackBuilder) applied(a finding.Applied) {
-	what := escape(a.Lever) + " `" + escape(a.Name) + "` on " + escape(a.Target) + " (account " + orUnknown(a.Account) + ")"
+	what := escape(a.Lever) + " `" + escape(a.Name) + "` on " + escape(a.Target) + " (account " + escape(orUnknown(a.Account)) + ")"
 	if a.DryRun {
 		b.section(":test_tube: *Dry run:* would apply " + what + ". Nothing was changed.")
 		if len(a.Calls) > 0 {
-			b.code(strings.Join(a.Calls, "\n"), "dry-run calls")
+			b.code(codeLines(a.Calls), "dry-run calls")
 		}
 		return
 	}
@@ -234,7 +236,7 @@ func (b *slackBuilder) applied(a finding.Applied) {
 	b.section(s)
 	if a.RevertCommand != "" {
 		b.section("*Revert now:*")
-		b.code(a.RevertCommand, "revert command")
+		b.code(quote.Text(a.RevertCommand), "revert command")
 	}
 }
 
@@ -268,7 +270,7 @@ func commandsText(cmds []string, patch int) string {
 			c = fmt.Sprintf("# command %d (%d characters) is too long for Slack: take it from the SNS copy, patches[%d].commands[%d]",
 				j+1, len(c), patch, j)
 		}
-		lines[j] = c
+		lines[j] = quote.Text(c)
 	}
 	return strings.Join(lines, "\n")
 }
@@ -290,7 +292,7 @@ func patchTitle(r finding.Report, p finding.Patch) string {
 	default:
 		s = escape(p.Kind) + name + " on " + escape(p.Target)
 	}
-	s += " (account " + orUnknown(p.Account) + ")"
+	s += " (account " + escape(orUnknown(p.Account)) + ")"
 	if p.Account != "" && r.PrincipalAccount != "" && p.Account != r.PrincipalAccount {
 		s += ": send this to the key owner's account"
 	}
@@ -314,7 +316,7 @@ func patchBody(p finding.Patch) string {
 	default:
 		v = p
 	}
-	return indentJSON(v)
+	return quote.Block(indentJSON(v))
 }
 
 func indentJSON(v any) string {
@@ -336,7 +338,7 @@ func (b *slackBuilder) notFixable(r finding.Report) {
 	b.section(s)
 	if r.NeededStatement != nil {
 		b.section("*The statement that layer would need* (advice for its owners; kmsfix never applies it):")
-		b.code(indentJSON(r.NeededStatement), "needed statement")
+		b.code(quote.Block(indentJSON(r.NeededStatement)), "needed statement")
 	}
 	if len(r.Advice) > 0 {
 		b.advice(r.Advice)
@@ -360,7 +362,7 @@ func (b *slackBuilder) advice(lines []string) {
 		if len(steps) == 0 {
 			b.section("*What to do:*")
 		}
-		b.code(strings.Join(cmds, "\n"), "advice commands")
+		b.code(codeLines(cmds), "advice commands")
 	}
 }
 
@@ -369,7 +371,7 @@ func (b *slackBuilder) links(r finding.Report) {
 	if u := KeyConsoleURL(r); u != "" && len(u) <= MaxURL {
 		label := "Open key in KMS console"
 		if r.KeyAccount != "" && r.KeyAccount != r.PrincipalAccount {
-			label = "Open key (account " + r.KeyAccount + ")"
+			label = "Open key (account " + quote.Text(r.KeyAccount) + ")"
 		}
 		els = append(els, slack.NewButtonBlockElement("open_key", "", slack.NewTextBlockObject(slack.PlainTextType, truncate(label, MaxButtonText), false, false)).WithURL(u))
 	}
@@ -407,9 +409,17 @@ func (b *slackBuilder) finish() []slack.Block {
 	return blocks
 }
 
-// escape makes text safe in mrkdwn: Slack reads &, < and > as control characters.
-func escape(s string) string {
-	return mrkdwnEscaper.Replace(s)
-}
+// escape makes untrusted text literal in mrkdwn, inside a `code span` or out (quote.Mrkdwn):
+// every value from a report goes through it before it joins kmsfix's own markup.
+func escape(s string) string { return quote.Mrkdwn(s) }
 
-var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+// codeLines joins commands or calls for a preformatted block, one per line: a rich-text block
+// shows text as it is, so only control characters need escaping (a value's line break would
+// otherwise show as a line of its own).
+func codeLines(ls []string) string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = quote.Text(l)
+	}
+	return strings.Join(out, "\n")
+}

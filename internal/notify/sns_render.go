@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 // SNS limits: a Subject is ASCII, one line, under 100 characters; a message with its
@@ -159,7 +160,17 @@ var plainText = strings.NewReplacer("`", "", "*", "")
 func EmailText(n Notice) string {
 	r := n.Report
 	var b strings.Builder
-	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	// Every string argument is a value from the report: quote.Text keeps it on its line. JSON
+	// kmsfix laid out over lines goes through block.
+	line := func(format string, args ...any) {
+		for i, a := range args {
+			if s, ok := a.(string); ok {
+				args[i] = quote.Text(s)
+			}
+		}
+		fmt.Fprintf(&b, format+"\n", args...)
+	}
+	block := func(s string) { b.WriteString(quote.Block(s) + "\n") }
 	line("%s", Headline(r))
 	line("")
 	if r.Detail != "" {
@@ -207,7 +218,7 @@ func EmailText(n Notice) string {
 	for i, p := range r.Patches {
 		line("")
 		line("Fix %d of %d: %s", i+1, len(r.Patches), plainText.Replace(patchTitle(r, p)))
-		line("%s", patchBody(p))
+		block(patchBody(p))
 		if len(p.Commands) > 0 {
 			line("Commands:")
 			for _, c := range p.Commands {
@@ -223,7 +234,7 @@ func EmailText(n Notice) string {
 		}
 		if r.NeededStatement != nil {
 			line("The statement that layer would need (advice, never applied):")
-			line("%s", indentJSON(r.NeededStatement))
+			block(indentJSON(r.NeededStatement))
 		}
 	}
 	if len(r.Advice) > 0 {
@@ -249,7 +260,7 @@ func EmailText(n Notice) string {
 		line("CloudTrail event:         %s", u)
 	}
 	line("Reproduce offline:        %s", ReproduceCommand)
-	line("  %s", strings.ReplaceAll(reproduceHint(r), "`", ""))
+	line("  %s", strings.ReplaceAll(reproduceHint(r, quote.Text), "`", ""))
 	line("Fingerprint:              %s", n.Fingerprint)
 	return b.String()
 }
