@@ -27,8 +27,8 @@ func TestSynthesizedEnvironmentReachesFunction(t *testing.T) {
 		"upper edges": {
 			"mode": "apply", "sandboxAccounts": " 222233334444 ,111122223333,111122223333", "dryRun": "TRUE",
 			"applyDiagnoses": "condition-mismatch, identity-policy-missing,key-policy-missing,cross-account-access-missing",
-			"applyExpiry": "168h", "dedupeWindow": "10080m", "propagationWindow": "24h", "slackSecretArn": secretARN,
-			"keyOwnerBuses": "*=arn:aws:events:us-east-1:999988887777:event-bus/org," + otherAcct + "=" + ownerBus,
+			"applyExpiry":    "168h", "dedupeWindow": "10080m", "propagationWindow": "24h", "slackSecretArn": secretARN,
+			"keyOwnerBuses":   "*=arn:aws:events:us-east-1:999988887777:event-bus/org," + otherAcct + "=" + ownerBus,
 			"trustedAccounts": otherAcct + "," + sandbox, "trustedOrgId": "o-abcdefghij0123456789abcdefghij01",
 		},
 		"odd forms": {

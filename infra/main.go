@@ -1,6 +1,20 @@
 // Command infra is the kmsfix CDK app: `cdk synth` / `cdk deploy` run it (cdk.json), one stack
 // per account and Region. Parameters come from CDK context or environment variables
 // (config.Params; internal/config validates them with the rules the function itself uses).
+//
+// The stack (stack.go) is assembled from small pieces, one file each,
+// in the order an event meets them:
+//
+//	rules.go          the EventBridge rules (denials, key-policy requests, the expiry sweeper)
+//	function.go       the function, its role and exactly the calls it makes
+//	apply.go          apply mode's levers, fenced to the sandbox accounts
+//	table.go          dedupe and audit table
+//	notifications.go  the findings topic and the dead-letter queue
+//	alarms.go         alarms on the function and the queue, to the topic
+//	key.go            the stack's customer managed key
+//	trail.go          the optional CloudTrail trail
+//
+// The function's environment comes from internal/config, which also validates the parameters.
 package main
 
 import (

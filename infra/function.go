@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/kmsfix/kmsfix/internal/config"
+)
+
+// remediator is the function with its role, its policy and its logs.
+type remediator struct {
+	fn          awslambda.Function
+	role        awsiam.Role
+	policy      awsiam.Policy
+	deadLetters awssqs.Queue
+}
+
+// remediatorProps are the stack's resources the function uses.
+type remediatorProps struct {
+	deployment  config.Deployment
+	assetDir    string
+	key         awskms.Key
+	topic       awssns.Topic
+	table       awsdynamodb.Table
+	deadLetters awssqs.Queue
+}
+
+// newRemediator defines the function: its log group, its role with exactly the calls it makes
+// (functionStatements), its environment (rendered by internal/config) and where failed
+// asynchronous invocations go.
+func newRemediator(stack awscdk.Stack, p remediatorProps) remediator {
+	deployment, key, topic, table, deadLetters := p.deployment, p.key, p.topic, p.table, p.deadLetters
+	cfg := deployment.Function
+	logGroup := awslogs.NewLogGroup(stack, jsii.String("FunctionLogs"), &awslogs.LogGroupProps{
+		Retention:     retentionDays(deployment.LogRetentionDays),
+		EncryptionKey: key,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+
+	role := awsiam.NewRole(stack, jsii.String("FunctionRole"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("kmsfix remediator: read-only enrichment, its own topic, table, secret and queue"),
+	})
+	policy := awsiam.NewPolicy(stack, jsii.String("FunctionPolicy"), &awsiam.PolicyProps{
+		Roles:      &[]awsiam.IRole{role},
+		Statements: functionStatements(deployment, role, key, topic, table, deadLetters, logGroup),
+	})
+	suppressWildcards(policy, []string{
+		"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*",
+		"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*",
+		"Resource::*",
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:group/*",
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*",
+		"Resource::arn:<AWS::Partition>:iam::aws:policy/*",
+	}, "The enrichment reads whichever key and principal an event names, so KMS keys are "+
+		"scoped to this Region (key policies to this account's keys), IAM reads to this account's roles, users, groups and policies (plus AWS managed "+
+		"policies); kms:ListAliases and the Access Analyzer checks have no resource type, so IAM requires \"*\" "+
+		"(narrowed with aws:RequestedRegion); log streams are created under the function's own log group.")
+
+	// The deployer's parameters, rendered by internal/config (the function reads them back with
+	// config.Load), and the three values only the stack knows.
+	env := map[string]*string{
+		"KMSFIX_TOPIC_ARN":           topic.TopicArn(),
+		"KMSFIX_TABLE_NAME":          table.TableName(),
+		"KMSFIX_REMEDIATOR_ROLE_ARN": role.RoleArn(),
+	}
+	for k, v := range cfg.Environment() {
+		env[k] = jsii.String(v)
+	}
+
+	fn := awslambda.NewFunction(stack, jsii.String("Function"), &awslambda.FunctionProps{
+		Description:                  jsii.String("kmsfix: explains S3 SSE-KMS access denials and proposes the fix"),
+		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:                 awslambda.Architecture_ARM_64(),
+		Handler:                      jsii.String("bootstrap"),
+		Code:                         awslambda.Code_FromAsset(jsii.String(p.assetDir), nil),
+		MemorySize:                   jsii.Number(memoryMB),
+		Timeout:                      awscdk.Duration_Seconds(jsii.Number(timeoutSeconds)),
+		ReservedConcurrentExecutions: jsii.Number(deployment.ReservedConcurrency),
+		LoggingFormat:                awslambda.LoggingFormat_JSON,
+		ApplicationLogLevelV2:        awslambda.ApplicationLogLevel_INFO,
+		SystemLogLevelV2:             awslambda.SystemLogLevel_INFO,
+		LogGroup:                     logGroup,
+		Role:                         role,
+		Environment:                  &env,
+	})
+	fn.Node().AddDependency(policy)
+
+	// Asynchronous invocations (every EventBridge delivery) that still fail after Lambda's
+	// retries go to the dead-letter queue. L1, so the role's permissions are the exact ones above.
+	invokeConfig := awslambda.NewCfnEventInvokeConfig(stack, jsii.String("FunctionInvokeConfig"), &awslambda.CfnEventInvokeConfigProps{
+		FunctionName:             fn.FunctionName(),
+		Qualifier:                jsii.String("$LATEST"),
+		MaximumRetryAttempts:     jsii.Number(2),
+		MaximumEventAgeInSeconds: jsii.Number(6 * 3600),
+		DestinationConfig: &awslambda.CfnEventInvokeConfig_DestinationConfigProperty{
+			OnFailure: &awslambda.CfnEventInvokeConfig_OnFailureProperty{Destination: deadLetters.QueueArn()},
+		},
+	})
+	invokeConfig.Node().AddDependency(policy)
+	return remediator{fn: fn, role: role, policy: policy, deadLetters: deadLetters}
+}
+
+// target delivers a rule's events to the function, with retries and the dead-letter queue.
+func (r remediator) target() awsevents.IRuleTarget {
+	return awseventstargets.NewLambdaFunction(r.fn, &awseventstargets.LambdaFunctionProps{
+		DeadLetterQueue: r.deadLetters,
+		RetryAttempts:   jsii.Number(8),
+		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(6)),
+	})
+}
+
+func statement(sid string, actions []string, resources []string, conditions map[string]any) awsiam.PolicyStatement {
+	p := &awsiam.PolicyStatementProps{
+		Sid:       jsii.String(sid),
+		Actions:   jsii.Strings(actions...),
+		Resources: jsii.Strings(resources...),
+	}
+	if conditions != nil {
+		p.Conditions = &conditions
+	}
+	return awsiam.NewPolicyStatement(p)
+}
+
+// functionStatements: exactly the calls the function makes (DESIGN.md; the enrichment and the
+// notifiers), each on the narrowest resource IAM supports.
+func functionStatements(deployment config.Deployment, role awsiam.Role, key awskms.Key, topic awssns.Topic, table awsdynamodb.Table,
+	deadLetters awssqs.Queue, logGroup awslogs.LogGroup) *[]awsiam.PolicyStatement {
+	cfg := deployment.Function
+	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
+	inRegion := map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": region}}
+	via := func(service string) map[string]any {
+		return map[string]any{"StringEquals": map[string]any{"kms:ViaService": fmt.Sprintf("%s.%s.amazonaws.com", service, region)}}
+	}
+	iamARN := func(kind string) string { return fmt.Sprintf("arn:%s:iam::%s:%s/*", partition, account, kind) }
+
+	s := []awsiam.PolicyStatement{
+		statement("WriteOwnLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"},
+			[]string{*logGroup.LogGroupArn()}, nil),
+		// The denied key may belong to any account (cross-account keys), but always to this Region;
+		// its policy is read only for this account's keys (another account's is not ours to read).
+		statement("DescribeKeys", []string{"kms:DescribeKey", "kms:ListGrants"},
+			[]string{fmt.Sprintf("arn:%s:kms:%s:*:key/*", partition, region)}, nil),
+		statement("ReadOwnKeyPolicies", []string{"kms:GetKeyPolicy"},
+			[]string{fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account)}, nil),
+		statement("ListAliases", []string{"kms:ListAliases"}, []string{"*"}, inRegion),
+		statement("ReadRoles", []string{"iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy",
+			"iam:ListAttachedRolePolicies"}, []string{iamARN("role")}, nil),
+		statement("ReadUsers", []string{"iam:GetUser", "iam:ListUserPolicies", "iam:GetUserPolicy",
+			"iam:ListAttachedUserPolicies", "iam:ListGroupsForUser"}, []string{iamARN("user")}, nil),
+		statement("ReadGroups", []string{"iam:ListGroupPolicies", "iam:GetGroupPolicy",
+			"iam:ListAttachedGroupPolicies"}, []string{iamARN("group")}, nil),
+		statement("ReadManagedPolicies", []string{"iam:GetPolicy", "iam:GetPolicyVersion"},
+			[]string{iamARN("policy"), fmt.Sprintf("arn:%s:iam::aws:policy/*", partition)}, nil),
+		statement("CheckPolicies", []string{"access-analyzer:ValidatePolicy", "access-analyzer:CheckAccessNotGranted",
+			"access-analyzer:CheckNoNewAccess"}, []string{"*"}, inRegion),
+		statement("PublishFindings", []string{"sns:Publish"}, []string{*topic.TopicArn()}, nil),
+		statement("DedupeAndAudit", []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+			"dynamodb:Query", "dynamodb:DeleteItem"}, []string{*table.TableArn()}, nil),
+		statement("SendFailedInvocations", []string{"sqs:SendMessage"}, []string{*deadLetters.QueueArn()}, nil),
+		// The topic and the queue are encrypted with the stack's key, and only through those services.
+		statement("UseOwnKeyViaSns", []string{"kms:GenerateDataKey", "kms:Decrypt"}, []string{*key.KeyArn()}, via("sns")),
+		statement("UseOwnKeyViaSqs", []string{"kms:GenerateDataKey", "kms:Decrypt"}, []string{*key.KeyArn()}, via("sqs")),
+	}
+	if cfg.SlackSecretARN != "" {
+		s = append(s, statement("ReadSlackSecret", []string{"secretsmanager:GetSecretValue"}, []string{cfg.SlackSecretARN}, nil))
+		if deployment.SlackSecretKeyARN != "" {
+			s = append(s, statement("DecryptSlackSecret", []string{"kms:Decrypt"}, []string{deployment.SlackSecretKeyARN},
+				via("secretsmanager")))
+		}
+	}
+	if len(cfg.KeyOwnerBuses) > 0 {
+		var buses []string
+		for _, a := range cfg.BusAccounts() {
+			buses = append(buses, cfg.KeyOwnerBuses[a])
+		}
+		s = append(s, statement("SendKeyPolicyRequests", []string{"events:PutEvents"}, buses,
+			map[string]any{"StringEquals": map[string]any{"events:source": requestSource,
+				"events:detail-type": requestDetailType}}))
+	}
+	return &s
+}
+
+// retentionDays maps a validated number of days (config.LogRetentions) to the CDK enum.
+func retentionDays(days int) awslogs.RetentionDays {
+	enums := []awslogs.RetentionDays{awslogs.RetentionDays_ONE_DAY, awslogs.RetentionDays_THREE_DAYS,
+		awslogs.RetentionDays_FIVE_DAYS, awslogs.RetentionDays_ONE_WEEK, awslogs.RetentionDays_TWO_WEEKS,
+		awslogs.RetentionDays_ONE_MONTH, awslogs.RetentionDays_TWO_MONTHS, awslogs.RetentionDays_THREE_MONTHS,
+		awslogs.RetentionDays_FOUR_MONTHS, awslogs.RetentionDays_FIVE_MONTHS, awslogs.RetentionDays_SIX_MONTHS,
+		awslogs.RetentionDays_ONE_YEAR, awslogs.RetentionDays_THIRTEEN_MONTHS, awslogs.RetentionDays_EIGHTEEN_MONTHS,
+		awslogs.RetentionDays_TWO_YEARS, awslogs.RetentionDays_THREE_YEARS, awslogs.RetentionDays_FIVE_YEARS,
+		awslogs.RetentionDays_SIX_YEARS, awslogs.RetentionDays_SEVEN_YEARS, awslogs.RetentionDays_EIGHT_YEARS,
+		awslogs.RetentionDays_NINE_YEARS, awslogs.RetentionDays_TEN_YEARS}
+	return enums[slices.Index(config.LogRetentions, days)]
+}
