@@ -306,8 +306,39 @@ func (in *inputs) awsManagedCrossAccount() Finding {
 }
 
 // evaluate decides from the policies the world holds. ok is false when the world knows too
-// little to decide.
+// little to decide. A decision that rests on condition keys whose values are unknown is
+// undetermined, whatever the known part says.
 func (in *inputs) evaluate() (Finding, bool) {
+	f, ok := in.evaluateKnown()
+	if res := in.authorize(); res.Undetermined() {
+		return in.restsOnUnknown(res, f, ok), true
+	}
+	return f, ok
+}
+
+// restsOnUnknown is the undetermined finding of a decision that rests on unknown condition
+// values: it names the keys, and keeps the sides (the most likely patch, never verified)
+// of what the policies say if the unknowns do not match.
+func (in *inputs) restsOnUnknown(res policy.KMSResult, f Finding, ok bool) Finding {
+	keys := strings.Join(res.Unknown, ", ")
+	for _, k := range res.Unknown {
+		in.unknowns = append(in.unknowns, "the value of condition key "+k+" for this request")
+	}
+	detail := fmt.Sprintf("Whether the policies kmsfix read allow %s to %s with key %s depends on %s, whose value for this request is in neither the CloudTrail record nor the world.", in.who, in.action, in.keyName, keys)
+	if res.Upper == policy.Allow {
+		detail += " If it matches, those policies allow the request and the refusal comes from elsewhere."
+	}
+	if ok && f.Detail != "" {
+		detail += " If it does not: " + f.Detail
+	}
+	return Finding{Code: finding.Undetermined, Detail: detail,
+		NeedIdentity: ok && f.NeedIdentity, NeedKeyPolicy: ok && f.NeedKeyPolicy,
+		Advice: f.Advice, Escalate: f.Escalate}
+}
+
+// evaluateKnown decides from the policies the world holds, taking every unknown condition
+// value as against the request.
+func (in *inputs) evaluateKnown() (Finding, bool) {
 	keyKnown := request.KeyPolicy(in.d, in.key) != nil
 	princKnown := in.princ != nil
 	if !keyKnown && !princKnown {

@@ -79,6 +79,14 @@ func TestDiagnose(t *testing.T) {
 			finding.ConditionMismatch, false, true, "Reader"},
 		{"explicit deny in key policy names the Sid", denial(roleARN, "111122223333", cloudtrail.MsgAmbiguous, "arn:aws:s3:::bkt/o"),
 			&world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc(t, denyKey)}}, Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{{Name: "kms", Document: doc(t, allowIAM)}}}}},
+			// The Deny applies unless S3's call carries aws:SourceVpce vpce-1, which neither the
+			// record nor the world shows, and the message does not say a Deny refused.
+			finding.Undetermined, false, false, "aws:SourceVpce"},
+		{"explicit deny in key policy named by the message", func() *cloudtrail.Denial {
+			d := denial(roleARN, "111122223333", cloudtrail.MsgExplicitDeny, "arn:aws:s3:::bkt/o")
+			d.Message.PolicyType = cloudtrail.PolicyResource
+			return d
+		}(), &world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc(t, denyKey)}}, Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{{Name: "kms", Document: doc(t, allowIAM)}}}}},
 			finding.ExplicitDenyKeyPolicy, false, false, "DenyOutsideVpc"},
 		{"boundary caps IAM", denial(roleARN, "111122223333", cloudtrail.MsgUnknown, "arn:aws:s3:::bkt/o"),
 			&world.World{Keys: map[string]*world.Key{keyARN: {Policy: doc(t, rootDelegation)}}, Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{{Name: "kms", Document: doc(t, allowIAM)}}, PermissionsBoundary: doc(t, boundary)}}},
@@ -105,6 +113,74 @@ func TestDiagnose(t *testing.T) {
 			}
 			if tt.mention != "" && !strings.Contains(strings.ToLower(f.Detail+strings.Join(f.Advice, " ")), strings.ToLower(tt.mention)) {
 				t.Errorf("detail %q does not mention %q", f.Detail, tt.mention)
+			}
+		})
+	}
+}
+
+// Issue 14: an allow conditioned on a key the request context did not carry was read as
+// "does not match", giving condition-mismatch and a verified redundant patch. A key whose
+// value is unknown makes the decision undetermined, naming the key; a key the event or the
+// world determines is evaluated.
+func TestUnknownConditionKeyIsNotAMismatch(t *testing.T) {
+	withCondition := func(op, key, value string) *world.World {
+		p := `{"Statement":[{"Sid":"Team","Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"` + op + `":{"` + key + `":"` + value + `"}}}]}`
+		return &world.World{
+			Keys:       map[string]*world.Key{keyARN: {Manager: "CUSTOMER", State: "Enabled", Policy: doc(t, rootDelegation)}},
+			Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{{Name: "team", Document: doc(t, p)}}}},
+		}
+	}
+	tests := []struct {
+		name    string
+		w       *world.World
+		d       func(*cloudtrail.Denial)
+		want    finding.Code
+		unknown string // a key Unknown must name, or ""
+	}{
+		{"principal tag not read", withCondition("StringEquals", "aws:PrincipalTag/team", "payments"), nil,
+			finding.Undetermined, "aws:PrincipalTag/team"},
+		{"principal tag read and matching", func() *world.World {
+			w := withCondition("StringEquals", "aws:PrincipalTag/team", "payments")
+			w.Principals[roleARN].Tags = map[string]string{"team": "payments"}
+			return w
+		}(), nil, finding.Undetermined, ""}, // allowed: the refusal comes from a layer it cannot read
+		{"principal tag read and different", func() *world.World {
+			w := withCondition("StringEquals", "aws:PrincipalTag/team", "payments")
+			w.Principals[roleARN].Tags = map[string]string{"team": "ledger"}
+			return w
+		}(), nil, finding.IdentityPolicyMissing, ""}, // a condition on who the caller is: not a mismatch of the request
+		{"encryption context keys from the record", withCondition("ForAllValues:StringEquals", "kms:EncryptionContextKeys", "aws:s3:arn"),
+			nil, finding.Undetermined, ""}, // allowed by the known policies
+		{"encryption context keys with no logged context", withCondition("ForAnyValue:StringEquals", "kms:EncryptionContextKeys", "aws:s3:arn"),
+			func(d *cloudtrail.Denial) { d.ContextARN, d.Bucket, d.Object = "", "", "" }, finding.Undetermined, "kms:EncryptionContextKeys"},
+		{"organization id not read", withCondition("StringEquals", "aws:PrincipalOrgID", "o-a1b2c3d4e5"), nil,
+			finding.Undetermined, "aws:PrincipalOrgID"},
+		{"source IP of S3's call is not in the record", withCondition("IpAddress", "aws:SourceIp", "192.0.2.0/24"), nil,
+			finding.Undetermined, "aws:SourceIp"},
+		{"a key the catalogue does not model", withCondition("StringEquals", "aws:SomeFutureKey", "x"), nil,
+			finding.Undetermined, "aws:SomeFutureKey"},
+		{"another service's key is absent from a KMS request", withCondition("StringEquals", "s3:prefix", "x"), nil,
+			finding.ConditionMismatch, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := denial(roleARN, "111122223333", cloudtrail.MsgNoIdentityAllow, "arn:aws:s3:::bkt/o")
+			if tt.d != nil {
+				tt.d(d)
+			}
+			f := Diagnose(d, tt.w)
+			if f.Code != tt.want {
+				t.Fatalf("code = %s, want %s (%s)", f.Code, tt.want, f.Detail)
+			}
+			if f.KnownEnough && f.Code == finding.Undetermined {
+				t.Errorf("an undetermined finding claims KnownEnough")
+			}
+			if tt.unknown != "" {
+				if !strings.Contains(f.Detail, tt.unknown) || !strings.Contains(strings.Join(f.Unknown, "; "), tt.unknown) {
+					t.Errorf("the finding does not name %s: detail %q, unknown %q", tt.unknown, f.Detail, f.Unknown)
+				}
+			} else if len(f.Unknown) > 0 {
+				t.Errorf("unknown = %q, want none", f.Unknown)
 			}
 		})
 	}

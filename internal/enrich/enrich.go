@@ -221,7 +221,9 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 	known := false
 	if descErr == nil && desc.KeyMetadata != nil {
 		m := desc.KeyMetadata
-		k.Manager, k.State, k.MultiRegion = string(m.KeyManager), string(m.KeyState), aws.ToBool(m.MultiRegion)
+		k.Manager, k.State = string(m.KeyManager), string(m.KeyState)
+		k.KeySpec, k.KeyUsage, k.Origin = string(m.KeySpec), string(m.KeyUsage), string(m.Origin)
+		k.MultiRegion = aws.Bool(aws.ToBool(m.MultiRegion))
 		known = true
 	} else if descErr != nil {
 		r.errs = append(r.errs, classify("kms:DescribeKey "+arn, descErr))
@@ -239,7 +241,7 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 			r.errs = append(r.errs, classify("kms:ListAliases "+arn, alErr))
 		} else {
 			slices.Sort(aliases)
-			k.Aliases = aliases
+			k.Aliases = append([]string{}, aliases...) // read: empty means no aliases
 		}
 	case account == "":
 		r.errs = append(r.errs, &lookupError{what: "key policy of " + arn, reason: "this account's id is unknown, so whether the key is ours is unknown"})

@@ -366,7 +366,8 @@ func TestWorldRoundTrip(t *testing.T) {
 	in, err := world.Parse([]byte(`{
 	  "keys": {"` + keyARN + `": {"manager": "CUSTOMER", "state": "Disabled", "aliases": ["alias/app"],
 	     "policy": ` + rootPolicy(account) + `,
-	     "grants": [{"id": "g1", "grantee": "` + roleARN + `", "operations": ["Decrypt"]}]}},
+	     "grants": [{"id": "g1", "grantee": "` + roleARN + `", "operations": ["Decrypt"]}],
+	     "key_spec": "SYMMETRIC_DEFAULT", "key_usage": "ENCRYPT_DECRYPT", "multi_region": false}},
 	  "principals": {"` + roleARN + `": {"policies": [{"name": "kms", "document": ` + kmsDecrypt + `}],
 	     "permissions_boundary": ` + boundary + `}}
 	}`))

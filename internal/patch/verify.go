@@ -26,6 +26,8 @@ func Verify(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) Verif
 	before := inputs(d, w, nil)
 	after := inputs(d, w, patches)
 	var v Verification
+	// Allowed after only when allowed whatever the unknown condition values are: a patch is
+	// never verified on an allow that rests on an unknown.
 	v.AllowedAfter = len(d.Actions) > 0
 	for _, a := range d.Actions {
 		if policy.AuthorizeKMS(request.For(d, w, a), after.forCaller).Decision != policy.Allow {
@@ -46,8 +48,10 @@ func Verify(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) Verif
 			}
 			return s.forCaller
 		}
+		// Widened unless the probe was surely allowed before or is surely refused after:
+		// with unknown condition values, the bounds of each decision (policy.KMSResult).
 		if policy.AuthorizeKMS(p.req, in(before)).Decision != policy.Allow &&
-			policy.AuthorizeKMS(p.req, in(after)).Decision == policy.Allow {
+			policy.AuthorizeKMS(p.req, in(after)).Upper == policy.Allow {
 			v.Widened = append(v.Widened, p.name)
 		}
 	}

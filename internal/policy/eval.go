@@ -38,7 +38,52 @@ type Request struct {
 	Action   string            // "kms:Decrypt"
 	Resource string            // the key ARN
 	Caller   Caller            //
-	Context  map[string]string // condition keys (any case) to values
+	Context  map[string]string // single-valued condition keys (any case) to values
+	// Multi holds the multivalued condition keys present in the request (any case), such as
+	// kms:EncryptionContextKeys or aws:PrincipalOrgPaths; an empty list is an empty set.
+	Multi map[string][]string
+	// Unknown says what is known of a key that is in neither Context nor Multi: absent from
+	// the request, or unknown. nil: every such key is absent.
+	Unknown func(key string) KeyState
+}
+
+// KeyState is what is known of a condition key a request does not list.
+type KeyState uint8
+
+const (
+	// KeyAbsent: the request does not carry the key.
+	KeyAbsent KeyState = iota
+	// KeyUnknown: the request may carry the key, with any value, or not.
+	KeyUnknown
+	// KeyUnknownValue: the request carries the key, with a value nobody read.
+	KeyUnknownValue
+)
+
+// Tri is a three-valued truth: a condition on a key whose value is unknown is Unknown, not
+// false.
+type Tri uint8
+
+const (
+	False Tri = iota
+	True
+	Unknown
+)
+
+func triOf(b bool) Tri {
+	if b {
+		return True
+	}
+	return False
+}
+
+func (t Tri) String() string {
+	switch t {
+	case True:
+		return "true"
+	case Unknown:
+		return "unknown"
+	}
+	return "false"
 }
 
 // StatementRef names a statement: the policy it is in and its Sid or index.
@@ -71,8 +116,12 @@ type Result struct {
 
 // Evaluate evaluates one document. asResource: it is a resource policy (Principal applies);
 // otherwise an identity policy or boundary (statements apply to the caller).
+//
+// A statement whose condition is Unknown is taken as not applying when it allows and as
+// applying when it denies: the Result is the answer whatever the unknown values are, or the
+// least favourable one.
 func (d *Document) Evaluate(req Request, name string, asResource bool) Result {
-	ctx := &context{m: req.Context}
+	ctx := newRequestContext(&req, leanDeny)
 	return d.evaluate(&req, ctx, name, asResource)
 }
 
@@ -100,8 +149,8 @@ func (d *Document) evaluate(req *Request, ctx *context, name string, asResource 
 		if !isDeny && !better && res.NearMiss != nil {
 			continue // neither the first near miss nor a better allow: its conditions change nothing
 		}
-		ok, failKey := s.Condition.holds(ctx)
-		if !ok {
+		t, failKey := s.Condition.holds(ctx)
+		if !ctx.resolve(t, isDeny) {
 			if !isDeny && res.NearMiss == nil {
 				res.NearMiss = &StatementRef{Policy: name, Sid: s.Sid, Index: i}
 				res.NearMissKey = failKey
@@ -150,8 +199,15 @@ const (
 )
 
 // KMSResult is KMS's decision with the answer of each layer.
+//
+// When the request leaves condition keys unknown (Request.Unknown), Decision is the answer
+// if every unknown goes against the request (conditions of allows false, of denies true),
+// and Upper the answer if every unknown goes for it; the layers describe the former. They
+// differ only when the decision rests on an unknown, which Unknown then names.
 type KMSResult struct {
 	Decision  Decision
+	Upper     Decision
+	Unknown   []string // the condition keys whose unknown values the decision rests on
 	Deny      *StatementRef
 	DenyLayer string
 
@@ -160,6 +216,9 @@ type KMSResult struct {
 	Boundary  Result // Allow when there is no boundary
 	Grant     *Grant // a grant that allows the request
 }
+
+// Undetermined says the decision rests on condition keys whose values are unknown.
+func (r KMSResult) Undetermined() bool { return r.Upper != r.Decision }
 
 // KeyPolicyAdmits says the key policy lets this caller in, directly or through its account.
 func (r KMSResult) KeyPolicyAdmits() bool { return r.KeyPolicy.Decision == Allow }
@@ -175,21 +234,50 @@ func (r KMSResult) KeyPolicyAllowsDirectly() bool {
 // allow, or a grant allow; from another account the key policy must admit the caller or its
 // account AND IAM must allow (or a grant allow). A permissions boundary caps what IAM and a
 // key policy naming the role allow.
+//
+// Unknown condition values are evaluated both ways (see KMSResult); a request without
+// unknowns is evaluated once.
 func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
-	ctx := &context{m: req.Context}
+	ctx := newRequestContext(&req, leanDeny)
+	out := authorizeKMS(&req, ctx, in)
+	out.Upper = out.Decision
+	if len(ctx.unknown) == 0 {
+		return out
+	}
+	upper := newRequestContext(&req, leanAllow)
+	out.Upper = authorizeKMS(&req, upper, in).Decision
+	if out.Upper != out.Decision {
+		out.Unknown = mergeKeys(ctx.unknown, upper.unknown)
+	}
+	return out
+}
+
+// mergeKeys is the sorted union of two key lists, without repeats (any case).
+func mergeKeys(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	for _, k := range append(append([]string{}, a...), b...) {
+		if !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, k) }) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func authorizeKMS(req *Request, ctx *context, in KMSInputs) KMSResult {
 	var out KMSResult
-	out.KeyPolicy = in.KeyPolicy.evaluate(&req, ctx, "key policy", true)
+	out.KeyPolicy = in.KeyPolicy.evaluate(req, ctx, "key policy", true)
 	if in.Boundary != nil && out.KeyPolicy.Decision != ExplicitDeny {
 		// "The NotPrincipal element with a Deny effect will always deny any IAM principal that
 		// has a permissions boundary policy attached, regardless of the values specified in
 		// the NotPrincipal element" (IAM User Guide, Permissions boundaries).
-		if ref := in.KeyPolicy.notPrincipalDeny(&req, ctx, "key policy"); ref != nil {
+		if ref := in.KeyPolicy.notPrincipalDeny(req, ctx, "key policy"); ref != nil {
 			out.KeyPolicy.Decision, out.KeyPolicy.Deny = ExplicitDeny, ref
 		}
 	}
-	out.Identity = evaluateAll(&req, ctx, in.Identity)
+	out.Identity = evaluateAll(req, ctx, in.Identity)
 	if in.Boundary != nil {
-		out.Boundary = in.Boundary.evaluate(&req, ctx, "permissions boundary", false)
+		out.Boundary = in.Boundary.evaluate(req, ctx, "permissions boundary", false)
 	} else {
 		out.Boundary.Decision = Allow
 	}
@@ -202,7 +290,7 @@ func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
 			return out
 		}
 	}
-	out.Grant = matchGrant(&req, ctx, in.Grants)
+	out.Grant = matchGrant(req, ctx, in.Grants)
 	if out.Grant != nil {
 		out.Decision = Allow
 		return out
@@ -216,7 +304,7 @@ func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
 		// naming the role (or everyone) is.
 		if direct && (boundaryOK || !out.KeyPolicy.namesRole(in.KeyPolicy, req.Caller)) {
 			out.Decision = Allow
-		} else if ref := sessionAllowIf(direct, in.KeyPolicy, &req, ctx); ref != nil {
+		} else if ref := sessionAllowIf(direct, in.KeyPolicy, req, ctx); ref != nil {
 			// Another statement names the session itself: that grant is not capped.
 			out.Decision, out.KeyPolicy.Allow = Allow, ref
 		} else if keyOK && identityOK {
@@ -242,7 +330,7 @@ func (d *Document) notPrincipalDeny(req *Request, ctx *context, name string) *St
 			!s.matchesAction(req.Action) || !s.matchesResource(req.Resource) {
 			continue
 		}
-		if ok, _ := s.Condition.holds(ctx); ok {
+		if t, _ := s.Condition.holds(ctx); ctx.resolve(t, true) {
 			return &StatementRef{Policy: name, Sid: s.Sid, Index: i}
 		}
 	}
@@ -262,7 +350,7 @@ func (d *Document) sessionAllow(req *Request, ctx *context, name string) *Statem
 			!s.matchesAction(req.Action) || !s.matchesResource(req.Resource) {
 			continue
 		}
-		if ok, _ := s.Condition.holds(ctx); ok {
+		if t, _ := s.Condition.holds(ctx); ctx.resolve(t, true) {
 			return &StatementRef{Policy: name, Sid: s.Sid, Index: i}
 		}
 	}
@@ -330,10 +418,14 @@ func matchGrant(req *Request, ctx *context, grants []Grant) *Grant {
 		if !opOK {
 			continue
 		}
-		if g.EncryptionContextEquals != nil && !ctx.encryptionContextEquals(g.EncryptionContextEquals) {
-			continue
+		t := True
+		if g.EncryptionContextEquals != nil {
+			t = ctx.encryptionContextEquals(g.EncryptionContextEquals)
 		}
-		if g.EncryptionContextSubset != nil && !ctx.encryptionContextHas(g.EncryptionContextSubset) {
+		if g.EncryptionContextSubset != nil {
+			t = and(t, ctx.encryptionContextHas(g.EncryptionContextSubset))
+		}
+		if !ctx.resolve(t, false) {
 			continue
 		}
 		return g
@@ -502,19 +594,51 @@ func lowerByte(b byte) byte {
 // context holds the request's condition keys. They are copied from the request's map into a
 // small slice the first time a condition needs one (many decisions need none): requests
 // carry a handful of keys, so a scan beats a map. Keys keep their case (lower-casing them
-// cost a third of AuthorizeKMS); get and encryptionContext compare case-insensitively.
+// cost a third of AuthorizeKMS); lookup and encryptionContext compare case-insensitively.
 // AuthorizeKMS and Evaluate keep it on their stack.
+//
+// lean says how a condition that is Unknown is taken (resolve), and unknown collects the
+// keys of every condition that was.
 type context struct {
-	m      map[string]string
-	copied bool
-	n      int
-	buf    [16]kv // the keys of a request with up to 16
-	more   []kv   // the keys of a request with more
+	m       map[string]string
+	multi   map[string][]string
+	state   func(string) KeyState
+	lean    lean
+	unknown []string
+	copied  bool
+	n       int
+	buf     [16]kv // the keys of a request with up to 16
+	more    []kv   // the keys of a request with more
 }
 
 type kv struct{ key, value string }
 
+// lean is how an Unknown condition is taken: against the request (allows do not apply,
+// denies do) or for it.
+type lean uint8
+
+const (
+	leanDeny lean = iota
+	leanAllow
+)
+
 func newContext(m map[string]string) *context { return &context{m: m} }
+
+func newRequestContext(r *Request, l lean) *context {
+	return &context{m: r.Context, multi: r.Multi, state: r.Unknown, lean: l}
+}
+
+// resolve takes a condition's truth as the statement's applicability under the context's
+// lean; an Unknown is noted by the caller (holds).
+func (c *context) resolve(t Tri, deny bool) bool {
+	switch t {
+	case True:
+		return true
+	case False:
+		return false
+	}
+	return (c.lean == leanDeny) == deny
+}
 
 func (c *context) entries() []kv {
 	if !c.copied {
@@ -546,6 +670,50 @@ func (c *context) get(key string) (string, bool) {
 	return "", false
 }
 
+// keyState is what the context knows of a key: present (single-valued: value; multivalued:
+// values non-nil), absent, or unknown.
+type keyState uint8
+
+const (
+	statePresent keyState = iota
+	stateAbsent
+	stateUnknown
+	stateUnknownValue
+)
+
+func (c *context) lookup(key string) (value string, values []string, st keyState) {
+	if v, ok := c.get(key); ok {
+		return v, nil, statePresent
+	}
+	for k, vs := range c.multi {
+		if len(k) == len(key) && strings.EqualFold(k, key) {
+			if vs == nil {
+				vs = []string{}
+			}
+			return "", vs, statePresent
+		}
+	}
+	if c.state != nil {
+		switch c.state(key) {
+		case KeyUnknown:
+			return "", nil, stateUnknown
+		case KeyUnknownValue:
+			return "", nil, stateUnknownValue
+		}
+	}
+	return "", nil, stateAbsent
+}
+
+// note records a key whose unknown value a condition's truth rests on.
+func (c *context) note(key string) {
+	for _, k := range c.unknown {
+		if strings.EqualFold(k, key) {
+			return
+		}
+	}
+	c.unknown = append(c.unknown, key)
+}
+
 const ecPrefix = "kms:encryptioncontext:"
 
 func (c *context) encryptionContext() map[string]string {
@@ -558,26 +726,60 @@ func (c *context) encryptionContext() map[string]string {
 	return m
 }
 
-func (c *context) encryptionContextHas(want map[string]string) bool {
+// encryptionContextHas says the request's encryption context holds every pair (a grant's
+// EncryptionContextSubset constraint).
+func (c *context) encryptionContextHas(want map[string]string) Tri {
+	t := True
 	for k, v := range want {
-		got, ok := c.get(ecPrefix + k)
-		if !ok || got != v {
-			return false
+		got, _, st := c.lookup(ecPrefix + k)
+		switch {
+		case st == statePresent && got == v:
+		case st == stateUnknown || st == stateUnknownValue:
+			c.note("kms:EncryptionContext:" + k)
+			t = Unknown
+		default:
+			return False
 		}
 	}
-	return true
+	return t
 }
 
-func (c *context) encryptionContextEquals(want map[string]string) bool {
-	return len(c.encryptionContext()) == len(want) && c.encryptionContextHas(want)
+// encryptionContextEquals says the request's encryption context is exactly want (a grant's
+// EncryptionContextEquals constraint); unknown when the context's keys are.
+func (c *context) encryptionContextEquals(want map[string]string) Tri {
+	t := c.encryptionContextHas(want)
+	if t == False {
+		return False
+	}
+	if _, _, st := c.lookup("kms:EncryptionContextKeys"); st == stateUnknown || st == stateUnknownValue {
+		c.note("kms:EncryptionContextKeys")
+		return Unknown
+	}
+	if len(c.encryptionContext()) != len(want) {
+		return False
+	}
+	return t
 }
 
-// holds evaluates every operator and key (ANDed) and returns a key that fails.
+func and(a, b Tri) Tri {
+	switch {
+	case a == False || b == False:
+		return False
+	case a == Unknown || b == Unknown:
+		return Unknown
+	}
+	return True
+}
+
+// holds evaluates every operator and key (ANDed). It returns False with a key that fails,
+// Unknown with a key whose unknown value the answer rests on (every such key is noted in
+// the context), or True.
 //
 // The failing key reported is the smallest in byte order, whatever the map order, so a
 // diagnosis that names it is the same on every run.
-func (cond Condition) holds(ctx *context) (bool, string) {
+func (cond Condition) holds(ctx *context) (Tri, string) {
 	failed := ""
+	var unknown []string
 	for op, keys := range cond {
 		e := parseOperator(op)
 		for key, vals := range keys {
@@ -585,12 +787,25 @@ func (cond Condition) holds(ctx *context) (bool, string) {
 				continue // cannot be the key reported; the outcome is already false
 			}
 			e.key, e.vals = key, vals.Items
-			if !e.holds(ctx) {
+			switch e.holds(ctx) {
+			case False:
 				failed = key
+			case Unknown:
+				unknown = append(unknown, key)
 			}
 		}
 	}
-	return failed == "", failed
+	switch {
+	case failed != "":
+		return False, failed
+	case len(unknown) > 0:
+		slices.Sort(unknown)
+		for _, k := range unknown {
+			ctx.note(k)
+		}
+		return Unknown, unknown[0]
+	}
+	return True, ""
 }
 
 // arnLike compares ARNs component by component (the resource part may contain colons).

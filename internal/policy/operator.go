@@ -123,40 +123,115 @@ func parseCmp(s string) cmpKind {
 	return cmpNone
 }
 
-// evalOperator evaluates one operator for one key.
+// evalOperator evaluates one operator for one key, an unknown value counting as false.
 func evalOperator(op, key string, vals []string, ctx *context) bool {
 	e := parseOperator(op)
 	e.key, e.vals = key, vals
-	return e.holds(ctx)
+	return e.holds(ctx) == True
 }
 
-func (e *condEntry) holds(ctx *context) bool {
-	got, present := ctx.get(e.key)
-	if e.kind == opNull {
-		want := len(e.vals) > 0 && strings.EqualFold(e.vals[0], "true")
-		return want != present
-	}
-	if !present {
-		switch {
-		case e.set == setForAll:
-			return true
-		case e.set == setForAny:
-			return false
-		case e.ifExists:
-			return true
+// holds evaluates the entry on the request: True or False when the context settles it,
+// Unknown when the key's presence or value is unknown and the answer depends on it.
+func (e *condEntry) holds(ctx *context) Tri {
+	got, multi, state := ctx.lookup(e.key)
+	switch state {
+	case stateAbsent:
+		return triOf(e.whenAbsent())
+	case stateUnknownValue:
+		// Present with a value nobody read: Null is settled, the rest depends on the value.
+		if e.kind == opNull {
+			return triOf(!e.nullWant())
 		}
-		return e.negated
+		if v, ok := e.constantWhenPresent(); ok {
+			return triOf(v)
+		}
+		return Unknown
+	case stateUnknown:
+		if e.kind == opNull {
+			return Unknown
+		}
+		if v, ok := e.constantWhenPresent(); ok && v == e.whenAbsent() {
+			return triOf(v)
+		}
+		return Unknown
+	}
+	if e.kind == opNull {
+		return triOf(!e.nullWant())
+	}
+	if multi != nil {
+		return triOf(e.holdsMulti(multi))
 	}
 	// Single-valued keys: ForAnyValue and ForAllValues over a set of one reduce to the plain
 	// operator.
-	matched := false
-	for _, v := range e.vals {
-		if e.match(v, got) {
-			matched = true
-			break
+	return triOf(e.anyMatch(got) != e.negated)
+}
+
+// nullWant is the Null operator's policy value: true tests that the key is absent.
+func (e *condEntry) nullWant() bool {
+	return len(e.vals) > 0 && strings.EqualFold(e.vals[0], "true")
+}
+
+// whenAbsent is the entry's answer when the key is not in the request (IAM User Guide,
+// condition operators: a missing key makes the condition false, except for negated
+// operators and IfExists; ForAnyValue on a missing key is false, ForAllValues true).
+func (e *condEntry) whenAbsent() bool {
+	switch {
+	case e.kind == opNull:
+		return e.nullWant()
+	case e.set == setForAll:
+		return true
+	case e.set == setForAny:
+		return false
+	case e.ifExists:
+		return true
+	}
+	return e.negated
+}
+
+// constantWhenPresent is the entry's answer for any single present value when one exists:
+// StringLike "*" matches every string (and StringNotLike "*" none).
+func (e *condEntry) constantWhenPresent() (bool, bool) {
+	if e.kind == opLike && e.set == setNone {
+		for _, v := range e.vals {
+			if v == "*" {
+				return !e.negated, true
+			}
 		}
 	}
-	return matched != e.negated
+	return false, false
+}
+
+func (e *condEntry) anyMatch(got string) bool {
+	for _, v := range e.vals {
+		if e.match(v, got) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsMulti evaluates a multivalued key (aws:CalledVia, kms:EncryptionContextKeys, ...):
+// ForAnyValue needs one request value to satisfy the operator, ForAllValues every one (an
+// empty set satisfies it); a plain operator never matches a multivalued key, as
+// iam-simulate decides it (IAM User Guide, "Set operators for multivalued context keys").
+func (e *condEntry) holdsMulti(vals []string) bool {
+	switch e.set {
+	case setForAny:
+		for _, got := range vals {
+			if e.anyMatch(got) != e.negated {
+				return true
+			}
+		}
+		return false
+	case setForAll:
+		for _, got := range vals {
+			if e.anyMatch(got) == e.negated {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // match reports whether the request value got matches the policy value want under the

@@ -5,7 +5,10 @@
 package request
 
 import (
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/policy"
@@ -27,19 +30,84 @@ func Inputs(d *cloudtrail.Denial, w *world.World) policy.KMSInputs {
 	return in
 }
 
-// For is the request KMS authorized: the principal's session, via S3, with S3's
-// encryption context.
+// For is the request KMS authorized when S3 called it for the principal (a forward access
+// session): every condition key AWS documents for it, with its value when the event or the
+// world determines it, known absent when AWS documents it absent, and unknown otherwise, so
+// a condition that reads an unknown key is unknown, never false.
+//
+// What a forward access session carries, and why each key is what it is here:
+//   - kms:ViaService is S3's endpoint in the Region; kms:CallerAccount the principal's account;
+//     kms:EncryptionContext:<k> and kms:EncryptionContextKeys the request's encryption
+//     context, which CloudTrail logs whole (requestParameters.encryptionContext);
+//     kms:RequestAlias is present only when the request named the key by an alias; kms:KeySpec,
+//     kms:KeyUsage, kms:KeyOrigin, kms:MultiRegion and kms:ResourceAliases are properties of
+//     the key (DescribeKey, ListAliases): from the world, else unknown. The kms:Grant* keys
+//     are only in grant operations' requests. AWS KMS condition keys:
+//     https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html
+//   - aws:ViaAWSService is true on every forward access session; aws:PrincipalArn,
+//     aws:PrincipalAccount, aws:PrincipalType, aws:userid and aws:username describe the
+//     principal whose session S3 forwarded. Forward access sessions:
+//     https://docs.aws.amazon.com/IAM/latest/UserGuide/access_forward_access_sessions.html
+//   - aws:CalledVia, aws:CalledViaFirst and aws:CalledViaLast: the page above says a forward
+//     access session fills them with the calling service's principal, while the key's own
+//     entry lists the services that set it (S3 was not among them when checked): unknown.
+//   - aws:SourceIp is present with the original caller's address ("the original requester's
+//     IP address is preserved",
+//     https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_examples_aws_deny-ip.html),
+//     which the KMS record does not carry (sourceIPAddress is S3's): present, value unknown.
+//     Whether aws:SourceVpce, aws:SourceVpc and aws:VpcSourceIp reach S3's call to KMS is not
+//     documented: unknown. aws:SecureTransport, aws:UserAgent, aws:Referer, the session's
+//     MFA and token-issue keys, aws:SourceIdentity and the EC2 instance keys are session or
+//     connection attributes the record does not show: unknown.
+//   - aws:SourceArn, aws:SourceAccount, aws:SourceOrgID and aws:SourceOrgPaths are only in
+//     requests a service principal makes, aws:PrincipalServiceName(sList) only when the
+//     principal is a service, aws:RequestTag and aws:TagKeys only in requests that carry tags:
+//     absent. aws:PrincipalIsAWSService is false (the principal is not a service principal).
+//   - aws:PrincipalTag/<k>, aws:ResourceTag/<k>, aws:PrincipalOrgID, aws:PrincipalOrgPaths,
+//     aws:ResourceOrgID and aws:ResourceOrgPaths come from the world (tags, accounts), else
+//     unknown. aws:RequestedRegion is the Region of the call, aws:ResourceAccount the key's
+//     account, aws:CurrentTime and aws:EpochTime the event's time. AWS global condition
+//     context keys: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html
+//   - Any other aws: or kms: key is unknown (not modelled); other services' keys are never in
+//     a KMS request: absent.
 func For(d *cloudtrail.Denial, w *world.World, action string) policy.Request {
 	id := d.Identity
-	ctx := map[string]string{
-		"kms:ViaService":       ViaService(d),
-		"kms:CallerAccount":    id.Account,
-		"aws:PrincipalArn":     id.PrincipalARN,
-		"aws:PrincipalAccount": id.Account,
-		"aws:ViaAWSService":    "true",
+	b := builder{ctx: map[string]string{}, multi: map[string][]string{}, state: map[string]policy.KeyState{}}
+	b.set("kms:ViaService", ViaService(d))
+	b.set("kms:CallerAccount", id.Account)
+	b.set("aws:PrincipalArn", id.PrincipalARN)
+	b.set("aws:PrincipalAccount", id.Account)
+	b.set("aws:ViaAWSService", "true")
+	b.set("aws:PrincipalIsAWSService", "false")
+	b.set("aws:RequestedRegion", d.Region)
+	b.set("aws:ResourceAccount", d.KeyAccount)
+	b.principal(id)
+	b.eventTime(d.EventTime)
+	b.encryptionContext(d)
+	if alias := requestAlias(d.KeyRef); alias != "" {
+		b.set("kms:RequestAlias", alias)
 	}
-	if d.ContextARN != "" {
-		ctx["kms:EncryptionContext:aws:s3:arn"] = d.ContextARN
+	b.key(w.Key(d.KeyARN))
+	var tags map[string]string
+	if p := w.Principal(id.PrincipalARN); p != nil {
+		tags = p.Tags
+	}
+	b.tags("aws:PrincipalTag/", tags)
+	b.org("aws:PrincipalOrg", w.Account(id.Account))
+	b.org("aws:ResourceOrg", w.Account(d.KeyAccount))
+
+	for _, k := range []string{"aws:SourceIp"} {
+		b.state[strings.ToLower(k)] = policy.KeyUnknownValue
+	}
+	for _, k := range []string{"aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths",
+		"aws:PrincipalServiceName", "aws:PrincipalServiceNamesList", "aws:TagKeys", "aws:AssumedRoot",
+		"kms:GrantIsForAWSResource", "kms:GrantOperations", "kms:GranteePrincipal", "kms:RetiringPrincipal",
+		"kms:GrantConstraintType", "kms:BypassPolicyLockoutSafetyCheck", "kms:DataKeyPairSpec", "kms:MacAlgorithm",
+		"kms:SigningAlgorithm", "kms:MessageType", "kms:WrappingAlgorithm", "kms:WrappingKeySpec",
+		"kms:ExpirationModel", "kms:ValidTo", "kms:ReEncryptOnSameKey", "kms:PrimaryRegion", "kms:ReplicaRegion",
+		"kms:ScheduleKeyDeletionPendingWindowInDays", "kms:RotationPeriodInDays", "kms:KeyAgreementAlgorithm",
+		"kms:RequestAlias"} {
+		b.absent(k)
 	}
 	session := ""
 	if id.SessionARN != "" && id.SessionARN != id.PrincipalARN {
@@ -49,8 +117,190 @@ func For(d *cloudtrail.Denial, w *world.World, action string) policy.Request {
 		Action:   action,
 		Resource: d.KeyARN,
 		Caller:   policy.Caller{ARN: id.PrincipalARN, SessionARN: session, Account: id.Account},
-		Context:  ctx,
+		Context:  b.ctx,
+		Multi:    b.multi,
+		Unknown:  b.classify,
 	}
+}
+
+// builder collects a request's context: values, multivalued keys, and what is known of the
+// keys it does not list (by lower-case name; prefixes end in "/" or ":").
+type builder struct {
+	ctx      map[string]string
+	multi    map[string][]string
+	state    map[string]policy.KeyState
+	prefixes []prefixState
+}
+
+type prefixState struct {
+	prefix string // lower case
+	state  policy.KeyState
+}
+
+// set records a known value; an empty value (the event did not say) leaves the key unknown.
+// A request derived from this one without the key (a probe of a direct call) lacks it.
+func (b *builder) set(key, value string) {
+	if value == "" {
+		b.state[strings.ToLower(key)] = policy.KeyUnknown
+		return
+	}
+	b.ctx[key] = value
+	b.state[strings.ToLower(key)] = policy.KeyAbsent
+}
+
+func (b *builder) absent(key string) {
+	if _, ok := b.state[strings.ToLower(key)]; !ok {
+		b.state[strings.ToLower(key)] = policy.KeyAbsent
+	}
+}
+
+func (b *builder) unknown(key string) { b.state[strings.ToLower(key)] = policy.KeyUnknown }
+
+// classify is policy.Request.Unknown: what is known of a key the context does not list.
+func (b *builder) classify(key string) policy.KeyState {
+	k := strings.ToLower(key)
+	if st, ok := b.state[k]; ok {
+		return st
+	}
+	for _, p := range b.prefixes {
+		if strings.HasPrefix(k, p.prefix) {
+			return p.state
+		}
+	}
+	if strings.HasPrefix(k, "aws:") || strings.HasPrefix(k, "kms:") {
+		return policy.KeyUnknown // a key this catalogue does not model
+	}
+	return policy.KeyAbsent // other services' keys are not in a KMS request
+}
+
+// principal sets the keys that describe the principal whose session S3 forwarded.
+func (b *builder) principal(id cloudtrail.Identity) {
+	switch id.Kind {
+	case cloudtrail.KindUser:
+		b.set("aws:PrincipalType", "User")
+		b.set("aws:username", id.Name)
+		b.set("aws:userid", id.PrincipalID)
+	case cloudtrail.KindRole, cloudtrail.KindSSORole, cloudtrail.KindServiceLinkedRole:
+		b.set("aws:PrincipalType", "AssumedRole")
+		b.absent("aws:username") // roles have no user name
+		b.set("aws:userid", id.PrincipalID)
+		b.state["aws:tokenissuetime"] = policy.KeyUnknownValue // every session has one
+	case cloudtrail.KindFederatedUser:
+		b.set("aws:PrincipalType", "FederatedUser")
+		b.absent("aws:username")
+		b.set("aws:userid", id.PrincipalID)
+		b.state["aws:tokenissuetime"] = policy.KeyUnknownValue
+	default:
+		b.unknown("aws:PrincipalType")
+		b.unknown("aws:username")
+		b.unknown("aws:userid")
+	}
+}
+
+func (b *builder) eventTime(t string) {
+	at, err := time.Parse(time.RFC3339, t)
+	if err != nil {
+		b.unknown("aws:CurrentTime")
+		b.unknown("aws:EpochTime")
+		return
+	}
+	b.set("aws:CurrentTime", at.UTC().Format(time.RFC3339))
+	b.set("aws:EpochTime", strconv.FormatInt(at.Unix(), 10))
+}
+
+// encryptionContext sets kms:EncryptionContext:<k> for each pair the record logged and
+// kms:EncryptionContextKeys; without a logged context both are unknown.
+func (b *builder) encryptionContext(d *cloudtrail.Denial) {
+	ec := map[string]string{}
+	for k, v := range d.EncryptionContext {
+		ec[k] = v
+	}
+	if d.ContextARN != "" {
+		if _, ok := ec["aws:s3:arn"]; !ok && !hasS3ExpressARN(ec) {
+			ec["aws:s3:arn"] = d.ContextARN
+		}
+	}
+	if len(ec) == 0 {
+		b.prefixes = append(b.prefixes, prefixState{"kms:encryptioncontext:", policy.KeyUnknown})
+		b.unknown("kms:EncryptionContextKeys")
+		return
+	}
+	keys := make([]string, 0, len(ec))
+	for k, v := range ec {
+		b.ctx["kms:EncryptionContext:"+k] = v
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b.multi["kms:EncryptionContextKeys"] = keys
+	b.prefixes = append(b.prefixes, prefixState{"kms:encryptioncontext:", policy.KeyAbsent})
+}
+
+func hasS3ExpressARN(ec map[string]string) bool {
+	_, ok := ec["aws:s3express:arn"]
+	return ok
+}
+
+// key sets the keys that are properties of the KMS key, from what the world read.
+func (b *builder) key(k *world.Key) {
+	if k == nil {
+		k = &world.Key{}
+	}
+	b.set("kms:KeySpec", k.KeySpec)
+	b.set("kms:CustomerMasterKeySpec", k.KeySpec) // the deprecated name of kms:KeySpec
+	b.set("kms:KeyUsage", k.KeyUsage)
+	b.set("kms:CustomerMasterKeyUsage", k.KeyUsage)
+	b.set("kms:KeyOrigin", k.Origin)
+	if k.MultiRegion != nil {
+		b.set("kms:MultiRegion", strconv.FormatBool(*k.MultiRegion))
+	} else {
+		b.unknown("kms:MultiRegion")
+	}
+	if k.Aliases != nil {
+		b.multi["kms:ResourceAliases"] = slices.Clone(k.Aliases)
+	} else {
+		b.unknown("kms:ResourceAliases")
+	}
+	b.tags("aws:ResourceTag/", k.Tags)
+}
+
+// tags sets prefix+<tag key> for each tag; nil tags leave every such key unknown. Tag keys
+// in condition keys compare case-insensitively, as the context does.
+func (b *builder) tags(prefix string, tags map[string]string) {
+	if tags == nil {
+		b.prefixes = append(b.prefixes, prefixState{strings.ToLower(prefix), policy.KeyUnknown})
+		return
+	}
+	for k, v := range tags {
+		b.ctx[prefix+k] = v
+	}
+	b.prefixes = append(b.prefixes, prefixState{strings.ToLower(prefix), policy.KeyAbsent})
+}
+
+// org sets <prefix>ID and <prefix>Paths (aws:PrincipalOrgID, aws:PrincipalOrgPaths, ...)
+// from what the world knows of the account; an account known to be in no organization has
+// neither.
+func (b *builder) org(prefix string, a *world.Account) {
+	if a == nil || a.OrgID == "" {
+		b.unknown(prefix + "ID")
+	} else {
+		b.set(prefix+"ID", a.OrgID)
+	}
+	if a == nil || a.OrgPaths == nil {
+		b.unknown(prefix + "Paths")
+	} else {
+		b.multi[prefix+"Paths"] = slices.Clone(a.OrgPaths)
+	}
+}
+
+// requestAlias is the alias name a request used for the key ("alias/app-data"), or "".
+func requestAlias(ref string) string {
+	if i := strings.Index(ref, ":alias/"); i >= 0 {
+		return ref[i+1:]
+	}
+	if strings.HasPrefix(ref, "alias/") {
+		return ref
+	}
+	return ""
 }
 
 // ViaService is the kms:ViaService value of S3 in the request's Region.

@@ -33,19 +33,29 @@ type World struct {
 	Keys            map[string]*Key       `json:"keys,omitempty"`
 	MissingKeys     []string              `json:"missing_keys,omitempty"`
 	Principals      map[string]*Principal `json:"principals,omitempty"`
+	// Accounts is what is known of AWS accounts (their organization), by account id.
+	Accounts map[string]*Account `json:"accounts,omitempty"`
 	// Unreadable lists what a live lookup tried and could not read (added to the contract), so
 	// a finding can say what it did not know.
 	Unreadable []string `json:"unreadable,omitempty"`
 }
 
-// Key is what is known of one KMS key. Nil fields are unknown.
+// Key is what is known of one KMS key. Nil or empty fields are unknown; an empty list or
+// map (aliases, tags) means known to be empty.
 type Key struct {
-	Manager     string           `json:"manager,omitempty"`
-	State       string           `json:"state,omitempty"`
-	Aliases     []string         `json:"aliases,omitempty"`
-	Policy      *policy.Document `json:"policy,omitempty"`
-	Grants      []Grant          `json:"grants,omitempty"`
-	MultiRegion bool             `json:"multi_region,omitempty"`
+	Manager string           `json:"manager,omitempty"`
+	State   string           `json:"state,omitempty"`
+	Aliases []string         `json:"aliases,omitzero"` // kms:ResourceAliases
+	Policy  *policy.Document `json:"policy,omitempty"`
+	Grants  []Grant          `json:"grants,omitempty"`
+	// DescribeKey's KeySpec, KeyUsage and Origin (kms:KeySpec, kms:KeyUsage, kms:KeyOrigin)
+	// and MultiRegion (kms:MultiRegion; nil: unknown).
+	KeySpec     string `json:"key_spec,omitempty"`
+	KeyUsage    string `json:"key_usage,omitempty"`
+	Origin      string `json:"origin,omitempty"`
+	MultiRegion *bool  `json:"multi_region,omitempty"`
+	// Tags are the key's tags (aws:ResourceTag/<key>).
+	Tags map[string]string `json:"tags,omitzero"`
 	// GrantsKnown says Grants was read (an empty list then means no grants).
 	GrantsKnown bool `json:"grants_known,omitempty"`
 }
@@ -70,6 +80,20 @@ type GrantConstraints struct {
 type Principal struct {
 	Policies            []NamedPolicy    `json:"policies"`
 	PermissionsBoundary *policy.Document `json:"permissions_boundary,omitempty"`
+	// Tags are the role's or user's tags (aws:PrincipalTag/<key>); nil: unknown. A role
+	// session's own tags, which override them, are not in a KMS record: for a role they are
+	// the tags the session has unless it was given session tags.
+	Tags map[string]string `json:"tags,omitzero"`
+}
+
+// Account is what is known of one AWS account.
+type Account struct {
+	// OrgID is the id of its AWS Organizations organization (aws:PrincipalOrgID,
+	// aws:ResourceOrgID); "" unknown.
+	OrgID string `json:"org_id,omitempty"`
+	// OrgPaths are its organization paths ("o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/"), for
+	// aws:PrincipalOrgPaths; nil unknown.
+	OrgPaths []string `json:"org_paths,omitzero"`
 }
 
 // NamedPolicy is one identity policy (inline or attached).
@@ -112,6 +136,11 @@ func Parse(b []byte) (*World, error) {
 		}
 		if k.Grants != nil {
 			k.GrantsKnown = true
+		}
+	}
+	for id, a := range w.Accounts {
+		if a == nil {
+			return nil, fmt.Errorf("account %s: null", id)
 		}
 	}
 	for arn, p := range w.Principals {
@@ -159,6 +188,14 @@ func (w *World) Principal(arn string) *Principal {
 		return nil
 	}
 	return w.Principals[arn]
+}
+
+// Account returns what is known of an account, or nil.
+func (w *World) Account(id string) *Account {
+	if w == nil {
+		return nil
+	}
+	return w.Accounts[id]
 }
 
 // UnreadableList returns what live lookups could not read.
