@@ -560,7 +560,7 @@ func keyFacts(d *cloudtrail.Denial, w *world.World) *KeyFacts {
 		return f
 	}
 	if k := w.Key(d.KeyARN); k != nil {
-		f.State, f.Manager, f.MultiRegion, f.Aliases = k.State, k.Manager, k.MultiRegion, k.Aliases
+		f.State, f.Manager, f.MultiRegion, f.Aliases = k.State, k.Manager, k.MultiRegion != nil && *k.MultiRegion, k.Aliases
 	}
 	return f
 }
