@@ -449,31 +449,34 @@ func (r *run) decide(ctx context.Context, s Step, d *cloudtrail.Denial) (Step, e
 		r.refused(u)
 	}
 	s.Key = keyFacts(d, w)
-	if !refusedNow {
-		// Nothing shows the request refused: evaluate it, and report only what the policies deny.
-		switch v := allowedBy(d, w); v {
+	s.Verdict, s.Note, s.Report = judge(d, w, refusedNow)
+	return s, nil
+}
+
+// judge decides one request with the world. refused says AWS showed it refused (S3's answer
+// to the caller's own read, or KMS's CloudTrail record): the engine then explains that denial.
+// Otherwise the request is evaluated first, and only what the policies read refuse is
+// reported as a diagnosis; what an unread policy could decide stays undetermined, with the
+// engine's unverified proposal attached.
+func judge(d *cloudtrail.Denial, w *world.World, refused bool) (Verdict, string, *finding.Report) {
+	if !refused {
+		switch allowedBy(d, w) {
 		case Allowed:
-			s.Verdict = Allowed
-			s.Note = fmt.Sprintf("the key policy and the identity policies kmsfix read allow %s %s with this key", diagnose.Describe(d.Identity), d.Actions[0])
-			return s, nil
+			return Allowed, fmt.Sprintf("the key policy and the identity policies kmsfix read allow %s %s with this key", diagnose.Describe(d.Identity), d.Actions[0]), nil
 		case Undetermined:
-			s.Verdict = Undetermined
-			s.Note = "the policies kmsfix could read do not decide the request"
 			rep := engine.Explain(cloudtrail.Item{Denial: d}, w)
-			if rep.Diagnosis != finding.Undetermined {
-				s.Verdict = Diagnosed // the world shows a cause (key state, missing grant) after all
+			if rep.Diagnosis != finding.Undetermined && !rep.Diagnosis.PolicyFixable() {
+				// A fact, not a policy reading: the principal (root), the key's manager or state.
+				return Diagnosed, "", &rep
 			}
-			s.Report = &rep
-			return s, nil
+			return Undetermined, "the policies kmsfix could read do not decide the request; the proposal below is not verified", &rep
 		}
 	}
 	rep := engine.Explain(cloudtrail.Item{EventID: d.EventID, Denial: d}, w)
-	s.Report = &rep
-	s.Verdict = Diagnosed
 	if rep.Diagnosis == finding.Undetermined {
-		s.Verdict = Undetermined
+		return Undetermined, "", &rep
 	}
-	return s, nil
+	return Diagnosed, "", &rep
 }
 
 // allowedBy evaluates the request with the world: Allowed when the key is usable and both the
