@@ -5,7 +5,7 @@
 FUZZTIME       ?= 5m
 FUZZTIME_SHORT ?= 10s
 FUZZ_TARGETS   += ./internal/cloudtrail:FuzzParse ./internal/cloudtrail:FuzzParseMessage ./internal/cloudtrail:FuzzReadAll \
-                  ./internal/cloudtrail:FuzzMemberValue
+                  ./internal/cloudtrail:FuzzMemberValue ./internal/cloudtrail:FuzzReader
 
 # go test fuzzes one target of one package at a time: one command per entry, stopping at
 # the first failure.

@@ -23,7 +23,8 @@ type Limits struct {
 	MaxExpanded int64
 	// MaxRatio is the most a gzip input may expand relative to its compressed size, checked
 	// once RatioFloor bytes have been decompressed.
-	MaxRatio int64
+	MaxRatio   int64
+	RatioFloor int64
 }
 
 // Defaults of Limits.
@@ -38,7 +39,7 @@ const (
 	DefaultMaxDepth    = 512
 	DefaultMaxExpanded = 16 << 30
 	DefaultMaxRatio    = 200
-	RatioFloor         = 16 << 20
+	DefaultRatioFloor  = 16 << 20
 )
 
 func (l Limits) withDefaults() Limits {
@@ -53,6 +54,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxRatio <= 0 {
 		l.MaxRatio = DefaultMaxRatio
+	}
+	if l.RatioFloor <= 0 {
+		l.RatioFloor = DefaultRatioFloor
 	}
 	return l
 }
@@ -132,7 +136,7 @@ func (r *Reader) Next() (Item, error) {
 		case stTop:
 			if !ok {
 				if lx.rerr != nil && lx.rerr != io.EOF {
-					return r.fail(fmt.Errorf("%s: after value %d (byte %d): %w", r.source, r.values, lx.offset(), lx.rerr))
+					return r.fail(fmt.Errorf("%s: byte %d: %w", r.source, lx.offset(), lx.rerr))
 				}
 				if r.values == 0 {
 					return r.fail(fmt.Errorf("%s: no JSON value in input", r.source))
@@ -454,7 +458,7 @@ func (g *gzipGuard) Read(p []byte) (int, error) {
 	case g.out > g.lim.MaxExpanded:
 		n = max(0, n-int(g.out-g.lim.MaxExpanded)) // nothing past the limit is read
 		return n, fmt.Errorf("gzip: expands past %d bytes: %w", g.lim.MaxExpanded, ErrDecompressionLimit)
-	case g.out > RatioFloor && g.out > g.lim.MaxRatio*max(g.in.n, 1):
+	case g.out > g.lim.RatioFloor && g.out > g.lim.MaxRatio*max(g.in.n, 1):
 		return n, fmt.Errorf("gzip: %d bytes expand to more than %d (over %d times): %w", g.in.n, g.out, g.lim.MaxRatio, ErrDecompressionLimit)
 	case err != nil && err != io.EOF:
 		return n, fmt.Errorf("gzip: %w", err)

@@ -175,12 +175,12 @@ func TestReaderEncodings(t *testing.T) {
 }
 
 // TestReaderGzipGuard: a gzip input that expands too much is stopped with
-// ErrDecompressionLimit once RatioFloor bytes are out, and past MaxExpanded in any case.
+// ErrDecompressionLimit once DefaultRatioFloor bytes are out, and past MaxExpanded in any case.
 func TestReaderGzipGuard(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compresses 20 MiB")
 	}
-	spaces := gzipped(t, bytes.Repeat([]byte(" "), RatioFloor+4<<20))
+	spaces := gzipped(t, bytes.Repeat([]byte(" "), DefaultRatioFloor+4<<20))
 	_, errs := readEach(t, spaces, Limits{})
 	if len(errs) != 1 || !errors.Is(errs[0], ErrDecompressionLimit) || !strings.HasPrefix(errs[0].Error(), "f.json: ") {
 		t.Errorf("whitespace bomb: errors %v", errs)
