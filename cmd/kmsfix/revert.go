@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,8 +34,13 @@ func init() {
 func auditFlags(fs *flag.FlagSet) (table, region *string) {
 	table = fs.String("table", os.Getenv("KMSFIX_TABLE_NAME"), "the remediator's DynamoDB table (default $KMSFIX_TABLE_NAME)")
 	region = fs.String("region", "", "AWS Region of the table (default from the AWS configuration)")
+	fs.StringVar(&auditKey, "audit-key", os.Getenv("KMSFIX_AUDIT_KEY_ARN"),
+		"the HMAC KMS key that seals the audit records (default $KMSFIX_AUDIT_KEY_ARN); records are checked with it and never trusted without it")
 	return table, region
 }
+
+// auditKey is the --audit-key flag of the command being run.
+var auditKey string
 
 func runRevert(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("revert", flag.ContinueOnError)
@@ -42,7 +48,7 @@ func runRevert(args []string, stdout, stderr io.Writer) int {
 	table, region := auditFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kmsfix revert ID [--table T] [--region R]")
-		fmt.Fprintln(stderr, "Removes exactly what automatic change ID added (the inline policy, the key-policy statement by Sid, or the grant) and records it in the audit table.")
+		fmt.Fprintln(stderr, "Removes exactly what automatic change ID added (the inline policy, the key-policy statement by Sid, or the grant), only while it is what kmsfix wrote, and records it in the audit table; anything changed since is left and reported.")
 		fs.PrintDefaults()
 	}
 	// The id comes first in the documented command; flags may follow it.
@@ -116,8 +122,21 @@ func runApplied(args []string, stdout, stderr io.Writer) int {
 	if !*asJSON {
 		fmt.Fprintln(tw, "ID\tSTATUS\tLEVER\tTARGET\tNAME\tEXPIRES\tERROR")
 	}
+	ok := true
 	for _, id := range ids {
 		rec, err := a.Store.Get(ctx, id)
+		if errors.Is(err, apply.ErrTampered) {
+			// Listed, never trusted: a person must look at it.
+			ok = false
+			fmt.Fprintf(stderr, "kmsfix applied: %v\n", err)
+			if *asJSON {
+				b, _ := json.Marshal(map[string]any{"id": id, "status": "integrity-check-failed", "error": err.Error()})
+				fmt.Fprintln(stdout, string(b))
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", id, "integrity-check-failed", "not written by kmsfix, or changed since")
+			}
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "kmsfix applied: %v\n", err)
 			return 1
@@ -128,13 +147,17 @@ func runApplied(args []string, stdout, stderr io.Writer) int {
 		if *asJSON {
 			b, _ := json.Marshal(map[string]any{"id": rec.ID, "status": rec.Status, "lever": rec.Lever,
 				"account": rec.Account, "target": rec.Target, "name": rec.Name, "event_id": rec.EventID,
-				"applied_at": rec.AppliedAt, "expires_at": rec.ExpiresAt, "error": rec.Error})
+				"applied_at": rec.AppliedAt, "expires_at": rec.ExpiresAt, "error": rec.Error, "note": rec.Note})
 			fmt.Fprintln(stdout, string(b))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rec.ID, rec.Status, rec.Lever, rec.Target, rec.Name, rec.ExpiresAt, rec.Error)
+		why := rec.Error
+		if rec.Status == apply.StatusNeedsReview {
+			why = rec.Note
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rec.ID, rec.Status, rec.Lever, rec.Target, rec.Name, rec.ExpiresAt, why)
 	}
-	return boolExit(tw.Flush() == nil)
+	return boolExit(tw.Flush() == nil && ok)
 }
 
 func boolExit(ok bool) int {
@@ -156,11 +179,15 @@ func auditApplier(ctx context.Context, table, region string) (*apply.Applier, er
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}
 	kc := kms.NewFromConfig(cfg)
+	if auditKey == "" {
+		return nil, fmt.Errorf("no audit key: pass --audit-key or set KMSFIX_AUDIT_KEY_ARN (audit records are read only when their integrity code checks out)")
+	}
 	return &apply.Applier{
 		Settings: apply.Settings{Table: table, Region: cfg.Region},
-		Store:    &apply.Store{DB: dynamodb.NewFromConfig(cfg), Table: table, Retention: apply.DefaultRetention},
-		KMS:      kc,
-		Grants:   kc,
-		IAM:      iam.NewFromConfig(cfg),
+		Store: &apply.Store{DB: dynamodb.NewFromConfig(cfg), Table: table, Retention: apply.DefaultRetention,
+			Sealer: apply.KMSSealer{API: kc, KeyID: auditKey}},
+		KMS:    kc,
+		Grants: kc,
+		IAM:    iam.NewFromConfig(cfg),
 	}, nil
 }

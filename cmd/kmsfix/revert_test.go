@@ -10,7 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/kmsfix/kmsfix/internal/apply"
 	"github.com/kmsfix/kmsfix/internal/finding"
@@ -48,10 +50,17 @@ func TestRevertCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.CreateDynamoTable(t, db, table)
-	store := &apply.Store{DB: db, Table: table}
+	mk, err := kc.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: kmstypes.KeySpecHmac256, KeyUsage: kmstypes.KeyUsageTypeGenerateVerifyMac})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KMSFIX_AUDIT_KEY_ARN", aws.ToString(mk.KeyMetadata.Arn))
+	store := &apply.Store{DB: db, Table: table, Sealer: apply.KMSSealer{API: kc, KeyID: aws.ToString(mk.KeyMetadata.Arn)}}
 	now := time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)
+	stmt := `{"Sid":"` + sid + `","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/app"},"Action":["kms:Decrypt"],"Resource":"*"}`
+	patchJSON := `{"kind":"key-policy-statement","account":"` + account + `","target":"` + keyARN + `","name":"` + sid + `","statement":` + stmt + `}`
 	rec := &apply.Record{ID: "chg-0123456789abcdef", Status: apply.StatusApplied, Fingerprint: "fp", EventID: "ev-1", Owner: "ev-1",
-		Lever: finding.KindKeyPolicyStatement, Account: account, Region: region, Target: keyARN, Name: sid,
+		Lever: finding.KindKeyPolicyStatement, Account: account, Region: region, Target: keyARN, Name: sid, Patch: patchJSON,
 		Before: before, After: after, StartedAt: now.Format(time.RFC3339), AppliedAt: now.Format(time.RFC3339),
 		ExpiresAt: now.Add(24 * time.Hour).Format(time.RFC3339)}
 	if err := store.Put(ctx, rec, now); err != nil {
@@ -91,5 +100,38 @@ func TestRevertCommand(t *testing.T) {
 	}
 	if code, _, errs := cli("revert", rec.ID); code != 2 || !strings.Contains(errs, "KMSFIX_TABLE_NAME") {
 		t.Fatalf("no table: exit %d %s", code, errs)
+	}
+
+	// A record edited in the table (here: pointed at an administrator's statement) is never
+	// trusted: revert refuses it and touches nothing, applied lists it and exits 1.
+	if _, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &keyARN, PolicyName: aws.String("default"), Policy: &after}); err != nil {
+		t.Fatal(err)
+	}
+	rec2 := *rec
+	rec2.ID, rec2.Status, rec2.Version, rec2.EndedAt, rec2.Note = "chg-fedcba9876543210", apply.StatusApplied, 0, "", ""
+	if err := store.Put(ctx, &rec2, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(table), Key: map[string]ddbtypes.AttributeValue{
+			"pk": &ddbtypes.AttributeValueMemberS{Value: "apply#" + rec2.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "change"}},
+		UpdateExpression:          aws.String("SET #n = :n"),
+		ExpressionAttributeNames:  map[string]string{"#n": "name"},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":n": &ddbtypes.AttributeValueMemberS{Value: "Admin"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := cli("revert", rec2.ID, "--table", table); code != 1 || !strings.Contains(errs, "integrity check") {
+		t.Fatalf("revert of a tampered record: %d %s", code, errs)
+	}
+	if got, _ := kc.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: &keyARN, PolicyName: aws.String("default")}); aws.ToString(got.Policy) != after {
+		t.Fatalf("a tampered record changed the key policy:\n%s", aws.ToString(got.Policy))
+	}
+	if code, out, _ := cli("applied", "--table", table); code != 1 || !strings.Contains(out, rec2.ID) || !strings.Contains(out, "integrity-check-failed") {
+		t.Fatalf("applied with a tampered record: %d %s", code, out)
+	}
+	t.Setenv("KMSFIX_AUDIT_KEY_ARN", "")
+	if code, _, errs := cli("applied", "--table", table); code != 1 || !strings.Contains(errs, "--audit-key") {
+		t.Fatalf("without the audit key: %d %s", code, errs)
 	}
 }

@@ -90,11 +90,16 @@ func main() {
 	}
 	var applier *apply.Applier // nil outside apply mode: a nil *Applier must not go into h.Applier
 	if cfg.Mode == config.ModeApply {
+		store := &apply.Store{DB: ddb, Table: cfg.TableName}
+		if cfg.AuditKeyARN != "" {
+			store.Sealer = apply.KMSSealer{API: kmsClient, KeyID: cfg.AuditKeyARN}
+		}
 		applier = &apply.Applier{
 			Settings: apply.SettingsFrom(cfg, awsCfg.Region),
-			Store:    &apply.Store{DB: ddb, Table: cfg.TableName},
+			Store:    store,
 			KMS:      kmsClient, Grants: kmsClient, IAM: iamClient, Analyzer: analyzer,
-			Logger: log, // no Hold: notify.Notifier.Notify holds the finding back itself after announcing the change
+			Logger:  log, // no Hold: notify.Notifier.Notify holds the finding back itself after announcing the change
+			Metrics: os.Stdout,
 		}
 		h.Applier = applier
 	}

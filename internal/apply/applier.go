@@ -29,6 +29,12 @@ type Applier struct {
 	Analyzer AnalyzerAPI
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Alerter sends the message of a change that needs review (nil: the log line and the
+	// metric only); Metrics receives the EMF lines of the alerts (nil: none).
+	Alerter Alerter
+	Metrics io.Writer
+	// Sleep waits between re-reads of an eventually consistent answer (nil: a timer).
+	Sleep func(context.Context, time.Duration) error
 }
 
 func (a *Applier) log() *slog.Logger {
@@ -64,77 +70,196 @@ func block(r *finding.Report, why string) {
 // report (r.Applied). A refusal is not an error: it goes to r.AutoApplyBlocked so the
 // notification shows it. An error means retrying the event is safe and may succeed: the
 // pending audit record lets the retry complete or roll back what this attempt started.
+//
+// The steps: resume (a change this finding already has), choose (the first lever the checks
+// accept), dry run, commit. Stored records are evidence, never instructions: what is made is
+// always rebuilt from the current finding and checked again (guard, evaluator, Access
+// Analyzer); a record only says whether a change exists and who owns it, and is read only
+// when its integrity code checks out.
 func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) error {
 	if r == nil || r.Ignored != "" {
 		return nil
 	}
 	s := a.settings()
 	dec := Decide(s, r, w)
-	cands, refusal := dec.Candidates, dec.Refusal
 	if !s.Enabled || a.Store == nil {
+		refusal := dec.Refusal
 		if refusal == "" {
 			refusal = "no audit table configured"
 		}
 		block(r, refusal)
 		return nil
 	}
+	if a.Store.Sealer == nil && dec.Refusal == "" {
+		block(r, "no audit integrity key is configured (KMSFIX_AUDIT_KEY_ARN): a change could not be recorded so that only kmsfix can vouch for it")
+		return nil
+	}
 	fp := Fingerprint(r)
-	now := a.now()
-	lg := a.log().With("event_id", r.EventID, "fingerprint", fp)
-
-	ptr, err := a.Store.Pointer(ctx, fp)
+	reuseID, done, err := a.resume(ctx, r, dec, fp, s)
+	if err != nil || done {
+		return err
+	}
+	if dec.Refusal != "" {
+		a.log().Info("apply: refused", "event_id", r.EventID, "reason", dec.Refusal)
+		block(r, dec.Refusal)
+		return nil
+	}
+	prep, cand, why, err := a.choose(ctx, r, dec, nil)
 	if err != nil {
 		return err
 	}
-	reuseID := ""
-	if ptr != nil && !Closed(ptr.Status) {
-		rec, err := a.Store.Get(ctx, ptr.ID)
+	if prep == nil {
+		// Another event of this finding may have made the change while we read: then our own
+		// statement or policy is what the levers found, and that change is the answer.
+		if p, err := a.Store.Pointer(ctx, fp); err == nil && p != nil && !Closed(p.Status) && p.ID != reuseID {
+			if rec, err := a.Store.Get(ctx, p.ID); err == nil && rec != nil && rec.Fingerprint == fp && rec.Status == StatusApplied {
+				a.fillApplied(r, rec)
+				return nil
+			}
+			block(r, "another invocation is applying change "+p.ID+" for this finding")
+			return nil
+		}
+		a.log().Info("apply: refused", "event_id", r.EventID, "reason", why)
+		block(r, why)
+		return nil
+	}
+	if s.DryRun {
+		a.dryRun(r, prep, s)
+		return nil
+	}
+	return a.commit(ctx, r, fp, prep, cand, reuseID, s)
+}
+
+// resume deals with the change the finding already has, if any. done means the report says
+// what happened; otherwise reuseID is the id a crashed attempt claimed without recording.
+func (a *Applier) resume(ctx context.Context, r *finding.Report, dec Decision, fp string, s Settings) (reuseID string, done bool, err error) {
+	now := a.now()
+	lg := a.log().With("event_id", r.EventID, "fingerprint", fp)
+	ptr, err := a.Store.Pointer(ctx, fp)
+	if err != nil {
+		return "", false, err
+	}
+	if ptr == nil || Closed(ptr.Status) {
+		return "", false, nil
+	}
+	rec, err := a.Store.Get(ctx, ptr.ID)
+	switch {
+	case errors.Is(err, ErrTampered):
+		lg.Error("apply: the finding's audit record fails its integrity check; not acting on it", "id", ptr.ID, "error", err.Error())
+		block(r, "the audit record of change "+ptr.ID+" for this finding fails its integrity check (not written by kmsfix, or changed since); nothing is done on its word")
+		return "", true, nil
+	case err != nil:
+		return "", false, err
+	case rec != nil && rec.Fingerprint != fp:
+		lg.Error("apply: the finding's pointer names a change of another finding; not acting on it", "id", ptr.ID)
+		block(r, "the audit pointer of this finding names change "+ptr.ID+" of another finding; nothing is done on its word")
+		return "", true, nil
+	}
+	switch {
+	case rec == nil && ptr.Owner != r.EventID && now.Before(ptr.Claimed.Add(s.Lease)):
+		block(r, "another invocation is applying change "+ptr.ID+" for this finding")
+		return "", true, nil
+	case rec == nil:
+		// A crash between claiming the finding and writing the record: nothing changed.
+		return ptr.ID, false, nil
+	case rec.Status == StatusNeedsReview:
+		block(r, "change "+rec.ID+" of this finding could not be reverted exactly and needs a person ("+rec.Note+"); nothing more is applied until it is settled")
+		return "", true, nil
+	case rec.Status == StatusApplied && now.Before(rec.Expires()):
+		lg.Info("apply: already applied", "id", rec.ID)
+		a.fillApplied(r, rec)
+		return "", true, nil
+	case rec.Status == StatusApplied:
+		// Expired and not swept yet: revert it now, then make a fresh change.
+		out, err := a.revert(ctx, rec, StatusReverted, r.EventID)
+		if err != nil {
+			return "", false, err
+		}
+		if !Closed(out.Status) {
+			block(r, "the expired change "+rec.ID+" of this finding could not be reverted exactly: "+out.Note)
+			return "", true, nil
+		}
+		return "", false, nil
+	case rec.Status == StatusPending && (rec.Owner == r.EventID || !now.Before(rec.leaseEnd(s.Lease))):
+		return "", true, a.resumePending(ctx, r, dec, rec, s)
+	case rec.Status == StatusPending:
+		block(r, "another invocation is applying change "+rec.ID+" for this finding")
+		return "", true, nil
+	}
+	return "", false, nil
+}
+
+// resumePending completes an unfinished change only when the current finding calls for
+// exactly that change and it passes the checks again; otherwise it rolls it back.
+func (a *Applier) resumePending(ctx context.Context, r *finding.Report, dec Decision, rec *Record, s Settings) error {
+	lg := a.log().With("event_id", r.EventID, "id", rec.ID)
+	rollback := func(why string) error {
+		lg.Info("apply: rolling back an unfinished change", "reason", why)
+		out, err := a.revert(ctx, rec, StatusRolledBack, r.EventID)
+		if errors.Is(err, errLost) {
+			block(r, "another invocation is handling change "+rec.ID+" for this finding")
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		switch {
-		case rec == nil && ptr.Owner != r.EventID && now.Before(ptr.Claimed.Add(s.Lease)):
-			block(r, "another invocation is applying change "+ptr.ID+" for this finding")
-			return nil
-		case rec == nil:
-			// A crash between claiming the finding and writing the record: nothing changed.
-			reuseID = ptr.ID
-		case rec.Status == StatusApplied && now.Before(rec.Expires()):
-			lg.Info("apply: already applied", "id", rec.ID)
-			a.fillApplied(r, rec)
-			return nil
-		case rec.Status == StatusApplied:
-			// Expired and not swept yet: revert it now, then make a fresh change.
-			if _, err := a.revert(ctx, rec, StatusReverted); err != nil {
-				return err
-			}
-		case rec.Status == StatusPending && (rec.Owner == r.EventID || !now.Before(rec.Started().Add(s.Lease))):
-			if refusal != "" {
-				lg.Info("apply: rolling back an unfinished change the guard now refuses", "id", rec.ID, "reason", refusal)
-				if _, err := a.revert(ctx, rec, StatusRolledBack); err != nil {
-					return err
-				}
-				block(r, refusal)
-				return nil
-			}
-			lg.Info("apply: completing an unfinished change", "id", rec.ID)
-			return a.finish(ctx, r, rec, s)
-		case rec.Status == StatusPending:
-			block(r, "another invocation is applying change "+rec.ID+" for this finding")
-			return nil
+		if !Closed(out.Status) {
+			why += "; and its rollback could not be proven exact: " + out.Note
 		}
-	}
-	if refusal != "" {
-		lg.Info("apply: refused", "reason", refusal)
-		block(r, refusal)
+		block(r, why)
 		return nil
 	}
+	if dec.Refusal != "" {
+		return rollback(dec.Refusal)
+	}
+	cand, ok := matching(dec.Candidates, rec)
+	if !ok {
+		return rollback("the unfinished change " + rec.ID + " is not what the current finding calls for; rolled back")
+	}
+	prep, _, why, err := a.choose(ctx, r, Decision{Candidates: []Candidate{cand}}, rec)
+	if err != nil {
+		return err
+	}
+	if prep == nil {
+		return rollback("the unfinished change " + rec.ID + " no longer passes its checks: " + why)
+	}
+	if err := a.take(ctx, rec, r.EventID, s); err != nil {
+		if errors.Is(err, errLost) {
+			block(r, "another invocation is handling change "+rec.ID+" for this finding")
+			return nil
+		}
+		return err
+	}
+	lg.Info("apply: completing an unfinished change")
+	return a.finish(ctx, r, rec, cand, s)
+}
 
-	var prep *prepared
-	var cand Candidate
-	var whys []string
+// matching is the current candidate that is exactly the recorded change.
+func matching(cands []Candidate, rec *Record) (Candidate, bool) {
 	for _, c := range cands {
-		p, why, err := a.prepare(ctx, c, r)
+		pj, err := json.Marshal(c.Patch)
+		if err == nil && c.Lever == rec.Lever && c.Patch.Target == rec.Target && c.Patch.Name == rec.Name && string(pj) == rec.Patch {
+			return c, true
+		}
+	}
+	return Candidate{}, false
+}
+
+// take makes owner the holder of the change for a lease; errLost when another invocation
+// wrote the record since it was read.
+func (a *Applier) take(ctx context.Context, rec *Record, owner string, s Settings) error {
+	now := a.now()
+	rec.Owner, rec.LeaseUntil = owner, now.Add(s.Lease).Format(time.RFC3339Nano)
+	return a.Store.Put(ctx, rec, now)
+}
+
+// choose returns the first candidate whose change passes the checks (Access Analyzer,
+// quotas, nothing of the same name already there), with the reasons the others failed.
+// resuming is the unfinished change being completed: its own artefact may already exist.
+func (a *Applier) choose(ctx context.Context, r *finding.Report, dec Decision, resuming *Record) (*prepared, Candidate, string, error) {
+	var whys []string
+	for _, c := range dec.Candidates {
+		p, why, err := a.prepare(ctx, c, r, resuming != nil)
 		if err != nil {
 			why = "could not check it: " + err.Error()
 		}
@@ -142,25 +267,28 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) 
 			whys = append(whys, c.Lever+": "+why)
 			continue
 		}
-		prep, cand = p, c
-		break
+		return p, c, "", nil
 	}
-	if prep == nil {
-		// Another event of this finding may have made the change while we read: then our own
-		// statement or policy is what the levers found, and that change is the answer.
-		if p, err := a.Store.Pointer(ctx, fp); err == nil && p != nil && !Closed(p.Status) && p.ID != reuseID {
-			if rec, err := a.Store.Get(ctx, p.ID); err == nil && rec != nil && rec.Status == StatusApplied {
-				a.fillApplied(r, rec)
-				return nil
-			}
-			block(r, "another invocation is applying change "+p.ID+" for this finding")
-			return nil
-		}
-		why := strings.Join(append(whys, dec.Skipped...), "; ")
-		lg.Info("apply: refused", "reason", why)
-		block(r, why)
-		return nil
+	return nil, Candidate{}, strings.Join(append(whys, dec.Skipped...), "; "), nil
+}
+
+// dryRun puts on the report what the change would be, and logs the exact calls.
+func (a *Applier) dryRun(r *finding.Report, prep *prepared, s Settings) {
+	now := a.now()
+	for _, c := range prep.calls {
+		a.log().Info("apply: dry run, not calling", "event_id", r.EventID, "call", c)
 	}
+	r.AutoApply, r.AutoApplyBlocked = true, ""
+	r.Applied = &finding.Applied{
+		Lever: prep.cand.Lever, Account: prep.cand.Patch.Account, Target: prep.cand.Patch.Target, Name: prep.cand.Patch.Name,
+		AppliedAt: now.Format(time.RFC3339), ExpiresAt: now.Add(s.Expiry).Format(time.RFC3339),
+		DryRun: true, Calls: prep.calls,
+	}
+}
+
+// commit claims the finding, writes the pending record, and makes the change.
+func (a *Applier) commit(ctx context.Context, r *finding.Report, fp string, prep *prepared, cand Candidate, reuseID string, s Settings) error {
+	now := a.now()
 	rec := prep.rec
 	rec.Lever, rec.Account, rec.Target, rec.Name = cand.Lever, cand.Patch.Account, cand.Patch.Target, cand.Patch.Name
 	if cand.Lever != finding.KindIdentityPolicy {
@@ -171,20 +299,6 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) 
 		return fmt.Errorf("apply: encode patch: %w", err)
 	}
 	rec.Patch = string(pj)
-
-	if s.DryRun {
-		for _, c := range prep.calls {
-			lg.Info("apply: dry run, not calling", "call", c)
-		}
-		r.AutoApply, r.AutoApplyBlocked = true, ""
-		r.Applied = &finding.Applied{
-			Lever: rec.Lever, Account: rec.Account, Target: rec.Target, Name: rec.Name,
-			AppliedAt: now.Format(time.RFC3339), ExpiresAt: now.Add(s.Expiry).Format(time.RFC3339),
-			DryRun: true, Calls: prep.calls,
-		}
-		return nil
-	}
-
 	rec.ID = reuseID
 	if rec.ID == "" {
 		rec.ID = changeID(fp, r.EventID, now)
@@ -198,48 +312,63 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) 
 	rep, _ := json.Marshal(r)
 	rec.Status, rec.Fingerprint, rec.EventID, rec.Owner = StatusPending, fp, r.EventID, r.EventID
 	rec.StartedAt, rec.Finding = now.Format(time.RFC3339), string(rep)
+	rec.LeaseUntil = now.Add(s.Lease).Format(time.RFC3339Nano)
 	// The audit record comes first, so a crash after the change leaves a record to recover.
-	if err := a.Store.Put(ctx, &rec, now); err != nil {
+	if err := a.Store.Put(ctx, &rec, now); errors.Is(err, errLost) {
+		block(r, "another invocation is applying change "+rec.ID+" for this finding")
+		return nil
+	} else if err != nil {
 		return err
 	}
-	return a.finish(ctx, r, &rec, s)
+	return a.finish(ctx, r, &rec, cand, s)
 }
 
 // prepare reads what the lever changes and checks the result (Access Analyzer, quotas).
-func (a *Applier) prepare(ctx context.Context, c Candidate, r *finding.Report) (*prepared, string, error) {
+func (a *Applier) prepare(ctx context.Context, c Candidate, r *finding.Report, resuming bool) (*prepared, string, error) {
+	if why := ownedArtefact(c.Lever, c.Patch, a.settings().Account); why != "" {
+		return nil, why, nil
+	}
+	var p *prepared
+	var why string
+	var err error
 	switch c.Lever {
 	case finding.KindIdentityPolicy:
-		return a.prepareInline(ctx, c)
+		p, why, err = a.prepareInline(ctx, c, resuming)
 	case finding.KindKeyPolicyStatement:
 		if a.KMS == nil {
 			return nil, "no KMS client", nil
 		}
-		return a.prepareKeyPolicy(ctx, c, regionOf(c.Patch.Target))
+		p, why, err = a.prepareKeyPolicy(ctx, c, regionOf(c.Patch.Target), resuming)
 	case finding.KindGrant:
-		return a.prepareGrant(c)
+		p, why, err = a.prepareGrant(c)
+	default:
+		return nil, "unknown lever " + c.Lever, nil
 	}
-	return nil, "unknown lever " + c.Lever, nil
+	if p != nil {
+		p.cand = c
+	}
+	return p, why, err
 }
 
 // finish makes the change recorded as pending (idempotently), verifies it by re-reading, and
 // marks it applied; a change that fails is rolled back.
-func (a *Applier) finish(ctx context.Context, r *finding.Report, rec *Record, s Settings) error {
+func (a *Applier) finish(ctx context.Context, r *finding.Report, rec *Record, c Candidate, s Settings) error {
 	lg := a.log().With("event_id", r.EventID, "id", rec.ID, "lever", rec.Lever, "target", rec.Target)
 	var err error
 	switch rec.Lever {
 	case finding.KindIdentityPolicy:
-		err = a.applyInline(ctx, rec)
+		err = a.applyInline(ctx, rec, c.Patch)
 	case finding.KindKeyPolicyStatement:
-		err = a.applyKeyPolicy(ctx, rec)
+		err = a.applyKeyPolicy(ctx, rec, c.Patch)
 	case finding.KindGrant:
-		err = a.applyGrant(ctx, rec)
+		err = a.applyGrant(ctx, rec, c.Patch)
 	default:
 		err = fmt.Errorf("unknown lever %q", rec.Lever)
 	}
 	if err != nil {
 		lg.Error("apply: change failed, rolling back", "error", err.Error())
 		rec.Error = "apply: " + err.Error()
-		if _, rerr := a.revert(ctx, rec, StatusRolledBack); rerr != nil {
+		if _, rerr := a.revert(ctx, rec, StatusRolledBack, rec.Owner); rerr != nil {
 			// Left pending: the next retry or the sweeper rolls it back.
 			return fmt.Errorf("apply %s failed (%v) and its rollback failed: %w", rec.ID, err, rerr)
 		}
@@ -247,7 +376,7 @@ func (a *Applier) finish(ctx context.Context, r *finding.Report, rec *Record, s 
 		return nil
 	}
 	now := a.now()
-	rec.Status, rec.Error = StatusApplied, ""
+	rec.Status, rec.Error, rec.LeaseUntil = StatusApplied, "", ""
 	rec.AppliedAt, rec.ExpiresAt = now.Format(time.RFC3339), now.Add(s.Expiry).Format(time.RFC3339)
 	if err := a.Store.Put(ctx, rec, now); err != nil {
 		return err // the retry finds the pending record and completes it
@@ -271,7 +400,8 @@ func (a *Applier) fillApplied(r *finding.Report, rec *Record) {
 	}
 }
 
-// Revert removes a change now (`kmsfix revert ID`). Reverting a closed change does nothing.
+// Revert removes a change now (`kmsfix revert ID`). Reverting a closed change does nothing;
+// a change that needs review is tried again.
 func (a *Applier) Revert(ctx context.Context, id string) (*Record, error) {
 	rec, err := a.Store.Get(ctx, id)
 	if err != nil {
@@ -284,29 +414,44 @@ func (a *Applier) Revert(ctx context.Context, id string) (*Record, error) {
 	if rec.Status == StatusPending {
 		status = StatusRolledBack
 	}
-	return a.revert(ctx, rec, status)
+	return a.revert(ctx, rec, status, "kmsfix-revert")
 }
 
-// revert removes exactly what the change added and records the outcome; a failure is
-// recorded on the change (and retried by the next sweep).
-func (a *Applier) revert(ctx context.Context, rec *Record, final string) (*Record, error) {
+// revert takes the change (a conditional write: one owner at a time), removes exactly what
+// it added, and records the outcome. What it removes must be a kmsfix-named artefact whose
+// current content is what kmsfix wrote; anything changed since is left in place and the
+// change becomes StatusNeedsReview (metric, message, still listed). A failure is recorded on
+// the change and retried by the next sweep.
+func (a *Applier) revert(ctx context.Context, rec *Record, final, owner string) (*Record, error) {
 	if Closed(rec.Status) {
 		return rec, nil
 	}
+	s := a.settings()
+	now := a.now()
+	if rec.Owner != owner && now.Before(rec.leaseEnd(s.Lease)) && rec.LeaseUntil != "" {
+		return rec, fmt.Errorf("%w: change %s is held by %s until %s", errLost, rec.ID, rec.Owner, rec.LeaseUntil)
+	}
+	if err := a.take(ctx, rec, owner, s); err != nil {
+		return rec, err
+	}
 	var note string
 	var err error
-	switch rec.Lever {
-	case finding.KindIdentityPolicy:
-		note, err = a.revertInline(ctx, rec)
-	case finding.KindKeyPolicyStatement:
-		note, err = a.revertKeyPolicy(ctx, rec)
-	case finding.KindGrant:
-		note, err = a.revertGrant(ctx, rec)
-	default:
-		err = fmt.Errorf("unknown lever %q", rec.Lever)
+	exact := true
+	if why := a.ownedRecord(rec); why != "" {
+		note, exact = "not reverted: "+why, false
+	} else {
+		switch rec.Lever {
+		case finding.KindIdentityPolicy:
+			note, exact, err = a.revertInline(ctx, rec)
+		case finding.KindKeyPolicyStatement:
+			note, exact, err = a.revertKeyPolicy(ctx, rec)
+		case finding.KindGrant:
+			note, exact, err = a.revertGrant(ctx, rec)
+		}
 	}
-	now := a.now()
+	now = a.now()
 	rec.Attempts++
+	rec.LeaseUntil = ""
 	if err != nil {
 		rec.Error = "revert: " + err.Error()
 		if perr := a.Store.Put(ctx, rec, now); perr != nil {
@@ -314,7 +459,13 @@ func (a *Applier) revert(ctx context.Context, rec *Record, final string) (*Recor
 		}
 		return rec, fmt.Errorf("revert %s: %w", rec.ID, err)
 	}
-	rec.Status, rec.Note, rec.EndedAt = final, note, now.Format(time.RFC3339)
+	if !exact {
+		final = StatusNeedsReview
+	}
+	rec.Status, rec.Note = final, note
+	if Closed(final) {
+		rec.EndedAt = now.Format(time.RFC3339)
+	}
 	if final == StatusReverted {
 		rec.Error = ""
 	}
@@ -324,13 +475,21 @@ func (a *Applier) revert(ctx context.Context, rec *Record, final string) (*Recor
 	if err := a.Store.SetPointer(ctx, rec.Fingerprint, rec.ID, rec.Owner, final); err != nil {
 		return rec, err
 	}
+	if !exact {
+		a.log().Error("apply: revert not exact", "alert", AlertRevertNotExact, "id", rec.ID, "lever", rec.Lever,
+			"target", rec.Target, "name", rec.Name, "note", note)
+		a.alert(ctx, rec)
+		return rec, nil
+	}
 	a.log().Info("apply: reverted", "id", rec.ID, "status", final, "note", note)
 	return rec, nil
 }
 
-// SweepResult says what a sweep did.
+// SweepResult says what a sweep did. NeedsReview counts the changes a person must settle
+// (their metric keeps the alarm on until then); Tampered counts records whose integrity
+// check failed (never acted on).
 type SweepResult struct {
-	Reverted, RolledBack, Failed, Cleaned int
+	Reverted, RolledBack, Failed, Cleaned, NeedsReview, Tampered int
 }
 
 // Sweep reverts every applied change past its expiry and rolls back every pending change
@@ -344,9 +503,28 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 		return res, err
 	}
 	var errs []error
+	count := func(rec *Record, err error, ok *int) {
+		switch {
+		case errors.Is(err, errLost):
+			// Another invocation holds the change: it is theirs this time.
+		case err != nil:
+			res.Failed++
+			errs = append(errs, err)
+		case rec.Status == StatusNeedsReview:
+			res.NeedsReview++
+		default:
+			*ok++
+		}
+	}
 	for _, id := range ids {
 		rec, err := a.Store.Get(ctx, id)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrTampered):
+			// Never acted on, never deleted: the index entry stays so the alarm stays on.
+			res.Tampered++
+			a.log().Error("apply: sweep skips a record that fails its integrity check", "alert", AlertTampered, "id", id, "error", err.Error())
+			continue
+		case err != nil:
 			errs = append(errs, err)
 			continue
 		}
@@ -358,22 +536,17 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 			} else {
 				res.Cleaned++
 			}
+		case rec.Status == StatusNeedsReview:
+			res.NeedsReview++
 		case rec.Status == StatusApplied && !now.Before(rec.Expires()):
-			if _, err := a.revert(ctx, rec, StatusReverted); err != nil {
-				res.Failed++
-				errs = append(errs, err)
-			} else {
-				res.Reverted++
-			}
-		case rec.Status == StatusPending && !now.Before(rec.Started().Add(s.Lease)):
-			if _, err := a.revert(ctx, rec, StatusRolledBack); err != nil {
-				res.Failed++
-				errs = append(errs, err)
-			} else {
-				res.RolledBack++
-			}
+			out, err := a.revert(ctx, rec, StatusReverted, "sweeper")
+			count(out, err, &res.Reverted)
+		case rec.Status == StatusPending && !now.Before(rec.leaseEnd(s.Lease)):
+			out, err := a.revert(ctx, rec, StatusRolledBack, "sweeper")
+			count(out, err, &res.RolledBack)
 		}
 	}
+	a.sweepMetrics(res)
 	return res, errors.Join(errs...)
 }
 
@@ -406,7 +579,7 @@ func WithSweeper[T any](a *Applier, next func(context.Context, json.RawMessage) 
 		}
 		res, err := a.Sweep(ctx, a.now())
 		lg := a.log().With("outcome", "sweep", "reverted", res.Reverted, "rolled_back", res.RolledBack,
-			"failed", res.Failed, "cleaned", res.Cleaned)
+			"failed", res.Failed, "cleaned", res.Cleaned, "needs_review", res.NeedsReview, "tampered", res.Tampered)
 		if err != nil {
 			lg.Error("apply: sweep", "error", err.Error())
 			return res, err

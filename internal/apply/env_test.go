@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/policy"
@@ -62,6 +63,7 @@ type env struct {
 	key    string
 	before string // the key policy as GetKeyPolicy returned it at the start
 	table  string
+	sealer KMSSealer
 }
 
 var tableSeq atomic.Int64
@@ -91,20 +93,34 @@ func newEnv(t testing.TB, keyPolicyText string) *env {
 	iamClient := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(e.iam.URL), Credentials: creds, Retryer: aws.NopRetryer{}})
 	aaClient := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(e.aa.URL), Credentials: creds, Retryer: aws.NopRetryer{}})
 
+	e.sealer = newSealer(t, e.kms)
 	e.a = &Applier{
 		Settings: Settings{
 			Enabled: true, SandboxAccounts: []string{sandbox}, Diagnoses: config.DefaultApplyDiagnoses,
 			Expiry: 24 * time.Hour, Account: sandbox, RemediatorRoleARN: remARN, Table: e.table, Region: region,
 		},
-		Store:    &Store{DB: e.db, Table: e.table, Retention: DefaultRetention},
+		Store:    &Store{DB: e.db, Table: e.table, Retention: DefaultRetention, Sealer: e.sealer},
 		KMS:      e.kms,
 		Grants:   kmsClient(e.grants.URL),
 		IAM:      iamClient,
 		Analyzer: aaClient,
 		Logger:   slog.New(slog.NewTextHandler(e.logs, nil)),
 		Now:      e.clock.Now,
+		Sleep:    func(context.Context, time.Duration) error { return nil },
 	}
 	return e
+}
+
+// newSealer makes the test its own HMAC key in local-kms (GenerateMac/VerifyMac are real).
+func newSealer(t testing.TB, kc *kms.Client) KMSSealer {
+	t.Helper()
+	out, err := kc.CreateKey(context.Background(), &kms.CreateKeyInput{
+		KeySpec: kmstypes.KeySpecHmac256, KeyUsage: kmstypes.KeyUsageTypeGenerateVerifyMac,
+	})
+	if err != nil {
+		t.Fatalf("CreateKey HMAC_256: %v", err)
+	}
+	return KMSSealer{API: kc, KeyID: aws.ToString(out.KeyMetadata.Arn)}
 }
 
 func (e *env) keyPolicy() string {

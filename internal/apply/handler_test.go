@@ -142,7 +142,7 @@ func runSample(t *testing.T, dir, sampleKey, region, kmsURL, dynURL string) *sam
 	a := &apply.Applier{
 		Settings: apply.SettingsFrom(cfg, "us-east-1"),
 		IAM:      iamClient,
-		Store:    &apply.Store{DB: db, Table: table, Retention: apply.DefaultRetention},
+		Store:    &apply.Store{DB: db, Table: table, Retention: apply.DefaultRetention, Sealer: apply.TestSealer(t, kc)},
 		KMS:      kc, Grants: kc, Analyzer: aaClient,
 		Now: func() time.Time { return now },
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -60,6 +61,7 @@ var errConcurrent = errors.New("the key policy changed while it was being writte
 type prepared struct {
 	rec   Record
 	calls []string
+	cand  Candidate
 }
 
 // call renders one API call exactly as it would be made: operation and input.
@@ -212,7 +214,7 @@ func putKeyPolicyInput(keyARN, text string) *kms.PutKeyPolicyInput {
 	}
 }
 
-func (a *Applier) prepareKeyPolicy(ctx context.Context, c Candidate, region string) (*prepared, string, error) {
+func (a *Applier) prepareKeyPolicy(ctx context.Context, c Candidate, region string, resuming bool) (*prepared, string, error) {
 	st := c.Patch.Statement
 	if st == nil {
 		return nil, "the patch has no statement", nil
@@ -221,8 +223,15 @@ func (a *Applier) prepareKeyPolicy(ctx context.Context, c Candidate, region stri
 	if err != nil {
 		return nil, "", err
 	}
-	if _, ok := doc.StatementBySid(st.Sid); ok {
-		return nil, "the key policy already has a statement " + st.Sid + " that no active automatic change made; not touching it", nil
+	if have, ok := doc.StatementBySid(st.Sid); ok {
+		if !resuming {
+			return nil, "the key policy already has a statement " + st.Sid + " that no active automatic change made; not touching it", nil
+		}
+		if !sameStatement(have, *st) {
+			return nil, "the key policy has a different statement " + st.Sid + "; not touching it", nil
+		}
+		// Our unfinished change's own statement: check the policy as it would be with it once.
+		doc = without(doc, st.Sid)
 	}
 	after, err := marshalPolicy(doc.With(*st))
 	if err != nil {
@@ -243,27 +252,46 @@ func (a *Applier) prepareKeyPolicy(ctx context.Context, c Candidate, region stri
 	}, "", nil
 }
 
-// applyKeyPolicy reads, appends our statement, writes, re-reads and compares; when the
-// re-read shows someone else's change, it does it all once more. Existing statements are
-// never edited or dropped, and the lockout safety check is never bypassed.
-func (a *Applier) applyKeyPolicy(ctx context.Context, rec *Record) error {
-	p, err := decodePatch(rec)
-	if err != nil {
-		return err
+// sameStatement compares two statements as JSON, formatting aside.
+func sameStatement(a, b policy.Statement) bool {
+	x, err1 := marshal(a)
+	y, err2 := marshal(b)
+	return err1 == nil && err2 == nil && sameJSON(x, y)
+}
+
+// without is the document minus the statement with this Sid.
+func without(doc *policy.Document, sid string) *policy.Document {
+	rest := &policy.Document{Version: doc.Version, ID: doc.ID}
+	for _, s := range doc.Statement {
+		if s.Sid != sid {
+			rest.Statement = append(rest.Statement, s)
+		}
 	}
+	return rest
+}
+
+// writeAttempts bounds the read-merge-write rounds of a key-policy write under concurrent edits.
+const writeAttempts = 3
+
+// applyKeyPolicy reads, appends our statement, reads again right before writing (a policy
+// changed since the first read is merged again, never overwritten), writes, re-reads and
+// compares; when the re-read shows someone else's change, it does it all again. KMS has no
+// conditional PutKeyPolicy, so an edit landing between the last read and the write can still
+// be lost; the window is one round trip, and the re-read after the write reports it as
+// errConcurrent (rolled back). Existing statements are never edited or dropped, and the
+// lockout safety check is never bypassed.
+func (a *Applier) applyKeyPolicy(ctx context.Context, rec *Record, p finding.Patch) error {
 	if p.Statement == nil {
 		return fmt.Errorf("change %s: no statement", rec.ID)
 	}
 	st := *p.Statement
-	want, _ := marshal(st)
-	for range 2 {
+	for range writeAttempts {
 		cur, doc, err := a.getKeyPolicy(ctx, rec.Target, rec.Region)
 		if err != nil {
 			return err
 		}
 		if have, ok := doc.StatementBySid(st.Sid); ok {
-			got, _ := marshal(have)
-			if !sameJSON(got, want) {
+			if !sameStatement(have, st) {
 				return fmt.Errorf("the key policy has a different statement %s", st.Sid)
 			}
 			rec.After = cur // already there (a retry): nothing to write
@@ -275,6 +303,12 @@ func (a *Applier) applyKeyPolicy(ctx context.Context, rec *Record) error {
 		}
 		if len(text) > MaxKeyPolicyBytes {
 			return fmt.Errorf("the key policy would be %d bytes, over %d", len(text), MaxKeyPolicyBytes)
+		}
+		if again, _, err := a.getKeyPolicy(ctx, rec.Target, rec.Region); err != nil {
+			return err
+		} else if again != cur {
+			a.log().Warn("apply: key policy changed since it was read, merging again", "id", rec.ID, "key", rec.Target)
+			continue
 		}
 		rec.Before = cur
 		if _, err := a.KMS.PutKeyPolicy(ctx, putKeyPolicyInput(rec.Target, text), regionOpt(rec.Region)); err != nil {
@@ -288,57 +322,60 @@ func (a *Applier) applyKeyPolicy(ctx context.Context, rec *Record) error {
 			rec.After = re
 			return nil
 		}
-		a.log().Warn("apply: key policy changed during write, retrying once", "id", rec.ID, "key", rec.Target)
+		a.log().Warn("apply: key policy changed during write, retrying", "id", rec.ID, "key", rec.Target)
 	}
 	return errConcurrent
 }
 
-// revertKeyPolicy removes exactly our statement. When nothing else changed meanwhile, it
-// writes back the policy exactly as GetKeyPolicy returned it before the change.
-func (a *Applier) revertKeyPolicy(ctx context.Context, rec *Record) (string, error) {
+// revertKeyPolicy removes exactly our statement, and only while it is exactly what kmsfix
+// wrote (exact=false otherwise: it is left in place). It reads again right before writing and
+// merges from the newer policy when it changed, so an edit made meanwhile (an administrator's
+// Deny) survives. When nothing else changed, it writes back the policy exactly as
+// GetKeyPolicy returned it before the change.
+func (a *Applier) revertKeyPolicy(ctx context.Context, rec *Record) (string, bool, error) {
 	sid := rec.Name
-	ours := ""
-	if p, err := decodePatch(rec); err == nil && p.Statement != nil {
-		ours, _ = marshal(*p.Statement)
+	p, err := decodePatch(rec)
+	if err != nil || p.Statement == nil {
+		return "not reverted: the record carries no statement", false, nil
 	}
-	for range 2 {
+	for range writeAttempts {
 		cur, doc, err := a.getKeyPolicy(ctx, rec.Target, rec.Region)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		have, ok := doc.StatementBySid(sid)
 		if !ok {
-			return revertNote(cur, rec.Before, "statement "+sid+" was already gone"), nil
+			return revertNote(cur, rec.Before, "statement "+sid+" was already gone"), true, nil
 		}
 		// Someone rewrote the statement since: it is theirs now, and we never drop theirs.
-		if text, _ := marshal(have); ours != "" && !sameJSON(text, ours) {
-			return "statement " + sid + " was changed by someone else since the change; left in place", nil
+		if !sameStatement(have, *p.Statement) {
+			return "statement " + sid + " was changed by someone else since kmsfix wrote it; left in place", false, nil
 		}
-		rest := &policy.Document{Version: doc.Version, ID: doc.ID}
-		for _, s := range doc.Statement {
-			if s.Sid != sid {
-				rest.Statement = append(rest.Statement, s)
-			}
-		}
-		text, err := marshalPolicy(rest)
+		text, err := marshalPolicy(without(doc, sid))
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if rec.Before != "" && sameJSON(text, rec.Before) {
 			text = rec.Before
 		}
+		if again, _, err := a.getKeyPolicy(ctx, rec.Target, rec.Region); err != nil {
+			return "", false, err
+		} else if again != cur {
+			a.log().Warn("apply: key policy changed since it was read, merging again", "id", rec.ID, "key", rec.Target)
+			continue
+		}
 		if _, err := a.KMS.PutKeyPolicy(ctx, putKeyPolicyInput(rec.Target, text), regionOpt(rec.Region)); err != nil {
-			return "", fmt.Errorf("PutKeyPolicy %s: %w", rec.Target, err)
+			return "", false, fmt.Errorf("PutKeyPolicy %s: %w", rec.Target, err)
 		}
 		re, redoc, err := a.getKeyPolicy(ctx, rec.Target, rec.Region)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if _, ok := redoc.StatementBySid(sid); !ok {
-			return revertNote(re, rec.Before, "statement "+sid+" removed"), nil
+			return revertNote(re, rec.Before, "statement "+sid+" removed"), true, nil
 		}
 	}
-	return "", errConcurrent
+	return "", false, errConcurrent
 }
 
 func revertNote(now, before, what string) string {
@@ -443,7 +480,7 @@ func putInlineCall(arn, policyName, doc string) (string, any) {
 	return "iam:PutRolePolicy", &iam.PutRolePolicyInput{RoleName: &name, PolicyName: &policyName, PolicyDocument: &doc}
 }
 
-func (a *Applier) prepareInline(ctx context.Context, c Candidate) (*prepared, string, error) {
+func (a *Applier) prepareInline(ctx context.Context, c Candidate, resuming bool) (*prepared, string, error) {
 	if c.Patch.Policy == nil {
 		return nil, "the patch has no policy document", nil
 	}
@@ -454,12 +491,18 @@ func (a *Applier) prepareInline(ctx context.Context, c Candidate) (*prepared, st
 	if err != nil {
 		return nil, "", err
 	}
-	if _, ok := docs[c.Patch.Name]; ok {
-		return nil, "an inline policy named " + c.Patch.Name + " already exists that no active automatic change made; not touching it", nil
-	}
 	after, err := marshal(c.Patch.Policy)
 	if err != nil {
 		return nil, "", err
+	}
+	if have, ok := docs[c.Patch.Name]; ok {
+		if !resuming {
+			return nil, "an inline policy named " + c.Patch.Name + " already exists that no active automatic change made; not touching it", nil
+		}
+		if !sameJSON(have, after) {
+			return nil, "the inline policy " + c.Patch.Name + " differs from what kmsfix writes; not touching it", nil
+		}
+		delete(docs, c.Patch.Name) // our unfinished change's own policy: counted once below
 	}
 	size := nonSpace(after)
 	for _, d := range docs {
@@ -482,12 +525,36 @@ func (a *Applier) prepareInline(ctx context.Context, c Candidate) (*prepared, st
 	return &prepared{rec: Record{After: after}, calls: []string{call(op, in)}}, "", nil
 }
 
-// applyInline puts the inline policy (idempotent per name) and re-reads it.
-func (a *Applier) applyInline(ctx context.Context, rec *Record) error {
-	p, err := decodePatch(rec)
-	if err != nil {
-		return err
+// readInline reads an inline policy until settled says the answer is final, at most
+// ConsistentReads times with a doubling delay: IAM is eventually consistent, so one read
+// just after a write (or a delete) may still show the state before it.
+func (a *Applier) readInline(ctx context.Context, arn, name string, settled func(found bool, doc string) bool) (string, bool, error) {
+	s := a.settings()
+	delay := s.ReadDelay
+	var doc string
+	var found bool
+	for i := range s.ConsistentReads {
+		if i > 0 {
+			if err := a.sleep(ctx, delay); err != nil {
+				return "", false, err
+			}
+			delay *= 2
+		}
+		var err error
+		doc, found, err = a.inlinePolicy(ctx, arn, name)
+		if err != nil {
+			return "", false, err
+		}
+		if settled(found, doc) {
+			break
+		}
 	}
+	return doc, found, nil
+}
+
+// applyInline puts the inline policy (idempotent per name) and re-reads it until it reads
+// back as written.
+func (a *Applier) applyInline(ctx context.Context, rec *Record, p finding.Patch) error {
 	doc, err := marshal(p.Policy)
 	if err != nil {
 		return err
@@ -502,7 +569,7 @@ func (a *Applier) applyInline(ctx context.Context, rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("put inline policy %s on %s: %w", rec.Name, rec.Target, err)
 	}
-	got, found, err := a.inlinePolicy(ctx, rec.Target, rec.Name)
+	got, found, err := a.readInline(ctx, rec.Target, rec.Name, func(found bool, got string) bool { return found && sameJSON(got, doc) })
 	if err != nil {
 		return err
 	}
@@ -513,16 +580,30 @@ func (a *Applier) applyInline(ctx context.Context, rec *Record) error {
 	return nil
 }
 
-func (a *Applier) revertInline(ctx context.Context, rec *Record) (string, error) {
+// revertInline deletes the inline policy only while it is exactly what kmsfix wrote. An
+// absence is concluded only when ConsistentReads reads agree (a rollback must not conclude
+// "never written" from one stale read and leak the policy), and the deletion is confirmed the
+// same way.
+func (a *Applier) revertInline(ctx context.Context, rec *Record) (string, bool, error) {
 	user, name := iamEntity(rec.Target)
-	// Only what the change added: if the policy is not there, there is nothing to delete. The
-	// name is ours (the change refused to start when it existed), so it goes even if edited.
-	_, found, err := a.inlinePolicy(ctx, rec.Target, rec.Name)
+	p, err := decodePatch(rec)
+	if err != nil || p.Policy == nil {
+		return "not reverted: the record carries no policy", false, nil
+	}
+	want, err := marshal(p.Policy)
 	if err != nil {
-		return "", err
+		return "", false, err
+	}
+	n := a.settings().ConsistentReads
+	have, found, err := a.readInline(ctx, rec.Target, rec.Name, func(found bool, _ string) bool { return found })
+	if err != nil {
+		return "", false, err
 	}
 	if !found {
-		return "inline policy " + rec.Name + " was not there (never written, or already deleted)", nil
+		return fmt.Sprintf("inline policy %s was not there in %d reads (never written, or already deleted)", rec.Name, n), true, nil
+	}
+	if !sameJSON(have, want) {
+		return "inline policy " + rec.Name + " was changed since kmsfix wrote it; left in place", false, nil
 	}
 	if user {
 		_, err = a.IAM.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: &name, PolicyName: &rec.Name})
@@ -532,16 +613,16 @@ func (a *Applier) revertInline(ctx context.Context, rec *Record) (string, error)
 	var nse *iamtypes.NoSuchEntityException
 	switch {
 	case errors.As(err, &nse):
-		return "inline policy " + rec.Name + " was already gone", nil
+		return "inline policy " + rec.Name + " was already gone", true, nil
 	case err != nil:
-		return "", fmt.Errorf("delete inline policy %s of %s: %w", rec.Name, name, err)
+		return "", false, fmt.Errorf("delete inline policy %s of %s: %w", rec.Name, name, err)
 	}
-	if _, found, err := a.inlinePolicy(ctx, rec.Target, rec.Name); err != nil {
-		return "", err
+	if _, found, err := a.readInline(ctx, rec.Target, rec.Name, func(found bool, _ string) bool { return !found }); err != nil {
+		return "", false, err
 	} else if found {
-		return "", fmt.Errorf("inline policy %s of %s is still there after DeleteRolePolicy", rec.Name, name)
+		return "", false, fmt.Errorf("inline policy %s of %s still reads back after %d reads since it was deleted", rec.Name, name, n)
 	}
-	return "inline policy " + rec.Name + " deleted", nil
+	return "inline policy " + rec.Name + " deleted", true, nil
 }
 
 // ---- KMS grant -------------------------------------------------------------------------
@@ -582,11 +663,7 @@ func (a *Applier) prepareGrant(c Candidate) (*prepared, string, error) {
 }
 
 // applyGrant creates the grant; its Name makes a retry return the same grant.
-func (a *Applier) applyGrant(ctx context.Context, rec *Record) error {
-	p, err := decodePatch(rec)
-	if err != nil {
-		return err
-	}
+func (a *Applier) applyGrant(ctx context.Context, rec *Record, p finding.Patch) error {
 	if p.Grant == nil {
 		return fmt.Errorf("change %s: no grant", rec.ID)
 	}
@@ -623,37 +700,96 @@ func grantContext(c map[string]any) map[string]string {
 	return out
 }
 
-// revertGrant retires the grant by id (by name when the id was never recorded).
-func (a *Applier) revertGrant(ctx context.Context, rec *Record) (string, error) {
-	ids := []string{rec.GrantID}
-	if rec.GrantID == "" {
-		ids = nil
-		var marker *string
-		for {
-			out, err := a.Grants.ListGrants(ctx, &kms.ListGrantsInput{KeyId: &rec.Target, Marker: marker}, regionOpt(rec.Region))
-			if err != nil {
-				return "", fmt.Errorf("ListGrants %s: %w", rec.Target, err)
-			}
-			for _, g := range out.Grants {
-				if aws.ToString(g.Name) == rec.Name {
-					ids = append(ids, aws.ToString(g.GrantId))
-				}
-			}
-			if !out.Truncated || out.NextMarker == nil {
-				break
-			}
-			marker = out.NextMarker
-		}
-		if len(ids) == 0 {
-			return "grant " + rec.Name + " was never created or is already gone", nil
+// sameGrant says whether a listed grant is the one the patch creates: name, grantee,
+// retiring principal, operations and encryption-context constraint.
+func sameGrant(g kmstypes.GrantListEntry, p finding.Patch) bool {
+	if p.Grant == nil || aws.ToString(g.Name) != p.Name || aws.ToString(g.GranteePrincipal) != p.Grant.Grantee ||
+		aws.ToString(g.RetiringPrincipal) != p.Grant.Retiring {
+		return false
+	}
+	var ops []string
+	for _, o := range g.Operations {
+		ops = append(ops, string(o))
+	}
+	want := slices.Sorted(slices.Values(p.Grant.Operations))
+	if slices.Sort(ops); !slices.Equal(ops, want) {
+		return false
+	}
+	ctxWant := p.Grant.Context
+	if len(ctxWant) == 0 {
+		ctxWant = grantContext(p.Grant.Constraints)
+	}
+	var have map[string]string
+	if g.Constraints != nil {
+		have = g.Constraints.EncryptionContextSubset
+	}
+	if len(have) != len(ctxWant) || (g.Constraints != nil && len(g.Constraints.EncryptionContextEquals) > 0) {
+		return false
+	}
+	for k, v := range ctxWant {
+		if have[k] != v {
+			return false
 		}
 	}
-	for _, id := range ids {
+	return true
+}
+
+// revertGrant retires our grant (by id, or by name when the id was never recorded), and only
+// a grant that is exactly the one kmsfix creates.
+func (a *Applier) revertGrant(ctx context.Context, rec *Record) (string, bool, error) {
+	p, err := decodePatch(rec)
+	if err != nil || p.Grant == nil {
+		return "not reverted: the record carries no grant", false, nil
+	}
+	var ours, theirs []string
+	var marker *string
+	for {
+		in := &kms.ListGrantsInput{KeyId: &rec.Target, Marker: marker}
+		if rec.GrantID != "" {
+			in.GrantId = aws.String(rec.GrantID)
+		}
+		out, err := a.Grants.ListGrants(ctx, in, regionOpt(rec.Region))
+		var nf *kmstypes.NotFoundException
+		if errors.As(err, &nf) && rec.GrantID != "" {
+			break // KMS answers NotFound for a grant id it does not have
+		}
+		if err != nil {
+			return "", false, fmt.Errorf("ListGrants %s: %w", rec.Target, err)
+		}
+		for _, g := range out.Grants {
+			id := aws.ToString(g.GrantId)
+			switch {
+			case rec.GrantID != "" && id != rec.GrantID, rec.GrantID == "" && aws.ToString(g.Name) != rec.Name:
+			case sameGrant(g, p):
+				ours = append(ours, id)
+			default:
+				theirs = append(theirs, id)
+			}
+		}
+		if !out.Truncated || out.NextMarker == nil {
+			break
+		}
+		marker = out.NextMarker
+	}
+	for _, id := range ours {
 		_, err := a.Grants.RetireGrant(ctx, &kms.RetireGrantInput{KeyId: &rec.Target, GrantId: aws.String(id)}, regionOpt(rec.Region))
 		var nf *kmstypes.NotFoundException
 		if err != nil && !errors.As(err, &nf) {
-			return "", fmt.Errorf("RetireGrant %s on %s: %w", id, rec.Target, err)
+			return "", false, fmt.Errorf("RetireGrant %s on %s: %w", id, rec.Target, err)
 		}
 	}
-	return "grant " + strings.Join(ids, ", ") + " retired", nil
+	switch {
+	case len(theirs) > 0:
+		return fmt.Sprintf("grant %s does not match what kmsfix created; left in place (retired: %s)", strings.Join(theirs, ", "), orNone(ours)), false, nil
+	case len(ours) == 0:
+		return "grant " + rec.Name + " was never created or is already gone", true, nil
+	}
+	return "grant " + strings.Join(ours, ", ") + " retired", true, nil
+}
+
+func orNone(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
 }

@@ -31,6 +31,11 @@ type Settings struct {
 	Lease time.Duration
 	// Retention is how long audit records stay after a change ends (expires_at TTL).
 	Retention time.Duration
+	// ConsistentReads is how many reads of IAM must agree before an absence is concluded
+	// (IAM is eventually consistent: a policy just written may read as missing for a while),
+	// ReadDelay the wait before the first re-read (doubled each time).
+	ConsistentReads int
+	ReadDelay       time.Duration
 }
 
 // Defaults.
@@ -38,6 +43,10 @@ const (
 	DefaultExpiry    = 24 * time.Hour
 	DefaultLease     = 5 * time.Minute
 	DefaultRetention = 90 * 24 * time.Hour
+	// Five reads over about 3 s: "changes … typically take a few seconds to propagate"
+	// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+	DefaultConsistentReads = 5
+	DefaultReadDelay       = 200 * time.Millisecond
 )
 
 // SettingsFrom takes the apply settings from the Lambda configuration.
@@ -70,6 +79,12 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.Account == "" {
 		s.Account = AccountOf(s.RemediatorRoleARN)
+	}
+	if s.ConsistentReads <= 0 {
+		s.ConsistentReads = DefaultConsistentReads
+	}
+	if s.ReadDelay <= 0 {
+		s.ReadDelay = DefaultReadDelay
 	}
 	return s
 }

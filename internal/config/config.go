@@ -48,6 +48,9 @@ type Config struct {
 	// policy checks aws:PrincipalOrgID).
 	TrustedOrgID      string
 	RemediatorRoleARN string
+	// AuditKeyARN is the HMAC_256 KMS key that seals apply's audit records; apply mode
+	// refuses every change without it (internal/apply, seal.go).
+	AuditKeyARN string
 }
 
 // Deployment is what the CDK app needs: the function's configuration (without the values the
@@ -115,6 +118,7 @@ var Params = []Param{
 	{"", "KMSFIX_TOPIC_ARN", "", "SNS topic for the report JSON", Stack},
 	{"", "KMSFIX_TABLE_NAME", "", "DynamoDB table for dedupe and the audit trail", Stack},
 	{"", "KMSFIX_REMEDIATOR_ROLE_ARN", "", "the function's own role, the grant retiring principal", Stack},
+	{"", "KMSFIX_AUDIT_KEY_ARN", "", "HMAC_256 KMS key sealing apply's audit records; apply mode refuses every change without it", Stack},
 }
 
 // DefaultApplyDiagnoses are the codes applied automatically unless KMSFIX_APPLY_DIAGNOSES says
@@ -136,6 +140,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.TopicARN = p.arn("KMSFIX_TOPIC_ARN", true)
 	c.TableName = p.tableName("KMSFIX_TABLE_NAME")
 	c.RemediatorRoleARN = p.arn("KMSFIX_REMEDIATOR_ROLE_ARN", false)
+	c.AuditKeyARN = p.arn("KMSFIX_AUDIT_KEY_ARN", false)
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kmsfix/kmsfix/internal/apply"
@@ -102,6 +103,10 @@ func twoAccounts(t *testing.T) *accounts {
 		t.Fatal(err)
 	}
 	a.key = aws.ToString(out.KeyMetadata.Arn)
+	mac, err := a.kms.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: kmstypes.KeySpecHmac256, KeyUsage: kmstypes.KeyUsageTypeGenerateVerifyMac})
+	if err != nil {
+		t.Fatal(err)
+	}
 	stamp := time.Now().UnixNano()
 	callerTable, ownerTable := fmt.Sprintf("kmsfix-caller-%d", stamp), fmt.Sprintf("kmsfix-owner-%d", stamp)
 	testenv.CreateDynamoTable(t, db, callerTable)
@@ -136,6 +141,7 @@ func twoAccounts(t *testing.T) *accounts {
 		"KMSFIX_TOPIC_ARN": "arn:aws:sns:eu-west-2:" + ownerAcct + ":kmsfix", "KMSFIX_TABLE_NAME": ownerTable,
 		"KMSFIX_MODE": "apply", "KMSFIX_SANDBOX_ACCOUNTS": ownerAcct, "KMSFIX_TRUSTED_ACCOUNTS": callerAcct,
 		"KMSFIX_REMEDIATOR_ROLE_ARN": "arn:aws:iam::" + ownerAcct + ":role/kmsfix-remediator",
+		"KMSFIX_AUDIT_KEY_ARN":       aws.ToString(mac.KeyMetadata.Arn),
 	})
 	ownerSTS := sts.New(sts.Options{Region: region, BaseEndpoint: aws.String(testenv.NewSTSFake(t, ownerAcct).URL), Credentials: creds})
 	ownerIAM := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(testenv.NewIAMFake(t).URL), Credentials: creds})
@@ -146,7 +152,7 @@ func twoAccounts(t *testing.T) *accounts {
 		Notifier:  a.ownerSent,
 		Applier: &apply.Applier{
 			Settings: apply.SettingsFrom(ownerCfg, region),
-			Store:    &apply.Store{DB: db, Table: ownerCfg.TableName},
+			Store:    &apply.Store{DB: db, Table: ownerCfg.TableName, Sealer: apply.KMSSealer{API: a.kms, KeyID: ownerCfg.AuditKeyARN}},
 			KMS:      a.kms, Grants: a.kms, Analyzer: analyzer,
 		},
 		Requests: &crossaccount.Receiver{
