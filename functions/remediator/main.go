@@ -73,6 +73,7 @@ func main() {
 	notifier, err := notify.New(notify.Config{
 		TopicARN: cfg.TopicARN, Table: cfg.TableName, SlackSecretARN: cfg.SlackSecretARN,
 		Window: cfg.DedupeWindow, Propagation: cfg.PropagationWindow, Logger: log,
+		Metrics: os.Stdout, // EMF: a webhook Slack refuses for good (the stack alarms on it)
 	}, nc)
 	if err != nil {
 		log.Error("cold start: "+err.Error(), "phase", "config")

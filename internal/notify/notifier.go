@@ -31,6 +31,16 @@ type Config struct {
 	SlackBackoff  time.Duration
 	HTTPClient    *http.Client
 	Sleep         func(context.Context, time.Duration) error
+	// SlackReserve is the time Slack leaves before the invocation's deadline (default 3 s):
+	// Slack gets its own deadline, so a Slack that never answers cannot use the whole
+	// invocation, and the SNS copy and both channels' states are recorded before Lambda's
+	// retry, which then re-sends only what is missing (SNS exactly once).
+	SlackReserve time.Duration
+
+	// Metrics receives one CloudWatch Embedded Metric Format line when Slack refuses the
+	// webhook for good (4xx: revoked, channel archived), which no retry heals and which
+	// the stack alarms on. Nil: none.
+	Metrics io.Writer
 }
 
 // Clients are the AWS clients the notifier uses; *sns.Client, *dynamodb.Client and
@@ -50,6 +60,8 @@ type Notifier struct {
 	memo  *memo
 	log   *slog.Logger
 	now   func() time.Time
+
+	metricsMu sync.Mutex // one metrics line at a time
 }
 
 // New builds a Notifier.
@@ -59,6 +71,9 @@ func New(cfg Config, c Clients) (*Notifier, error) {
 	}
 	if cfg.Propagation <= 0 {
 		cfg.Propagation = 10 * time.Minute
+	}
+	if cfg.SlackReserve <= 0 {
+		cfg.SlackReserve = 3 * time.Second
 	}
 	nt := &Notifier{cfg: cfg, log: cfg.Logger, now: cfg.Now, memo: newMemo(50000)}
 	if nt.log == nil {
@@ -223,46 +238,44 @@ func (nt *Notifier) decide(ctx context.Context, n Notice, now time.Time) (plan, 
 	return plan{}, fmt.Errorf("dedupe: no decision for %s after 3 rounds", n.Fingerprint)
 }
 
-// deliver sends to the planned channels at once, so a Slack outage never holds up SNS.
+// deliver sends to the planned channels at once, so a Slack outage never holds up SNS, and
+// records each channel's state as soon as its send ends. Slack works to its own deadline
+// (SlackReserve before the invocation's), so a Slack that never answers still leaves the
+// invocation time to record, and Lambda's retry publishes nothing twice.
 func (nt *Notifier) deliver(ctx context.Context, n Notice, p plan) error {
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, 2)
 	var wg sync.WaitGroup
-	var snsErr, slackErr error
+	send := func(name string, cctx context.Context, f func(context.Context) error) {
+		wg.Go(func() {
+			err := f(cctx)
+			nt.record(ctx, n, p, name, err)
+			results <- result{name, err}
+		})
+	}
 	if p.sns {
-		wg.Go(func() { snsErr = publishSNS(ctx, nt.sns, nt.cfg.TopicARN, n) })
+		send("sns", ctx, func(ctx context.Context) error { return publishSNS(ctx, nt.sns, nt.cfg.TopicARN, n) })
 	}
 	if p.slack {
-		wg.Go(func() { slackErr = nt.slack.Send(ctx, SlackMessage(n)) })
+		sctx, cancel := nt.slackContext(ctx)
+		defer cancel()
+		send("slack", sctx, func(ctx context.Context) error { return nt.slack.Send(ctx, SlackMessage(n)) })
 	}
 	wg.Wait()
+	close(results)
 
 	var retry []error
 	delivered := false
-	for _, c := range []struct {
-		name string
-		on   bool
-		err  error
-	}{{"sns", p.sns, snsErr}, {"slack", p.slack, slackErr}} {
-		if !c.on {
-			continue
-		}
-		state := stateSent
-		if c.err != nil {
-			var de *DeliveryError
-			retryable := errors.As(c.err, &de) && de.Retryable
-			state = stateFailed
-			if retryable {
-				state = statePending
-				retry = append(retry, c.err)
-			}
-			nt.log.Error("notify: delivery failed", "channel", c.name, "event_id", n.Report.EventID,
-				"fingerprint", n.Fingerprint, "retryable", retryable, "error", c.err.Error())
-		} else {
+	for res := range results {
+		var de *DeliveryError
+		switch {
+		case res.err == nil:
 			delivered = true
-		}
-		if p.tracked {
-			if err := nt.store.setChannel(ctx, n.Fingerprint, p.owner, c.name, state); err != nil {
-				nt.log.Warn("notify: could not record delivery", "channel", c.name, "event_id", n.Report.EventID, "error", err.Error())
-			}
+		case errors.As(res.err, &de) && de.Retryable:
+			retry = append(retry, res.err)
 		}
 	}
 	if len(retry) == 0 {
@@ -273,6 +286,41 @@ func (nt *Notifier) deliver(ctx context.Context, n Notice, p plan) error {
 		return nil
 	}
 	return fmt.Errorf("notify %s: %w", n.Report.EventID, errors.Join(retry...))
+}
+
+// slackContext is ctx with Slack's own deadline: SlackReserve before ctx's (unchanged when
+// ctx has none, as in the CLI; the sender's attempts and total wait bound it then).
+func (nt *Notifier) slackContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, dl.Add(-nt.cfg.SlackReserve))
+}
+
+// record logs a channel's outcome, counts a webhook Slack refuses for good, and stores the
+// channel's state when the store tracks this message: sent, pending (a retry may send it)
+// or failed (no retry will).
+func (nt *Notifier) record(ctx context.Context, n Notice, p plan, channel string, err error) {
+	state := stateSent
+	if err != nil {
+		var de *DeliveryError
+		retryable := errors.As(err, &de) && de.Retryable
+		state = stateFailed
+		if retryable {
+			state = statePending
+		}
+		nt.log.Error("notify: delivery failed", "channel", channel, "event_id", n.Report.EventID,
+			"fingerprint", n.Fingerprint, "retryable", retryable, "error", err.Error())
+		if de != nil && de.Rejected() {
+			nt.webhookRejected(de.Status)
+		}
+	}
+	if p.tracked {
+		if err := nt.store.setChannel(ctx, n.Fingerprint, p.owner, channel, state); err != nil {
+			nt.log.Warn("notify: could not record delivery", "channel", channel, "event_id", n.Report.EventID, "error", err.Error())
+		}
+	}
 }
 
 // memo is the container's own dedupe, used when there is no store or it fails. Bounded: when

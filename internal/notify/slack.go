@@ -28,10 +28,19 @@ type SecretGetter interface {
 type DeliveryError struct {
 	Channel   string // "slack" or "sns"
 	Retryable bool
+	Status    int // the HTTP status Slack answered, when it answered with an error
 	msg       string
 }
 
 func (e *DeliveryError) Error() string { return e.Channel + ": " + e.msg }
+
+// Rejected says Slack refused the webhook for good: a 4xx other than 429 (404 no_service or
+// 403 invalid_token for a revoked webhook, 410 channel_is_archived, 400 invalid_payload).
+// Slack answers webhook errors with these HTTP statuses ("Handling errors",
+// https://api.slack.com/incoming-webhooks).
+func (e *DeliveryError) Rejected() bool {
+	return e.Channel == "slack" && e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests
+}
 
 // webhook reads the incoming-webhook URL from Secrets Manager once per container. A failed
 // read is not cached, so the next event tries again.
@@ -159,7 +168,12 @@ func (s *SlackSender) Send(ctx context.Context, msg *slack.WebhookMessage) error
 		}
 		wait, retryable := s.classify(err, attempt)
 		if !retryable {
-			return &DeliveryError{Channel: "slack", msg: redact(err.Error(), u)}
+			de := &DeliveryError{Channel: "slack", msg: redact(err.Error(), u)}
+			var status slack.StatusCodeError
+			if errors.As(err, &status) {
+				de.Status = status.Code
+			}
+			return de
 		}
 		if attempt >= s.maxAttempts || waited+wait > s.maxWait || !fits(ctx, wait) {
 			return &DeliveryError{Channel: "slack", Retryable: true,

@@ -21,6 +21,7 @@ type SlackReceiver struct {
 	script   []SlackFault
 	down     *SlackFault
 	attempts int
+	hang     chan struct{} // non-nil: posts get no answer until the client gives up or Answer
 }
 
 // SlackFault is one failed answer.
@@ -47,6 +48,7 @@ func NewSlackReceiver(t Harness) *SlackReceiver {
 		s.serve(w, r)
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(s.Up) // runs first: a hanging post ends, so Close does not wait for it
 	s.WebhookURL = srv.URL + path
 	return s
 }
@@ -54,8 +56,17 @@ func NewSlackReceiver(t Harness) *SlackReceiver {
 func (s *SlackReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.attempts++
+	if hang := s.hang; hang != nil {
+		s.mu.Unlock()
+		// A Slack that never answers: the request ends only when the client gives up.
+		select {
+		case <-r.Context().Done():
+		case <-hang:
+		}
+		return
+	}
+	defer s.mu.Unlock()
 	var f *SlackFault
 	switch {
 	case len(s.script) > 0:
@@ -92,11 +103,25 @@ func (s *SlackReceiver) Down(f SlackFault) {
 	s.down = &f
 }
 
-// Up ends Down.
+// Hang makes every post wait for an answer that never comes (until the client gives up, or
+// the receiver closes at cleanup).
+func (s *SlackReceiver) Hang() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hang == nil {
+		s.hang = make(chan struct{})
+	}
+}
+
+// Up ends Down and Hang.
 func (s *SlackReceiver) Up() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.down = nil
+	if s.hang != nil {
+		close(s.hang)
+		s.hang = nil
+	}
 }
 
 // Payloads returns the accepted message bodies.
