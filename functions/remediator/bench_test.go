@@ -70,7 +70,11 @@ func BenchmarkLambdaWarm(b *testing.B) {
 		}
 		ds = append(ds, inv.Duration)
 	}
-	lines := rie.LogLines(`"message":"event"`)[before:]
+	all, err := rie.WaitFor(5*time.Second, before+len(ds), `"message":"event"`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := all[before:]
 	total := 0
 	for _, l := range lines {
 		total += lineCalls(b, l)
@@ -88,7 +92,7 @@ func startBench(b *testing.B, s sample) benchFn {
 	return benchFn{vars: append(env.Env(),
 		"AWS_LAMBDA_LOG_FORMAT=JSON",
 		"KMSFIX_TOPIC_ARN="+snsEmu.TopicARN,
-		"KMSFIX_TABLE_NAME="+table,
+		"KMSFIX_TABLE_NAME="+ownTable(b),
 		"AWS_ENDPOINT_URL_SNS="+snsEmu.Endpoint,
 		"AWS_ENDPOINT_URL_DYNAMODB="+ddb.Endpoint,
 	)}
@@ -96,13 +100,9 @@ func startBench(b *testing.B, s sample) benchFn {
 
 func benchLine(b *testing.B, rie *testenv.RIE, id string) eventLine {
 	b.Helper()
-	lines := rie.LogLines(`"message":"event"`, id)
-	for deadline := time.Now().Add(2 * time.Second); len(lines) == 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond) // the emulator relays the function's output on its own pipe
-		lines = rie.LogLines(`"message":"event"`, id)
-	}
-	if len(lines) == 0 {
-		b.Fatalf("no log line:\n%s", rie.Logs())
+	lines, err := rie.WaitFor(5*time.Second, 1, `"message":"event"`, id)
+	if err != nil {
+		b.Fatalf("no log line: %v", err)
 	}
 	var e eventLine
 	l := lines[len(lines)-1]

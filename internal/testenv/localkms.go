@@ -12,9 +12,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -93,28 +93,30 @@ func StartLocalKMS(t Harness, opts LocalKMSOptions) *LocalKMS {
 // free loopback port and returns its URL; it is stopped and its data removed at cleanup.
 func runLocalKMS(t Harness, account, region string, seed []byte) string {
 	t.Helper()
-	bin := LambdaTool(t, "local-kms")
 	dir, err := os.MkdirTemp("", "kmsfix-local-kms-")
 	if err != nil {
 		t.Fatalf("temp dir: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	addr := lambdaFreeAddr(t)
-	env := []string{"PORT=" + strings.Split(addr, ":")[1], "KMS_ACCOUNT_ID=" + account, "KMS_REGION=" + region,
-		"KMS_DATA_PATH=" + filepath.Join(dir, "data")}
+	var seedPath string
 	if seed != nil {
-		path := filepath.Join(dir, "seed.yaml")
-		if err := os.WriteFile(path, seed, 0o600); err != nil {
+		seedPath = filepath.Join(dir, "seed.yaml")
+		if err := os.WriteFile(seedPath, seed, 0o600); err != nil {
 			t.Fatalf("seed: %v", err)
 		}
-		env = append(env, "KMS_SEED_PATH="+path)
 	}
-	out := &LockedBuffer{}
-	lambdaStart(t, 10*time.Minute, env, out, bin)
-	if err := lambdaWaitTCP(addr, 10*time.Second); err != nil {
-		t.Fatalf("local-kms: %v\n%s", err, out.String())
-	}
-	return "http://" + addr
+	p := Launch(t, Command{
+		Name: "local-kms", Path: LambdaTool(t, "local-kms"), Args: func([]int) []string { return nil },
+		Env: func(ports []int) []string {
+			env := []string{"PORT=" + strconv.Itoa(ports[0]), "KMS_ACCOUNT_ID=" + account, "KMS_REGION=" + region,
+				"KMS_DATA_PATH=" + filepath.Join(dir, fmt.Sprintf("data-%d", ports[0]))}
+			if seedPath != "" {
+				env = append(env, "KMS_SEED_PATH="+seedPath)
+			}
+			return env
+		},
+	})
+	return p.URL()
 }
 
 func localKMSSeed(ids []string) []byte {

@@ -5,13 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 )
 
@@ -31,53 +27,6 @@ func LambdaTool(t Harness, name string) string {
 	return emuTool(t, filepath.Join("bin", name))
 }
 
-// lambdaFreeAddr returns a loopback address with a port nobody listens on right now.
-func lambdaFreeAddr(t Harness) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", emuFreePort(t))
-}
-
-// lambdaWaitTCP waits until something accepts connections on addr.
-func lambdaWaitTCP(addr string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nothing listens on %s after %s: %w", addr, limit, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// lambdaStart runs a tool in its own process group under `timeout`, and stops the whole group
-// at cleanup.
-func lambdaStart(t Harness, limit time.Duration, env []string, out io.Writer, name string, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command("timeout", append([]string{fmt.Sprintf("%.0f", limit.Seconds()), name}, args...)...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	return cmd
-}
-
 // RIE is one aws-lambda-rie process running a bootstrap.
 type RIE struct {
 	URL     string // the invoke endpoint
@@ -89,18 +38,17 @@ type RIE struct {
 // as the function's environment. The emulator and the function are stopped at cleanup.
 func StartRIE(t Harness, bootstrap string, env []string) *RIE {
 	t.Helper()
-	rie := LambdaTool(t, "aws-lambda-rie")
-	api, rapid := lambdaFreeAddr(t), lambdaFreeAddr(t)
-	out := &LockedBuffer{}
-	env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	started := time.Now()
-	// Both addresses must be given: the defaults listen on every interface.
-	lambdaStart(t, 5*time.Minute, env, out, rie,
-		"--runtime-interface-emulator-address", api, "--runtime-api-address", rapid, bootstrap)
-	if err := lambdaWaitTCP(api, 10*time.Second); err != nil {
-		t.Fatalf("aws-lambda-rie: %v\n%s", err, out.String())
-	}
-	return &RIE{URL: "http://" + api + "/2015-03-31/functions/function/invocations", Started: started, out: out}
+	p := Launch(t, Command{
+		Name: "aws-lambda-rie", Path: LambdaTool(t, "aws-lambda-rie"), Ports: 2,
+		// Both addresses must be given: the defaults listen on every interface.
+		Args: func(ports []int) []string {
+			return []string{"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", ports[0]),
+				"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), bootstrap}
+		},
+		Env: func([]int) []string { return append([]string{"PATH=" + os.Getenv("PATH")}, env...) },
+	})
+	return &RIE{URL: p.URL() + "/2015-03-31/functions/function/invocations", Started: started, out: p.Out}
 }
 
 // Invocation is the emulator's answer to one invoke.
@@ -139,16 +87,11 @@ func (r *RIE) Invoke(ctx context.Context, payload []byte) (Invocation, error) {
 func (r *RIE) Logs() string { return r.out.String() }
 
 // LogLines returns the lines of the function's output that contain all of the given strings.
-func (r *RIE) LogLines(contains ...string) []string {
-	var out []string
-	for line := range strings.SplitSeq(r.Logs(), "\n") {
-		ok := true
-		for _, c := range contains {
-			ok = ok && strings.Contains(line, c)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
+func (r *RIE) LogLines(contains ...string) []string { return r.out.Lines(contains...) }
+
+// WaitFor waits until at least n lines of the output contain all of want (see
+// LockedBuffer.WaitFor): the emulator relays the function's output on its own pipe, so the
+// answer to an invocation can arrive before the lines the function wrote while serving it.
+func (r *RIE) WaitFor(limit time.Duration, n int, want ...string) ([]string, error) {
+	return r.out.WaitFor(limit, n, want...)
 }
