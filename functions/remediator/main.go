@@ -121,5 +121,6 @@ func main() {
 	}
 	decorate(h)
 	// The 15-minute schedule's event runs the expiry sweeper; every other event is a denial.
-	lambda.Start(apply.WithSweeper(applier, h.Handle))
+	// h.Payloads drops a payload that is not a JSON object with one log line (no retry).
+	lambda.Start(h.Payloads(apply.WithSweeper(applier, h.Handle)))
 }

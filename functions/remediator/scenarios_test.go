@@ -79,6 +79,12 @@ func TestMalformedAndIgnored(t *testing.T) {
 		{"detail not an object", `{"version":"0","id":"m-2","detail-type":"AWS API Call via CloudTrail","source":"aws.kms","detail":"garbage"}`, ""},
 		{"empty object", `{}`, ""},
 		{"a JSON string", `"hello"`, ""},
+		// Payloads the runtime could not even decode used to be function errors (retried,
+		// no kmsfix log line): remediator.Payloads drops them with one line.
+		{"not JSON", `hello`, ""},
+		{"empty", ``, ""},
+		{"truncated", `{"id":"m-3","detail":`, ""},
+		{"too deeply nested", strings.Repeat("[", 20000) + strings.Repeat("]", 20000), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -231,5 +232,44 @@ func TestHandleValidation(t *testing.T) {
 				t.Errorf("verified=%v unverified=%q unknown=%v", rep.Verified, rep.Unverified, rep.Unknown)
 			}
 		})
+	}
+}
+
+// TestPayloadsMalformed: what is not a JSON object is logged with one line and dropped
+// without a function error (Lambda would retry it); a valid payload reaches the handler.
+func TestPayloadsMalformed(t *testing.T) {
+	tests := []struct{ name, payload, reason string }{
+		{"empty", "", "empty"},
+		{"blank", " \n", "empty"},
+		{"not JSON", "hello", "not JSON"},
+		{"truncated", `{"id":`, "not JSON"},
+		{"array", `[1,2]`, "not a JSON object"},
+		{"string", `"x"`, "not a JSON object"},
+		{"too deep", strings.Repeat("[", 20000) + strings.Repeat("]", 20000), "exceeded max depth"},
+		{"huge", `{"a":"` + strings.Repeat("x", MaxPayload) + `"}`, "more than the 1048576-byte limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newHarness(t, []byte(`{}`), clean)
+			called := false
+			inv := x.h.Payloads(func(context.Context, json.RawMessage) (any, error) { called = true; return nil, nil })
+			out, err := inv.Invoke(context.Background(), []byte(tt.payload))
+			if err != nil || called {
+				t.Fatalf("err %v, handler called %v; want the payload dropped without an error", err, called)
+			}
+			var rep finding.Report
+			if json.Unmarshal(out, &rep) != nil || !strings.HasPrefix(rep.Ignored, "malformed payload: ") {
+				t.Errorf("response %s", out)
+			}
+			l := x.lines(t, &x.logs)
+			if len(l) != 1 || l[0]["outcome"] != "malformed" || !strings.Contains(fmt.Sprint(l[0]["reason"]), tt.reason) {
+				t.Errorf("log = %v, want one malformed line saying %q", l, tt.reason)
+			}
+		})
+	}
+	x := newHarness(t, []byte(`{}`), clean)
+	inv := x.h.Payloads(func(_ context.Context, ev json.RawMessage) (any, error) { return string(ev), nil })
+	if out, err := inv.Invoke(context.Background(), []byte(`{"id":"1"}`)); err != nil || string(out) != `"{\"id\":\"1\"}"` {
+		t.Errorf("valid payload: %s, %v", out, err)
 	}
 }

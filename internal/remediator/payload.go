@@ -1,0 +1,71 @@
+package remediator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/kmsfix/kmsfix/internal/enrich"
+	"github.com/kmsfix/kmsfix/internal/finding"
+)
+
+// MaxPayload is the largest invocation payload read. EventBridge entries are under 256 KB
+// (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html); anything
+// far larger did not come from the rule.
+const MaxPayload = 1 << 20
+
+// Payloads wraps the function's event handler for the Lambda runtime, which hands it the
+// raw payload: a payload that is not a JSON object (empty, not JSON, nested deeper than
+// encoding/json reads, larger than MaxPayload) gets one log line and is dropped with a
+// response, not an error, so Lambda does not retry what would fail the same way. Valid
+// payloads go to next unchanged.
+func (h *Handler) Payloads(next func(context.Context, json.RawMessage) (any, error)) PayloadHandler {
+	return PayloadHandler{h: h, next: next}
+}
+
+// PayloadHandler implements the aws-lambda-go lambda.Handler interface.
+type PayloadHandler struct {
+	h    *Handler
+	next func(context.Context, json.RawMessage) (any, error)
+}
+
+// Invoke handles one invocation payload.
+func (p PayloadHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	if why := malformedPayload(payload); why != "" {
+		now := time.Now
+		if p.h.Now != nil {
+			now = p.h.Now
+		}
+		start := now()
+		_, calls := enrich.WithCalls(ctx)
+		rep := finding.Report{Ignored: "malformed payload: " + why}
+		p.h.record(ctx, rep, nil, outcomeMalformed, why, nil, calls, now().Sub(start), "payload_bytes", len(payload))
+		return json.Marshal(rep)
+	}
+	res, err := p.next(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}
+
+// malformedPayload says why a payload is not an event, or "".
+func malformedPayload(b []byte) string {
+	if len(b) > MaxPayload {
+		return fmt.Sprintf("%d bytes, more than the %d-byte limit", len(b), MaxPayload)
+	}
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 {
+		return "empty"
+	}
+	var raw json.RawMessage // validates the whole payload, nesting depth included
+	if err := json.Unmarshal(t, &raw); err != nil {
+		return "not JSON: " + err.Error()
+	}
+	if t[0] != '{' {
+		return "not a JSON object"
+	}
+	return ""
+}
