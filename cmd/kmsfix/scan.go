@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	awsct "github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -24,6 +25,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/scan"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -52,7 +54,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 	until := fs.String("until", "", "end of the window, same forms (default now)")
 	region := fs.String("region", "", "AWS Region to scan (default: the SDK's, e.g. AWS_REGION)")
 	asJSON := fs.Bool("json", false, "print one contract report per finding and line, with count, first_seen, last_seen")
-	live := fs.Bool("live", false, "read keys and principals from AWS (KMS, IAM, STS) like the Lambda; without it the event alone decides")
+	live := fs.Bool("live", false, "read keys and principals from AWS (KMS, IAM, STS) and validate patches with Access Analyzer, like the Lambda; without it the event alone decides")
 	files := fs.String("files", "", "scan CloudTrail log files (*.json, *.json.gz) under `DIR` instead of calling LookupEvents")
 	quiet := fs.Bool("quiet", false, "no progress bar and no summary on stderr")
 	progress := fs.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always, never")
@@ -122,11 +124,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 	}
 	explain := func(_ context.Context, it cloudtrail.Item) finding.Report { return engine.Explain(it, &world.World{}) }
 	if *live {
-		// The Lambda's enricher over the same clients; its caches live for the whole scan.
-		e := enrich.New(kms.NewFromConfig(cfg), iam.NewFromConfig(cfg), sts.NewFromConfig(cfg), enrich.Options{TTL: time.Hour, CallTimeout: 3 * time.Second})
-		explain = func(ctx context.Context, it cloudtrail.Item) finding.Report {
-			return engine.Explain(it, e.World(ctx, it.Denial))
-		}
+		explain = scanExplainer(livePipeline(cfg))
 	}
 
 	bar := scan.NewBar(stderr, *quiet || *progress == "never", *progress == "always")
@@ -211,4 +209,22 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not a duration (24h, 7d), an RFC 3339 time or a date", s)
+}
+
+// livePipeline is the Lambda's pipeline (enrich, explain, Access Analyzer, decide) over the
+// CLI's clients; its caches live for the whole command. The CLI never applies: no sandbox.
+func livePipeline(cfg aws.Config) *pipeline.Live {
+	return &pipeline.Live{
+		Enricher: enrich.New(kms.NewFromConfig(cfg), iam.NewFromConfig(cfg), sts.NewFromConfig(cfg),
+			enrich.Options{TTL: time.Hour, CallTimeout: 3 * time.Second}),
+		Checker: pipeline.NewValidator(accessanalyzer.NewFromConfig(cfg), time.Hour, 3*time.Second),
+	}
+}
+
+// scanExplainer explains each denial through the live pipeline.
+func scanExplainer(l *pipeline.Live) scan.Explainer {
+	return func(ctx context.Context, it cloudtrail.Item) finding.Report {
+		rep, _ := l.Explain(ctx, it)
+		return rep
+	}
 }

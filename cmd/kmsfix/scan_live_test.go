@@ -48,7 +48,8 @@ func TestScanCommandLive(t *testing.T) {
 	}
 
 	env := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{Account: "560718293412", Region: "us-east-1", World: w})
-	awsTestEnv(t, nil)
+	// Access Analyzer (the pipeline's validation step) answers from a local fake.
+	awsTestEnv(t, map[string]string{"ACCESSANALYZER": testenv.NewAccessAnalyzerFake(t).URL})
 	for _, kv := range env.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -18,7 +19,7 @@ func init() {
 	decorate = func(h *remediator.Handler) { h.Enricher = panicking{h.Enricher} }
 }
 
-type panicking struct{ remediator.Enricher }
+type panicking struct{ pipeline.Enricher }
 
 func (p panicking) World(ctx context.Context, d *cloudtrail.Denial) *world.World {
 	if strings.HasPrefix(d.EventID, "faultinject-panic") {

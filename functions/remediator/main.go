@@ -27,6 +27,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/crossaccount"
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/notify"
+	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 )
 
@@ -83,7 +84,7 @@ func main() {
 	stsClient := sts.NewFromConfig(awsCfg)
 	h := &remediator.Handler{
 		Enricher:  enrich.New(kmsClient, iamClient, stsClient, enrich.Options{TTL: cacheTTL, CallTimeout: callTimeout}),
-		Validator: remediator.NewValidator(analyzer, cacheTTL, callTimeout),
+		Validator: pipeline.NewValidator(analyzer, cacheTTL, callTimeout),
 		Notifier:  notifier,
 		Sandbox:   cfg.SandboxAccounts,
 		Log:       log,

@@ -23,6 +23,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/notify"
+	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv"
@@ -149,7 +150,7 @@ func runSample(t *testing.T, dir, sampleKey, region, kmsURL, dynURL string) *sam
 	out := &testenv.Reports{}
 	h := &remediator.Handler{
 		Enricher:  &liveWorld{base: base, kms: kc, sample: sampleKey, live: live},
-		Validator: remediator.NewValidator(aaClient, time.Minute, 5*time.Second),
+		Validator: pipeline.NewValidator(aaClient, time.Minute, 5*time.Second),
 		Notifier:  out,
 		Applier:   a,
 		Sandbox:   cfg.SandboxAccounts,

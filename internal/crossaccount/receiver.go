@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/decision"
 	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/notify"
@@ -76,58 +77,59 @@ var (
 var DataKeyActions = []string{"kms:Decrypt", "kms:GenerateDataKey"}
 
 // Receive validates one request event and, when it is accepted, returns the key owner's
-// report (only the key-policy side, verified against the live key policy, with the merged
-// policy) and the world it was made from, for the notifier and the applier. A refused
+// report (only the key-policy side, evaluated against the live key policy, with the merged
+// policy), the world it was made from, and the evidence for the one decision of verified and
+// auto_apply (pipeline.Live.Decide runs Access Analyzer and decides). A refused
 // request is a *Rejection; any other error is transient (the event should be retried).
 // A request whose statement the key policy no longer needs returns a report with Ignored set.
-func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, *world.World, error) {
+func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, *world.World, decision.Evidence, error) {
 	var env Envelope
 	if err := json.Unmarshal(event, &env); err != nil {
-		return finding.Report{}, nil, reject("malformed event: %v", err)
+		return finding.Report{}, nil, decision.Evidence{}, reject("malformed event: %v", err)
 	}
 	if env.Source != Source || env.DetailType != DetailType {
-		return finding.Report{}, nil, reject("source %q, detail-type %q: want %q, %q", env.Source, env.DetailType, Source, DetailType)
+		return finding.Report{}, nil, decision.Evidence{}, reject("source %q, detail-type %q: want %q, %q", env.Source, env.DetailType, Source, DetailType)
 	}
 	own, err := rc.ownAccount(ctx)
 	if err != nil {
-		return finding.Report{}, nil, err
+		return finding.Report{}, nil, decision.Evidence{}, err
 	}
 	sender := env.Account
 	switch {
 	case !accountRE.MatchString(sender):
-		return finding.Report{}, nil, reject("the event's envelope names no sending account (account %q)", sender)
+		return finding.Report{}, nil, decision.Evidence{}, reject("the event's envelope names no sending account (account %q)", sender)
 	case sender == own:
-		return finding.Report{}, nil, reject("the request comes from this account (%s) itself; only other accounts' remediators send requests", own)
+		return finding.Report{}, nil, decision.Evidence{}, reject("the request comes from this account (%s) itself; only other accounts' remediators send requests", own)
 	case !slices.Contains(rc.TrustedAccounts, sender) && rc.TrustedOrgID == "":
-		return finding.Report{}, nil, reject("sending account %s is not trusted (KMSFIX_TRUSTED_ACCOUNTS)", sender)
+		return finding.Report{}, nil, decision.Evidence{}, reject("sending account %s is not trusted (KMSFIX_TRUSTED_ACCOUNTS)", sender)
 	}
 	var req Request
 	if err := json.Unmarshal(env.Detail, &req); err != nil {
-		return finding.Report{}, nil, reject("malformed detail from account %s: %v", sender, err)
+		return finding.Report{}, nil, decision.Evidence{}, reject("malformed detail from account %s: %v", sender, err)
 	}
 	f := req.Finding
 	if err := checkRequest(req, sender, own, rc.Region); err != nil {
-		return finding.Report{}, nil, err
+		return finding.Report{}, nil, decision.Evidence{}, err
 	}
 
 	// The statement is rebuilt from the finding's fields and must be exactly what was sent.
 	d := denialOf(f)
 	want := patch.Build(d, patch.Sides{NeedKeyPolicy: true}, &world.World{})[0].Statement
 	if why := CheckStatement(req.Statement, want); why != "" {
-		return finding.Report{}, nil, reject("the requested statement from account %s is not least privilege: %s", sender, why)
+		return finding.Report{}, nil, decision.Evidence{}, reject("the requested statement from account %s is not least privilege: %s", sender, why)
 	}
 
 	w := rc.Enricher.World(ctx, d)
 	k := w.Key(f.Key)
 	switch {
 	case slices.Contains(w.MissingKeys, f.Key):
-		return finding.Report{}, nil, reject("key %s does not exist in account %s", f.Key, own)
+		return finding.Report{}, nil, decision.Evidence{}, reject("key %s does not exist in account %s", f.Key, own)
 	case k != nil && request.AWSManaged(d, k):
-		return finding.Report{}, nil, reject("key %s is an AWS managed key: its policy cannot be changed", f.Key)
+		return finding.Report{}, nil, decision.Evidence{}, reject("key %s is an AWS managed key: its policy cannot be changed", f.Key)
 	}
 	w.SandboxAccounts = slices.Clone(rc.Sandbox)
-	rep := rc.ownerReport(d, req, sender, own, w)
-	return rep, w, nil
+	rep, ev := rc.ownerReport(d, req, sender, own, w)
+	return rep, w, ev, nil
 }
 
 // checkRequest checks the request's fields: who the envelope says sent it, that the finding
@@ -219,10 +221,10 @@ func denialOf(f finding.Report) *cloudtrail.Denial {
 	}
 }
 
-// ownerReport is the key owner's finding: the key-policy side only, verified with the live
+// ownerReport is the key owner's finding: the key-policy side only, evaluated with the live
 // key policy on the assumption that the caller's account applies its half (the identity
 // policy the caller's own notification carries).
-func (rc *Receiver) ownerReport(d *cloudtrail.Denial, req Request, sender, own string, w *world.World) finding.Report {
+func (rc *Receiver) ownerReport(d *cloudtrail.Denial, req Request, sender, own string, w *world.World) (finding.Report, decision.Evidence) {
 	f := req.Finding
 	// The caller's half, as its remediator proposes it: the principal is in another account,
 	// so its real policies are not readable here.
@@ -259,33 +261,25 @@ func (rc *Receiver) ownerReport(d *cloudtrail.Denial, req Request, sender, own s
 	if keyKnown && patch.Verify(d, w, nil).AllowedAfter {
 		rep.Ignored = fmt.Sprintf("key-policy change request %s from account %s: the key policy already allows %s to %s through S3; nothing to change",
 			req.RequestID, sender, f.Principal, strings.Join(d.Actions, " and "))
-		return rep
+		return rep, decision.Evidence{}
 	}
 	rep.Patches = patch.Build(d, patch.Sides{NeedKeyPolicy: true}, w)
-	v := patch.Verify(d, w, rep.Patches)
-	rep.Verified = keyKnown && v.OK()
+	ev := decision.Evidence{
+		Code: finding.CrossAccountAccessMissing, KnownEnough: keyKnown, Patches: rep.Patches,
+		Verification: patch.Verify(d, w, rep.Patches), IsSandbox: w.IsSandbox,
+		Principal: d.Identity.PrincipalARN, Editable: d.Identity.Editable, NotEditable: d.Identity.NotEditable,
+	}
 	rep.Detail = fmt.Sprintf("Account %s's remediator asks for this key-policy statement (request %s): %s in account %s was refused %s on key %s through S3 for bucket %s, and a denied cross-account call is logged only in the caller's account. "+
 		"The statement names only that principal, only those actions, only through S3 in %s and only for that bucket; the caller's account adds its identity policy itself.",
 		sender, req.RequestID, diagnose.Describe(d.Identity), sender, strings.Join(d.Actions, " and "), f.Key, f.Bucket, d.Region)
 	rep.Escalate = fmt.Sprintf("the key's administrators in account %s", own)
-	switch {
-	case !keyKnown:
-		rep.Unknown = append(rep.Unknown, "the key policy (GetKeyPolicy)")
-		rep.Unverified = "not verified: could not read the key policy"
-	case !v.AllowedAfter:
-		rep.Unverified = "evaluating the key policy with the statement does not show the request allowed (a Deny in the key policy, or a key state, still refuses it)"
-	case len(v.Widened) > 0:
-		rep.Unverified = "the statement would also allow: " + strings.Join(v.Widened, "; ")
+	if !keyKnown {
+		ev.Unknown = []string{"the key policy (GetKeyPolicy)"}
+		rep.Unknown = append(rep.Unknown, ev.Unknown...)
 	}
-	switch {
-	case !rep.Verified:
-		rep.AutoApplyBlocked = "the patch is not verified"
-	case !w.IsSandbox(own):
-		rep.AutoApplyBlocked = "account " + own + " is not a sandbox account"
-	default:
-		rep.AutoApply = true
-	}
-	return rep
+	// verified and auto_apply are decided by internal/decision, after Access Analyzer
+	// (pipeline.Live.Decide in the handler).
+	return rep, ev
 }
 
 // ownAccount asks STS once per container; a failure is retried with the event.

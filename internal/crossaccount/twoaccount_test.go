@@ -28,6 +28,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/notify"
+	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv"
@@ -124,7 +125,7 @@ func twoAccounts(t *testing.T) *accounts {
 	})
 	a.caller = &remediator.Handler{
 		Enricher:  callerWorld{},
-		Validator: remediator.NewValidator(analyzer, time.Minute, 5*time.Second),
+		Validator: pipeline.NewValidator(analyzer, time.Minute, 5*time.Second),
 		Notifier:  a.callerSent,
 		KeyOwner: &crossaccount.Sender{
 			Events: eventbridge.New(eventbridge.Options{Region: region, BaseEndpoint: aws.String(a.bridge.URL), Credentials: creds}),
@@ -148,7 +149,7 @@ func twoAccounts(t *testing.T) *accounts {
 	enricher := enrich.New(a.kms, ownerIAM, ownerSTS, enrich.Options{TTL: time.Nanosecond})
 	a.owner = &remediator.Handler{
 		Enricher:  enricher,
-		Validator: remediator.NewValidator(analyzer, time.Minute, 5*time.Second),
+		Validator: pipeline.NewValidator(analyzer, time.Minute, 5*time.Second),
 		Notifier:  a.ownerSent,
 		Applier: &apply.Applier{
 			Settings: apply.SettingsFrom(ownerCfg, region),

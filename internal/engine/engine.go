@@ -1,21 +1,32 @@
-// Package engine runs the pure pipeline for one record: diagnose, patch, verify.
+// Package engine runs the pure steps for one record: diagnose, patch, verify by evaluation.
+// Examine gathers the report and the evidence; internal/decision decides verified and
+// auto_apply from it. Explain is the offline path (kmsfix explain: no AWS, no Access Analyzer);
+// internal/pipeline is the live one.
 package engine
 
 import (
-	"strings"
-
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/decision"
 	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/patch"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
-// Explain turns one item into a report using what the world knows. It never fails: what it
-// cannot decide becomes an undetermined finding that says why.
+// Explain turns one item into a report using what the world knows, offline: the evaluator
+// alone decides verified. It never fails: what it cannot decide becomes an undetermined
+// finding that says why.
 func Explain(item cloudtrail.Item, w *world.World) finding.Report {
+	r, ev := Examine(item, w)
+	decision.Decide(ev).Set(&r)
+	return r
+}
+
+// Examine diagnoses one item and builds and evaluates its patches, without deciding verified or
+// auto_apply: it returns the report so far and the evidence for decision.Decide.
+func Examine(item cloudtrail.Item, w *world.World) (finding.Report, decision.Evidence) {
 	if item.Denial == nil {
-		return finding.Report{EventID: item.EventID, Ignored: item.Ignored}
+		return finding.Report{EventID: item.EventID, Ignored: item.Ignored}, decision.Evidence{}
 	}
 	d := item.Denial
 	f := diagnose.Diagnose(d, w)
@@ -45,57 +56,18 @@ func Explain(item cloudtrail.Item, w *world.World) finding.Report {
 	if k := w.Key(d.KeyARN); k != nil && len(k.Aliases) > 0 {
 		r.KeyAlias = k.Aliases[0]
 	}
+	ev := decision.Evidence{
+		Code: f.Code, KnownEnough: f.KnownEnough, Unknown: f.Unknown, IsSandbox: w.IsSandbox,
+		Principal: d.Identity.PrincipalARN, Editable: d.Identity.Editable, NotEditable: d.Identity.NotEditable,
+	}
 	if f.Code != finding.Undetermined && !f.Code.PolicyFixable() {
-		return r // no policy patch for key states, denies, managed keys, principals
+		return r, ev // no policy patch for key states, denies, managed keys, principals
 	}
 	r.Patches = patch.Build(d, patch.Sides{NeedIdentity: f.NeedIdentity, NeedKeyPolicy: f.NeedKeyPolicy}, w)
 	if len(r.Patches) == 0 {
-		return r
+		return r, ev
 	}
-	v := patch.Verify(d, w, r.Patches)
-	// Verified means every part the decision needs was read: never with unknowns.
-	r.Verified = f.Code != finding.Undetermined && f.KnownEnough && len(f.Unknown) == 0 && v.OK()
-	switch {
-	case !v.AllowedAfter:
-		r.Unverified = "evaluating the known policies with the patch does not show the request allowed"
-		if len(f.Unknown) > 0 {
-			r.Unverified += " (unknown: " + strings.Join(f.Unknown, ", ") + ")"
-		}
-	case len(v.Widened) > 0:
-		r.Unverified = "the patch would also allow: " + strings.Join(v.Widened, "; ")
-	case !r.Verified && len(f.Unknown) > 0:
-		r.Unverified = "not verified: could not read " + strings.Join(f.Unknown, ", ")
-	}
-	r.AutoApply, r.AutoApplyBlocked = autoApply(d, f, w, r, v)
-	return r
-}
-
-// autoApply says whether this finding may be applied automatically under the current config:
-// an implicit deny a policy fixes, a patch for a sandbox account, an editable principal for an
-// identity patch, and a verified patch.
-func autoApply(d *cloudtrail.Denial, f diagnose.Finding, w *world.World, r finding.Report, v patch.Verification) (bool, string) {
-	if !f.Code.PolicyFixable() {
-		return false, "only implicit denies that a policy fixes are applied automatically"
-	}
-	if !r.Verified {
-		return false, "the patch is not verified"
-	}
-	// Each side is applied by the remediator of its own account, and only where that account
-	// is a sandbox (issue: "for cross-account-access-missing only the side whose account is
-	// this sandbox"); half of a cross-account fix allows nothing on its own.
-	eligible, reason := 0, "no patch is for a sandbox account"
-	for _, p := range r.Patches {
-		switch {
-		case !w.IsSandbox(p.Account):
-			continue
-		case p.Kind == finding.KindIdentityPolicy && !d.Identity.Editable:
-			reason = "IAM cannot edit " + d.Identity.PrincipalARN + ": " + d.Identity.NotEditable
-			continue
-		}
-		eligible++
-	}
-	if eligible == 0 {
-		return false, reason
-	}
-	return true, ""
+	ev.Patches = r.Patches
+	ev.Verification = patch.Verify(d, w, r.Patches)
+	return r, ev
 }

@@ -1,7 +1,7 @@
 // Package remediator is the Lambda handler: an EventBridge event in, a finding out. It parses
-// the CloudTrail record, builds the world from live AWS, runs the engine, validates the
-// proposed policies with Access Analyzer, hands the report to the notifier (and the applier,
-// when there is one), and writes one log line and one metrics line per event.
+// the CloudTrail record, runs the live pipeline (internal/pipeline: enrich, explain, Access
+// Analyzer, the one decision of verified and auto_apply), hands the report to the notifier
+// (and the applier, when there is one), and writes one log line and one metrics line per event.
 package remediator
 
 import (
@@ -12,15 +12,15 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/crossaccount"
+	"github.com/kmsfix/kmsfix/internal/decision"
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -37,12 +37,6 @@ type Applier interface {
 	Apply(ctx context.Context, r *finding.Report, w *world.World) error
 }
 
-// Enricher builds the world for a denial from live AWS; it never fails, it leaves unknown
-// what it cannot read.
-type Enricher interface {
-	World(ctx context.Context, d *cloudtrail.Denial) *world.World
-}
-
 // KeyOwnerSender sends the key-policy half of a cross-account finding to the key's owner
 // (internal/crossaccount); it says what it did ("sent", "duplicate", "no-bus", ...). An
 // error means a retry may succeed.
@@ -51,16 +45,18 @@ type KeyOwnerSender interface {
 }
 
 // RequestReceiver accepts key-policy change requests from other accounts' remediators
-// (internal/crossaccount): it returns the key owner's report and its world, or an error
-// with a RejectionReason for a request refused for good.
+// (internal/crossaccount): it returns the key owner's report, its world and the evidence for
+// the decision, or an error with a RejectionReason for a request refused for good.
 type RequestReceiver interface {
-	Receive(ctx context.Context, event []byte) (finding.Report, *world.World, error)
+	Receive(ctx context.Context, event []byte) (finding.Report, *world.World, decision.Evidence, error)
 }
 
 // Handler handles one EventBridge event per call. Its fields live as long as the container.
 type Handler struct {
-	Enricher  Enricher
-	Validator *Validator // nil: patches are not validated (and so not verified)
+	// Enricher and Validator are the live pipeline's (pipeline.Live): Validator nil means
+	// patches are not validated, and so not verified.
+	Enricher  pipeline.Enricher
+	Validator *pipeline.Validator
 	Notifier  Notifier
 	Applier   Applier // nil: nothing is applied
 	// KeyOwner sends cross-account findings' key-policy half to the key owner's bus (nil:
@@ -117,8 +113,11 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep findin
 			rep.Ignored = reason
 			return rep, nil
 		}
-		var rerr error
-		rep, w, rerr = h.Requests.Receive(ctx, event)
+		var (
+			rerr error
+			ev   decision.Evidence
+		)
+		rep, w, ev, rerr = h.Requests.Receive(ctx, event)
 		var rej interface{ RejectionReason() string }
 		switch {
 		case errors.As(rerr, &rej):
@@ -131,6 +130,7 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep findin
 			outcome, reason = outcomeIgnored, rep.Ignored
 			return rep, nil
 		}
+		h.live().Decide(ctx, &rep, ev)
 		if err = h.deliver(ctx, &rep, w); err != nil {
 			return rep, err
 		}
@@ -151,9 +151,7 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep findin
 		return engine.Explain(item, nil), nil
 	}
 
-	w = h.Enricher.World(ctx, item.Denial)
-	w.SandboxAccounts = slices.Clone(h.Sandbox)
-	rep = engine.Explain(item, w)
+	rep, w = h.live().Explain(ctx, item)
 	if err = h.deliver(ctx, &rep, w); err != nil {
 		return rep, err
 	}
@@ -170,9 +168,17 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep findin
 	return rep, nil
 }
 
-// deliver validates the patches, applies what may be applied, and notifies.
+// live is the pipeline over the handler's enricher and validator.
+func (h *Handler) live() *pipeline.Live {
+	l := &pipeline.Live{Enricher: h.Enricher, Sandbox: h.Sandbox}
+	if h.Validator != nil { // a nil *Validator in the interface would not be nil
+		l.Checker = h.Validator
+	}
+	return l
+}
+
+// deliver applies what may be applied, and notifies.
 func (h *Handler) deliver(ctx context.Context, rep *finding.Report, w *world.World) error {
-	h.validate(ctx, rep)
 	var err error
 	// The applier's guard decides for every finding a policy can fix: when IAM cannot edit
 	// the principal it may use the key policy or a grant instead, and it says why it refuses.
@@ -185,33 +191,6 @@ func (h *Handler) deliver(ctx context.Context, rep *finding.Report, w *world.Wor
 		err = fmt.Errorf("notify %s: %w", rep.EventID, nerr)
 	}
 	return err
-}
-
-// validate runs Access Analyzer on the patches; a problem or a check that could not run
-// clears verified (and with it auto_apply).
-func (h *Handler) validate(ctx context.Context, rep *finding.Report) {
-	if len(rep.Patches) == 0 {
-		return
-	}
-	var problems, unknown []string
-	if h.Validator == nil {
-		unknown = []string{"Access Analyzer validation is not configured"}
-	} else {
-		problems, unknown = h.Validator.Check(ctx, rep.Patches)
-	}
-	if len(problems) == 0 && len(unknown) == 0 {
-		return
-	}
-	rep.Unknown = append(rep.Unknown, unknown...)
-	if rep.Verified {
-		why := append(problems, unknown...)
-		rep.Verified = false
-		rep.Unverified = strings.Join(why, "; ")
-	}
-	if rep.AutoApply {
-		rep.AutoApply = false
-		rep.AutoApplyBlocked = "the patch is not verified: " + strings.Join(append(problems, unknown...), "; ")
-	}
 }
 
 // record writes the event's log line and metrics line.

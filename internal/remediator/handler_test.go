@@ -19,6 +19,7 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -50,7 +51,7 @@ type panicker struct{}
 
 func (panicker) Notify(context.Context, finding.Report) error { panic("boom") }
 
-// validatorFunc is a PolicyValidator from a function.
+// validatorFunc is a pipeline.PolicyValidator from a function.
 type validatorFunc func(*accessanalyzer.ValidatePolicyInput) (*accessanalyzer.ValidatePolicyOutput, error)
 
 func (f validatorFunc) ValidatePolicy(_ context.Context, in *accessanalyzer.ValidatePolicyInput, _ ...func(*accessanalyzer.Options)) (*accessanalyzer.ValidatePolicyOutput, error) {
@@ -82,7 +83,7 @@ type harness struct {
 	notes   *recorder
 }
 
-func newHarness(t *testing.T, worldJSON []byte, v PolicyValidator) *harness {
+func newHarness(t *testing.T, worldJSON []byte, v pipeline.PolicyValidator) *harness {
 	t.Helper()
 	x := &harness{notes: &recorder{}}
 	x.h = &Handler{
@@ -92,7 +93,7 @@ func newHarness(t *testing.T, worldJSON []byte, v PolicyValidator) *harness {
 		Metrics:  &x.metrics,
 	}
 	if v != nil {
-		x.h.Validator = NewValidator(v, time.Minute, time.Second)
+		x.h.Validator = pipeline.NewValidator(v, time.Minute, time.Second)
 	}
 	return x
 }
@@ -200,7 +201,7 @@ func TestHandleValidation(t *testing.T) {
 	event, wj := sample(t, "01-identity-policy-missing")
 	tests := []struct {
 		name      string
-		v         PolicyValidator
+		v         pipeline.PolicyValidator
 		verified  bool
 		unverMsg  string
 		unknownIn string

@@ -1,4 +1,4 @@
-package remediator
+package pipeline
 
 import (
 	"context"
@@ -24,9 +24,12 @@ type PolicyValidator interface {
 	ValidatePolicy(context.Context, *accessanalyzer.ValidatePolicyInput, ...func(*accessanalyzer.Options)) (*accessanalyzer.ValidatePolicyOutput, error)
 }
 
-var _ PolicyValidator = (*accessanalyzer.Client)(nil)
+var (
+	_ PolicyValidator = (*accessanalyzer.Client)(nil)
+	_ PatchChecker    = (*Validator)(nil)
+)
 
-// Validator checks every proposed policy with Access Analyzer. An ERROR or SECURITY_WARNING
+// Validator checks every proposed policy with Access Analyzer (the pipeline's PatchChecker). An ERROR or SECURITY_WARNING
 // finding, or a check that could not run, means the patch is not verified.
 type Validator struct {
 	api         PolicyValidator

@@ -1,0 +1,138 @@
+// Package decision is the one place that decides whether a finding's patch is `verified` and
+// whether it may be applied automatically (`auto_apply`), each with the reason shown to people
+// when it is not. Every path reaches it: engine.Explain offline, and internal/pipeline for the
+// Lambda and every CLI command that reads AWS (after Access Analyzer has checked the patch).
+//
+// The rules, in order:
+//
+//	verified    the diagnosis is decided (not undetermined), every part of the world the
+//	            decision needs was read (nothing unknown), the evaluator shows the patched
+//	            request allowed and nothing else newly allowed, and, when the patch was
+//	            validated (live), Access Analyzer found no ERROR or SECURITY_WARNING and ran.
+//	auto_apply  the diagnosis is an implicit deny a policy fixes, the patch is verified, and at
+//	            least one patch is for a sandbox account (an identity patch also needs a
+//	            principal IAM can edit).
+//
+// The apply guard (internal/apply) then chooses the lever in the remediator's own account; it
+// may refuse what auto_apply allows (mode, KMSFIX_APPLY_DIAGNOSES, its own account) and it may
+// use a key-policy or grant lever that the same evaluator verifies when IAM cannot edit the
+// principal.
+package decision
+
+import (
+	"strings"
+
+	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/patch"
+)
+
+// Evidence is what the decision reads, each part from the step of the pipeline that knows it.
+type Evidence struct {
+	Code        finding.Code    // diagnose
+	KnownEnough bool            // diagnose: the world held every part needed to verify by evaluation
+	Unknown     []string        // diagnose: what the decision could not read
+	Patches     []finding.Patch // patch.Build
+	// Verification is the evaluator's run of the request with the patches (patch.Verify).
+	Verification patch.Verification
+	// Validation is Access Analyzer's check of the patches' documents. Nil when no AWS is read
+	// (kmsfix explain with a world file): then the evaluator alone decides.
+	Validation *Validation
+	// IsSandbox says whether automatic changes are allowed in an account.
+	IsSandbox func(account string) bool
+	// The principal, and whether IAM can edit its policies (and why not).
+	Principal   string
+	Editable    bool
+	NotEditable string
+}
+
+// Validation is Access Analyzer's verdict on the proposed documents.
+type Validation struct {
+	Problems []string // ERROR and SECURITY_WARNING findings
+	Unknown  []string // checks that could not run (or no validator is configured)
+}
+
+func (v *Validation) reasons() []string {
+	if v == nil {
+		return nil
+	}
+	return append(append([]string(nil), v.Problems...), v.Unknown...)
+}
+
+// Decision is the outcome, in the report's vocabulary.
+type Decision struct {
+	Verified         bool
+	Unverified       string // why not verified, when there is a patch
+	AutoApply        bool
+	AutoApplyBlocked string   // why not, for a finding a policy fixes
+	Unknown          []string // checks that could not run, added to the report's unknowns
+}
+
+// Decide makes the decision. A finding without a patch has nothing to verify or apply.
+func Decide(e Evidence) Decision {
+	if len(e.Patches) == 0 {
+		return Decision{}
+	}
+	var d Decision
+	if e.Validation != nil {
+		d.Unknown = e.Validation.Unknown
+	}
+	rejected := e.Validation.reasons()
+	evaluated := e.Code != finding.Undetermined && e.KnownEnough && len(e.Unknown) == 0 && e.Verification.OK()
+	d.Verified = evaluated && len(rejected) == 0
+
+	v := e.Verification
+	switch {
+	case !v.AllowedAfter:
+		d.Unverified = "evaluating the known policies with the patch does not show the request allowed"
+		if len(e.Unknown) > 0 {
+			d.Unverified += " (unknown: " + strings.Join(e.Unknown, ", ") + ")"
+		}
+	case len(v.Widened) > 0:
+		d.Unverified = "the patch would also allow: " + strings.Join(v.Widened, "; ")
+	case !evaluated && len(e.Unknown) > 0:
+		d.Unverified = "not verified: could not read " + strings.Join(e.Unknown, ", ")
+	case evaluated && len(rejected) > 0:
+		d.Unverified = strings.Join(rejected, "; ")
+	}
+
+	d.AutoApply, d.AutoApplyBlocked = autoApply(e, evaluated)
+	if d.AutoApply && len(rejected) > 0 {
+		d.AutoApply, d.AutoApplyBlocked = false, "the patch is not verified: "+strings.Join(rejected, "; ")
+	}
+	return d
+}
+
+// autoApply: an implicit deny a policy fixes, a patch the evaluator verified, and one part of
+// the fix in a sandbox account. Each side is applied by the remediator of its own account,
+// and only where that account is a sandbox; half of a cross-account fix allows nothing on its
+// own, which the apply guard checks for its account.
+func autoApply(e Evidence, evaluated bool) (bool, string) {
+	if !e.Code.PolicyFixable() {
+		return false, "only implicit denies that a policy fixes are applied automatically"
+	}
+	if !evaluated {
+		return false, "the patch is not verified"
+	}
+	eligible, reason := 0, "no patch is for a sandbox account"
+	for _, p := range e.Patches {
+		switch {
+		case e.IsSandbox == nil || !e.IsSandbox(p.Account):
+			continue
+		case p.Kind == finding.KindIdentityPolicy && !e.Editable:
+			reason = "IAM cannot edit " + e.Principal + ": " + e.NotEditable
+			continue
+		}
+		eligible++
+	}
+	if eligible == 0 {
+		return false, reason
+	}
+	return true, ""
+}
+
+// Set writes the decision into the report.
+func (d Decision) Set(r *finding.Report) {
+	r.Verified, r.Unverified = d.Verified, d.Unverified
+	r.AutoApply, r.AutoApplyBlocked = d.AutoApply, d.AutoApplyBlocked
+	r.Unknown = append(r.Unknown, d.Unknown...)
+}
