@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -487,9 +488,10 @@ func (a *Applier) revert(ctx context.Context, rec *Record, final, owner string) 
 
 // SweepResult says what a sweep did. NeedsReview counts the changes a person must settle
 // (their metric keeps the alarm on until then); Tampered counts records whose integrity
-// check failed (never acted on).
+// check failed (never acted on); Deferred counts the active changes the sweep did not reach
+// before its time budget ran out (the next run takes them).
 type SweepResult struct {
-	Reverted, RolledBack, Failed, Cleaned, NeedsReview, Tampered int
+	Reverted, RolledBack, Failed, Cleaned, NeedsReview, Tampered, Deferred int
 }
 
 // Sweep reverts every applied change past its expiry and rolls back every pending change
@@ -502,6 +504,9 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 	if err != nil {
 		return res, err
 	}
+	// In a random order: a change whose revert keeps failing slowly cannot use every run's
+	// budget before the others are reached.
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	var errs []error
 	count := func(rec *Record, err error, ok *int) {
 		switch {
@@ -516,7 +521,12 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 			*ok++
 		}
 	}
-	for _, id := range ids {
+	for i, id := range ids {
+		if !sweepTimeLeft(ctx, s.SweepReserve) {
+			res.Deferred = len(ids) - i
+			a.log().Warn("apply: sweep out of time, the next run continues", "deferred", res.Deferred, "reserve", s.SweepReserve.String())
+			break
+		}
 		rec, err := a.Store.Get(ctx, id)
 		switch {
 		case errors.Is(err, ErrTampered):
@@ -550,6 +560,15 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 	return res, errors.Join(errs...)
 }
 
+// sweepTimeLeft says more than reserve is left before ctx's deadline (always, without one).
+func sweepTimeLeft(ctx context.Context, reserve time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	dl, ok := ctx.Deadline()
+	return !ok || time.Until(dl) > reserve
+}
+
 // SweeperSource is the "source" of the scheduled event that runs Sweep.
 const SweeperSource = "kmsfix.sweeper"
 
@@ -579,7 +598,8 @@ func WithSweeper[T any](a *Applier, next func(context.Context, json.RawMessage) 
 		}
 		res, err := a.Sweep(ctx, a.now())
 		lg := a.log().With("outcome", "sweep", "reverted", res.Reverted, "rolled_back", res.RolledBack,
-			"failed", res.Failed, "cleaned", res.Cleaned, "needs_review", res.NeedsReview, "tampered", res.Tampered)
+			"failed", res.Failed, "cleaned", res.Cleaned, "needs_review", res.NeedsReview, "tampered", res.Tampered,
+			"deferred", res.Deferred)
 		if err != nil {
 			lg.Error("apply: sweep", "error", err.Error())
 			return res, err

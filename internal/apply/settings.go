@@ -36,6 +36,10 @@ type Settings struct {
 	// ReadDelay the wait before the first re-read (doubled each time).
 	ConsistentReads int
 	ReadDelay       time.Duration
+	// SweepReserve is the time a sweep keeps before its invocation's deadline: it starts no
+	// revert with less left, and leaves the rest (SweepResult.Deferred) to the next run,
+	// which the schedule starts anyway. More than one revert takes (IAM reads included).
+	SweepReserve time.Duration
 }
 
 // Defaults.
@@ -47,6 +51,7 @@ const (
 	// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
 	DefaultConsistentReads = 5
 	DefaultReadDelay       = 200 * time.Millisecond
+	DefaultSweepReserve    = 8 * time.Second
 )
 
 // SettingsFrom takes the apply settings from the Lambda configuration.
@@ -85,6 +90,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.ReadDelay <= 0 {
 		s.ReadDelay = DefaultReadDelay
+	}
+	if s.SweepReserve <= 0 {
+		s.SweepReserve = DefaultSweepReserve
 	}
 	return s
 }
