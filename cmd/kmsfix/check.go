@@ -154,12 +154,13 @@ func splitList(s string) []string {
 // the verdict.
 func writeCheck(w io.Writer, c *why.Check) {
 	fmt.Fprintf(w, "check %s on s3://%s/%s (key %s)\n", c.Principal, c.Bucket, c.Prefix, orDash(c.Key))
-	var fixes []string
+	var fixes, proposed []string
 	seen := map[string]bool{}
 	for _, f := range c.Findings {
 		label := map[why.Verdict]string{why.Allowed: "ALLOWED", why.Diagnosed: "DENIED", why.Undetermined: "UNDECIDED", why.NotKMS: "NO-KMS"}[f.Verdict]
 		line := fmt.Sprintf("%-9s  %-13s  %-19s  %s", label, orDash(f.Action), orDash(f.KMSAction), orDash(f.Context))
-		if f.Diagnosis != "" {
+		switch {
+		case f.Verdict == why.Diagnosed:
 			state := "fix NOT verified"
 			if f.Verified {
 				state = "fix verified"
@@ -168,31 +169,41 @@ func writeCheck(w io.Writer, c *why.Check) {
 				state = "no policy fix: see advice"
 			}
 			line += fmt.Sprintf("  %s (%s)", f.Diagnosis, state)
-		} else if f.Note != "" && f.Verdict != why.Allowed {
+		case f.Verdict != why.Allowed && f.Note != "":
 			line += "  " + f.Note
 		}
 		fmt.Fprintln(w, line)
 		if f.Report == nil || f.Verdict == why.Allowed {
 			continue
 		}
+		into := &fixes
+		if f.Verdict != why.Diagnosed {
+			into = &proposed
+		}
 		for _, p := range f.Report.Patches {
 			for _, cmd := range p.Commands {
 				if !seen[cmd] {
 					seen[cmd] = true
-					fixes = append(fixes, "$ "+cmd)
+					*into = append(*into, "$ "+cmd)
 				}
 			}
 		}
 		for _, a := range f.Report.Advice {
 			if !seen[a] {
 				seen[a] = true
-				fixes = append(fixes, a)
+				*into = append(*into, a)
 			}
 		}
 	}
-	if len(fixes) > 0 {
-		fmt.Fprintln(w, "fix:")
-		for _, f := range fixes {
+	for _, list := range []struct {
+		title string
+		items []string
+	}{{"fix:", fixes}, {"proposed from what could be read (not verified):", proposed}} {
+		if len(list.items) == 0 {
+			continue
+		}
+		fmt.Fprintln(w, list.title)
+		for _, f := range list.items {
 			fmt.Fprintf(w, "  %s\n", f)
 		}
 	}

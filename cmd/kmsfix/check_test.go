@@ -210,6 +210,15 @@ func TestCheckOffline(t *testing.T) {
 		}
 	})
 
+	t.Run("a condition on a value nobody can read (aws:SourceIp) leaves it undecided", func(t *testing.T) {
+		const byIP = `{"Sid":"ReaderFromOffice","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/app/reader"},"Action":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}}`
+		path, key := writeCheckWorld(t, checkCase{principal: roleReader, key: doc(stAdminOnly, byIP), policies: []string{}})
+		code, stdout, _ := runCheckCmd(t, "--principal", roleReader, "--bucket", checkBucket, "--key", key, "--world", path, "--action", "get", "--assume", "all")
+		if code != exitUndecided || !strings.Contains(stdout, "condition keys whose values kmsfix cannot know (aws:SourceIp)") {
+			t.Errorf("exit %d, want 2 naming aws:SourceIp\n%s", code, stdout)
+		}
+	})
+
 	t.Run("denied: text golden, one line per finding and the fix once", func(t *testing.T) {
 		path, key := writeCheckWorld(t, checkCase{principal: roleReader, key: doc(stDelegateA), policies: []string{checkPolicy(t, stS3Only)}})
 		code, stdout, _ := runCheckCmd(t, "--principal", roleReader, "--bucket", checkBucket, "--prefix", "in/", "--key", key, "--world", path, "--action", "get")

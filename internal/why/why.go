@@ -460,7 +460,8 @@ func (r *run) decide(ctx context.Context, s Step, d *cloudtrail.Denial) (Step, e
 // engine's unverified proposal attached.
 func judge(d *cloudtrail.Denial, w *world.World, refused bool) (Verdict, string, *finding.Report) {
 	if !refused {
-		switch allowedBy(d, w) {
+		v, unknown := allowedBy(d, w)
+		switch v {
 		case Allowed:
 			return Allowed, fmt.Sprintf("the key policy and the identity policies kmsfix read allow %s %s with this key", diagnose.Describe(d.Identity), d.Actions[0]), nil
 		case Undetermined:
@@ -469,7 +470,11 @@ func judge(d *cloudtrail.Denial, w *world.World, refused bool) (Verdict, string,
 				// A fact, not a policy reading: the principal (root), the key's manager or state.
 				return Diagnosed, "", &rep
 			}
-			return Undetermined, "the policies kmsfix could read do not decide the request; the proposal below is not verified", &rep
+			note := "the policies kmsfix could read do not decide the request; the proposal below is not verified"
+			if len(unknown) > 0 {
+				note = "the answer rests on condition keys whose values kmsfix cannot know (" + strings.Join(unknown, ", ") + "); the proposal below is not verified"
+			}
+			return Undetermined, note, &rep
 		}
 	}
 	rep := engine.Explain(cloudtrail.Item{EventID: d.EventID, Denial: d}, w)
@@ -482,13 +487,13 @@ func judge(d *cloudtrail.Denial, w *world.World, refused bool) (Verdict, string,
 // allowedBy evaluates the request with the world: Allowed when the key is usable and both the
 // key policy and the identity side are known and allow; Diagnosed when something known refuses
 // it; Undetermined when an unknown part could decide either way.
-func allowedBy(d *cloudtrail.Denial, w *world.World) Verdict {
+func allowedBy(d *cloudtrail.Denial, w *world.World) (Verdict, []string) {
 	if w.KeyMissing(d.KeyARN) || (d.KeyRegion != "" && d.Region != "" && d.KeyRegion != d.Region) {
-		return Diagnosed
+		return Diagnosed, nil
 	}
 	k := w.Key(d.KeyARN)
 	if k != nil && k.State != "" && k.State != world.StateEnabled {
-		return Diagnosed
+		return Diagnosed, nil
 	}
 	ins := request.Inputs(d, w)
 	if ins.KeyPolicy == nil {
@@ -497,18 +502,20 @@ func allowedBy(d *cloudtrail.Denial, w *world.World) Verdict {
 	p := w.Principal(d.Identity.PrincipalARN)
 	res := policy.AuthorizeKMS(request.For(d, w, d.Actions[0]), ins)
 	switch {
+	case res.Undetermined():
+		return Undetermined, res.Unknown // the answer rests on condition values nobody read
 	case res.Decision == policy.ExplicitDeny:
-		return Diagnosed
+		return Diagnosed, nil
 	case res.Decision == policy.Allow && ins.KeyPolicy != nil && p != nil && k != nil && k.State == world.StateEnabled:
 		// Both sides read (an unread permissions boundary could cap even a key-policy
 		// statement naming a role), and the key usable.
-		return Allowed
+		return Allowed, nil
 	case ins.KeyPolicy != nil && p != nil:
-		return Diagnosed // both sides known and no allow: an implicit deny the engine explains
+		return Diagnosed, nil // both sides known and no allow: an implicit deny the engine explains
 	case ins.KeyPolicy != nil && !res.KeyPolicyAdmits():
-		return Diagnosed // the key policy alone already refuses
+		return Diagnosed, nil // the key policy alone already refuses
 	}
-	return Undetermined
+	return Undetermined, nil
 }
 
 // fromCloudTrail looks for KMS's own record of this refusal (LookupEvents by the key's ARN over
