@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kmsfix/kmsfix/internal/apply"
@@ -67,7 +68,8 @@ func main() {
 	analyzer := accessanalyzer.NewFromConfig(awsCfg)
 	ddb := dynamodb.NewFromConfig(awsCfg)
 
-	nc := notify.Clients{SNS: sns.NewFromConfig(awsCfg), DynamoDB: ddb}
+	snsClient := sns.NewFromConfig(awsCfg)
+	nc := notify.Clients{SNS: snsClient, DynamoDB: ddb}
 	if cfg.SlackSecretARN != "" {
 		nc.Secrets = secretsmanager.NewFromConfig(awsCfg)
 	}
@@ -102,6 +104,7 @@ func main() {
 			KMS:      kmsClient, Grants: kmsClient, IAM: iamClient, Analyzer: analyzer,
 			Logger:  log, // no Hold: notify.Notifier.Notify holds the finding back itself after announcing the change
 			Metrics: os.Stdout,
+			Alerter: topicAlerter{sns: snsClient, topic: cfg.TopicARN},
 		}
 		h.Applier = applier
 	}
@@ -124,4 +127,22 @@ func main() {
 	// The 15-minute schedule's event runs the expiry sweeper; every other event is a denial.
 	// h.Payloads drops a payload that is not a JSON object with one log line (no retry).
 	lambda.Start(h.Payloads(apply.WithSweeper(applier, h.Handle)))
+}
+
+// topicAlerter publishes apply's alerts (a change whose revert could not be proven exact) to
+// the findings topic, with the attribute kind=alert so subscribers can filter them apart from
+// report JSON.
+type topicAlerter struct {
+	sns   *sns.Client
+	topic string
+}
+
+func (t topicAlerter) Alert(ctx context.Context, subject, text string) error {
+	_, err := t.sns.Publish(ctx, &sns.PublishInput{
+		TopicArn: &t.topic, Subject: &subject, Message: &text,
+		MessageAttributes: map[string]snstypes.MessageAttributeValue{
+			"kind": {DataType: aws.String("String"), StringValue: aws.String("alert")},
+		},
+	})
+	return err
 }

@@ -396,7 +396,7 @@ func (a *Applier) fillApplied(r *finding.Report, rec *Record) {
 	r.AutoApply, r.AutoApplyBlocked = true, ""
 	r.Applied = &finding.Applied{
 		ID: rec.ID, Lever: rec.Lever, Account: rec.Account, Target: rec.Target, Name: rec.Name,
-		AppliedAt: rec.AppliedAt, ExpiresAt: rec.ExpiresAt,
+		AppliedAt: rec.AppliedAt, ExpiresAt: rec.ExpiresAt, EventID: rec.EventID,
 		RevertCommand: a.settings().RevertCommand(rec.ID),
 	}
 }

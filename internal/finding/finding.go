@@ -147,13 +147,16 @@ type Report struct {
 // Applied describes an automatic change (internal/apply): what was changed, when it is
 // reverted, and the command that reverts it now.
 type Applied struct {
-	ID            string   `json:"id"`
-	Lever         string   `json:"lever"` // identity-policy, key-policy-statement or grant
-	Account       string   `json:"account"`
-	Target        string   `json:"target"` // role/user ARN or key ARN
-	Name          string   `json:"name"`   // inline policy name, statement Sid or grant name
-	AppliedAt     string   `json:"applied_at"`
-	ExpiresAt     string   `json:"expires_at"`
+	ID        string `json:"id"`
+	Lever     string `json:"lever"` // identity-policy, key-policy-statement or grant
+	Account   string `json:"account"`
+	Target    string `json:"target"` // role/user ARN or key ARN
+	Name      string `json:"name"`   // inline policy name, statement Sid or grant name
+	AppliedAt string `json:"applied_at"`
+	ExpiresAt string `json:"expires_at"`
+	// EventID is the CloudTrail event whose invocation made the change: the report of that
+	// event announces it (internal/notify), whatever the dedupe window says.
+	EventID       string   `json:"event_id,omitempty"`
 	RevertCommand string   `json:"revert_command,omitempty"`
 	DryRun        bool     `json:"dry_run,omitempty"`
 	Calls         []string `json:"calls,omitempty"` // dry run: the exact API calls it would make

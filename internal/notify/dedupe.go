@@ -187,6 +187,33 @@ func (d *store) claim(ctx context.Context, fp, eventID string, now time.Time, sl
 	return fpState{}, false, fmt.Errorf("dedupe: claim window of %s: %w", fp, err)
 }
 
+// announce opens a new window owned by eventID for the message announcing an automatic
+// change, whatever window or hold is running: a change is announced by the report that made
+// it, never counted as a repeat of another event's message. The condition makes it once per
+// change (change is the last change announced). false: this change was announced already.
+func (d *store) announce(ctx context.Context, fp, eventID, change string, now time.Time, slackState, snsState string, r summary) (fpState, bool, error) {
+	end := now.Add(d.window)
+	in := updateFP(d.table, fp,
+		"SET #msg_repeats = if_not_exists(#since, :zero), #msg_last_sent = if_not_exists(#window_start, :zero), "+
+			"#owner = :e, #window_start = :now, #window_end = :end, #since = :zero, #slack = :slack, #sns = :sns, "+
+			"#last_seen = :now, #expires_at = :exp, #diagnosis = :diag, #principal = :p, #kms_key = :k, #change = :chg ADD #total :one",
+		"attribute_not_exists(#pk) OR attribute_not_exists(#change) OR #change <> :chg",
+		map[string]types.AttributeValue{
+			":e": s(eventID), ":now": ms(now), ":end": ms(end), ":zero": n(0), ":one": n(1),
+			":slack": s(slackState), ":sns": s(snsState), ":exp": n(end.Add(stateTTLAfterEnd).Unix()),
+			":diag": s(orDash(r.diagnosis)), ":p": s(orDash(r.principal)), ":k": s(orDash(r.key)), ":chg": s(change),
+		})
+	in.ReturnValues = types.ReturnValueAllOld
+	out, err := d.db.UpdateItem(ctx, in)
+	switch {
+	case err == nil:
+		return parseState(out.Attributes), true, nil
+	case isConditionFailed(err):
+		return fpState{}, false, nil
+	}
+	return fpState{}, false, fmt.Errorf("dedupe: announce change %s of %s: %w", change, fp, err)
+}
+
 // updateFP builds a conditional UpdateItem on the finding's item. Every attribute is written as
 // #name (several, like owner and total, are DynamoDB reserved words).
 func updateFP(table, fp, expr, cond string, values map[string]types.AttributeValue) *dynamodb.UpdateItemInput {

@@ -159,7 +159,7 @@ func (nt *Notifier) notify(ctx context.Context, r finding.Report) (bool, error) 
 		// The design's choice: a finding that might be a duplicate beats a lost one. The
 		// container's memory still stops a storm from flooding while DynamoDB is away.
 		nt.log.Warn("notify: dedupe store unavailable, notifying without it", "event_id", r.EventID, "fingerprint", n.Fingerprint, "error", err.Error())
-		if nt.memo.seen(n.Fingerprint, now, nt.cfg.Window) {
+		if nt.memo.seen(n.Fingerprint, now, nt.cfg.Window) && madeChange(r) == "" {
 			return false, nil
 		}
 		p = plan{send: true, slack: nt.slack != nil, sns: nt.sns != nil}
@@ -174,7 +174,7 @@ func (nt *Notifier) notify(ctx context.Context, r finding.Report) (bool, error) 
 // decide consults the store: send (which channels), or count as a repeat.
 func (nt *Notifier) decide(ctx context.Context, n Notice, now time.Time) (plan, error) {
 	if nt.store == nil {
-		if nt.memo.seen(n.Fingerprint, now, nt.cfg.Window) {
+		if nt.memo.seen(n.Fingerprint, now, nt.cfg.Window) && madeChange(n.Report) == "" {
 			return plan{}, nil
 		}
 		return plan{send: true, slack: nt.slack != nil, sns: nt.sns != nil}, nil
@@ -216,6 +216,16 @@ func (nt *Notifier) decide(ctx context.Context, n Notice, now time.Time) (plan, 
 		snsState = statePending
 	}
 	sum := summary{string(n.Report.Diagnosis), n.Report.Principal, n.Report.Key}
+	if change := madeChange(n.Report); change != "" {
+		old, claimed, err := nt.store.announce(ctx, n.Fingerprint, eventID, change, now, slackState, snsState, sum)
+		if err != nil {
+			return plan{}, err
+		}
+		if claimed {
+			return plan{send: true, slack: nt.slack != nil, sns: nt.sns != nil, repeats: old.Since, lastSent: old.WindowStart, tracked: true, owner: eventID}, nil
+		}
+		// Announced already (another delivery of the same event): an ordinary repeat.
+	}
 	// Repeat first: in a storm nearly every event is one, and then it costs one write after
 	// the event mark.
 	for range 3 {
@@ -236,6 +246,16 @@ func (nt *Notifier) decide(ctx context.Context, n Notice, now time.Time) (plan, 
 		// Another container claimed (or a window ended) between the two writes: look again.
 	}
 	return plan{}, fmt.Errorf("dedupe: no decision for %s after 3 rounds", n.Fingerprint)
+}
+
+// madeChange is the id of the automatic change this report made (not one it found in place,
+// not a dry run), or "".
+func madeChange(r finding.Report) string {
+	a := r.Applied
+	if a == nil || a.DryRun || a.ID == "" || r.EventID == "" || a.EventID != r.EventID {
+		return ""
+	}
+	return a.ID
 }
 
 // deliver sends to the planned channels at once, so a Slack outage never holds up SNS, and

@@ -290,7 +290,9 @@ func TestRetryKeepsAnnouncedRepeats(t *testing.T) {
 	if err := r.n.Notify(ctx, report(t, "ev-4")); err != nil {
 		t.Fatal(err)
 	}
-	r.wantCounts(t, 2, 2)
+	if r.wantCounts(t, 2, 2); t.Failed() {
+		t.FailNow()
+	}
 	if p := string(r.slack.Payloads()[1]); !strings.Contains(p, "seen 2 more times since the last message (2026-11-28 09:00 UTC)") {
 		t.Errorf("retried message:\n%s", p)
 	}
@@ -445,6 +447,48 @@ func TestHoldBackAfterChange(t *testing.T) {
 	if !strings.Contains(string(r.slack.Payloads()[1]), "seen 1 more time since") {
 		t.Errorf("the message after the hold does not count the held event:\n%s", r.slack.Payloads()[1])
 	}
+}
+
+// Issue 15 item 5: two events of one finding race; the one that did not apply notifies first
+// ("auto-apply: no, another invocation is applying…"). The report that made the change is
+// still announced, once, saying it was applied, and is not counted as a repeat; a retry of
+// it and later events of the finding are not announced again.
+func TestChangeAnnouncedByTheReportThatMadeIt(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	loser := report(t, "ev-b")
+	loser.AutoApply, loser.AutoApplyBlocked = false, "another invocation is applying change chg-1 for this finding"
+	if err := r.n.Notify(ctx, loser); err != nil {
+		t.Fatal(err)
+	}
+	r.wantCounts(t, 1, 1)
+	maker := report(t, "ev-a")
+	maker.AutoApply = true
+	maker.Applied = &finding.Applied{ID: "chg-1", EventID: "ev-a", Lever: finding.KindIdentityPolicy, Account: acctApp, Target: roleARN,
+		Name: "kmsfix-s3-0123456789ab", ExpiresAt: "2026-11-29T09:00:00Z"}
+	if err := r.n.Notify(ctx, maker); err != nil {
+		t.Fatal(err)
+	}
+	if r.wantCounts(t, 2, 2); t.Failed() {
+		t.FailNow()
+	}
+	if p := string(r.slack.Payloads()[1]); !strings.Contains(p, "Applied automatically") || !strings.Contains(p, "chg-1") {
+		t.Fatalf("the second message does not announce the change:\n%s", p)
+	}
+	if st := r.state(t, Fingerprint(maker)); st.Owner != "ev-a" {
+		t.Fatalf("the window belongs to %q, want the report that made the change", st.Owner)
+	}
+	// A retry of the same event, and another delivery of it, send nothing more.
+	if err := r.n.Notify(ctx, maker); err != nil {
+		t.Fatal(err)
+	}
+	// A later event finds the change in place (made by ev-a): an ordinary repeat, held back.
+	later := report(t, "ev-c")
+	later.Applied = maker.Applied
+	if err := r.n.Notify(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	r.wantCounts(t, 2, 2)
 }
 
 func TestHoldBackExplicit(t *testing.T) {
