@@ -89,8 +89,10 @@ func main() {
 		Validator: pipeline.NewValidator(analyzer, cacheTTL, callTimeout),
 		Notifier:  notifier,
 		Sandbox:   cfg.SandboxAccounts,
-		Log:       log,
-		Metrics:   os.Stdout,
+		// The single-account stack serves its own account only (internal/remediator/origin.go).
+		Account: apply.AccountOf(cfg.RemediatorRoleARN),
+		Log:     log,
+		Metrics: os.Stdout,
 	}
 	var applier *apply.Applier // nil outside apply mode: a nil *Applier must not go into h.Applier
 	if cfg.Mode == config.ModeApply {

@@ -66,6 +66,11 @@ type Handler struct {
 	Requests RequestReceiver
 	// Sandbox lists the accounts where automatic fixes are allowed (KMSFIX_SANDBOX_ACCOUNTS).
 	Sandbox []string
+	// Account is the one account this function serves (the single-account stack: the account
+	// of KMSFIX_REMEDIATOR_ROLE_ARN). When set, only EventBridge CloudTrail envelopes of this
+	// account are processed (origin.go); empty: every record is (tests, and a hub that
+	// checks accounts itself).
+	Account string
 	Log     *slog.Logger
 	Metrics io.Writer // EMF lines (stdout in Lambda)
 	Now     func() time.Time
@@ -138,6 +143,14 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep findin
 		return rep, nil
 	}
 
+	if h.Account != "" {
+		if why := foreign(event, h.Account); why != "" {
+			rep.EventID = envelopeID(event)
+			outcome, reason = outcomeRejected, why
+			rep.Ignored = "refused: " + why
+			return rep, nil
+		}
+	}
 	item, perr := cloudtrail.Parse(event)
 	if perr != nil {
 		rep.EventID = envelopeID(event)

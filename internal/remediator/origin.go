@@ -1,0 +1,56 @@
+package remediator
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Where an event may come from. The single-account stack's function serves one account: the
+// EventBridge rule on its default bus delivers CloudTrail's KMS records of that account, and
+// nothing else is a denial it should act on. Two fences keep anything else out:
+//
+//  1. Who may invoke. The function's resource policy admits only the stack's rules
+//     (AWS::Lambda::Permission for events.amazonaws.com with SourceArn = the rule's ARN, added
+//     by the CDK's LambdaFunction target). Within one account an identity policy allowing
+//     lambda:InvokeFunction also suffices, so no other principal of the account may hold that
+//     permission on the function (docs/lambda.md says so; an SCP can enforce it).
+//  2. What is accepted (foreign, below). Only an EventBridge envelope of a CloudTrail API call
+//     from aws.kms whose account and recipientAccountId are this account. A bare record, a
+//     log file, another account's record (forwarded by another bus) or an envelope whose two
+//     account fields disagree is refused before parsing, so it never reaches the applier.
+//
+// An envelope is JSON anyone who can invoke could write: the check refuses the mistakes and
+// the foreign records, the invoke permission refuses the forgers. And what a well-formed
+// forged record can steer is bounded: the world is read live (policies, key, principal), the
+// guard, evaluator and Access Analyzer decide again, and only a least-privilege, expiring
+// grant in a sandbox account can result.
+
+// foreign says why an event is not one this function serves, or "" when it is.
+func foreign(event []byte, account string) string {
+	var env struct {
+		Version    string `json:"version"`
+		ID         string `json:"id"`
+		DetailType string `json:"detail-type"`
+		Source     string `json:"source"`
+		Account    string `json:"account"`
+		Detail     *struct {
+			RecipientAccountID string `json:"recipientAccountId"`
+			EventSource        string `json:"eventSource"`
+		} `json:"detail"`
+	}
+	if err := json.Unmarshal(event, &env); err != nil {
+		return "" // the parser reports malformed events
+	}
+	switch {
+	case env.Detail == nil || env.DetailType == "" || env.ID == "":
+		return "not an EventBridge event: this function accepts only the envelopes of its rule, not bare CloudTrail records"
+	case env.DetailType != "AWS API Call via CloudTrail" || env.Source != "aws.kms":
+		return fmt.Sprintf("EventBridge event %q from %q is not a CloudTrail record of a KMS call", env.DetailType, env.Source)
+	case env.Account != account:
+		return fmt.Sprintf("an event of account %q; this function serves account %s", env.Account, account)
+	case env.Detail.RecipientAccountID != account:
+		return fmt.Sprintf("a CloudTrail record of account %q (recipientAccountId) in an envelope of account %s; this function serves account %s",
+			env.Detail.RecipientAccountID, env.Account, account)
+	}
+	return ""
+}
