@@ -152,10 +152,10 @@ func functionStatements(deployment config.Deployment, role awsiam.Role, key awsk
 		statement("WriteOwnLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 			[]string{*logGroup.LogGroupArn()}, nil),
 		// The denied key may belong to any account (cross-account keys), but always to this Region;
-		// its policy is read only for this account's keys (another account's is not ours to read).
+		// its policy and tags are read only for this account's keys (another account's are not ours to read).
 		statement("DescribeKeys", []string{"kms:DescribeKey", "kms:ListGrants"},
 			[]string{fmt.Sprintf("arn:%s:kms:%s:*:key/*", partition, region)}, nil),
-		statement("ReadOwnKeyPolicies", []string{"kms:GetKeyPolicy"},
+		statement("ReadOwnKeyPolicies", []string{"kms:GetKeyPolicy", "kms:ListResourceTags"},
 			[]string{fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account)}, nil),
 		statement("ListAliases", []string{"kms:ListAliases"}, []string{"*"}, inRegion),
 		statement("ReadRoles", []string{"iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy",

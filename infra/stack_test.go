@@ -598,7 +598,7 @@ func TestLeastPrivilege(t *testing.T) {
 		"iam:GetUser", "iam:GetUserPolicy", "iam:ListAttachedGroupPolicies", "iam:ListAttachedRolePolicies",
 		"iam:ListAttachedUserPolicies", "iam:ListGroupPolicies", "iam:ListGroupsForUser", "iam:ListRolePolicies",
 		"iam:ListUserPolicies", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:GetKeyPolicy",
-		"kms:ListAliases", "kms:ListGrants", "logs:CreateLogStream", "logs:PutLogEvents", "sns:Publish", "sqs:SendMessage",
+		"kms:ListAliases", "kms:ListGrants", "kms:ListResourceTags", "logs:CreateLogStream", "logs:PutLogEvents", "sns:Publish", "sqs:SendMessage",
 	}
 	applyOnly := []string{"iam:DeleteRolePolicy", "iam:DeleteUserPolicy", "iam:PutRolePolicy", "iam:PutUserPolicy",
 		"kms:CreateGrant", "kms:PutKeyPolicy", "kms:RetireGrant"}

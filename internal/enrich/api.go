@@ -11,12 +11,13 @@ import (
 // The AWS operations enrichment uses, declared with the SDK's own signatures so the real
 // clients satisfy them directly.
 
-// KMSAPI reads a key: its metadata, policy, aliases and grants.
+// KMSAPI reads a key: its metadata, policy, aliases, tags and grants.
 type KMSAPI interface {
 	DescribeKey(context.Context, *kms.DescribeKeyInput, ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
 	GetKeyPolicy(context.Context, *kms.GetKeyPolicyInput, ...func(*kms.Options)) (*kms.GetKeyPolicyOutput, error)
 	kms.ListAliasesAPIClient
 	kms.ListGrantsAPIClient
+	kms.ListResourceTagsAPIClient
 }
 
 // RoleAPI reads a role and its inline and attached policies.

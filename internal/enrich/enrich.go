@@ -180,7 +180,9 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 		desc                   *kms.DescribeKeyOutput
 		pol                    *kms.GetKeyPolicyOutput
 		aliases                []string
+		tags                   map[string]string
 		descErr, polErr, alErr error
+		tagErr                 error // leaves the tags unknown
 	)
 	wg.Go(func() {
 		cctx, cancel := e.callCtx(ctx)
@@ -205,6 +207,24 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 				}
 				for _, a := range out.Aliases {
 					aliases = append(aliases, aws.ToString(a.AliasName))
+				}
+			}
+		})
+		// The key's tags (aws:ResourceTag/<key>); ListResourceTags works in the key's own
+		// account only. https://docs.aws.amazon.com/kms/latest/APIReference/API_ListResourceTags.html
+		wg.Go(func() {
+			cctx, cancel := e.callCtx(ctx)
+			defer cancel()
+			tags = map[string]string{}
+			p := kms.NewListResourceTagsPaginator(e.kms, &kms.ListResourceTagsInput{KeyId: &arn})
+			for p.HasMorePages() {
+				out, err := p.NextPage(cctx, inRegion)
+				if err != nil {
+					tags, tagErr = nil, err
+					return
+				}
+				for _, t := range out.Tags {
+					tags[aws.ToString(t.TagKey)] = aws.ToString(t.TagValue)
 				}
 			}
 		})
@@ -242,6 +262,12 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 		} else {
 			slices.Sort(aliases)
 			k.Aliases = append([]string{}, aliases...) // read: empty means no aliases
+		}
+		// Unread tags stay unknown (nil) without being listed as unreadable: they matter only
+		// to a condition on aws:ResourceTag, which is then undetermined and names the key,
+		// whereas an unreadable entry would leave every finding on this key unverified.
+		if tagErr == nil {
+			k.Tags = tags
 		}
 	case account == "":
 		r.errs = append(r.errs, &lookupError{what: "key policy of " + arn, reason: "this account's id is unknown, so whether the key is ours is unknown"})

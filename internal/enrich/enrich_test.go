@@ -123,10 +123,10 @@ func TestWorldRoleAndKey(t *testing.T) {
 	if p.PermissionsBoundary == nil {
 		t.Error("boundary not read")
 	}
-	// STS 1, KMS 4 (DescribeKey, GetKeyPolicy, ListAliases, ListGrants),
+	// STS 1, KMS 5 (DescribeKey, GetKeyPolicy, ListAliases, ListResourceTags, ListGrants),
 	// IAM 6 (GetRole, ListRolePolicies, GetRolePolicy, ListAttachedRolePolicies, 2x(GetPolicy, GetPolicyVersion)).
-	if got := calls.Total(); got != 1+4+8 {
-		t.Errorf("AWS calls = %d, want 13: %v", got, calls.ByOperation())
+	if got := calls.Total(); got != 1+5+8 {
+		t.Errorf("AWS calls = %d, want 14: %v", got, calls.ByOperation())
 	}
 	if calls.ByOperation()["KMS.DescribeKey"] != 1 || calls.ByOperation()["STS.GetCallerIdentity"] != 1 {
 		t.Errorf("calls by operation = %v", calls.ByOperation())
@@ -367,9 +367,10 @@ func TestWorldRoundTrip(t *testing.T) {
 	  "keys": {"` + keyARN + `": {"manager": "CUSTOMER", "state": "Disabled", "aliases": ["alias/app"],
 	     "policy": ` + rootPolicy(account) + `,
 	     "grants": [{"id": "g1", "grantee": "` + roleARN + `", "operations": ["Decrypt"]}],
-	     "key_spec": "SYMMETRIC_DEFAULT", "key_usage": "ENCRYPT_DECRYPT", "multi_region": false}},
+	     "key_spec": "SYMMETRIC_DEFAULT", "key_usage": "ENCRYPT_DECRYPT", "multi_region": false,
+	     "tags": {"env": "prod", "owner": "data team"}}},
 	  "principals": {"` + roleARN + `": {"policies": [{"name": "kms", "document": ` + kmsDecrypt + `}],
-	     "permissions_boundary": ` + boundary + `}}
+	     "permissions_boundary": ` + boundary + `, "tags": {"team": "payments", "cost-center": "4 2"}}}
 	}`))
 	if err != nil {
 		t.Fatal(err)

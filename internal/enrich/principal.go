@@ -59,8 +59,8 @@ func (e *Enricher) principal(ctx context.Context, arn, account string) principal
 // the entity as IAM's operation names spell it ("Role" in iam:GetRole, iam:ListRolePolicies).
 type iamEntity struct {
 	api, name string
-	// get reads the entity itself: its ARN and permissions boundary (nil for a group).
-	get          func(context.Context) (*string, *types.AttachedPermissionsBoundary, error)
+	// get reads the entity itself: its ARN, permissions boundary and tags (nil for a group).
+	get          func(context.Context) (*string, *types.AttachedPermissionsBoundary, []types.Tag, error)
 	listInline   func(context.Context) ([]string, error)
 	getInline    func(context.Context, string) (*string, error)
 	listAttached func(context.Context) ([]types.AttachedPolicy, error)
@@ -68,12 +68,12 @@ type iamEntity struct {
 
 func (e *Enricher) role(name string) iamEntity {
 	return iamEntity{api: "Role", name: name,
-		get: func(ctx context.Context) (*string, *types.AttachedPermissionsBoundary, error) {
+		get: func(ctx context.Context) (*string, *types.AttachedPermissionsBoundary, []types.Tag, error) {
 			out, err := e.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: &name})
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
-			return out.Role.Arn, out.Role.PermissionsBoundary, nil
+			return out.Role.Arn, out.Role.PermissionsBoundary, out.Role.Tags, nil
 		},
 		listInline: func(ctx context.Context) ([]string, error) {
 			return collect(ctx, iam.NewListRolePoliciesPaginator(e.iam, &iam.ListRolePoliciesInput{RoleName: &name}),
@@ -95,12 +95,12 @@ func (e *Enricher) role(name string) iamEntity {
 
 func (e *Enricher) user(name string) iamEntity {
 	return iamEntity{api: "User", name: name,
-		get: func(ctx context.Context) (*string, *types.AttachedPermissionsBoundary, error) {
+		get: func(ctx context.Context) (*string, *types.AttachedPermissionsBoundary, []types.Tag, error) {
 			out, err := e.iam.GetUser(ctx, &iam.GetUserInput{UserName: &name})
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
-			return out.User.Arn, out.User.PermissionsBoundary, nil
+			return out.User.Arn, out.User.PermissionsBoundary, out.User.Tags, nil
 		},
 		listInline: func(ctx context.Context) ([]string, error) {
 			return collect(ctx, iam.NewListUserPoliciesPaginator(e.iam, &iam.ListUserPoliciesInput{UserName: &name}),
@@ -147,17 +147,27 @@ func (e *Enricher) readPrincipal(ctx context.Context, arn string, x iamEntity, g
 		wg       sync.WaitGroup
 		errs     errList
 		boundary *policy.Document
+		tags     map[string]string
 		lists    [3][]world.NamedPolicy // inline, attached, groups'
 	)
 	wg.Go(func() {
 		cctx, cancel := e.callCtx(ctx)
 		defer cancel()
-		got, pb, err := x.get(cctx)
+		got, pb, tt, err := x.get(cctx)
 		if err != nil {
 			errs.add(classify("iam:Get"+x.api+" "+x.name, err))
 			return
 		}
 		boundary = e.boundary(ctx, arn, aws.ToString(got), pb, &errs)
+		// GetRole and GetUser return the entity's tags in the Role/User structure
+		// (aws:PrincipalTag/<key>); none means known empty. The Role and User types carry
+		// them (https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html); that
+		// GetRole fills them, rather than only ListRoleTags, is from the CLI's get-role
+		// output, unverified against an API page.
+		tags = map[string]string{}
+		for _, t := range tt {
+			tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
 	})
 	wg.Go(func() { lists[0] = e.inlineOf(ctx, x, "", &errs) })
 	wg.Go(func() { lists[1] = e.attachedOf(ctx, x, "", &errs) })
@@ -165,7 +175,11 @@ func (e *Enricher) readPrincipal(ctx context.Context, arn string, x iamEntity, g
 		wg.Go(func() { lists[2] = e.userGroups(ctx, x.name, &errs) })
 	}
 	wg.Wait()
-	return result(&errs, boundary, lists[:]...)
+	r := result(&errs, boundary, lists[:]...)
+	if r.p != nil {
+		r.p.Tags = tags
+	}
+	return r
 }
 
 // userGroups reads the inline and attached policies of every group the user is in. Their

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -44,6 +45,7 @@ type IAMPrincipal struct {
 	Attached []string    // managed policy ARNs
 	Boundary string      // managed policy ARN of the permissions boundary
 	Groups   []string    // users only
+	Tags     map[string]string
 }
 
 // IAMGroup is a group with its policies.
@@ -92,7 +94,7 @@ func (f *IAMFake) SeedWorld(w *world.World) error {
 	f.denyUnknown = true
 	f.mu.Unlock()
 	for arn, p := range w.Principals {
-		ip := IAMPrincipal{ARN: arn}
+		ip := IAMPrincipal{ARN: arn, Tags: p.Tags}
 		for _, np := range p.Policies {
 			b, err := json.Marshal(np.Document)
 			if err != nil {
@@ -173,6 +175,13 @@ func (f *IAMFake) answer(op string, form url.Values) (body, code, msg string) {
 			tag, xmlEsc(iamfakePath(p.ARN)), tag, xmlEsc(name), tag, tag, xmlEsc(strings.ToUpper(name)), tag, xmlEsc(p.ARN))
 		if p.Boundary != "" {
 			b += "<PermissionsBoundary><PermissionsBoundaryType>Policy</PermissionsBoundaryType><PermissionsBoundaryArn>" + xmlEsc(p.Boundary) + "</PermissionsBoundaryArn></PermissionsBoundary>"
+		}
+		if len(p.Tags) > 0 {
+			b += "<Tags>"
+			for _, k := range slices.Sorted(maps.Keys(p.Tags)) {
+				b += "<member><Key>" + xmlEsc(k) + "</Key><Value>" + xmlEsc(p.Tags[k]) + "</Value></member>"
+			}
+			b += "</Tags>"
 		}
 		return b + "</" + tag + ">", "", ""
 	case "ListRolePolicies", "ListUserPolicies":

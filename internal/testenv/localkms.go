@@ -216,6 +216,15 @@ func (k *LocalKMS) SeedWorld(t Harness, w *world.World) {
 				t.Fatalf("CreateAlias %s: %v", a, err)
 			}
 		}
+		if len(key.Tags) > 0 {
+			in := &kms.TagResourceInput{KeyId: &arn}
+			for tk, tv := range key.Tags {
+				in.Tags = append(in.Tags, types.Tag{TagKey: aws.String(tk), TagValue: aws.String(tv)})
+			}
+			if _, err := k.Client.TagResource(ctx, in); err != nil {
+				t.Fatalf("TagResource %s: %v", arn, err)
+			}
+		}
 		var err error
 		switch key.State {
 		case world.StateDisabled:
