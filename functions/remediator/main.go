@@ -109,6 +109,7 @@ func main() {
 			Alerter: topicAlerter{sns: snsClient, topic: cfg.TopicARN},
 		}
 		h.Applier = applier
+		h.Sweeper = applier
 	}
 	// Cross-account (docs/cross-account.md): send the key-policy half of a cross-account
 	// finding to the key owner's bus; accept such requests from trusted accounts.
@@ -126,9 +127,9 @@ func main() {
 		}
 	}
 	decorate(h)
-	// The 15-minute schedule's event runs the expiry sweeper; every other event is a denial.
-	// h.Payloads drops a payload that is not a JSON object with one log line (no retry).
-	lambda.Start(h.Payloads(apply.WithSweeper(applier, h.Handle)))
+	// h.Invoke routes each payload once (remediator.Route): malformed, the sweeper's tick,
+	// a key-policy request, or a CloudTrail record.
+	lambda.Start(h)
 }
 
 // topicAlerter publishes apply's alerts (a change whose revert could not be proven exact) to

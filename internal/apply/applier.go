@@ -587,26 +587,20 @@ func IsSweep(event []byte) bool {
 	return e.Source == SweeperSource || (e.Source == "aws.events" && e.DetailType == "Scheduled Event")
 }
 
-// WithSweeper routes the sweeper's scheduled events to a.Sweep and every other event to next,
-// for lambda.Start(apply.WithSweeper(applier, h.Handle)). A sweep that could not revert
-// everything returns an error, so the failure shows in the function's metrics; the next
-// sweep retries it either way.
-func WithSweeper[T any](a *Applier, next func(context.Context, json.RawMessage) (T, error)) func(context.Context, json.RawMessage) (any, error) {
-	return func(ctx context.Context, event json.RawMessage) (any, error) {
-		if a == nil || !IsSweep(event) {
-			return next(ctx, event)
-		}
-		res, err := a.Sweep(ctx, a.now())
-		lg := a.log().With("outcome", "sweep", "reverted", res.Reverted, "rolled_back", res.RolledBack,
-			"failed", res.Failed, "cleaned", res.Cleaned, "needs_review", res.NeedsReview, "tampered", res.Tampered,
-			"deferred", res.Deferred)
-		if err != nil {
-			lg.Error("apply: sweep", "error", err.Error())
-			return res, err
-		}
-		lg.Info("apply: sweep")
-		return res, nil
+// SweepDue runs the sweep now, for the handler's sweeper route, and writes its log line. A
+// sweep that could not revert everything returns an error, so the failure shows in the
+// function's metrics; the next sweep retries it either way.
+func (a *Applier) SweepDue(ctx context.Context) (SweepResult, error) {
+	res, err := a.Sweep(ctx, a.now())
+	lg := a.log().With("outcome", "sweep", "reverted", res.Reverted, "rolled_back", res.RolledBack,
+		"failed", res.Failed, "cleaned", res.Cleaned, "needs_review", res.NeedsReview, "tampered", res.Tampered,
+		"deferred", res.Deferred)
+	if err != nil {
+		lg.Error("apply: sweep", "error", err.Error())
+		return res, err
 	}
+	lg.Info("apply: sweep")
+	return res, nil
 }
 
 func changeID(fp, eventID string, now time.Time) string {

@@ -2,7 +2,6 @@ package apply
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -422,30 +421,18 @@ func TestRevertKeepsLaterChanges(t *testing.T) {
 	}
 }
 
-// The Lambda entry point sends the sweeper's schedule to Sweep and everything else on.
-func TestWithSweeperRoutes(t *testing.T) {
+// The sweeper's route (remediator.Handler routes the schedule's event here) reverts what is
+// due; TestRouter in internal/remediator checks the routing itself.
+func TestSweepDue(t *testing.T) {
 	e := newEnv(t, adminOnly)
 	a := mustApply(t, e, keyMissingReport(e, "ev-1"))
-	var passed []string
-	next := func(_ context.Context, ev json.RawMessage) (string, error) {
-		passed = append(passed, string(ev))
-		return "handled", nil
-	}
-	h := WithSweeper(e.a, next)
-	if out, err := h(ctx, json.RawMessage(`{"source":"aws.kms"}`)); err != nil || out != "handled" {
-		t.Fatalf("a denial event: %v %v", out, err)
-	}
 	e.clock.Add(25 * time.Hour)
-	out, err := h(ctx, json.RawMessage(`{"source":"kmsfix.sweeper"}`))
-	if err != nil || out.(SweepResult).Reverted != 1 || len(passed) != 1 {
-		t.Fatalf("sweep: %+v %v (passed on: %v)", out, err, passed)
+	out, err := e.a.SweepDue(ctx)
+	if err != nil || out.Reverted != 1 {
+		t.Fatalf("sweep: %+v %v", out, err)
 	}
 	if e.record(a.ID).Status != StatusReverted || e.keyPolicy() != e.before {
 		t.Fatal("the sweep did not revert the change")
-	}
-	var nilApplier *Applier
-	if out, _ := WithSweeper(nilApplier, next)(ctx, json.RawMessage(`{"source":"kmsfix.sweeper"}`)); out != "handled" {
-		t.Fatalf("without an applier the event goes on: %v", out)
 	}
 }
 

@@ -64,6 +64,8 @@ type Handler struct {
 	// accounts (nil: KMSFIX_TRUSTED_ACCOUNTS is empty, requests are ignored).
 	KeyOwner KeyOwnerSender
 	Requests RequestReceiver
+	// Sweeper reverts expired automatic changes on the schedule's tick (nil: notify mode).
+	Sweeper Sweeper
 	// Sandbox lists the accounts where automatic fixes are allowed (KMSFIX_SANDBOX_ACCOUNTS).
 	Sandbox []string
 	// Account is the one account this function serves (the single-account stack: the account
@@ -85,100 +87,118 @@ const (
 	outcomeRejected  = "rejected" // a key-policy change request refused (crossaccount)
 )
 
-// Handle processes one event. It returns an error only for what a retry may fix (a notifier
-// or applier failure) or a bug (a panic, recovered here so the container lives on). A
-// malformed or irrelevant event is logged and dropped: a retry would fail the same way.
-func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (rep finding.Report, err error) {
+// Handle processes one event that is a JSON object: a key-policy change request or a
+// CloudTrail record (Invoke routes every payload; tests and tools call Handle directly). It
+// returns an error only for what a retry may fix (a notifier or applier failure) or a bug (a
+// panic, recovered here so the container lives on). A malformed or irrelevant event is logged
+// and dropped: a retry would fail the same way.
+func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (finding.Report, error) {
+	r, _ := route(event)
+	if r != RouteKeyPolicyRequest {
+		r = RouteCloudTrail // the record parser says what else is wrong with it
+	}
+	return h.handle(ctx, r, event)
+}
+
+// handle runs a request's or a record's path with the common frame: the AWS call counter,
+// panic recovery, one log line and one metrics line.
+func (h *Handler) handle(ctx context.Context, r Route, event json.RawMessage) (rep finding.Report, err error) {
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now
 	}
 	start := now()
 	ctx, calls := enrich.WithCalls(ctx)
-	var (
-		w       *world.World
-		outcome = outcomeError
-		reason  string
-		extra   []any // attributes of the log line beyond the common ones
-	)
+	var res result
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic in the pipeline: %v", p)
 			h.Log.ErrorContext(ctx, "panic", "event_id", rep.EventID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			outcome, rep = outcomeError, finding.Report{EventID: rep.EventID}
+			res.outcome, rep = outcomeError, finding.Report{EventID: rep.EventID}
 		}
-		h.record(ctx, rep, w, outcome, reason, err, calls, now().Sub(start), extra...)
+		h.record(ctx, rep, res.world, res.outcome, res.reason, err, calls, now().Sub(start), res.extra...)
 	}()
-
-	if crossaccount.IsRequest(event) {
-		extra = append(extra, "source", crossaccount.Source)
-		if h.Requests == nil {
-			rep.EventID = envelopeID(event)
-			outcome, reason = outcomeIgnored, "a key-policy change request, but this remediator trusts no account (KMSFIX_TRUSTED_ACCOUNTS)"
-			rep.Ignored = reason
-			return rep, nil
-		}
-		var (
-			rerr error
-			ev   decision.Evidence
-		)
-		rep, w, ev, rerr = h.Requests.Receive(ctx, event)
-		var rej interface{ RejectionReason() string }
-		switch {
-		case errors.As(rerr, &rej):
-			outcome, reason = outcomeRejected, rej.RejectionReason()
-			return finding.Report{EventID: envelopeID(event), Ignored: "key-policy change request rejected: " + reason}, nil
-		case rerr != nil:
-			rep.EventID = envelopeID(event)
-			return rep, fmt.Errorf("key-policy change request %s: %w", rep.EventID, rerr)
-		case rep.Ignored != "":
-			outcome, reason = outcomeIgnored, rep.Ignored
-			return rep, nil
-		}
-		h.live().Decide(ctx, &rep, ev)
-		if err = h.deliver(ctx, &rep, w); err != nil {
-			return rep, err
-		}
-		outcome = outcomeFinding
-		return rep, nil
+	rep.EventID = envelopeID(event) // for the log line, should the path panic
+	if r == RouteKeyPolicyRequest {
+		rep, res, err = h.handleRequest(ctx, event)
+	} else {
+		rep, res, err = h.handleRecord(ctx, event)
 	}
+	return rep, err
+}
 
+// result is what a path tells the log line beyond the report.
+type result struct {
+	world   *world.World
+	outcome string
+	reason  string
+	extra   []any // attributes of the log line beyond the common ones
+}
+
+// handleRequest is the key owner's path: validate the request, decide, apply, notify.
+func (h *Handler) handleRequest(ctx context.Context, event json.RawMessage) (finding.Report, result, error) {
+	res := result{outcome: outcomeError, extra: []any{"source", crossaccount.Source}}
+	if h.Requests == nil {
+		res.outcome, res.reason = outcomeIgnored, "a key-policy change request, but this remediator trusts no account (KMSFIX_TRUSTED_ACCOUNTS)"
+		return finding.Report{EventID: envelopeID(event), Ignored: res.reason}, res, nil
+	}
+	rep, w, ev, rerr := h.Requests.Receive(ctx, event)
+	res.world = w
+	var rej interface{ RejectionReason() string }
+	switch {
+	case errors.As(rerr, &rej):
+		res.outcome, res.reason = outcomeRejected, rej.RejectionReason()
+		return finding.Report{EventID: envelopeID(event), Ignored: "key-policy change request rejected: " + res.reason}, res, nil
+	case rerr != nil:
+		rep.EventID = envelopeID(event)
+		return rep, res, fmt.Errorf("key-policy change request %s: %w", rep.EventID, rerr)
+	case rep.Ignored != "":
+		res.outcome, res.reason = outcomeIgnored, rep.Ignored
+		return rep, res, nil
+	}
+	h.live().Decide(ctx, &rep, ev)
+	if err := h.deliver(ctx, &rep, w); err != nil {
+		return rep, res, err
+	}
+	res.outcome = outcomeFinding
+	return rep, res, nil
+}
+
+// handleRecord is a CloudTrail record's path: parse, the live pipeline, apply, notify, and
+// the key owner's half of a cross-account finding.
+func (h *Handler) handleRecord(ctx context.Context, event json.RawMessage) (finding.Report, result, error) {
+	res := result{outcome: outcomeError}
 	if h.Account != "" {
 		if why := foreign(event, h.Account); why != "" {
-			rep.EventID = envelopeID(event)
-			outcome, reason = outcomeRejected, why
-			rep.Ignored = "refused: " + why
-			return rep, nil
+			res.outcome, res.reason = outcomeRejected, why
+			return finding.Report{EventID: envelopeID(event), Ignored: "refused: " + why}, res, nil
 		}
 	}
 	item, perr := cloudtrail.Parse(event)
 	if perr != nil {
-		rep.EventID = envelopeID(event)
-		outcome, reason = outcomeMalformed, perr.Error()
-		rep.Ignored = "malformed event: " + perr.Error()
-		return rep, nil
+		res.outcome, res.reason = outcomeMalformed, perr.Error()
+		return finding.Report{EventID: envelopeID(event), Ignored: "malformed event: " + perr.Error()}, res, nil
 	}
-	rep.EventID = item.EventID
 	if item.Denial == nil {
-		outcome, reason = outcomeIgnored, item.Ignored
-		return engine.Explain(item, nil), nil
+		res.outcome, res.reason = outcomeIgnored, item.Ignored
+		return engine.Explain(item, nil), res, nil
 	}
-
-	rep, w = h.live().Explain(ctx, item)
-	if err = h.deliver(ctx, &rep, w); err != nil {
-		return rep, err
+	rep, w := h.live().Explain(ctx, item)
+	res.world = w
+	if err := h.deliver(ctx, &rep, w); err != nil {
+		return rep, res, err
 	}
 	// Only after the local notification went out: a retry of a failed send re-notifies
 	// nothing (the notifier dedupes) and sends again.
 	if h.KeyOwner != nil && rep.Diagnosis == finding.CrossAccountAccessMissing {
 		sent, serr := h.KeyOwner.Send(ctx, rep)
-		extra = append(extra, "key_owner_request", sent)
+		res.extra = append(res.extra, "key_owner_request", sent)
 		if serr != nil {
-			return rep, fmt.Errorf("key-policy change request for %s: %w", rep.EventID, serr)
+			return rep, res, fmt.Errorf("key-policy change request for %s: %w", rep.EventID, serr)
 		}
 	}
-	outcome = outcomeFinding
-	return rep, nil
+	res.outcome = outcomeFinding
+	return rep, res, nil
 }
 
 // live is the pipeline over the handler's enricher and validator.

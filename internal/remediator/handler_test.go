@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer/types"
 
+	"github.com/kmsfix/kmsfix/internal/apply"
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/pipeline"
@@ -252,10 +253,10 @@ func TestPayloadsMalformed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			x := newHarness(t, []byte(`{}`), clean)
-			called := false
-			inv := x.h.Payloads(func(context.Context, json.RawMessage) (any, error) { called = true; return nil, nil })
-			out, err := inv.Invoke(context.Background(), []byte(tt.payload))
-			if err != nil || called {
+			enriched := &countingEnricher{Enricher: x.h.Enricher}
+			x.h.Enricher = enriched
+			out, err := x.h.Invoke(context.Background(), []byte(tt.payload))
+			if called := enriched.n > 0 || len(x.notes.got) > 0; err != nil || called {
 				t.Fatalf("err %v, handler called %v; want the payload dropped without an error", err, called)
 			}
 			var rep finding.Report
@@ -268,9 +269,72 @@ func TestPayloadsMalformed(t *testing.T) {
 			}
 		})
 	}
+	// A JSON object reaches the record path, whose parser says what it is.
 	x := newHarness(t, []byte(`{}`), clean)
-	inv := x.h.Payloads(func(_ context.Context, ev json.RawMessage) (any, error) { return string(ev), nil })
-	if out, err := inv.Invoke(context.Background(), []byte(`{"id":"1"}`)); err != nil || string(out) != `"{\"id\":\"1\"}"` {
+	out, err := x.h.Invoke(context.Background(), []byte(`{"id":"1"}`))
+	var rep finding.Report
+	if err != nil || json.Unmarshal(out, &rep) != nil || rep.Ignored == "" || strings.HasPrefix(rep.Ignored, "malformed payload") {
 		t.Errorf("valid payload: %s, %v", out, err)
+	}
+}
+
+type countingEnricher struct {
+	pipeline.Enricher
+	n int
+}
+
+func (c *countingEnricher) World(ctx context.Context, d *cloudtrail.Denial) *world.World {
+	c.n++
+	return c.Enricher.World(ctx, d)
+}
+
+type sweeps struct{ n int }
+
+func (s *sweeps) SweepDue(context.Context) (apply.SweepResult, error) {
+	s.n++
+	return apply.SweepResult{Reverted: 1}, nil
+}
+
+// Invoke decides once what a payload is and hands it to that path only.
+func TestRouter(t *testing.T) {
+	event, wj := sample(t, "01-identity-policy-missing")
+	tests := []struct {
+		name, payload string
+		route         Route
+	}{
+		{"malformed", "[]", RouteMalformed},
+		{"sweeper input", `{"source":"kmsfix.sweeper"}`, RouteSweep},
+		{"schedule rule", `{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`, RouteSweep},
+		{"key-policy request", `{"source":"kmsfix.remediator","detail-type":"KMS Key Policy Change Requested","account":"444455556666","detail":{}}`, RouteKeyPolicyRequest},
+		{"cloudtrail denial", string(event), RouteCloudTrail},
+		{"other cloudtrail", `{"source":"aws.kms","detail-type":"AWS API Call via CloudTrail","detail":{}}`, RouteCloudTrail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r, _ := route([]byte(tt.payload)); r != tt.route {
+				t.Fatalf("route = %s, want %s", r, tt.route)
+			}
+			x := newHarness(t, wj, clean)
+			sw := &sweeps{}
+			x.h.Sweeper = sw
+			out, err := x.h.Invoke(context.Background(), []byte(tt.payload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (sw.n == 1) != (tt.route == RouteSweep) || (len(x.notes.got) == 1) != (tt.name == "cloudtrail denial") {
+				t.Errorf("sweeps %d, notifications %d (response %s)", sw.n, len(x.notes.got), out)
+			}
+			if tt.route == RouteSweep && !strings.Contains(string(out), `"Reverted":1`) {
+				t.Errorf("sweep response %s", out)
+			}
+			if tt.route == RouteKeyPolicyRequest && !strings.Contains(string(out), "trusts no account") {
+				t.Errorf("request response %s", out)
+			}
+		})
+	}
+	// Without a sweeper (notify mode) a tick is ignored, not parsed as a record.
+	x := newHarness(t, wj, clean)
+	if out, err := x.h.Invoke(context.Background(), []byte(`{"source":"kmsfix.sweeper"}`)); err != nil || !strings.Contains(string(out), "a sweeper tick") || len(x.notes.got) != 0 {
+		t.Errorf("tick in notify mode: %s %v", out, err)
 	}
 }

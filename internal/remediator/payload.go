@@ -16,39 +16,19 @@ import (
 // far larger did not come from the rule.
 const MaxPayload = 1 << 20
 
-// Payloads wraps the function's event handler for the Lambda runtime, which hands it the
-// raw payload: a payload that is not a JSON object (empty, not JSON, nested deeper than
-// encoding/json reads, larger than MaxPayload) gets one log line and is dropped with a
-// response, not an error, so Lambda does not retry what would fail the same way. Valid
-// payloads go to next unchanged.
-func (h *Handler) Payloads(next func(context.Context, json.RawMessage) (any, error)) PayloadHandler {
-	return PayloadHandler{h: h, next: next}
-}
-
-// PayloadHandler implements the aws-lambda-go lambda.Handler interface.
-type PayloadHandler struct {
-	h    *Handler
-	next func(context.Context, json.RawMessage) (any, error)
-}
-
-// Invoke handles one invocation payload.
-func (p PayloadHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	if why := malformedPayload(payload); why != "" {
-		now := time.Now
-		if p.h.Now != nil {
-			now = p.h.Now
-		}
-		start := now()
-		_, calls := enrich.WithCalls(ctx)
-		rep := finding.Report{Ignored: "malformed payload: " + why}
-		p.h.record(ctx, rep, nil, outcomeMalformed, why, nil, calls, now().Sub(start), "payload_bytes", len(payload))
-		return json.Marshal(rep)
+// dropMalformed answers a payload that is not a JSON object (empty, not JSON, nested deeper
+// than encoding/json reads, larger than MaxPayload): one log line and a response, not an
+// error, so Lambda does not retry what would fail the same way.
+func (h *Handler) dropMalformed(ctx context.Context, payload []byte, why string) finding.Report {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
 	}
-	res, err := p.next(ctx, payload)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(res)
+	start := now()
+	_, calls := enrich.WithCalls(ctx)
+	rep := finding.Report{Ignored: "malformed payload: " + why}
+	h.record(ctx, rep, nil, outcomeMalformed, why, nil, calls, now().Sub(start), "payload_bytes", len(payload))
+	return rep
 }
 
 // malformedPayload says why a payload is not an event, or "".
