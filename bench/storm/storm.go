@@ -28,6 +28,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/notify"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -77,11 +79,11 @@ func run(ctx context.Context, h testenv.Harness, cfg config) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	dyn := testenv.StartDynalite(h)
+	dyn := emulator.StartDynalite(h)
 	dyn.CreateTable(h, tableName)
-	sns := testenv.StartGoaws(h, topicName)
-	slack := testenv.NewSlackReceiver(h)
-	secrets := testenv.NewSecretsFake(h)
+	sns := emulator.StartGoaws(h, topicName)
+	slack := awsfake.NewSlackReceiver(h)
+	secrets := awsfake.NewSecrets(h)
 	secrets.Put(secretARN, slack.WebhookURL)
 
 	discard := slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -175,7 +177,7 @@ func run(ctx context.Context, h testenv.Harness, cfg config) (*result, error) {
 var slackFingerprint = regexp.MustCompile("fingerprint `([0-9a-f]{32})`")
 
 // check counts what arrived and compares the store's counts with what was sent in.
-func check(ctx context.Context, res *result, cfg config, slack *testenv.SlackReceiver, sns *testenv.Goaws, dyn *testenv.Dynalite) {
+func check(ctx context.Context, res *result, cfg config, slack *awsfake.SlackReceiver, sns *emulator.Goaws, dyn *emulator.Dynalite) {
 	res.Slack, res.SNS = slack.Count(), sns.Receiver.Count()
 	if res.Slack != cfg.Findings || res.SNS != cfg.Findings {
 		res.Problems = append(res.Problems, fmt.Sprintf("%d Slack and %d SNS messages, want %d each", res.Slack, res.SNS, cfg.Findings))

@@ -7,10 +7,10 @@ import (
 	"testing"
 
 	"github.com/kmsfix/kmsfix/internal/doctor"
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 )
 
-func doctorEnv(t *testing.T, f *testenv.DoctorFake) {
+func doctorEnv(t *testing.T, f *awsfake.Doctor) {
 	t.Helper()
 	awsTestEnv(t, map[string]string{
 		"CLOUDTRAIL": f.URL, "EVENTBRIDGE": f.URL, "LAMBDA": f.URL, "SQS": f.URL, "SECRETS_MANAGER": f.URL,
@@ -22,7 +22,7 @@ func doctorEnv(t *testing.T, f *testenv.DoctorFake) {
 // TestDoctorCommand runs `kmsfix doctor` end to end: the real SDK clients built from the
 // default configuration reach the fake through AWS_ENDPOINT_URL_<SERVICE>.
 func TestDoctorCommand(t *testing.T) {
-	f := testenv.NewDoctorFake(t, doctor.StackPattern)
+	f := awsfake.NewDoctor(t, doctor.StackPattern)
 	doctorEnv(t, f)
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"doctor"}, &stdout, &stderr); code != 0 {
@@ -47,7 +47,7 @@ func TestDoctorCommand(t *testing.T) {
 	}
 
 	stdout.Reset()
-	if code := run([]string{"doctor", "--json", "--rule", testenv.DoctorRuleName}, &stdout, &stderr); code != 1 {
+	if code := run([]string{"doctor", "--json", "--rule", awsfake.DoctorRuleName}, &stdout, &stderr); code != 1 {
 		t.Fatalf("--json: exit %d, want 1", code)
 	}
 	var checks []doctor.Check

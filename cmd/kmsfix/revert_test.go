@@ -16,15 +16,15 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/apply"
 	"github.com/kmsfix/kmsfix/internal/finding"
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 )
 
 // `kmsfix revert ID` against local-kms and dynalite: the statement goes, the key policy is
 // byte-for-byte what it was, the audit says so, and a second revert is a no-op.
 func TestRevertCommand(t *testing.T) {
 	const account, region, table = "111122223333", "us-east-1", "kmsfix-cli"
-	kmsURL := testenv.ApplyLocalKMS(t, account, region)
-	dynURL := testenv.ApplyDynalite(t)
+	kmsURL := emulator.LocalKMSEndpoint(t, account, region)
+	dynURL := emulator.DynaliteEndpoint(t)
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL_KMS": kmsURL, "AWS_ENDPOINT_URL_DYNAMODB": dynURL, "AWS_ENDPOINT_URL_IAM": "http://127.0.0.1:1",
 		"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": region,
@@ -49,7 +49,7 @@ func TestRevertCommand(t *testing.T) {
 	if _, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &keyARN, PolicyName: aws.String("default"), Policy: &after}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.CreateDynamoTable(t, db, table)
+	emulator.CreateDynamoTable(t, db, table)
 	mk, err := kc.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: kmstypes.KeySpecHmac256, KeyUsage: kmstypes.KeyUsageTypeGenerateVerifyMac})
 	if err != nil {
 		t.Fatal(err)

@@ -44,7 +44,10 @@ func (a analyzer) ValidatePolicy(_ context.Context, in *accessanalyzer.ValidateP
 
 type collect struct{ got []finding.Report }
 
-func (c *collect) Notify(_ context.Context, r finding.Report) error { c.got = append(c.got, r); return nil }
+func (c *collect) Notify(_ context.Context, r finding.Report) error {
+	c.got = append(c.got, r)
+	return nil
+}
 
 // `kmsfix scan --live` and the Lambda say the same verified (and the same reason) for the same
 // event and the same AWS state, whatever Access Analyzer answers: both run pipeline.Live.

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -47,9 +48,9 @@ func TestScanCommandLive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{Account: "560718293412", Region: "us-east-1", World: w})
+	env := emulator.StartServices(t, emulator.ServicesOptions{Account: "560718293412", Region: "us-east-1", World: w})
 	// Access Analyzer (the pipeline's validation step) answers from a local fake.
-	awsTestEnv(t, map[string]string{"ACCESSANALYZER": testenv.NewAccessAnalyzerFake(t).URL})
+	awsTestEnv(t, map[string]string{"ACCESSANALYZER": awsfake.NewAccessAnalyzer(t).URL})
 	for _, kv := range env.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/corpus"
 )
 
 // awsTestEnv points the SDK's default configuration at fakes only: static credentials, no
@@ -49,9 +50,9 @@ type scanLine struct {
 }
 
 // checkScanJSON asserts the JSON lines are exactly the corpus' findings.
-func checkScanJSON(t *testing.T, out string, c *testenv.Corpus) {
+func checkScanJSON(t *testing.T, out string, c *corpus.Corpus) {
 	t.Helper()
-	want := map[string]testenv.DenialGroup{}
+	want := map[string]corpus.DenialGroup{}
 	for _, g := range c.Groups {
 		want[g.Principal+" "+g.Key+" "+g.Bucket+" "+g.Action] = g
 	}
@@ -92,8 +93,8 @@ func checkScanJSON(t *testing.T, out string, c *testenv.Corpus) {
 // time at the default rate: the fake throttles above 2 requests per rolling second and also
 // throttles one request on purpose.
 func TestScanCommandLookup(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 11, Successes: 150, Others: 10, Groups: 8, MaxCount: 6})
-	fake := testenv.NewCloudTrailFake(t, corpus.Records)
+	day := corpus.KMSDay(corpus.Options{Seed: 11, Successes: 150, Others: 10, Groups: 8, MaxCount: 6})
+	fake := awsfake.NewCloudTrail(t, day.Records)
 	fake.ThrottleCalls = map[int]bool{2: true}
 	awsTestEnv(t, map[string]string{"CLOUDTRAIL": fake.URL})
 	pinScanNow(t)
@@ -103,7 +104,7 @@ func TestScanCommandLookup(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
 	}
-	checkScanJSON(t, stdout.String(), corpus)
+	checkScanJSON(t, stdout.String(), day)
 	st := fake.Stats()
 	if st.Violations != 0 || st.MaxPerSecond > 2 {
 		t.Errorf("rate limit: %d requests over it, at most %d in a rolling second", st.Violations, st.MaxPerSecond)
@@ -127,8 +128,8 @@ func (noWait) Now() time.Time                                   { return time.No
 func (noWait) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 func TestScanCommandPartialFailure(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 12, Successes: 200, Groups: 6})
-	fake := testenv.NewCloudTrailFake(t, corpus.Records)
+	day := corpus.KMSDay(corpus.Options{Seed: 12, Successes: 200, Groups: 6})
+	fake := awsfake.NewCloudTrail(t, day.Records)
 	fake.RateLimit = 1000
 	fake.FailPages = map[int]int{3: 1000}
 	awsTestEnv(t, map[string]string{"CLOUDTRAIL": fake.URL})
@@ -157,8 +158,8 @@ func TestScanCommandPartialFailure(t *testing.T) {
 }
 
 func TestScanCommandEmptyWindow(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 13, Successes: 50, Groups: 3})
-	fake := testenv.NewCloudTrailFake(t, corpus.Records)
+	day := corpus.KMSDay(corpus.Options{Seed: 13, Successes: 50, Groups: 3})
+	fake := awsfake.NewCloudTrail(t, day.Records)
 	awsTestEnv(t, map[string]string{"CLOUDTRAIL": fake.URL})
 	pinScanNow(t)
 	var stdout, stderr bytes.Buffer
@@ -173,9 +174,9 @@ func TestScanCommandEmptyWindow(t *testing.T) {
 }
 
 func TestScanCommandFiles(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 14, Successes: 800, NonKMS: 100, Groups: 20})
+	day := corpus.KMSDay(corpus.Options{Seed: 14, Successes: 800, NonKMS: 100, Groups: 20})
 	dir := t.TempDir()
-	testenv.WriteLogFiles(t, dir, corpus.Records)
+	corpus.WriteLogFiles(t, dir, day.Records)
 	// No AWS at all: files mode without --live needs no configuration.
 	awsTestEnv(t, map[string]string{"CLOUDTRAIL": "http://127.0.0.1:1"})
 	var stdout, stderr bytes.Buffer
@@ -183,7 +184,7 @@ func TestScanCommandFiles(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
-	checkScanJSON(t, stdout.String(), corpus)
+	checkScanJSON(t, stdout.String(), day)
 	if stderr.Len() != 0 {
 		t.Errorf("--quiet still wrote %q", stderr.String())
 	}
@@ -237,12 +238,12 @@ func TestParseWhen(t *testing.T) {
 //
 //	go test ./cmd/kmsfix -run XXX -bench ScanDay -benchtime 1x
 func BenchmarkScanDay(b *testing.B) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 1})
+	day := corpus.KMSDay(corpus.Options{Seed: 1})
 	old := scanNow
 	scanNow = func() time.Time { return time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC) }
 	b.Cleanup(func() { scanNow = old })
 	for b.Loop() {
-		fake := testenv.NewCloudTrailFake(b, corpus.Records)
+		fake := awsfake.NewCloudTrail(b, day.Records)
 		fake.ThrottleCalls = map[int]bool{10: true, 30: true}
 		for k, v := range map[string]string{
 			"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1",
@@ -257,14 +258,14 @@ func BenchmarkScanDay(b *testing.B) {
 			b.Fatalf("exit %d: %s", code, stderr.String())
 		}
 		elapsed := time.Since(start)
-		if n := strings.Count(stdout.String(), "\n"); n != len(corpus.Groups) {
-			b.Fatalf("%d findings, want %d", n, len(corpus.Groups))
+		if n := strings.Count(stdout.String(), "\n"); n != len(day.Groups) {
+			b.Fatalf("%d findings, want %d", n, len(day.Groups))
 		}
 		st := fake.Stats()
 		if st.Violations != 0 {
 			b.Fatalf("%d requests over the rate limit", st.Violations)
 		}
-		b.ReportMetric(float64(len(corpus.Records)), "events")
+		b.ReportMetric(float64(len(day.Records)), "events")
 		b.ReportMetric(float64(st.Requests), "requests")
 		b.ReportMetric(float64(st.MaxPerSecond), "max-req/rolling-s")
 		b.ReportMetric(float64(st.MinGap.Milliseconds()), "min-gap-ms")

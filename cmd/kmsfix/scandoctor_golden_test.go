@@ -8,7 +8,8 @@ import (
 	"testing"
 
 	"github.com/kmsfix/kmsfix/internal/doctor"
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/corpus"
 )
 
 // cliGolden compares a command's output with testdata/NAME; -update rewrites it. These files
@@ -29,9 +30,9 @@ func cliGolden(t *testing.T, name, got string) {
 }
 
 func TestScanGoldenTable(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 21, Successes: 600, Others: 40, Groups: 10, NonKMS: 50})
+	day := corpus.KMSDay(corpus.Options{Seed: 21, Successes: 600, Others: 40, Groups: 10, NonKMS: 50})
 	dir := t.TempDir()
-	testenv.WriteLogFiles(t, dir, corpus.Records)
+	corpus.WriteLogFiles(t, dir, day.Records)
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"scan", "--files", dir}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -40,7 +41,7 @@ func TestScanGoldenTable(t *testing.T) {
 }
 
 func TestDoctorGoldenTables(t *testing.T) {
-	f := testenv.NewDoctorFake(t, doctor.StackPattern)
+	f := awsfake.NewDoctor(t, doctor.StackPattern)
 	doctorEnv(t, f)
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"doctor"}, &stdout, &stderr); code != 0 {

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/policy"
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/corpus"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -72,21 +74,21 @@ func whyWorld(t *testing.T) *world.World {
 }
 
 type whyFixture struct {
-	env *testenv.LambdaEmulators
-	s3  *testenv.S3Fake
-	ct  *testenv.CloudTrailFake
+	env *emulator.Services
+	s3  *awsfake.S3Fake
+	ct  *awsfake.CloudTrail
 }
 
 var whyClock = time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
 
 // startWhy starts local-kms, the IAM, STS and CloudTrail fakes and the S3 fake with the why
 // world, one bucket per case, and points the CLI at them. records are CloudTrail's history.
-func startWhy(t *testing.T, records []testenv.CorpusRecord) *whyFixture {
+func startWhy(t *testing.T, records []corpus.Record) *whyFixture {
 	t.Helper()
 	f := &whyFixture{}
-	f.env = testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{Account: whyAcct, Region: whyRegion, World: whyWorld(t)})
-	f.s3 = testenv.NewS3Fake(t)
-	f.ct = testenv.NewCloudTrailFake(t, records)
+	f.env = emulator.StartServices(t, emulator.ServicesOptions{Account: whyAcct, Region: whyRegion, World: whyWorld(t)})
+	f.s3 = awsfake.NewS3Fake(t)
+	f.ct = awsfake.NewCloudTrail(t, records)
 	f.ct.Now = func() time.Time { return whyClock }
 	f.ct.RateLimit = 1000 // why makes one LookupEvents call per step; pacing is scan's concern
 	awsTestEnv(t, nil)
@@ -100,22 +102,22 @@ func startWhy(t *testing.T, records []testenv.CorpusRecord) *whyFixture {
 	whyNow = func() time.Time { return whyClock }
 	t.Cleanup(func() { whyNow = old })
 
-	kmsObj := func(key string, bucketKey bool) testenv.S3Object {
-		return testenv.S3Object{Body: []byte("quarterly"), SSE: "aws:kms", KMSKeyID: key, BucketKey: bucketKey}
+	kmsObj := func(key string, bucketKey bool) awsfake.S3Object {
+		return awsfake.S3Object{Body: []byte("quarterly"), SSE: "aws:kms", KMSKeyID: key, BucketKey: bucketKey}
 	}
-	bucket := func(name string, enc *testenv.S3Encryption, objs map[string]testenv.S3Object) {
-		f.s3.PutBucket(name, testenv.S3Bucket{Region: whyRegion, Encryption: enc, Objects: objs})
+	bucket := func(name string, enc *awsfake.S3Encryption, objs map[string]awsfake.S3Object) {
+		f.s3.PutBucket(name, awsfake.S3Bucket{Region: whyRegion, Encryption: enc, Objects: objs})
 	}
-	kmsDefault := func(key string) *testenv.S3Encryption {
-		return &testenv.S3Encryption{SSE: "aws:kms", KMSKeyID: key}
+	kmsDefault := func(key string) *awsfake.S3Encryption {
+		return &awsfake.S3Encryption{SSE: "aws:kms", KMSKeyID: key}
 	}
-	bucket("reports", kmsDefault(keyReports), map[string]testenv.S3Object{"q3.csv": kmsObj(keyReports, false)})
-	bucket("plain", &testenv.S3Encryption{SSE: "AES256"}, map[string]testenv.S3Object{"a.txt": {Body: []byte("x"), SSE: "AES256"}})
-	bucket("locked", kmsDefault(keyReports), map[string]testenv.S3Object{"secret.csv": kmsObj(keyReports, false)})
-	bucket("scoped-bucket", kmsDefault(keyScoped), map[string]testenv.S3Object{"r.csv": kmsObj(keyScoped, true)})
-	bucket("old-key", kmsDefault(keyDisabled), map[string]testenv.S3Object{"d.csv": kmsObj(keyDisabled, false), "p.csv": kmsObj(keyDeleted, false)})
-	bucket("opaque", kmsDefault(keyOpaque), map[string]testenv.S3Object{"o.csv": kmsObj(keyOpaque, false)})
-	bucket("partner-data", kmsDefault(keyPartner), map[string]testenv.S3Object{"p.csv": kmsObj(keyPartner, false), "m.csv": kmsObj(keyManagedB, false)})
+	bucket("reports", kmsDefault(keyReports), map[string]awsfake.S3Object{"q3.csv": kmsObj(keyReports, false)})
+	bucket("plain", &awsfake.S3Encryption{SSE: "AES256"}, map[string]awsfake.S3Object{"a.txt": {Body: []byte("x"), SSE: "AES256"}})
+	bucket("locked", kmsDefault(keyReports), map[string]awsfake.S3Object{"secret.csv": kmsObj(keyReports, false)})
+	bucket("scoped-bucket", kmsDefault(keyScoped), map[string]awsfake.S3Object{"r.csv": kmsObj(keyScoped, true)})
+	bucket("old-key", kmsDefault(keyDisabled), map[string]awsfake.S3Object{"d.csv": kmsObj(keyDisabled, false), "p.csv": kmsObj(keyDeleted, false)})
+	bucket("opaque", kmsDefault(keyOpaque), map[string]awsfake.S3Object{"o.csv": kmsObj(keyOpaque, false)})
+	bucket("partner-data", kmsDefault(keyPartner), map[string]awsfake.S3Object{"p.csv": kmsObj(keyPartner, false), "m.csv": kmsObj(keyManagedB, false)})
 	bucket("inbox", kmsDefault(keyOpaque), nil)
 	return f
 }
@@ -125,7 +127,7 @@ func (f *whyFixture) caller(arn string) { f.env.STS.SetCaller(arn) }
 
 // refuseKMS makes S3 answer the first-byte GetObject with KMS's refusal, as S3 does.
 func (f *whyFixture) refuseKMS(bucket, key, msg string) {
-	f.s3.Refuse("GetObject", bucket, key, testenv.S3Error{Code: "AccessDenied", Message: msg})
+	f.s3.Refuse("GetObject", bucket, key, awsfake.S3Error{Code: "AccessDenied", Message: msg})
 }
 
 func runWhyCmd(t *testing.T, args ...string) (int, string, string) {
@@ -175,7 +177,7 @@ func whyJSONRun(t *testing.T, args ...string) (int, whyOut) {
 const noIdentityAllow = "User: arn:aws:sts::111122223333:assumed-role/reader/alice is not authorized to perform: kms:Decrypt on resource: %s because no identity-based policy allows the kms:Decrypt action"
 
 func TestWhy(t *testing.T) {
-	f := startWhy(t, []testenv.CorpusRecord{kmsDenialRecord(keyOpaque, "arn:aws:s3:::opaque/o.csv", whyClock.Add(-3*time.Minute))})
+	f := startWhy(t, []corpus.Record{kmsDenialRecord(keyOpaque, "arn:aws:s3:::opaque/o.csv", whyClock.Add(-3*time.Minute))})
 	alice := "arn:aws:sts::111122223333:assumed-role/reader/alice"
 
 	t.Run("own denial, policies readable: the verified identity fix, golden", func(t *testing.T) {
@@ -223,7 +225,7 @@ func TestWhy(t *testing.T) {
 		// bob's role is not readable either, and CloudTrail holds a record for alice only.
 		f.caller("arn:aws:sts::111122223333:assumed-role/temp/bob")
 		f.refuseKMS("inbox", "x.csv", "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.")
-		f.s3.PutObject("inbox", "x.csv", testenv.S3Object{Body: []byte("x"), SSE: "aws:kms", KMSKeyID: keyOpaque})
+		f.s3.PutObject("inbox", "x.csv", awsfake.S3Object{Body: []byte("x"), SSE: "aws:kms", KMSKeyID: keyOpaque})
 		code, stdout, _ := runWhyCmd(t, "s3://inbox/x.csv")
 		if code != exitUndecided {
 			t.Fatalf("exit %d\n%s", code, stdout)
@@ -261,7 +263,7 @@ func TestWhy(t *testing.T) {
 
 	t.Run("refused HeadObject: S3 access, not KMS", func(t *testing.T) {
 		f.caller(alice)
-		f.s3.Refuse("HeadObject", "locked", "secret.csv", testenv.S3Error{Code: "AccessDenied"})
+		f.s3.Refuse("HeadObject", "locked", "secret.csv", awsfake.S3Error{Code: "AccessDenied"})
 		kmsCalls := f.env.KMS.Calls("DescribeKey")
 		code, stdout, _ := runWhyCmd(t, "s3://locked/secret.csv")
 		if code != exitDiagnosis {
@@ -341,7 +343,7 @@ func anyContains(xs []string, sub string) bool {
 }
 
 // kmsDenialRecord is the CloudTrail record KMS writes when it refuses S3's Decrypt for alice.
-func kmsDenialRecord(key, contextARN string, at time.Time) testenv.CorpusRecord {
+func kmsDenialRecord(key, contextARN string, at time.Time) corpus.Record {
 	rec := map[string]any{
 		"eventVersion": "1.11",
 		"userIdentity": map[string]any{
@@ -361,5 +363,5 @@ func kmsDenialRecord(key, contextARN string, at time.Time) testenv.CorpusRecord 
 		"resources": []map[string]string{{"accountId": whyAcct, "type": "AWS::KMS::Key", "ARN": key}},
 	}
 	b, _ := json.Marshal(rec)
-	return testenv.CorpusRecord{ID: "ct-opaque-1", Name: "Decrypt", Source: "kms.amazonaws.com", Time: at, JSON: b, Group: -1}
+	return corpus.Record{ID: "ct-opaque-1", Name: "Decrypt", Source: "kms.amazonaws.com", Time: at, JSON: b, Group: -1}
 }

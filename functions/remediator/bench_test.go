@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 )
 
 // The Lambda benchmarks (bench/lambda.sh runs them): the real bootstrap under the emulator
@@ -31,7 +32,7 @@ func BenchmarkLambdaColdStart(b *testing.B) {
 	)
 	for b.Loop() {
 		h := &testenv.ProcessHarness{}
-		rie := testenv.StartRIE(h, bootstrap, f.vars)
+		rie := emulator.StartRIE(h, bootstrap, f.vars)
 		inv, err := rie.Invoke(context.Background(), s.event)
 		d := time.Since(rie.Started)
 		if err != nil || inv.Error {
@@ -57,7 +58,7 @@ func BenchmarkLambdaColdStart(b *testing.B) {
 func BenchmarkLambdaWarm(b *testing.B) {
 	s := loadSample(b, base)
 	f := startBench(b, s)
-	rie := testenv.StartRIE(b, bootstrap, f.vars)
+	rie := emulator.StartRIE(b, bootstrap, f.vars)
 	if _, err := rie.Invoke(context.Background(), s.event); err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +89,7 @@ type benchFn struct{ vars []string }
 func startBench(b *testing.B, s sample) benchFn {
 	b.Helper()
 	d := s.item.Denial
-	env := testenv.StartLambdaEmulators(b, testenv.LambdaEmulatorOptions{Account: d.RecipientAccount, Region: d.Region, World: s.world})
+	env := emulator.StartServices(b, emulator.ServicesOptions{Account: d.RecipientAccount, Region: d.Region, World: s.world})
 	return benchFn{vars: append(env.Env(),
 		"AWS_LAMBDA_LOG_FORMAT=JSON",
 		"KMSFIX_TOPIC_ARN="+snsEmu.TopicARN,
@@ -98,7 +99,7 @@ func startBench(b *testing.B, s sample) benchFn {
 	)}
 }
 
-func benchLine(b *testing.B, rie *testenv.RIE, id string) eventLine {
+func benchLine(b *testing.B, rie *emulator.RIE, id string) eventLine {
 	b.Helper()
 	lines, err := rie.WaitFor(5*time.Second, 1, `"message":"event"`, id)
 	if err != nil {
@@ -113,7 +114,7 @@ func benchLine(b *testing.B, rie *testenv.RIE, id string) eventLine {
 }
 
 // rieInit reads the emulator's "INIT REPORT(durationMs: N)".
-func rieInit(b *testing.B, rie *testenv.RIE) time.Duration {
+func rieInit(b *testing.B, rie *emulator.RIE) time.Duration {
 	b.Helper()
 	for _, l := range rie.LogLines("INIT REPORT(durationMs: ") {
 		v := l[strings.Index(l, "durationMs: ")+len("durationMs: "):]

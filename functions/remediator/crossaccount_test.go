@@ -9,7 +9,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/crossaccount"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/policy"
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -26,7 +27,7 @@ func TestCrossAccountThroughTheBootstrap(t *testing.T) {
 		key        = "arn:aws:kms:eu-west-2:609284715320:key/d15f7a3c-0e92-4b6d-8c41-5b7e2a9f0d13"
 	)
 	s := loadSample(t, "21-cross-account-message-only")
-	bridge := testenv.NewEventBridgeFake(t, callerAcct)
+	bridge := awsfake.NewEventBridge(t, callerAcct)
 	bridge.AddBus(ownerBus)
 	caller := start(t, s, "KMSFIX_KEY_OWNER_BUSES="+ownerAcct+"="+ownerBus, "AWS_ENDPOINT_URL_EVENTBRIDGE="+bridge.URL)
 	mark := snsEmu.Receiver.Count() // the topic is shared: look only at what this test caused
@@ -44,12 +45,12 @@ func TestCrossAccountThroughTheBootstrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	emus := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{Account: ownerAcct, Region: "eu-west-2",
+	emus := emulator.StartServices(t, emulator.ServicesOptions{Account: ownerAcct, Region: "eu-west-2",
 		World: &world.World{Keys: map[string]*world.Key{key: {Manager: world.ManagerCustomer, State: world.StateEnabled, Policy: doc}}}})
 	vars := append(emus.Env(), "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_FUNCTION_TIMEOUT=20",
 		"KMSFIX_TOPIC_ARN="+snsEmu.TopicARN, "KMSFIX_TABLE_NAME="+ownTable(t), "KMSFIX_TRUSTED_ACCOUNTS="+callerAcct,
 		"AWS_ENDPOINT_URL_SNS="+snsEmu.Endpoint, "AWS_ENDPOINT_URL_DYNAMODB="+ddb.Endpoint)
-	owner := &fn{aws: emus, rie: testenv.StartRIE(t, bootstrap, vars)}
+	owner := &fn{aws: emus, rie: emulator.StartRIE(t, bootstrap, vars)}
 
 	got, inv := owner.invoke(t, envs[0])
 	if inv.Error {

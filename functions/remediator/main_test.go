@@ -21,13 +21,14 @@ import (
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
 var (
 	bootstrap string
-	snsEmu    *testenv.Goaws
-	ddb       *testenv.Dynalite
+	snsEmu    *emulator.Goaws
+	ddb       *emulator.Dynalite
 )
 
 // tables numbers the DynamoDB tables tests create: each function container gets its own, so
@@ -55,8 +56,8 @@ func TestMain(m *testing.M) {
 	if out, err := build.CombinedOutput(); err != nil {
 		h.Fatalf("build bootstrap: %v\n%s", err, out)
 	}
-	snsEmu = testenv.StartGoaws(h, "kmsfix")
-	ddb = testenv.StartDynalite(h)
+	snsEmu = emulator.StartGoaws(h, "kmsfix")
+	ddb = emulator.StartDynalite(h)
 	code := m.Run()
 	h.Close()
 	os.Exit(code)
@@ -95,8 +96,8 @@ func loadSample(t testing.TB, name string) sample {
 
 // fn is one function container under the emulator, with its AWS emulators.
 type fn struct {
-	aws *testenv.LambdaEmulators
-	rie *testenv.RIE
+	aws *emulator.Services
+	rie *emulator.RIE
 }
 
 // start seeds the sample's world into fresh emulators (playing the event's account and
@@ -107,7 +108,7 @@ func start(t *testing.T, s sample, extra ...string) *fn {
 	if d := s.item.Denial; d != nil {
 		account, region = d.RecipientAccount, d.Region
 	}
-	env := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{Account: account, Region: region, World: s.world})
+	env := emulator.StartServices(t, emulator.ServicesOptions{Account: account, Region: region, World: s.world})
 	var sandbox []string
 	if s.world != nil {
 		sandbox = s.world.SandboxAccounts
@@ -121,11 +122,11 @@ func start(t *testing.T, s sample, extra ...string) *fn {
 		"AWS_ENDPOINT_URL_SNS="+snsEmu.Endpoint,
 		"AWS_ENDPOINT_URL_DYNAMODB="+ddb.Endpoint,
 	)
-	return &fn{aws: env, rie: testenv.StartRIE(t, bootstrap, append(vars, extra...))}
+	return &fn{aws: env, rie: emulator.StartRIE(t, bootstrap, append(vars, extra...))}
 }
 
 // invoke sends the event and returns the report the function answered with.
-func (f *fn) invoke(t *testing.T, event []byte) (finding.Report, testenv.Invocation) {
+func (f *fn) invoke(t *testing.T, event []byte) (finding.Report, emulator.Invocation) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

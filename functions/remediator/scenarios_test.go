@@ -9,6 +9,7 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -146,7 +147,7 @@ func TestPanicKeepsContainer(t *testing.T) {
 func TestAccessAnalyzerClearsVerified(t *testing.T) {
 	s := loadSample(t, base)
 	f := start(t, s)
-	f.aws.AA.FlagWhenContains("kms:Decrypt", testenv.AAFinding{FindingType: "SECURITY_WARNING", IssueCode: "PASS_ROLE_WITH_STAR_IN_RESOURCE", Details: "test finding"})
+	f.aws.AA.FlagWhenContains("kms:Decrypt", awsfake.AAFinding{FindingType: "SECURITY_WARNING", IssueCode: "PASS_ROLE_WITH_STAR_IN_RESOURCE", Details: "test finding"})
 	rep, inv := f.invoke(t, s.event)
 	if inv.Error {
 		t.Fatalf("function error: %s", inv.Body)

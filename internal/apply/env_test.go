@@ -23,6 +23,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -34,8 +36,8 @@ var emu struct {
 
 func TestMain(m *testing.M) {
 	h := &testenv.ProcessHarness{}
-	emu.kms = testenv.ApplyLocalKMS(h, sandbox, region)
-	emu.dynamo = testenv.ApplyDynalite(h)
+	emu.kms = emulator.LocalKMSEndpoint(h, sandbox, region)
+	emu.dynamo = emulator.DynaliteEndpoint(h)
 	code := m.Run()
 	h.Close()
 	os.Exit(code)
@@ -55,9 +57,9 @@ type env struct {
 	a      *Applier
 	kms    *kms.Client
 	db     *dynamodb.Client
-	iam    *testenv.ApplyIAMFake
-	aa     *testenv.AccessAnalyzerFake
-	grants *testenv.ApplyGrantsFake
+	iam    *awsfake.IAM
+	aa     *awsfake.AccessAnalyzer
+	grants *awsfake.KMSGrants
 	clock  *testenv.Clock
 	logs   *bytes.Buffer
 	key    string
@@ -84,12 +86,12 @@ func newEnv(t testing.TB, keyPolicyText string) *env {
 
 	e.db = dynamodb.New(dynamodb.Options{Region: region, BaseEndpoint: aws.String(emu.dynamo), Credentials: creds, Retryer: retry.NewStandard()})
 	e.table = fmt.Sprintf("kmsfix-apply-%d", tableSeq.Add(1))
-	testenv.CreateDynamoTable(t, e.db, e.table)
+	emulator.CreateDynamoTable(t, e.db, e.table)
 
-	e.iam = testenv.NewApplyIAMFake(t)
+	e.iam = awsfake.NewIAM(t)
 	e.iam.AddEntity("role/reader", false)
-	e.aa = testenv.NewAccessAnalyzerFake(t)
-	e.grants = testenv.NewApplyGrantsFake(t)
+	e.aa = awsfake.NewAccessAnalyzer(t)
+	e.grants = awsfake.NewKMSGrants(t)
 	iamClient := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(e.iam.URL), Credentials: creds, Retryer: aws.NopRetryer{}})
 	aaClient := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(e.aa.URL), Credentials: creds, Retryer: aws.NopRetryer{}})
 

@@ -27,6 +27,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -68,7 +70,7 @@ func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
 // engine's evaluator), and it is reverted at expiry byte-for-byte.
 func TestHandlerSSORoleGetsTheKeyPolicyLever(t *testing.T) {
 	_, dynURL := apply.EmulatorURLs()
-	kmsURL := testenv.ApplyLocalKMS(t, "246813579024", "eu-west-1")
+	kmsURL := emulator.LocalKMSEndpoint(t, "246813579024", "eu-west-1")
 	s := runSample(t, "03-identity-policy-missing-sso-role", "arn:aws:kms:eu-west-1:246813579024:key/c41d8e2f-7b3a-4a96-8e05-d1f2a6b93c70", "eu-west-1", kmsURL, dynURL)
 	if s.rep.Applied == nil || s.rep.Applied.Lever != finding.KindKeyPolicyStatement {
 		t.Fatalf("not applied with the key policy: auto_apply=%v blocked=%q applied=%+v", s.rep.AutoApply, s.rep.AutoApplyBlocked, s.rep.Applied)
@@ -123,9 +125,9 @@ func runSample(t *testing.T, dir, sampleKey, region, kmsURL, dynURL string) *sam
 	event = []byte(strings.ReplaceAll(string(event), sampleKey, live))
 
 	table := fmt.Sprintf("kmsfix-handler-%d", time.Now().UnixNano())
-	testenv.CreateDynamoTable(t, db, table)
-	aa := testenv.NewAccessAnalyzerFake(t)
-	iamFake := testenv.NewApplyIAMFake(t)
+	emulator.CreateDynamoTable(t, db, table)
+	aa := awsfake.NewAccessAnalyzer(t)
+	iamFake := awsfake.NewIAM(t)
 	iamClient := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(iamFake.URL), Credentials: creds})
 	aaClient := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(aa.URL), Credentials: creds})
 

@@ -15,6 +15,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 )
 
 type failingNotifier struct{ calls int }
@@ -24,7 +25,7 @@ func (f *failingNotifier) Notify(context.Context, finding.Report) error {
 	return errors.New("slack is down")
 }
 
-func callerHandler(t *testing.T, n remediator.Notifier, bridge *testenv.EventBridgeFake, log *logLines) *remediator.Handler {
+func callerHandler(t *testing.T, n remediator.Notifier, bridge *awsfake.EventBridge, log *logLines) *remediator.Handler {
 	return &remediator.Handler{
 		Enricher: callerWorld{},
 		Notifier: n,
@@ -41,7 +42,7 @@ func TestHandlerSendFailures(t *testing.T) {
 	event := sampleEvent(t, sampleKey)
 
 	t.Run("put fails after notifying: error, then the retry sends", func(t *testing.T) {
-		bridge := testenv.NewEventBridgeFake(t, callerAcct)
+		bridge := awsfake.NewEventBridge(t, callerAcct)
 		bridge.AddBus(ownerBus)
 		bridge.Fail("PutEvents", testenv.AWSFault{Code: "InternalException", Status: 500, Times: 1})
 		sent, log := &testenv.Reports{}, &logLines{}
@@ -60,7 +61,7 @@ func TestHandlerSendFailures(t *testing.T) {
 		}
 	})
 	t.Run("failed entry counts as a failure", func(t *testing.T) {
-		bridge := testenv.NewEventBridgeFake(t, callerAcct)
+		bridge := awsfake.NewEventBridge(t, callerAcct)
 		bridge.AddBus(ownerBus)
 		bridge.FailEntries(1)
 		h := callerHandler(t, &testenv.Reports{}, bridge, &logLines{})
@@ -69,7 +70,7 @@ func TestHandlerSendFailures(t *testing.T) {
 		}
 	})
 	t.Run("notify fails: nothing is sent", func(t *testing.T) {
-		bridge := testenv.NewEventBridgeFake(t, callerAcct)
+		bridge := awsfake.NewEventBridge(t, callerAcct)
 		bridge.AddBus(ownerBus)
 		n := &failingNotifier{}
 		h := callerHandler(t, n, bridge, &logLines{})
@@ -99,7 +100,7 @@ func TestHandlerRequestRouting(t *testing.T) {
 		}
 	})
 	t.Run("own account unknown: retried", func(t *testing.T) {
-		f := testenv.NewSTSFake(t, ownerAcct)
+		f := awsfake.NewSTS(t, ownerAcct)
 		f.Fail("GetCallerIdentity", testenv.AWSFault{Code: "Throttling", Status: 400})
 		h := &remediator.Handler{Enricher: callerWorld{}, Notifier: &testenv.Reports{}, Log: slog.New(slog.NewJSONHandler(&logLines{}, nil)),
 			Requests: &crossaccount.Receiver{

@@ -19,7 +19,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/patch"
 	"github.com/kmsfix/kmsfix/internal/policy"
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -121,7 +121,7 @@ func (k keyWorld) World(context.Context, *cloudtrail.Denial) *world.World {
 }
 
 func receiver(t *testing.T, enr crossaccount.Enricher, sandbox ...string) *crossaccount.Receiver {
-	f := testenv.NewSTSFake(t, ownerAcct)
+	f := awsfake.NewSTS(t, ownerAcct)
 	return &crossaccount.Receiver{
 		Enricher:        enr,
 		STS:             sts.New(sts.Options{Region: region, BaseEndpoint: aws.String(f.URL), Credentials: creds}),

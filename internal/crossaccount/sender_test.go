@@ -15,6 +15,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/crossaccount"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 )
 
 const (
@@ -45,7 +46,7 @@ func TestSenderRoutesByKeyAccount(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			eb := testenv.NewEventBridgeFake(t, callerAcct)
+			eb := awsfake.NewEventBridge(t, callerAcct)
 			eb.AddBus(ownerBus)
 			eb.AddBus(orgBus)
 			s := &crossaccount.Sender{Events: eventsClient(eb.URL), Buses: tt.buses}
@@ -89,7 +90,7 @@ func TestSenderRoutesByKeyAccount(t *testing.T) {
 }
 
 func TestSenderNotNeeded(t *testing.T) {
-	eb := testenv.NewEventBridgeFake(t, callerAcct)
+	eb := awsfake.NewEventBridge(t, callerAcct)
 	eb.AddBus(ownerBus)
 	s := &crossaccount.Sender{Events: eventsClient(eb.URL), Buses: map[string]string{"*": ownerBus}}
 	base := callerReport(t, sampleKey)
@@ -109,7 +110,7 @@ func TestSenderNotNeeded(t *testing.T) {
 
 // One request per finding per window; a failed put is not remembered, so the retry sends.
 func TestSenderDedupeAndFailures(t *testing.T) {
-	eb := testenv.NewEventBridgeFake(t, callerAcct)
+	eb := awsfake.NewEventBridge(t, callerAcct)
 	eb.AddBus(ownerBus)
 	clock := &fakeClock{t: time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)}
 	s := &crossaccount.Sender{Events: eventsClient(eb.URL), Buses: map[string]string{ownerAcct: ownerBus}, Window: time.Hour, Now: clock.Now}

@@ -32,6 +32,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -41,8 +43,8 @@ var emu struct{ kms, dynamo string }
 
 func TestMain(m *testing.M) {
 	h := &testenv.ProcessHarness{}
-	emu.kms = testenv.ApplyLocalKMS(h, ownerAcct, region)
-	emu.dynamo = testenv.ApplyDynalite(h)
+	emu.kms = emulator.LocalKMSEndpoint(h, ownerAcct, region)
+	emu.dynamo = emulator.DynaliteEndpoint(h)
 	code := m.Run()
 	h.Close()
 	os.Exit(code)
@@ -87,7 +89,7 @@ type accounts struct {
 	caller, owner         *remediator.Handler
 	callerSent, ownerSent *testenv.Reports
 	callerLog, ownerLog   *logLines
-	bridge                *testenv.EventBridgeFake // PutEvents made with the caller's credentials
+	bridge                *awsfake.EventBridge // PutEvents made with the caller's credentials
 	kms                   *kms.Client
 	key, policyBefore     string
 }
@@ -110,12 +112,12 @@ func twoAccounts(t *testing.T) *accounts {
 	}
 	stamp := time.Now().UnixNano()
 	callerTable, ownerTable := fmt.Sprintf("kmsfix-caller-%d", stamp), fmt.Sprintf("kmsfix-owner-%d", stamp)
-	testenv.CreateDynamoTable(t, db, callerTable)
-	testenv.CreateDynamoTable(t, db, ownerTable)
+	emulator.CreateDynamoTable(t, db, callerTable)
+	emulator.CreateDynamoTable(t, db, ownerTable)
 
-	aa := testenv.NewAccessAnalyzerFake(t)
+	aa := awsfake.NewAccessAnalyzer(t)
 	analyzer := accessanalyzer.New(accessanalyzer.Options{Region: region, BaseEndpoint: aws.String(aa.URL), Credentials: creds})
-	a.bridge = testenv.NewEventBridgeFake(t, callerAcct)
+	a.bridge = awsfake.NewEventBridge(t, callerAcct)
 	a.bridge.AddBus(ownerBus)
 
 	// The caller's account: sends key-policy requests to the owner's bus.
@@ -144,8 +146,8 @@ func twoAccounts(t *testing.T) *accounts {
 		"KMSFIX_REMEDIATOR_ROLE_ARN": "arn:aws:iam::" + ownerAcct + ":role/kmsfix-remediator",
 		"KMSFIX_AUDIT_KEY_ARN":       aws.ToString(mac.KeyMetadata.Arn),
 	})
-	ownerSTS := sts.New(sts.Options{Region: region, BaseEndpoint: aws.String(testenv.NewSTSFake(t, ownerAcct).URL), Credentials: creds})
-	ownerIAM := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(testenv.NewIAMFake(t).URL), Credentials: creds})
+	ownerSTS := sts.New(sts.Options{Region: region, BaseEndpoint: aws.String(awsfake.NewSTS(t, ownerAcct).URL), Credentials: creds})
+	ownerIAM := iam.New(iam.Options{Region: region, BaseEndpoint: aws.String(awsfake.NewIAM(t).URL), Credentials: creds})
 	enricher := enrich.New(a.kms, ownerIAM, ownerSTS, enrich.Options{TTL: time.Nanosecond})
 	a.owner = &remediator.Handler{
 		Enricher:  enricher,
@@ -316,13 +318,13 @@ func TestTwoAccountsRejects(t *testing.T) {
 	ctx := context.Background()
 	a := twoAccounts(t)
 	base := callerReport(t, a.key)
-	forger := testenv.NewEventBridgeFake(t, otherAcct)
+	forger := awsfake.NewEventBridge(t, otherAcct)
 	forger.AddBus(ownerBus)
 	otherKey := strings.Replace(sampleKey, ownerAcct, otherAcct, 1)
 
 	tests := []struct {
 		name   string
-		from   *testenv.EventBridgeFake
+		from   *awsfake.EventBridge
 		report finding.Report
 		tamper []func(map[string]any)
 		want   string

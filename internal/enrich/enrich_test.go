@@ -19,6 +19,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -39,7 +41,7 @@ const boundary = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action
 
 // newEnricher builds the enricher over the real SDK clients pointed at the emulators, as
 // functions/remediator does (with short retry backoff, to keep the test fast).
-func newEnricher(t *testing.T, env *testenv.LambdaEmulators, opts enrich.Options) *enrich.Enricher {
+func newEnricher(t *testing.T, env *emulator.Services, opts enrich.Options) *enrich.Enricher {
 	t.Helper()
 	cfg := aws.Config{
 		Region:      env.Region,
@@ -60,11 +62,11 @@ func denial(key, principal string) *cloudtrail.Denial {
 		Identity: cloudtrail.Identity{PrincipalARN: principal, Account: strings.Split(principal, ":")[4]}}
 }
 
-func seedRole(env *testenv.LambdaEmulators) {
-	env.IAM.PutManaged("arn:aws:iam::111122223333:policy/KMSDecrypt", testenv.IAMPolicy{Name: "KMSDecrypt", Document: kmsDecrypt})
-	env.IAM.PutManaged("arn:aws:iam::111122223333:policy/Boundary", testenv.IAMPolicy{Name: "Boundary", Document: boundary})
-	env.IAM.PutPrincipal(testenv.IAMPrincipal{ARN: roleARN,
-		Inline:   []testenv.IAMPolicy{{Name: "s3-read", Document: s3Read}},
+func seedRole(env *emulator.Services) {
+	env.IAM.PutManaged("arn:aws:iam::111122223333:policy/KMSDecrypt", awsfake.IAMPolicy{Name: "KMSDecrypt", Document: kmsDecrypt})
+	env.IAM.PutManaged("arn:aws:iam::111122223333:policy/Boundary", awsfake.IAMPolicy{Name: "Boundary", Document: boundary})
+	env.IAM.PutPrincipal(awsfake.IAMPrincipal{ARN: roleARN,
+		Inline:   []awsfake.IAMPolicy{{Name: "s3-read", Document: s3Read}},
 		Attached: []string{"arn:aws:iam::111122223333:policy/KMSDecrypt"},
 		Boundary: "arn:aws:iam::111122223333:policy/Boundary"})
 }
@@ -79,7 +81,7 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func TestWorldRoleAndKey(t *testing.T) {
-	env := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{})
+	env := emulator.StartServices(t, emulator.ServicesOptions{})
 	seedRole(env)
 	key := env.KMS.CreateKey(t, rootPolicy(account))
 	if _, err := env.KMS.Client.CreateAlias(context.Background(), &kms.CreateAliasInput{AliasName: aws.String("alias/app-data"), TargetKeyId: &key}); err != nil {
@@ -144,7 +146,7 @@ func TestWorldRoleAndKey(t *testing.T) {
 }
 
 func TestWorldCacheExpires(t *testing.T) {
-	env := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{})
+	env := emulator.StartServices(t, emulator.ServicesOptions{})
 	seedRole(env)
 	key := env.KMS.CreateKey(t, rootPolicy(account))
 	now := time.Now()
@@ -163,11 +165,11 @@ func TestWorldCacheExpires(t *testing.T) {
 }
 
 func TestWorldUser(t *testing.T) {
-	env := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{})
-	env.IAM.PutManaged("arn:aws:iam::aws:policy/ReadOnly", testenv.IAMPolicy{Name: "ReadOnly", Document: s3Read})
-	env.IAM.PutGroup(testenv.IAMGroup{Name: "devs", Inline: []testenv.IAMPolicy{{Name: "kms", Document: kmsDecrypt}},
+	env := emulator.StartServices(t, emulator.ServicesOptions{})
+	env.IAM.PutManaged("arn:aws:iam::aws:policy/ReadOnly", awsfake.IAMPolicy{Name: "ReadOnly", Document: s3Read})
+	env.IAM.PutGroup(awsfake.IAMGroup{Name: "devs", Inline: []awsfake.IAMPolicy{{Name: "kms", Document: kmsDecrypt}},
 		Attached: []string{"arn:aws:iam::aws:policy/ReadOnly"}})
-	env.IAM.PutPrincipal(testenv.IAMPrincipal{ARN: userARN, Inline: []testenv.IAMPolicy{{Name: "own", Document: s3Read}}, Groups: []string{"devs"}})
+	env.IAM.PutPrincipal(awsfake.IAMPrincipal{ARN: userARN, Inline: []awsfake.IAMPolicy{{Name: "own", Document: s3Read}}, Groups: []string{"devs"}})
 	key := env.KMS.CreateKey(t, rootPolicy(account))
 	w := newEnricher(t, env, enrich.Options{}).World(context.Background(), denial(key, userARN))
 	p := w.Principal(userARN)
@@ -188,13 +190,13 @@ func TestWorldDegrades(t *testing.T) {
 	foreignKey := "arn:aws:kms:eu-west-2:444455556666:key/0b0b0b0b-1111-2222-3333-444444444444"
 	tests := []struct {
 		name    string
-		setup   func(t *testing.T, env *testenv.LambdaEmulators) (key, principal string)
+		setup   func(t *testing.T, env *emulator.Services) (key, principal string)
 		check   func(t *testing.T, w *world.World, key, principal string)
 		unknown []string // substrings expected in Unreadable
 	}{
 		{
 			name: "inline policy denied",
-			setup: func(t *testing.T, env *testenv.LambdaEmulators) (string, string) {
+			setup: func(t *testing.T, env *emulator.Services) (string, string) {
 				seedRole(env)
 				env.IAM.Fail("GetRolePolicy", testenv.AWSFault{Code: "AccessDenied"})
 				return env.KMS.CreateKey(t, rootPolicy(account)), roleARN
@@ -211,7 +213,7 @@ func TestWorldDegrades(t *testing.T) {
 		},
 		{
 			name: "key policy denied",
-			setup: func(t *testing.T, env *testenv.LambdaEmulators) (string, string) {
+			setup: func(t *testing.T, env *emulator.Services) (string, string) {
 				seedRole(env)
 				env.KMS.Fail("GetKeyPolicy", testenv.AWSFault{Code: "AccessDeniedException"})
 				return env.KMS.CreateKey(t, rootPolicy(account)), roleARN
@@ -226,7 +228,7 @@ func TestWorldDegrades(t *testing.T) {
 		},
 		{
 			name: "key missing",
-			setup: func(t *testing.T, env *testenv.LambdaEmulators) (string, string) {
+			setup: func(t *testing.T, env *emulator.Services) (string, string) {
 				seedRole(env)
 				return "arn:aws:kms:eu-west-2:111122223333:key/deadbeef-0000-0000-0000-000000000000", roleARN
 			},
@@ -238,9 +240,9 @@ func TestWorldDegrades(t *testing.T) {
 		},
 		{
 			name: "another account's key, not describable",
-			setup: func(t *testing.T, env *testenv.LambdaEmulators) (string, string) {
+			setup: func(t *testing.T, env *emulator.Services) (string, string) {
 				seedRole(env)
-				env.KMS.PutForeignKey(foreignKey, testenv.ForeignKey{Denied: true})
+				env.KMS.PutForeignKey(foreignKey, emulator.ForeignKey{Denied: true})
 				return foreignKey, roleARN
 			},
 			check: func(t *testing.T, w *world.World, key, principal string) {
@@ -252,9 +254,9 @@ func TestWorldDegrades(t *testing.T) {
 		},
 		{
 			name: "another account's AWS managed key",
-			setup: func(t *testing.T, env *testenv.LambdaEmulators) (string, string) {
+			setup: func(t *testing.T, env *emulator.Services) (string, string) {
 				seedRole(env)
-				env.KMS.PutForeignKey(foreignKey, testenv.ForeignKey{Manager: "AWS", State: "Enabled"})
+				env.KMS.PutForeignKey(foreignKey, emulator.ForeignKey{Manager: "AWS", State: "Enabled"})
 				return foreignKey, roleARN
 			},
 			check: func(t *testing.T, w *world.World, key, principal string) {
@@ -266,7 +268,7 @@ func TestWorldDegrades(t *testing.T) {
 		},
 		{
 			name: "principal in another account",
-			setup: func(t *testing.T, env *testenv.LambdaEmulators) (string, string) {
+			setup: func(t *testing.T, env *emulator.Services) (string, string) {
 				return env.KMS.CreateKey(t, rootPolicy(account)), "arn:aws:iam::444455556666:role/reader"
 			},
 			check: func(t *testing.T, w *world.World, key, principal string) {
@@ -278,7 +280,7 @@ func TestWorldDegrades(t *testing.T) {
 		},
 		{
 			name: "STS fails",
-			setup: func(t *testing.T, env *testenv.LambdaEmulators) (string, string) {
+			setup: func(t *testing.T, env *emulator.Services) (string, string) {
 				seedRole(env)
 				env.STS.Fail("GetCallerIdentity", testenv.AWSFault{Code: "AccessDenied"})
 				return env.KMS.CreateKey(t, rootPolicy(account)), roleARN
@@ -292,7 +294,7 @@ func TestWorldDegrades(t *testing.T) {
 		},
 		{
 			name: "throttled, then success",
-			setup: func(t *testing.T, env *testenv.LambdaEmulators) (string, string) {
+			setup: func(t *testing.T, env *emulator.Services) (string, string) {
 				seedRole(env)
 				env.IAM.Fail("GetRole", testenv.AWSFault{Code: "Throttling", Times: 2})
 				return env.KMS.CreateKey(t, rootPolicy(account)), roleARN
@@ -305,7 +307,7 @@ func TestWorldDegrades(t *testing.T) {
 		},
 		{
 			name: "throttled for good",
-			setup: func(t *testing.T, env *testenv.LambdaEmulators) (string, string) {
+			setup: func(t *testing.T, env *emulator.Services) (string, string) {
 				seedRole(env)
 				env.IAM.Fail("ListAttachedRolePolicies", testenv.AWSFault{Code: "Throttling"})
 				return env.KMS.CreateKey(t, rootPolicy(account)), roleARN
@@ -320,7 +322,7 @@ func TestWorldDegrades(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{})
+			env := emulator.StartServices(t, emulator.ServicesOptions{})
 			key, principal := tt.setup(t, env)
 			w := newEnricher(t, env, enrich.Options{}).World(context.Background(), denial(key, principal))
 			tt.check(t, w, key, principal)
@@ -338,7 +340,7 @@ func TestWorldDegrades(t *testing.T) {
 }
 
 func TestWorldTimeout(t *testing.T) {
-	env := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{})
+	env := emulator.StartServices(t, emulator.ServicesOptions{})
 	seedRole(env)
 	key := env.KMS.CreateKey(t, rootPolicy(account))
 	env.IAM.Fail("GetRole", testenv.AWSFault{Delay: time.Minute})
@@ -375,7 +377,7 @@ func TestWorldRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := testenv.StartLambdaEmulators(t, testenv.LambdaEmulatorOptions{World: in})
+	env := emulator.StartServices(t, emulator.ServicesOptions{World: in})
 	got := newEnricher(t, env, enrich.Options{}).World(context.Background(), denial(keyARN, roleARN))
 	if a, b := mustJSON(t, got), mustJSON(t, in); a != b {
 		t.Errorf("round trip:\n got %s\nwant %s", a, b)

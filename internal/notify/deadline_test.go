@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 )
 
 // TestSlackHangsSNSOnce: a Slack endpoint that never answers. Slack gives up at its own
@@ -72,7 +72,7 @@ func TestWebhookRejectedMetric(t *testing.T) {
 	} {
 		var metrics bytes.Buffer
 		r := newRig(t, func(c *Config) { c.Metrics = &metrics })
-		r.slack.Down(testenv.SlackFault{Status: tt.status, Body: tt.body, RetryAfter: "1"})
+		r.slack.Down(awsfake.SlackFault{Status: tt.status, Body: tt.body, RetryAfter: "1"})
 		_ = r.n.Notify(context.Background(), report(t, "ev-metric"))
 		lines := strings.Split(strings.TrimSpace(metrics.String()), "\n")
 		if !tt.metric {

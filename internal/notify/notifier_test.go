@@ -15,6 +15,8 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 )
 
 // The emulators are shared by the tests of this package (started on first use, stopped after
@@ -25,8 +27,8 @@ var (
 )
 
 type sharedEnv struct {
-	dyn *testenv.Dynalite
-	sns *testenv.Goaws
+	dyn *emulator.Dynalite
+	sns *emulator.Goaws
 }
 
 // mainHarness lets TestMain own emulators that outlive one test.
@@ -52,8 +54,8 @@ func emulators(t *testing.T) sharedEnv {
 	var failed any
 	sharedOnce.Do(func() {
 		defer func() { failed = recover() }()
-		shared.dyn = testenv.StartDynalite(harness)
-		shared.sns = testenv.StartGoaws(harness, "kmsfix-findings")
+		shared.dyn = emulator.StartDynalite(harness)
+		shared.sns = emulator.StartGoaws(harness, "kmsfix-findings")
 	})
 	if failed != nil {
 		t.Fatalf("emulators: %v", failed)
@@ -71,8 +73,8 @@ func emulators(t *testing.T) sharedEnv {
 type rig struct {
 	env     sharedEnv
 	n       *Notifier
-	slack   *testenv.SlackReceiver
-	secrets *testenv.SecretsFake
+	slack   *awsfake.SlackReceiver
+	secrets *awsfake.Secrets
 	clock   *testenv.Clock
 	logs    *testenv.LockedBuffer
 	table   string
@@ -97,7 +99,7 @@ func newRig(t *testing.T, edit func(*Config)) *rig {
 	tableSeq.Unlock()
 	env.dyn.CreateTable(t, table)
 
-	r := &rig{env: env, slack: testenv.NewSlackReceiver(t), secrets: testenv.NewSecretsFake(t),
+	r := &rig{env: env, slack: awsfake.NewSlackReceiver(t), secrets: awsfake.NewSecrets(t),
 		clock: testenv.NewClock(time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)), logs: &testenv.LockedBuffer{}, table: table}
 	r.secrets.Put(secretARN, r.slack.WebhookURL)
 	cfg := Config{
@@ -238,7 +240,7 @@ func TestRetriedEventNeverPostsTwice(t *testing.T) {
 func TestSlackDownSNSStillSent(t *testing.T) {
 	r := newRig(t, nil)
 	ctx := context.Background()
-	r.slack.Down(testenv.SlackFault{Status: 503, Body: "service_unavailable"})
+	r.slack.Down(awsfake.SlackFault{Status: 503, Body: "service_unavailable"})
 	err := r.n.Notify(ctx, report(t, "ev-1"))
 	var de *DeliveryError
 	if !errors.As(err, &de) || !de.Retryable || de.Channel != "slack" {
@@ -282,7 +284,7 @@ func TestRetryKeepsAnnouncedRepeats(t *testing.T) {
 		}
 	}
 	r.clock.Add(2 * time.Hour)
-	r.slack.Down(testenv.SlackFault{Status: 503})
+	r.slack.Down(awsfake.SlackFault{Status: 503})
 	if err := r.n.Notify(ctx, report(t, "ev-4")); err == nil {
 		t.Fatal("want a retryable error while Slack is down")
 	}
@@ -303,7 +305,7 @@ func TestRetryKeepsAnnouncedRepeats(t *testing.T) {
 
 func TestSlackRateLimitHonoursRetryAfter(t *testing.T) {
 	r := newRig(t, nil)
-	r.slack.FailNext(testenv.SlackFault{Status: 429, RetryAfter: "3", Body: "rate_limited"})
+	r.slack.FailNext(awsfake.SlackFault{Status: 429, RetryAfter: "3", Body: "rate_limited"})
 	if err := r.n.Notify(context.Background(), report(t, "ev-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +317,7 @@ func TestSlackRateLimitHonoursRetryAfter(t *testing.T) {
 
 func TestSlackRetryAfterBeyondBudgetIsRetryable(t *testing.T) {
 	r := newRig(t, nil)
-	r.slack.FailNext(testenv.SlackFault{Status: 429, RetryAfter: "120", Body: "rate_limited"})
+	r.slack.FailNext(awsfake.SlackFault{Status: 429, RetryAfter: "120", Body: "rate_limited"})
 	err := r.n.Notify(context.Background(), report(t, "ev-1"))
 	var de *DeliveryError
 	if !errors.As(err, &de) || !de.Retryable {
@@ -329,7 +331,7 @@ func TestSlackRetryAfterBeyondBudgetIsRetryable(t *testing.T) {
 
 func TestSlack5xxBacksOff(t *testing.T) {
 	r := newRig(t, nil)
-	r.slack.FailNext(testenv.SlackFault{Status: 500, Body: "oops"}, testenv.SlackFault{Status: 502, Body: "bad gateway"})
+	r.slack.FailNext(awsfake.SlackFault{Status: 500, Body: "oops"}, awsfake.SlackFault{Status: 502, Body: "bad gateway"})
 	if err := r.n.Notify(context.Background(), report(t, "ev-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +344,7 @@ func TestSlack5xxBacksOff(t *testing.T) {
 // TestSlackPermanentFailure: a 404 (webhook revoked) is logged, not retried.
 func TestSlackPermanentFailure(t *testing.T) {
 	r := newRig(t, nil)
-	r.slack.Down(testenv.SlackFault{Status: 404, Body: "no_service"})
+	r.slack.Down(awsfake.SlackFault{Status: 404, Body: "no_service"})
 	if err := r.n.Notify(context.Background(), report(t, "ev-1")); err != nil {
 		t.Fatalf("Notify = %v, want nil: retrying cannot fix a revoked webhook", err)
 	}
@@ -402,7 +404,7 @@ func TestDynamoDBDownStillNotifies(t *testing.T) {
 	// Slack fails meanwhile: SNS went out, so no retry (it would send SNS again).
 	other := report(t, "ev-other")
 	other.Bucket = "another-bucket"
-	r.slack.Down(testenv.SlackFault{Status: 503})
+	r.slack.Down(awsfake.SlackFault{Status: 503})
 	if err := r.n.Notify(ctx, other); err != nil {
 		t.Errorf("Notify = %v, want nil when the store cannot record delivery", err)
 	}
@@ -520,12 +522,12 @@ func TestWebhookURLNeverLeaks(t *testing.T) {
 	tests := []struct {
 		name   string
 		secret func(r *rig) string
-		fault  *testenv.SlackFault
+		fault  *awsfake.SlackFault
 	}{
 		{"connection refused", func(*rig) string { return closed }, nil},
 		{"connection refused, JSON secret", func(*rig) string { return `{"url":"` + closed + `"}` }, nil},
-		{"404", func(r *rig) string { return r.slack.WebhookURL }, &testenv.SlackFault{Status: 404, Body: "no_service"}},
-		{"500", func(r *rig) string { return r.slack.WebhookURL }, &testenv.SlackFault{Status: 500, Body: "err"}},
+		{"404", func(r *rig) string { return r.slack.WebhookURL }, &awsfake.SlackFault{Status: 404, Body: "no_service"}},
+		{"500", func(r *rig) string { return r.slack.WebhookURL }, &awsfake.SlackFault{Status: 500, Body: "err"}},
 		{"not a URL", func(*rig) string { return "s3cr3tT0k3nNeverLogged not a url" }, nil},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/finding"
-	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
+	"github.com/kmsfix/kmsfix/internal/testenv/corpus"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -68,13 +69,13 @@ func ctClient(url string) *awsct.Client {
 }
 
 // checkGroups asserts the scan found exactly the corpus' S3 denials, grouped as generated.
-func checkGroups(t *testing.T, got []Group, want []testenv.DenialGroup) {
+func checkGroups(t *testing.T, got []Group, want []corpus.DenialGroup) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("got %d findings, want %d", len(got), len(want))
 	}
 	type key struct{ principal, key, bucket, action string }
-	byKey := map[key]testenv.DenialGroup{}
+	byKey := map[key]corpus.DenialGroup{}
 	for _, w := range want {
 		byKey[key{w.Principal, w.Key, w.Bucket, w.Action}] = w
 	}
@@ -99,7 +100,7 @@ func checkGroups(t *testing.T, got []Group, want []testenv.DenialGroup) {
 	}
 }
 
-func kmsOnly(c *testenv.Corpus) int {
+func kmsOnly(c *corpus.Corpus) int {
 	n := 0
 	for _, r := range c.Records {
 		if r.Source == "kms.amazonaws.com" {
@@ -110,12 +111,12 @@ func kmsOnly(c *testenv.Corpus) int {
 }
 
 func TestFromLookupDay(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 1, NonKMS: 200})
-	if corpus.S3Denials < 200 || corpus.Successes+corpus.OtherDenials < 2000 {
-		t.Fatalf("corpus too small: %+v", corpus)
+	day := corpus.KMSDay(corpus.Options{Seed: 1, NonKMS: 200})
+	if day.S3Denials < 200 || day.Successes+day.OtherDenials < 2000 {
+		t.Fatalf("corpus too small: %+v", day)
 	}
 	clock := newFakeClock()
-	fake := testenv.NewCloudTrailFake(t, corpus.Records)
+	fake := awsfake.NewCloudTrail(t, day.Records)
 	fake.Now = clock.Now
 	fake.ThrottleCalls = map[int]bool{3: true, 10: true, 11: true}
 	fake.FailPages = map[int]int{5: 2}
@@ -130,12 +131,12 @@ func TestFromLookupDay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGroups(t, res.Groups, corpus.Groups)
+	checkGroups(t, res.Groups, day.Groups)
 
-	kms := kmsOnly(corpus)
+	kms := kmsOnly(day)
 	wantPages := (kms + 49) / 50
-	if res.Denials != corpus.S3Denials || res.Records != kms || res.Ignored != kms-corpus.S3Denials {
-		t.Errorf("denials %d records %d ignored %d; want %d %d %d", res.Denials, res.Records, res.Ignored, corpus.S3Denials, kms, kms-corpus.S3Denials)
+	if res.Denials != day.S3Denials || res.Records != kms || res.Ignored != kms-day.S3Denials {
+		t.Errorf("denials %d records %d ignored %d; want %d %d %d", res.Denials, res.Records, res.Ignored, day.S3Denials, kms, kms-day.S3Denials)
 	}
 	if !res.Complete || res.Pages != wantPages || res.Retries != 5 {
 		t.Errorf("complete %v pages %d retries %d; want true %d 5", res.Complete, res.Pages, res.Retries, wantPages)
@@ -170,15 +171,15 @@ func TestFromLookupDay(t *testing.T) {
 			t.Errorf("progress went back: %+v after %+v", progress[i], progress[i-1])
 		}
 	}
-	if last := progress[len(progress)-1]; last.Fraction < 0.99 || last.Denials != corpus.S3Denials {
+	if last := progress[len(progress)-1]; last.Fraction < 0.99 || last.Denials != day.S3Denials {
 		t.Errorf("last progress %+v", last)
 	}
 }
 
 func TestFromLookupEmptyWindow(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 2, Successes: 100, Groups: 5})
+	day := corpus.KMSDay(corpus.Options{Seed: 2, Successes: 100, Groups: 5})
 	clock := newFakeClock()
-	fake := testenv.NewCloudTrailFake(t, corpus.Records)
+	fake := awsfake.NewCloudTrail(t, day.Records)
 	fake.Now = clock.Now
 	start := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	res, err := FromLookup(context.Background(), NewLookup(ctClient(fake.URL), clock, 0), start, start.Add(time.Hour), Options{Explain: denialReport})
@@ -194,9 +195,9 @@ func TestFromLookupEmptyWindow(t *testing.T) {
 }
 
 func TestFromLookupRetriesExhausted(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 3, Successes: 400, Groups: 12})
+	day := corpus.KMSDay(corpus.Options{Seed: 3, Successes: 400, Groups: 12})
 	clock := newFakeClock()
-	fake := testenv.NewCloudTrailFake(t, corpus.Records)
+	fake := awsfake.NewCloudTrail(t, day.Records)
 	fake.Now = clock.Now
 	fake.FailPages = map[int]int{3: 1000}
 	l := NewLookup(ctClient(fake.URL), clock, DefaultRate)
@@ -214,8 +215,8 @@ func TestFromLookupRetriesExhausted(t *testing.T) {
 		t.Errorf("partial result: complete %v records %d pages %d; want false 100 2", res.Complete, res.Records, res.Pages)
 	}
 	// Reached is the oldest event of page 2: the 100th newest KMS record.
-	var kms []testenv.CorpusRecord
-	for _, r := range slices.Backward(corpus.Records) {
+	var kms []corpus.Record
+	for _, r := range slices.Backward(day.Records) {
 		if r.Source == "kms.amazonaws.com" {
 			kms = append(kms, r)
 		}
@@ -238,9 +239,9 @@ func TestFromLookupRetriesExhausted(t *testing.T) {
 }
 
 func TestFromLookupCancelled(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 4, Successes: 300})
+	day := corpus.KMSDay(corpus.Options{Seed: 4, Successes: 300})
 	clock := newFakeClock()
-	fake := testenv.NewCloudTrailFake(t, corpus.Records)
+	fake := awsfake.NewCloudTrail(t, day.Records)
 	fake.Now = clock.Now
 	ctx, cancel := context.WithCancel(context.Background())
 	end := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
@@ -254,9 +255,9 @@ func TestFromLookupCancelled(t *testing.T) {
 }
 
 func TestFromFiles(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 5, Successes: 1500, NonKMS: 300})
+	day := corpus.KMSDay(corpus.Options{Seed: 5, Successes: 1500, NonKMS: 300})
 	dir := t.TempDir()
-	paths := testenv.WriteLogFiles(t, dir, corpus.Records)
+	paths := corpus.WriteLogFiles(t, dir, day.Records)
 	// A plain .json copy of one file and a file that is not a log are read or skipped by name.
 	if err := os.WriteFile(filepath.Join(dir, "README.txt"), []byte("not a log"), 0o644); err != nil {
 		t.Fatal(err)
@@ -266,16 +267,16 @@ func TestFromFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGroups(t, res.Groups, corpus.Groups)
-	if res.Files != len(paths) || res.Records != len(corpus.Records) || res.Denials != corpus.S3Denials {
-		t.Errorf("files %d records %d denials %d; want %d %d %d", res.Files, res.Records, res.Denials, len(paths), len(corpus.Records), corpus.S3Denials)
+	checkGroups(t, res.Groups, day.Groups)
+	if res.Files != len(paths) || res.Records != len(day.Records) || res.Denials != day.S3Denials {
+		t.Errorf("files %d records %d denials %d; want %d %d %d", res.Files, res.Records, res.Denials, len(paths), len(day.Records), day.S3Denials)
 	}
 }
 
 func TestFromFilesWindowAndBadFile(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 6, Successes: 500})
+	day := corpus.KMSDay(corpus.Options{Seed: 6, Successes: 500})
 	dir := t.TempDir()
-	testenv.WriteLogFiles(t, dir, corpus.Records)
+	corpus.WriteLogFiles(t, dir, day.Records)
 	bad := filepath.Join(dir, "AWSLogs", "broken.json.gz")
 	if err := os.WriteFile(bad, []byte{0x1f, 0x8b, 0, 1, 2}, 0o644); err != nil {
 		t.Fatal(err)
@@ -290,7 +291,7 @@ func TestFromFilesWindowAndBadFile(t *testing.T) {
 		t.Error("complete despite a bad file")
 	}
 	want, outside := 0, 0
-	for _, r := range corpus.Records {
+	for _, r := range day.Records {
 		if r.Group < 0 {
 			continue
 		}
@@ -345,18 +346,18 @@ func TestGrouperOrderIndependent(t *testing.T) {
 // BenchmarkFromFiles measures the offline path per record: gunzip, parse, explain with the
 // real engine (empty world), group. Run: go test ./internal/scan -bench FromFiles -benchmem
 func BenchmarkFromFiles(b *testing.B) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 7, NonKMS: 1000})
+	day := corpus.KMSDay(corpus.Options{Seed: 7, NonKMS: 1000})
 	dir := b.TempDir()
-	testenv.WriteLogFiles(b, dir, corpus.Records)
+	corpus.WriteLogFiles(b, dir, day.Records)
 	explain := func(_ context.Context, it cloudtrail.Item) finding.Report { return engine.Explain(it, &world.World{}) }
 	b.ResetTimer()
 	for b.Loop() {
 		res, err := FromFiles(context.Background(), dir, time.Time{}, time.Time{}, Options{Explain: explain})
-		if err != nil || res.Denials != corpus.S3Denials {
+		if err != nil || res.Denials != day.S3Denials {
 			b.Fatalf("denials %d, err %v", res.Denials, err)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(corpus.Records)), "ns/record")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(day.Records)), "ns/record")
 }
 
 // TestFromFilesTrailBucket: a trail bucket as CloudTrail writes it is scanned complete:
@@ -364,9 +365,9 @@ func BenchmarkFromFiles(b *testing.B) {
 // records inside log files are ignored, an organization trail's extra level is walked.
 // A record that cannot be read is named, and the records after it in its file still count.
 func TestFromFilesTrailBucket(t *testing.T) {
-	corpus := testenv.KMSDay(testenv.CorpusOptions{Seed: 7, Successes: 300, NonKMS: 100})
+	day := corpus.KMSDay(corpus.Options{Seed: 7, Successes: 300, NonKMS: 100})
 	dir := t.TempDir()
-	testenv.WriteLogFiles(t, filepath.Join(dir, "org"), corpus.Records)
+	corpus.WriteLogFiles(t, filepath.Join(dir, "org"), day.Records)
 	put := func(rel, content string) {
 		t.Helper()
 		p := filepath.Join(dir, filepath.FromSlash(rel))
@@ -388,12 +389,12 @@ func TestFromFilesTrailBucket(t *testing.T) {
 	if err != nil || !res.Complete {
 		t.Fatalf("clean bucket: err %v complete %v", err, res.Complete)
 	}
-	if res.Denials != corpus.S3Denials || res.Unreadable != 0 || res.Records != len(corpus.Records)+1 {
-		t.Errorf("denials %d unreadable %d records %d; want %d 0 %d", res.Denials, res.Unreadable, res.Records, corpus.S3Denials, len(corpus.Records)+1)
+	if res.Denials != day.S3Denials || res.Unreadable != 0 || res.Records != len(day.Records)+1 {
+		t.Errorf("denials %d unreadable %d records %d; want %d 0 %d", res.Denials, res.Unreadable, res.Records, day.S3Denials, len(day.Records)+1)
 	}
 
 	// One bad record in the middle of a file: named, and the file's last denial still counts.
-	denial := string(corpus.Records[slices.IndexFunc(corpus.Records, func(r testenv.CorpusRecord) bool { return r.Group >= 0 })].JSON)
+	denial := string(day.Records[slices.IndexFunc(day.Records, func(r corpus.Record) bool { return r.Group >= 0 })].JSON)
 	denial2 := strings.Replace(denial, `"eventID":"`, `"eventID":"x-`, 1)
 	put("AWSLogs/o-exampleorgid/111122223333/CloudTrail/us-east-1/2026/11/27/b.json",
 		`{"Records":[{"eventSource":"kms.amazonaws.com","eventName":[]},`+denial2+`]}`)
@@ -401,7 +402,7 @@ func TestFromFilesTrailBucket(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "b.json: record 1:") || res.Complete {
 		t.Errorf("err %v complete %v; want b.json record 1 named", err, res.Complete)
 	}
-	if res.Denials != corpus.S3Denials+1 || res.Unreadable != 1 {
-		t.Errorf("denials %d unreadable %d; want %d 1", res.Denials, res.Unreadable, corpus.S3Denials+1)
+	if res.Denials != day.S3Denials+1 || res.Unreadable != 1 {
+		t.Errorf("denials %d unreadable %d; want %d 1", res.Denials, res.Unreadable, day.S3Denials+1)
 	}
 }

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -14,14 +16,16 @@ type AWSFault struct {
 	Delay  time.Duration // wait this long (or until the client gives up) before answering
 }
 
-// awsFaults counts calls per operation and applies the faults set for them.
-type awsFaults struct {
+// Faults counts calls per operation and applies the faults set for them; every fake and the
+// emulators' FaultProxy embed one. The zero value is ready.
+type Faults struct {
 	mu     sync.Mutex
 	faults map[string]*AWSFault
 	calls  map[string]int
 }
 
-func (f *awsFaults) set(op string, fault AWSFault) {
+// Set makes op fail (or stall) as fault says.
+func (f *Faults) Set(op string, fault AWSFault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.faults == nil {
@@ -30,13 +34,15 @@ func (f *awsFaults) set(op string, fault AWSFault) {
 	f.faults[op] = &fault
 }
 
-func (f *awsFaults) count(op string) int {
+// Count is how many times op was called.
+func (f *Faults) Count(op string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[op]
 }
 
-func (f *awsFaults) total() int {
+// Total is how many calls were made, all operations together.
+func (f *Faults) Total() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
@@ -46,8 +52,8 @@ func (f *awsFaults) total() int {
 	return n
 }
 
-// hit records a call and returns the fault to apply (nil: answer normally) after any delay.
-func (f *awsFaults) hit(ctx context.Context, op string) *AWSFault {
+// Hit records a call and returns the fault to apply (nil: answer normally) after any delay.
+func (f *Faults) Hit(ctx context.Context, op string) *AWSFault {
 	f.mu.Lock()
 	if f.calls == nil {
 		f.calls = map[string]int{}
@@ -84,4 +90,19 @@ func (f *awsFaults) hit(ctx context.Context, op string) *AWSFault {
 		}
 	}
 	return apply
+}
+
+// Clear removes every fault (the call counts stay).
+func (f *Faults) Clear() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults = nil
+}
+
+// JSONError writes an AWS JSON-protocol (1.1) error, as the fakes and the KMS shim answer.
+func JSONError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
 }

@@ -5,6 +5,15 @@ import (
 	"os"
 )
 
+// Harness is the part of testing.TB the emulators and fakes use, so that a command
+// (`make invoke`, the storm benchmark) can start the same ones as the tests.
+type Harness interface {
+	Helper()
+	Logf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
 // ProcessHarness is a Harness outside a test (a TestMain, a command), for emulators that
 // outlive one test: Close runs the cleanups, last first; Fatalf prints the message (after
 // Prefix), runs them and exits with status 1.

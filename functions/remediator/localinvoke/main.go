@@ -17,6 +17,7 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -42,13 +43,13 @@ func main() {
 		}
 	}
 	// The function plays the account and Region that logged the event.
-	opts := testenv.LambdaEmulatorOptions{World: w}
+	opts := emulator.ServicesOptions{World: w}
 	if item, err := cloudtrail.Parse(event); err == nil && item.Denial != nil {
 		opts.Account, opts.Region = item.Denial.RecipientAccount, item.Denial.Region
 	}
-	env := testenv.StartLambdaEmulators(h, opts)
-	sns := testenv.StartGoaws(h, "kmsfix")
-	ddb := testenv.StartDynalite(h)
+	env := emulator.StartServices(h, opts)
+	sns := emulator.StartGoaws(h, "kmsfix")
+	ddb := emulator.StartDynalite(h)
 	ddb.CreateTable(h, "kmsfix")
 	vars := append(env.Env(),
 		"AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_FUNCTION_TIMEOUT=30",
@@ -57,7 +58,7 @@ func main() {
 	if w != nil && len(w.SandboxAccounts) > 0 {
 		vars = append(vars, "KMSFIX_SANDBOX_ACCOUNTS="+strings.Join(w.SandboxAccounts, ","))
 	}
-	rie := testenv.StartRIE(h, *bootstrap, vars)
+	rie := emulator.StartRIE(h, *bootstrap, vars)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	inv, err := rie.Invoke(ctx, event)

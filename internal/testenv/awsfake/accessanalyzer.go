@@ -1,4 +1,4 @@
-package testenv
+package awsfake
 
 import (
 	"encoding/json"
@@ -6,15 +6,17 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
-// AccessAnalyzerFake answers ValidatePolicy (REST-JSON, POST /policy/validation) and
+// AccessAnalyzer answers ValidatePolicy (REST-JSON, POST /policy/validation) and
 // CheckAccessNotGranted (POST /policy/check-access-not-granted), and records what it was
 // asked. ValidatePolicy reports the findings a test sets (by text the document contains, or
 // by policy type) and no finding otherwise; CheckAccessNotGranted answers PASS unless set.
-type AccessAnalyzerFake struct {
+type AccessAnalyzer struct {
 	URL    string
-	faults awsFaults
+	faults testenv.Faults
 
 	mu       sync.Mutex
 	rules    []aaRule
@@ -50,10 +52,10 @@ type aaRule struct {
 	finding              AAFinding
 }
 
-// NewAccessAnalyzerFake starts the fake (no findings, PASS); it stops at cleanup.
-func NewAccessAnalyzerFake(t Harness) *AccessAnalyzerFake {
+// NewAccessAnalyzer starts the fake (no findings, PASS); it stops at cleanup.
+func NewAccessAnalyzer(t testenv.Harness) *AccessAnalyzer {
 	t.Helper()
-	f := &AccessAnalyzerFake{result: "PASS"}
+	f := &AccessAnalyzer{result: "PASS"}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -61,14 +63,14 @@ func NewAccessAnalyzerFake(t Harness) *AccessAnalyzerFake {
 }
 
 // FlagWhenContains reports finding for every document that contains text ("" matches all).
-func (f *AccessAnalyzerFake) FlagWhenContains(text string, finding AAFinding) {
+func (f *AccessAnalyzer) FlagWhenContains(text string, finding AAFinding) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rules = append(f.rules, aaRule{contains: text, finding: finding})
 }
 
 // SetFinding makes ValidatePolicy report a finding for a policy type ("" for all).
-func (f *AccessAnalyzerFake) SetFinding(policyType, findingType, issueCode string) {
+func (f *AccessAnalyzer) SetFinding(policyType, findingType, issueCode string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rules = append(f.rules, aaRule{policyType: policyType,
@@ -76,24 +78,24 @@ func (f *AccessAnalyzerFake) SetFinding(policyType, findingType, issueCode strin
 }
 
 // SetResult sets CheckAccessNotGranted's result (PASS or FAIL).
-func (f *AccessAnalyzerFake) SetResult(result string) {
+func (f *AccessAnalyzer) SetResult(result string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.result = result
 }
 
 // Fail makes ValidatePolicy fail or stall.
-func (f *AccessAnalyzerFake) Fail(fault AWSFault) { f.faults.set("ValidatePolicy", fault) }
+func (f *AccessAnalyzer) Fail(fault testenv.AWSFault) { f.faults.Set("ValidatePolicy", fault) }
 
 // Seen returns the requests received so far.
-func (f *AccessAnalyzerFake) Seen() []AnalyzerRequest {
+func (f *AccessAnalyzer) Seen() []AnalyzerRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]AnalyzerRequest(nil), f.requests...)
 }
 
 // Validated returns the documents validated so far.
-func (f *AccessAnalyzerFake) Validated() []ValidatedPolicy {
+func (f *AccessAnalyzer) Validated() []ValidatedPolicy {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []ValidatedPolicy
@@ -105,14 +107,14 @@ func (f *AccessAnalyzerFake) Validated() []ValidatedPolicy {
 	return out
 }
 
-func (f *AccessAnalyzerFake) serve(w http.ResponseWriter, r *http.Request) {
+func (f *AccessAnalyzer) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	op := map[string]string{"/policy/validation": "ValidatePolicy", "/policy/check-access-not-granted": "CheckAccessNotGranted"}[r.URL.Path]
 	if r.Method != http.MethodPost || op == "" {
 		aafakeError(w, 404, "ResourceNotFoundException", "the Access Analyzer fake implements only ValidatePolicy and CheckAccessNotGranted")
 		return
 	}
-	if fault := f.faults.hit(r.Context(), op); fault != nil {
+	if fault := f.faults.Hit(r.Context(), op); fault != nil {
 		aafakeError(w, fault.Status, fault.Code, "injected by the test")
 		return
 	}

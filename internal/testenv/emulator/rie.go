@@ -1,4 +1,4 @@
-package testenv
+package emulator
 
 import (
 	"bytes"
@@ -9,20 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
-// Harness is the part of testing.TB the Lambda emulator helpers use, so that a command
-// (`make invoke`) can start the same emulators as the tests.
-type Harness interface {
-	Helper()
-	Logf(format string, args ...any)
-	Fatalf(format string, args ...any)
-	Cleanup(func())
-}
-
-// LambdaTool returns the path of a pinned tool under .tools/bin, failing with the fix when it
+// Tool returns the path of a pinned tool under .tools/bin, failing with the fix when it
 // is missing.
-func LambdaTool(t Harness, name string) string {
+func Tool(t testenv.Harness, name string) string {
 	t.Helper()
 	return emuTool(t, filepath.Join("bin", name))
 }
@@ -31,16 +24,16 @@ func LambdaTool(t Harness, name string) string {
 type RIE struct {
 	URL     string // the invoke endpoint
 	Started time.Time
-	out     *LockedBuffer
+	out     *testenv.LockedBuffer
 }
 
 // StartRIE runs bootstrap under the Lambda Runtime Interface Emulator with env (plus PATH)
 // as the function's environment. The emulator and the function are stopped at cleanup.
-func StartRIE(t Harness, bootstrap string, env []string) *RIE {
+func StartRIE(t testenv.Harness, bootstrap string, env []string) *RIE {
 	t.Helper()
 	started := time.Now()
 	p := Launch(t, Command{
-		Name: "aws-lambda-rie", Path: LambdaTool(t, "aws-lambda-rie"), Ports: 2,
+		Name: "aws-lambda-rie", Path: Tool(t, "aws-lambda-rie"), Ports: 2,
 		// Both addresses must be given: the defaults listen on every interface.
 		Args: func(ports []int) []string {
 			return []string{"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", ports[0]),
@@ -90,7 +83,7 @@ func (r *RIE) Logs() string { return r.out.String() }
 func (r *RIE) LogLines(contains ...string) []string { return r.out.Lines(contains...) }
 
 // WaitFor waits until at least n lines of the output contain all of want (see
-// LockedBuffer.WaitFor): the emulator relays the function's output on its own pipe, so the
+// testenv.LockedBuffer.WaitFor): the emulator relays the function's output on its own pipe, so the
 // answer to an invocation can arrive before the lines the function wrote while serving it.
 func (r *RIE) WaitFor(limit time.Duration, n int, want ...string) ([]string, error) {
 	return r.out.WaitFor(limit, n, want...)

@@ -1,4 +1,4 @@
-package testenv
+package awsfake
 
 import (
 	"crypto/rand"
@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
 // SlackReceiver is an incoming-webhook endpoint: it accepts JSON posts on one secret path,
@@ -32,7 +34,7 @@ type SlackFault struct {
 }
 
 // NewSlackReceiver starts the receiver; it stops at cleanup.
-func NewSlackReceiver(t Harness) *SlackReceiver {
+func NewSlackReceiver(t testenv.Harness) *SlackReceiver {
 	t.Helper()
 	b := make([]byte, 12)
 	if _, err := rand.Read(b); err != nil {

@@ -1,4 +1,4 @@
-package testenv
+package emulator
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
 // FaultProxy sits in front of an emulator and makes chosen operations fail, so the real
@@ -16,13 +18,13 @@ import (
 // protocols, e.g. "UpdateItem") or the Action form field (query protocols, e.g. "Publish").
 type FaultProxy struct {
 	URL    string
-	faults awsFaults
-	all    awsFaults // faults for every operation
+	faults testenv.Faults
+	all    testenv.Faults // faults for every operation
 	// xml answers errors in the query protocol's XML (SNS); otherwise JSON 1.0 (DynamoDB).
 	xml bool
 }
 
-func newFaultProxy(t Harness, target string, xml bool) *FaultProxy {
+func newFaultProxy(t testenv.Harness, target string, xml bool) *FaultProxy {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -32,9 +34,9 @@ func newFaultProxy(t Harness, target string, xml bool) *FaultProxy {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := operation(r)
-		f := p.faults.hit(r.Context(), op)
+		f := p.faults.Hit(r.Context(), op)
 		if f == nil {
-			f = p.all.hit(r.Context(), "*")
+			f = p.all.Hit(r.Context(), "*")
 		}
 		if f != nil {
 			p.writeFault(w, f)
@@ -47,23 +49,20 @@ func newFaultProxy(t Harness, target string, xml bool) *FaultProxy {
 	return p
 }
 
-// Fail makes an operation fail (see AWSFault; Status 500 makes the SDK treat it as transient).
-func (p *FaultProxy) Fail(op string, f AWSFault) { p.faults.set(op, f) }
+// Fail makes an operation fail (see testenv.AWSFault; Status 500 makes the SDK treat it as transient).
+func (p *FaultProxy) Fail(op string, f testenv.AWSFault) { p.faults.Set(op, f) }
 
 // FailAll makes every operation fail (the service is down).
-func (p *FaultProxy) FailAll(f AWSFault) { p.all.set("*", f) }
+func (p *FaultProxy) FailAll(f testenv.AWSFault) { p.all.Set("*", f) }
 
 // Clear removes all faults.
 func (p *FaultProxy) Clear() {
-	for _, f := range []*awsFaults{&p.faults, &p.all} {
-		f.mu.Lock()
-		f.faults = nil
-		f.mu.Unlock()
-	}
+	p.faults.Clear()
+	p.all.Clear()
 }
 
 // Calls counts calls of an operation seen by the proxy.
-func (p *FaultProxy) Calls(op string) int { return p.faults.count(op) }
+func (p *FaultProxy) Calls(op string) int { return p.faults.Count(op) }
 
 func operation(r *http.Request) string {
 	if t := r.Header.Get("X-Amz-Target"); t != "" {
@@ -81,7 +80,7 @@ func operation(r *http.Request) string {
 	return v.Get("Action")
 }
 
-func (p *FaultProxy) writeFault(w http.ResponseWriter, f *AWSFault) {
+func (p *FaultProxy) writeFault(w http.ResponseWriter, f *testenv.AWSFault) {
 	if p.xml {
 		w.Header().Set("Content-Type", "text/xml")
 		w.WriteHeader(f.Status)

@@ -1,4 +1,4 @@
-package testenv
+package awsfake
 
 import (
 	"encoding/xml"
@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
 // S3Fake is a wire-level S3 (REST-XML, path-style addressing) for the real SDK client, holding
@@ -21,7 +23,7 @@ import (
 type S3Fake struct {
 	URL string
 
-	faults  awsFaults
+	faults  testenv.Faults
 	mu      sync.Mutex
 	buckets map[string]*S3Bucket
 	refuse  map[string]S3Error // "<op> <bucket>/<key>" → the error S3 answers
@@ -61,7 +63,7 @@ type S3Error struct {
 }
 
 // NewS3Fake starts the fake; it stops at cleanup.
-func NewS3Fake(t Harness) *S3Fake {
+func NewS3Fake(t testenv.Harness) *S3Fake {
 	t.Helper()
 	f := &S3Fake{buckets: map[string]*S3Bucket{}, refuse: map[string]S3Error{}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
@@ -106,10 +108,10 @@ func (f *S3Fake) Allow(op, bucket, key string) {
 }
 
 // Fail makes an operation fail or stall for every resource.
-func (f *S3Fake) Fail(op string, fault AWSFault) { f.faults.set(op, fault) }
+func (f *S3Fake) Fail(op string, fault testenv.AWSFault) { f.faults.Set(op, fault) }
 
 // Calls is how many times an operation was called.
-func (f *S3Fake) Calls(op string) int { return f.faults.count(op) }
+func (f *S3Fake) Calls(op string) int { return f.faults.Count(op) }
 
 // s3Scope reads the Region from a SigV4 Authorization header's credential scope.
 var s3Scope = regexp.MustCompile(`Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request`)
@@ -118,7 +120,7 @@ func (f *S3Fake) serve(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	q := r.URL.Query()
 	op := s3Operation(r.Method, bucket, key, q)
-	if fault := f.faults.hit(r.Context(), op); fault != nil {
+	if fault := f.faults.Hit(r.Context(), op); fault != nil {
 		s3Error(w, r, S3Error{Code: fault.Code, Message: "injected by the test", Status: fault.Status})
 		return
 	}

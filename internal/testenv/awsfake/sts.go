@@ -1,32 +1,34 @@
-package testenv
+package awsfake
 
 import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
-// STSFake answers GetCallerIdentity (query protocol) for one account.
-type STSFake struct {
+// STS answers GetCallerIdentity (query protocol) for one account.
+type STS struct {
 	URL     string
 	Account string
-	faults  awsFaults
+	faults  testenv.Faults
 	mu      sync.Mutex
 	arn     string // set by SetCaller
 }
 
 // SetCaller makes GetCallerIdentity name arn (default: the remediator's role session).
-func (f *STSFake) SetCaller(arn string) {
+func (f *STS) SetCaller(arn string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.arn = arn
 }
 
-// NewSTSFake starts the fake; it stops at cleanup.
-func NewSTSFake(t Harness, account string) *STSFake {
+// NewSTS starts the fake; it stops at cleanup.
+func NewSTS(t testenv.Harness, account string) *STS {
 	t.Helper()
-	f := &STSFake{Account: account}
+	f := &STS{Account: account}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -34,18 +36,18 @@ func NewSTSFake(t Harness, account string) *STSFake {
 }
 
 // Fail makes an operation fail or stall.
-func (f *STSFake) Fail(op string, fault AWSFault) { f.faults.set(op, fault) }
+func (f *STS) Fail(op string, fault testenv.AWSFault) { f.faults.Set(op, fault) }
 
 // Calls is how many times an operation was called.
-func (f *STSFake) Calls(op string) int { return f.faults.count(op) }
+func (f *STS) Calls(op string) int { return f.faults.Count(op) }
 
-func (f *STSFake) serve(w http.ResponseWriter, r *http.Request) {
+func (f *STS) serve(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, err.Error(), 400)
 		return
 	}
 	op := r.Form.Get("Action")
-	if fault := f.faults.hit(r.Context(), op); fault != nil {
+	if fault := f.faults.Hit(r.Context(), op); fault != nil {
 		stsfakeError(w, fault.Status, fault.Code, "injected by the test")
 		return
 	}

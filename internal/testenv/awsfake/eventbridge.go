@@ -1,4 +1,4 @@
-package testenv
+package awsfake
 
 import (
 	"crypto/rand"
@@ -11,17 +11,19 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
-// EventBridgeFake answers PutEvents (JSON 1.1, X-Amz-Target AWSEvents.PutEvents) for one
+// EventBridge answers PutEvents (JSON 1.1, X-Amz-Target AWSEvents.PutEvents) for one
 // sending account. Each accepted entry is queued, as EventBridge would deliver it, on its
 // bus: an envelope whose `account` is the sender's account (set here, never taken from the
 // entry) and whose detail is the entry's Detail. A test takes the queue and hands it to the
 // key owner's handler. Buses must be added; an entry for an unknown bus fails.
-type EventBridgeFake struct {
+type EventBridge struct {
 	URL     string
 	Account string // the sending account (whose credentials call the fake)
-	faults  awsFaults
+	faults  testenv.Faults
 
 	mu          sync.Mutex
 	buses       map[string][][]byte // by bus ARN: envelopes not yet taken
@@ -35,10 +37,10 @@ type EventBridgeEntry struct {
 	Resources                                []string
 }
 
-// NewEventBridgeFake starts the fake for calls made by account; it stops at cleanup.
-func NewEventBridgeFake(t Harness, account string) *EventBridgeFake {
+// NewEventBridge starts the fake for calls made by account; it stops at cleanup.
+func NewEventBridge(t testenv.Harness, account string) *EventBridge {
 	t.Helper()
-	f := &EventBridgeFake{Account: account, buses: map[string][][]byte{}}
+	f := &EventBridge{Account: account, buses: map[string][][]byte{}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -46,7 +48,7 @@ func NewEventBridgeFake(t Harness, account string) *EventBridgeFake {
 }
 
 // AddBus makes a bus ARN exist (and admit this sender).
-func (f *EventBridgeFake) AddBus(arn string) {
+func (f *EventBridge) AddBus(arn string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.buses[arn]; !ok {
@@ -55,7 +57,7 @@ func (f *EventBridgeFake) AddBus(arn string) {
 }
 
 // Take returns the envelopes queued on a bus and empties its queue.
-func (f *EventBridgeFake) Take(arn string) [][]byte {
+func (f *EventBridge) Take(arn string) [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := f.buses[arn]
@@ -66,28 +68,28 @@ func (f *EventBridgeFake) Take(arn string) [][]byte {
 }
 
 // Entries returns every entry received, accepted or not.
-func (f *EventBridgeFake) Entries() []EventBridgeEntry {
+func (f *EventBridge) Entries() []EventBridgeEntry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]EventBridgeEntry(nil), f.entries...)
 }
 
 // FailEntries makes the next n entries fail inside a successful response (FailedEntryCount).
-func (f *EventBridgeFake) FailEntries(n int) {
+func (f *EventBridge) FailEntries(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failEntries = n
 }
 
 // Fail makes an operation ("PutEvents") fail or stall.
-func (f *EventBridgeFake) Fail(op string, fault AWSFault) { f.faults.set(op, fault) }
+func (f *EventBridge) Fail(op string, fault testenv.AWSFault) { f.faults.Set(op, fault) }
 
 // Calls is how many times an operation was called.
-func (f *EventBridgeFake) Calls(op string) int { return f.faults.count(op) }
+func (f *EventBridge) Calls(op string) int { return f.faults.Count(op) }
 
-func (f *EventBridgeFake) serve(w http.ResponseWriter, r *http.Request) {
+func (f *EventBridge) serve(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AWSEvents.")
-	if fault := f.faults.hit(r.Context(), op); fault != nil {
+	if fault := f.faults.Hit(r.Context(), op); fault != nil {
 		ebError(w, fault.Status, fault.Code, "injected by the test")
 		return
 	}
@@ -171,5 +173,5 @@ func ebError(w http.ResponseWriter, status int, code, msg string) {
 	if status == 0 {
 		status = 400
 	}
-	jsonError(w, status, code, msg)
+	testenv.JSONError(w, status, code, msg)
 }

@@ -1,30 +1,29 @@
-package testenv
+package awsfake
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/corpus"
 )
 
-// CloudTrailFake serves CloudTrail LookupEvents (JSON 1.1, X-Amz-Target
+// CloudTrail serves CloudTrail LookupEvents (JSON 1.1, X-Amz-Target
 // CloudTrail_20131101.LookupEvents) over a corpus, the way the real API does: newest first,
 // at most 50 per page, an opaque NextToken bound to the query, one lookup attribute, and
 // ThrottlingException above RateLimit requests per rolling second. It can also inject
 // throttles and server errors.
-type CloudTrailFake struct {
+type CloudTrail struct {
 	URL string
 
 	// Now stamps each request for the rate accounting; tests on virtual time set it to their
@@ -39,7 +38,7 @@ type CloudTrailFake struct {
 	FailPages map[int]int
 
 	mu         sync.Mutex
-	records    []CorpusRecord // newest first
+	records    []corpus.Record // newest first
 	arrivals   []time.Time
 	violations int
 	injected   int
@@ -47,13 +46,13 @@ type CloudTrailFake struct {
 	failed     map[int]int
 }
 
-// NewCloudTrailFake starts a fake serving the KMS records of c (or any records given); it is
+// NewCloudTrail starts a fake serving the KMS records of c (or any records given); it is
 // closed when the test ends.
-func NewCloudTrailFake(t testing.TB, records []CorpusRecord) *CloudTrailFake {
+func NewCloudTrail(t testing.TB, records []corpus.Record) *CloudTrail {
 	t.Helper()
-	f := &CloudTrailFake{Now: time.Now, RateLimit: 2, failed: map[int]int{}}
+	f := &CloudTrail{Now: time.Now, RateLimit: 2, failed: map[int]int{}}
 	f.records = slices.Clone(records)
-	slices.SortStableFunc(f.records, func(a, b CorpusRecord) int { return b.Time.Compare(a.Time) })
+	slices.SortStableFunc(f.records, func(a, b corpus.Record) int { return b.Time.Compare(a.Time) })
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -73,7 +72,7 @@ type CloudTrailStats struct {
 }
 
 // Stats returns what the fake has seen so far.
-func (f *CloudTrailFake) Stats() CloudTrailStats {
+func (f *CloudTrail) Stats() CloudTrailStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := CloudTrailStats{Requests: len(f.arrivals), Violations: f.violations, Injected: f.injected, Pages: slices.Clone(f.served)}
@@ -88,7 +87,7 @@ func (f *CloudTrailFake) Stats() CloudTrailStats {
 }
 
 // inWindow counts the requests in the rolling second that ends with request i.
-func (f *CloudTrailFake) inWindow(i int) int {
+func (f *CloudTrail) inWindow(i int) int {
 	n := 0
 	for j := i; j >= 0 && f.arrivals[i].Sub(f.arrivals[j]) < time.Second; j-- {
 		n++
@@ -104,16 +103,16 @@ type lookupInput struct {
 	LookupAttributes []struct{ AttributeKey, AttributeValue string }
 }
 
-func (f *CloudTrailFake) serve(w http.ResponseWriter, r *http.Request) {
+func (f *CloudTrail) serve(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	if !strings.HasSuffix(target, "CloudTrail_20131101.LookupEvents") {
-		jsonError(w, http.StatusBadRequest, "UnknownOperationException", "fake serves LookupEvents only, not "+target)
+		testenv.JSONError(w, http.StatusBadRequest, "UnknownOperationException", "fake serves LookupEvents only, not "+target)
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
 	var in lookupInput
 	if err := json.Unmarshal(body, &in); err != nil {
-		jsonError(w, http.StatusBadRequest, "SerializationException", err.Error())
+		testenv.JSONError(w, http.StatusBadRequest, "SerializationException", err.Error())
 		return
 	}
 
@@ -130,12 +129,12 @@ func (f *CloudTrailFake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Unlock()
 	if over || inject {
-		jsonError(w, http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+		testenv.JSONError(w, http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
 		return
 	}
 
 	if len(in.LookupAttributes) > 1 {
-		jsonError(w, http.StatusBadRequest, "InvalidLookupAttributesException", "only one lookup attribute is allowed")
+		testenv.JSONError(w, http.StatusBadRequest, "InvalidLookupAttributesException", "only one lookup attribute is allowed")
 		return
 	}
 	query := fmt.Sprintf("%v|%v|%v", fval(in.StartTime), fval(in.EndTime), in.LookupAttributes)
@@ -145,7 +144,7 @@ func (f *CloudTrailFake) serve(w http.ResponseWriter, r *http.Request) {
 		o, err1 := strconv.Atoi(parts[0])
 		p, err2 := strconv.Atoi(parts[len(parts)-1])
 		if len(parts) != 3 || err1 != nil || err2 != nil || parts[1] != fmt.Sprintf("%x", hash(query)) {
-			jsonError(w, http.StatusBadRequest, "InvalidNextTokenException", "invalid NextToken")
+			testenv.JSONError(w, http.StatusBadRequest, "InvalidNextTokenException", "invalid NextToken")
 			return
 		}
 		offset, page = o, p
@@ -156,7 +155,7 @@ func (f *CloudTrailFake) serve(w http.ResponseWriter, r *http.Request) {
 		f.failed[page]++
 		f.injected++
 		f.mu.Unlock()
-		jsonError(w, http.StatusInternalServerError, "InternalFailure", "injected server error")
+		testenv.JSONError(w, http.StatusInternalServerError, "InternalFailure", "injected server error")
 		return
 	}
 	f.mu.Unlock()
@@ -165,7 +164,7 @@ func (f *CloudTrailFake) serve(w http.ResponseWriter, r *http.Request) {
 	if in.MaxResults != nil && *in.MaxResults > 0 && *in.MaxResults < 50 {
 		limit = *in.MaxResults
 	}
-	var match []CorpusRecord
+	var match []corpus.Record
 	for _, rec := range f.records {
 		if in.StartTime != nil && rec.Time.Before(unix(*in.StartTime)) || in.EndTime != nil && rec.Time.After(unix(*in.EndTime)) {
 			continue
@@ -195,7 +194,7 @@ func (f *CloudTrailFake) serve(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(out)
 }
 
-func attrMatch(rec CorpusRecord, key, value string) bool {
+func attrMatch(rec corpus.Record, key, value string) bool {
 	switch key {
 	case "EventSource":
 		return rec.Source == value
@@ -236,47 +235,4 @@ func hash(s string) uint32 {
 		h = (h ^ uint32(s[i])) * 16777619
 	}
 	return h
-}
-
-// jsonError writes an AWS JSON-protocol error.
-func jsonError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-ErrorType", code)
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
-}
-
-// WriteLogFiles writes records as CloudTrail log files the way a trail stores them in S3:
-// AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/<account>_CloudTrail_<region>_<stamp>_<n>.json.gz,
-// one gzip file of {"Records": [...]} per hour. It returns the paths written.
-func WriteLogFiles(t testing.TB, dir string, records []CorpusRecord) []string {
-	t.Helper()
-	byHour := map[time.Time][]json.RawMessage{}
-	for _, rec := range records {
-		h := rec.Time.UTC().Truncate(time.Hour)
-		byHour[h] = append(byHour[h], rec.JSON)
-	}
-	var paths []string
-	for h, recs := range byHour {
-		sub := filepath.Join(dir, "AWSLogs", corpusAccount, "CloudTrail", corpusRegion, h.Format("2006/01/02"))
-		if err := os.MkdirAll(sub, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		name := fmt.Sprintf("%s_CloudTrail_%s_%s_%x.json.gz", corpusAccount, corpusRegion, h.Format("20060102T1504Z"), hash(h.String()))
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		if err := json.NewEncoder(zw).Encode(map[string]any{"Records": recs}); err != nil {
-			t.Fatal(err)
-		}
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(sub, name)
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, path)
-	}
-	slices.Sort(paths)
-	return paths
 }

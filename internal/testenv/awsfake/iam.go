@@ -1,4 +1,4 @@
-package testenv
+package awsfake
 
 import (
 	"encoding/json"
@@ -12,16 +12,19 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kmsfix/kmsfix/internal/testenv"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
-// IAMFake is an in-memory IAM speaking the query protocol, for the real SDK client
-// (AWS_ENDPOINT_URL_IAM or BaseEndpoint). Policy documents come back URL-encoded, as IAM
+// IAM is the one in-memory IAM, speaking the query protocol to the real SDK client
+// (AWS_ENDPOINT_URL_IAM or BaseEndpoint): what enrichment reads (roles, users, groups, inline
+// and managed policies, boundaries) and what apply writes (Put/Delete{Role,User}Policy, with
+// protected entities refusing as IAM does). Policy documents come back URL-encoded, as IAM
 // returns them.
-type IAMFake struct {
+type IAM struct {
 	URL string
 
-	faults awsFaults
+	faults testenv.Faults
 	mu     sync.Mutex
 	byName map[string]*IAMPrincipal // "role/<name>" or "user/<name>"
 	groups map[string]*IAMGroup
@@ -30,6 +33,9 @@ type IAMFake struct {
 	// denyUnknown (set by SeedWorld) answers AccessDenied for principals the world does not
 	// know, so the function learns no more than the world says.
 	denyUnknown bool
+	// protected are entities IAM refuses to edit ("role/<name>": IAM Identity Center and
+	// service-linked roles): UnmodifiableEntity.
+	protected map[string]bool
 }
 
 // IAMPolicy is a named policy document (JSON).
@@ -55,10 +61,11 @@ type IAMGroup struct {
 	Attached []string
 }
 
-// NewIAMFake starts the fake; it stops at cleanup.
-func NewIAMFake(t Harness) *IAMFake {
+// NewIAM starts the fake; it stops at cleanup.
+func NewIAM(t testenv.Harness) *IAM {
 	t.Helper()
-	f := &IAMFake{byName: map[string]*IAMPrincipal{}, groups: map[string]*IAMGroup{}, managed: map[string]IAMPolicy{}}
+	f := &IAM{byName: map[string]*IAMPrincipal{}, groups: map[string]*IAMGroup{}, managed: map[string]IAMPolicy{},
+		protected: map[string]bool{}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -66,22 +73,65 @@ func NewIAMFake(t Harness) *IAMFake {
 }
 
 // PutPrincipal adds or replaces a role or user.
-func (f *IAMFake) PutPrincipal(p IAMPrincipal) {
+func (f *IAM) PutPrincipal(p IAMPrincipal) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	kind, name := iamfakeName(p.ARN)
 	f.byName[kind+"/"+name] = &p
 }
 
+// AddEntity creates a role or user by kind and name ("role/<name>" or "user/<name>", in
+// account 000000000000) unless it exists; a protected one refuses every change.
+func (f *IAM) AddEntity(entity string, protected bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byName[entity] == nil {
+		f.byName[entity] = &IAMPrincipal{ARN: "arn:aws:iam::000000000000:" + entity}
+	}
+	f.protected[entity] = protected
+}
+
+// SetInline puts an inline policy directly (as another administrator would), creating the
+// entity ("role/<name>" or "user/<name>") when needed.
+func (f *IAM) SetInline(entity, name, doc string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byName[entity] == nil {
+		f.byName[entity] = &IAMPrincipal{ARN: "arn:aws:iam::000000000000:" + entity}
+	}
+	f.byName[entity].putInline(name, doc)
+}
+
+// Inline returns an entity's inline policies by name (a copy).
+func (f *IAM) Inline(entity string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	if p := f.byName[entity]; p != nil {
+		for _, ip := range p.Inline {
+			out[ip.Name] = ip.Document
+		}
+	}
+	return out
+}
+
+func (p *IAMPrincipal) putInline(name, doc string) {
+	if i := slices.IndexFunc(p.Inline, func(ip IAMPolicy) bool { return ip.Name == name }); i >= 0 {
+		p.Inline[i].Document = doc
+		return
+	}
+	p.Inline = append(p.Inline, IAMPolicy{Name: name, Document: doc})
+}
+
 // PutGroup adds or replaces a group.
-func (f *IAMFake) PutGroup(g IAMGroup) {
+func (f *IAM) PutGroup(g IAMGroup) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.groups[g.Name] = &g
 }
 
 // PutManaged adds or replaces a managed policy.
-func (f *IAMFake) PutManaged(arn string, p IAMPolicy) {
+func (f *IAM) PutManaged(arn string, p IAMPolicy) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.managed[arn] = p
@@ -89,7 +139,7 @@ func (f *IAMFake) PutManaged(arn string, p IAMPolicy) {
 
 // SeedWorld adds the world's principals: each policy becomes an inline policy of the same
 // name, the boundary a managed policy, so enrichment reads back the same principal.
-func (f *IAMFake) SeedWorld(w *world.World) error {
+func (f *IAM) SeedWorld(w *world.World) error {
 	f.mu.Lock()
 	f.denyUnknown = true
 	f.mu.Unlock()
@@ -117,19 +167,19 @@ func (f *IAMFake) SeedWorld(w *world.World) error {
 }
 
 // Fail makes an operation ("GetRole") fail or stall.
-func (f *IAMFake) Fail(op string, fault AWSFault) { f.faults.set(op, fault) }
+func (f *IAM) Fail(op string, fault testenv.AWSFault) { f.faults.Set(op, fault) }
 
 // Calls is how many times an operation was called; Total counts every call.
-func (f *IAMFake) Calls(op string) int { return f.faults.count(op) }
-func (f *IAMFake) Total() int          { return f.faults.total() }
+func (f *IAM) Calls(op string) int { return f.faults.Count(op) }
+func (f *IAM) Total() int          { return f.faults.Total() }
 
-func (f *IAMFake) serve(w http.ResponseWriter, r *http.Request) {
+func (f *IAM) serve(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		iamfakeError(w, 400, "MalformedInput", err.Error())
 		return
 	}
 	op := r.Form.Get("Action")
-	if fault := f.faults.hit(r.Context(), op); fault != nil {
+	if fault := f.faults.Hit(r.Context(), op); fault != nil {
 		iamfakeError(w, fault.Status, fault.Code, "injected by the test: "+fault.Code)
 		return
 	}
@@ -148,11 +198,15 @@ func (f *IAMFake) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/xml")
+	if body == "" { // the write operations answer without a result element
+		fmt.Fprintf(w, `<%sResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></%sResponse>`, op, op)
+		return
+	}
 	fmt.Fprintf(w, `<%sResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><%sResult>%s</%sResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></%sResponse>`,
 		op, op, body, op, op)
 }
 
-func (f *IAMFake) answer(op string, form url.Values) (body, code, msg string) {
+func (f *IAM) answer(op string, form url.Values) (body, code, msg string) {
 	principal := func(kind, param string) *IAMPrincipal { return f.byName[kind+"/"+form.Get(param)] }
 	noSuch := func(what string) (string, string, string) {
 		if f.denyUnknown {
@@ -204,6 +258,29 @@ func (f *IAMFake) answer(op string, form url.Values) (body, code, msg string) {
 			return noSuch(kind + " " + form.Get(param))
 		}
 		return iamfakeInline(p.Inline, param, form.Get(param), form.Get("PolicyName"))
+	case "PutRolePolicy", "PutUserPolicy", "DeleteRolePolicy", "DeleteUserPolicy":
+		kind, param := "role", "RoleName"
+		if strings.Contains(op, "User") {
+			kind, param = "user", "UserName"
+		}
+		p := principal(kind, param)
+		if p == nil {
+			return noSuch(kind + " " + form.Get(param))
+		}
+		if f.protected[kind+"/"+form.Get(param)] {
+			return "", "UnmodifiableEntity", "Cannot perform the operation on the protected role"
+		}
+		name := form.Get("PolicyName")
+		if strings.HasPrefix(op, "Put") {
+			p.putInline(name, form.Get("PolicyDocument"))
+			return "", "", ""
+		}
+		i := slices.IndexFunc(p.Inline, func(ip IAMPolicy) bool { return ip.Name == name })
+		if i < 0 {
+			return "", "NoSuchEntity", "The " + kind + " policy with name " + name + " cannot be found."
+		}
+		p.Inline = slices.Delete(p.Inline, i, i+1)
+		return "", "", ""
 	case "ListAttachedRolePolicies", "ListAttachedUserPolicies":
 		kind, param := "role", "RoleName"
 		if op == "ListAttachedUserPolicies" {
@@ -263,7 +340,7 @@ func (f *IAMFake) answer(op string, form url.Values) (body, code, msg string) {
 	return "", "InvalidAction", "the IAM fake does not implement " + op
 }
 
-func (f *IAMFake) attachedXML(arns []string) string {
+func (f *IAM) attachedXML(arns []string) string {
 	b := "<AttachedPolicies>"
 	for _, arn := range arns {
 		b += fmt.Sprintf("<member><PolicyName>%s</PolicyName><PolicyArn>%s</PolicyArn></member>", xmlEsc(f.managed[arn].Name), xmlEsc(arn))

@@ -1,4 +1,4 @@
-package testenv
+package emulator
 
 import (
 	"encoding/json"
@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
 // Goaws is the goaws SNS emulator with one topic whose HTTP subscription delivers to an
@@ -33,7 +35,7 @@ const (
 
 // StartGoaws starts goaws (.tools/bin/goaws) on a free port with the topic already
 // subscribed by a receiver; both stop at cleanup.
-func StartGoaws(t Harness, topic string) *Goaws {
+func StartGoaws(t testenv.Harness, topic string) *Goaws {
 	t.Helper()
 	bin := emuTool(t, filepath.Join("bin", "goaws"))
 	rcv := newSNSReceiver(t)
@@ -118,7 +120,7 @@ type SNSReceiver struct {
 	errs []string
 }
 
-func newSNSReceiver(t Harness) *SNSReceiver {
+func newSNSReceiver(t testenv.Harness) *SNSReceiver {
 	r := &SNSReceiver{}
 	srv := httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(srv.Close)

@@ -1,4 +1,4 @@
-package testenv
+package awsfake
 
 import (
 	"encoding/json"
@@ -9,33 +9,35 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kmsfix/kmsfix/internal/testenv/corpus"
 )
 
-// DoctorFake is one httptest server answering the read-only calls of `kmsfix doctor` for one
+// Doctor is one httptest server answering the read-only calls of `kmsfix doctor` for one
 // account and Region: CloudTrail (DescribeTrails, GetTrailStatus, GetEventSelectors),
 // EventBridge (DescribeRule, ListRules, ListTargetsByRule, ListRuleNamesByTarget), SQS
 // (GetQueueUrl, GetQueueAttributes), Secrets Manager (DescribeSecret, GetSecretValue), all JSON
 // protocols dispatched on X-Amz-Target, and Lambda's REST GetFunction and
 // GetFunctionEventInvokeConfig. Point each SDK client (or AWS_ENDPOINT_URL_<SERVICE>) at URL.
 // Tests edit the exported state under Lock/Unlock or before the first call.
-type DoctorFake struct {
+type Doctor struct {
 	URL     string
 	Account string
 	Region  string
 
 	mu        sync.Mutex
-	Trails    []*FakeTrail
-	Rules     []*FakeRule
-	Functions []*FakeFunction
-	Queues    []*FakeQueue
-	Secrets   []*FakeSecret
+	Trails    []*Trail
+	Rules     []*Rule
+	Functions []*Function
+	Queues    []*Queue
+	Secrets   []*Secret
 	// Fail maps an operation name to the AWS error code it answers with.
 	Fail  map[string]string
 	calls map[string]int
 }
 
-// FakeTrail is a trail; selectors are JSON as the API returns them.
-type FakeTrail struct {
+// Trail is a trail; selectors are JSON as the API returns them.
+type Trail struct {
 	Name, HomeRegion  string
 	MultiRegion, Org  bool
 	Logging           bool
@@ -45,30 +47,30 @@ type FakeTrail struct {
 	SelectorsDenied   bool
 }
 
-// FakeRule is an EventBridge rule on a bus.
-type FakeRule struct {
+// Rule is an EventBridge rule on a bus.
+type Rule struct {
 	Name, Bus, State, Pattern, Description string
-	Targets                                []FakeTarget
+	Targets                                []Target
 }
 
-// FakeTarget is a rule target; DeadLetter is an SQS ARN or "".
-type FakeTarget struct{ ID, ARN, DeadLetter string }
+// Target is a rule target; DeadLetter is an SQS ARN or "".
+type Target struct{ ID, ARN, DeadLetter string }
 
-// FakeFunction is a Lambda function.
-type FakeFunction struct {
+// Function is a Lambda function.
+type Function struct {
 	Name, State, StateReason string
 	Env                      map[string]string
 	OnFailure                string // asynchronous invocation failure destination (SQS ARN)
 }
 
-// FakeQueue is an SQS queue with message counts.
-type FakeQueue struct {
+// Queue is an SQS queue with message counts.
+type Queue struct {
 	Name              string
 	Visible, InFlight int
 }
 
-// FakeSecret is a Secrets Manager secret.
-type FakeSecret struct {
+// Secret is a Secrets Manager secret.
+type Secret struct {
 	ARN, Value, KMSKey string
 	Deleted            bool // scheduled for deletion
 	Binary             bool
@@ -83,27 +85,27 @@ const (
 	DoctorSecretARN    = "arn:aws:secretsmanager:us-east-1:111122223333:secret:kmsfix/slack-webhook-AbC123"
 )
 
-// NewDoctorFake starts a fake holding an account set up as the stack leaves it, with the
+// NewDoctor starts a fake holding an account set up as the stack leaves it, with the
 // rule's event pattern given: every doctor check passes until the test breaks something.
-func NewDoctorFake(t testing.TB, rulePattern string) *DoctorFake {
+func NewDoctor(t testing.TB, rulePattern string) *Doctor {
 	t.Helper()
-	f := &DoctorFake{Account: corpusAccount, Region: corpusRegion, Fail: map[string]string{}, calls: map[string]int{}}
-	f.Trails = []*FakeTrail{{
+	f := &Doctor{Account: corpus.Account, Region: corpus.Region, Fail: map[string]string{}, calls: map[string]int{}}
+	f.Trails = []*Trail{{
 		Name: "management-events", HomeRegion: "eu-west-1", MultiRegion: true, Logging: true,
 		EventSelectors: `[{"ReadWriteType":"All","IncludeManagementEvents":true,"DataResources":[],"ExcludeManagementEventSources":[]}]`,
 	}}
-	f.Rules = []*FakeRule{
+	f.Rules = []*Rule{
 		{Name: "Kmsfix-ExpirySweeper1A2B3C4D-ZZZ", Bus: "default", State: "ENABLED", Pattern: "",
-			Targets: []FakeTarget{{ID: "Target0", ARN: f.FunctionARN(DoctorFunctionName)}}},
+			Targets: []Target{{ID: "Target0", ARN: f.FunctionARN(DoctorFunctionName)}}},
 		{Name: DoctorRuleName, Bus: "default", State: "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS", Pattern: rulePattern,
 			Description: "kmsfix: KMS data-key calls made by S3 for a principal and refused",
-			Targets:     []FakeTarget{{ID: "Target0", ARN: f.FunctionARN(DoctorFunctionName), DeadLetter: f.QueueARN(DoctorQueueName)}}},
+			Targets:     []Target{{ID: "Target0", ARN: f.FunctionARN(DoctorFunctionName), DeadLetter: f.QueueARN(DoctorQueueName)}}},
 	}
-	f.Functions = []*FakeFunction{{Name: DoctorFunctionName, State: "Active",
+	f.Functions = []*Function{{Name: DoctorFunctionName, State: "Active",
 		Env:       map[string]string{"KMSFIX_MODE": "notify", "KMSFIX_SLACK_SECRET_ARN": DoctorSecretARN},
 		OnFailure: f.QueueARN(DoctorQueueName)}}
-	f.Queues = []*FakeQueue{{Name: DoctorQueueName}}
-	f.Secrets = []*FakeSecret{{ARN: DoctorSecretARN, Value: `{"url":"https://hooks.slack.com/services/T000/B000/XXXXXXXX"}`}}
+	f.Queues = []*Queue{{Name: DoctorQueueName}}
+	f.Secrets = []*Secret{{ARN: DoctorSecretARN, Value: `{"url":"https://hooks.slack.com/services/T000/B000/XXXXXXXX"}`}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -111,35 +113,35 @@ func NewDoctorFake(t testing.TB, rulePattern string) *DoctorFake {
 }
 
 // Lock and Unlock guard the exported state while the fake may be serving.
-func (f *DoctorFake) Lock()   { f.mu.Lock() }
-func (f *DoctorFake) Unlock() { f.mu.Unlock() }
+func (f *Doctor) Lock()   { f.mu.Lock() }
+func (f *Doctor) Unlock() { f.mu.Unlock() }
 
 // Calls is how often an operation was called.
-func (f *DoctorFake) Calls(op string) int {
+func (f *Doctor) Calls(op string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[op]
 }
 
-func (f *DoctorFake) FunctionARN(name string) string {
+func (f *Doctor) FunctionARN(name string) string {
 	return "arn:aws:lambda:" + f.Region + ":" + f.Account + ":function:" + name
 }
 
-func (f *DoctorFake) QueueARN(name string) string {
+func (f *Doctor) QueueARN(name string) string {
 	return "arn:aws:sqs:" + f.Region + ":" + f.Account + ":" + name
 }
 
-func (f *DoctorFake) QueueURL(name string) string { return f.URL + "/" + f.Account + "/" + name }
+func (f *Doctor) QueueURL(name string) string { return f.URL + "/" + f.Account + "/" + name }
 
-func (f *DoctorFake) trailARN(t *FakeTrail) string {
+func (f *Doctor) trailARN(t *Trail) string {
 	return "arn:aws:cloudtrail:" + t.HomeRegion + ":" + f.Account + ":trail/" + t.Name
 }
 
-func (f *DoctorFake) ruleARN(r *FakeRule) string {
+func (f *Doctor) ruleARN(r *Rule) string {
 	return "arn:aws:events:" + f.Region + ":" + f.Account + ":rule/" + r.Name
 }
 
-func (f *DoctorFake) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Doctor) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if strings.HasPrefix(r.URL.Path, "/2015-03-31/functions/") || strings.HasPrefix(r.URL.Path, "/2019-09-25/functions/") {
@@ -314,7 +316,7 @@ func (f *DoctorFake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *DoctorFake) serveLambda(w http.ResponseWriter, r *http.Request) {
+func (f *Doctor) serveLambda(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(strings.TrimPrefix(r.URL.EscapedPath(), "/2015-03-31/functions/"), "/2019-09-25/functions/")
 	invokeConfig := strings.HasSuffix(path, "/event-invoke-config")
 	path = strings.TrimSuffix(path, "/event-invoke-config")
@@ -364,7 +366,7 @@ func (f *DoctorFake) serveLambda(w http.ResponseWriter, r *http.Request) {
 	notFound("Function not found: " + f.FunctionARN(name))
 }
 
-func (f *DoctorFake) rule(name, bus string) *FakeRule {
+func (f *Doctor) rule(name, bus string) *Rule {
 	for _, r := range f.Rules {
 		if r.Name == name && r.Bus == busOr(bus) {
 			return r

@@ -1,30 +1,32 @@
-package testenv
+package emulator
 
 import (
+	"github.com/kmsfix/kmsfix/internal/testenv"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
-// LambdaEmulators are the AWS services the remediator Lambda reads, on loopback: KMS from
+// Services are the AWS services the remediator Lambda reads, on loopback: KMS from
 // local-kms (behind its shim), IAM, STS and Access Analyzer from fakes.
-type LambdaEmulators struct {
+type Services struct {
 	Account string
 	Region  string
 	KMS     *LocalKMS
-	IAM     *IAMFake
-	STS     *STSFake
-	AA      *AccessAnalyzerFake
+	IAM     *awsfake.IAM
+	STS     *awsfake.STS
+	AA      *awsfake.AccessAnalyzer
 }
 
-// LambdaEmulatorOptions: the account and Region the function runs in, and optionally a world
+// ServicesOptions: the account and Region the function runs in, and optionally a world
 // to seed (keys into local-kms and its shim, principals into the IAM fake).
-type LambdaEmulatorOptions struct {
+type ServicesOptions struct {
 	Account string // default 111122223333
 	Region  string // default eu-west-2
 	World   *world.World
 }
 
-// StartLambdaEmulators starts everything; all of it stops at cleanup.
-func StartLambdaEmulators(t Harness, o LambdaEmulatorOptions) *LambdaEmulators {
+// StartServices starts everything; all of it stops at cleanup.
+func StartServices(t testenv.Harness, o ServicesOptions) *Services {
 	t.Helper()
 	if o.Account == "" {
 		o.Account = "111122223333"
@@ -32,7 +34,7 @@ func StartLambdaEmulators(t Harness, o LambdaEmulatorOptions) *LambdaEmulators {
 	if o.Region == "" {
 		o.Region = "eu-west-2"
 	}
-	e := &LambdaEmulators{Account: o.Account, Region: o.Region}
+	e := &Services{Account: o.Account, Region: o.Region}
 	var ids []string
 	if o.World != nil {
 		for arn, k := range o.World.Keys {
@@ -43,9 +45,9 @@ func StartLambdaEmulators(t Harness, o LambdaEmulatorOptions) *LambdaEmulators {
 		}
 	}
 	e.KMS = StartLocalKMS(t, LocalKMSOptions{Account: o.Account, Region: o.Region, KeyIDs: ids})
-	e.IAM = NewIAMFake(t)
-	e.STS = NewSTSFake(t, o.Account)
-	e.AA = NewAccessAnalyzerFake(t)
+	e.IAM = awsfake.NewIAM(t)
+	e.STS = awsfake.NewSTS(t, o.Account)
+	e.AA = awsfake.NewAccessAnalyzer(t)
 	if o.World != nil {
 		e.KMS.SeedWorld(t, o.World)
 		if err := e.IAM.SeedWorld(o.World); err != nil {
@@ -57,7 +59,7 @@ func StartLambdaEmulators(t Harness, o LambdaEmulatorOptions) *LambdaEmulators {
 
 // Env is the environment that points the SDK at the emulators (AWS_ENDPOINT_URL_<SERVICE>),
 // with throwaway credentials and no instance metadata lookups.
-func (e *LambdaEmulators) Env() []string {
+func (e *Services) Env() []string {
 	return []string{
 		"AWS_REGION=" + e.Region,
 		"AWS_DEFAULT_REGION=" + e.Region,

@@ -1,4 +1,4 @@
-package testenv
+package emulator
 
 import (
 	"bytes"
@@ -10,13 +10,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
 // emuToolsDir is .tools (KMSFIX_TOOLS, else found by walking up to go.mod).
-func emuToolsDir(t Harness) string {
+func emuToolsDir(t testenv.Harness) string {
 	t.Helper()
 	if dir := os.Getenv("KMSFIX_TOOLS"); dir != "" {
 		return dir
@@ -36,82 +37,13 @@ func emuToolsDir(t Harness) string {
 }
 
 // emuTool returns the path of a file under .tools, failing with the fix when it is missing.
-func emuTool(t Harness, rel string) string {
+func emuTool(t testenv.Harness, rel string) string {
 	t.Helper()
 	p := filepath.Join(emuToolsDir(t), rel)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("%s is missing: run `make tools`", p)
 	}
 	return p
-}
-
-// LockedBuffer collects what is written to it concurrently (a process's output, a logger's
-// lines). With Max > 0 it keeps only about the first Max bytes: enough to diagnose, and an
-// emulator in a storm does not grow it without bound. WaitFor is the one way tests wait for
-// a line to arrive.
-type LockedBuffer struct {
-	Max     int
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed (and replaced) at every write
-}
-
-func (b *LockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.changed != nil {
-		close(b.changed)
-		b.changed = nil
-	}
-	if b.Max > 0 && b.buf.Len() > b.Max {
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *LockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Lines returns the lines that contain all of want, in order.
-func (b *LockedBuffer) Lines(want ...string) []string {
-	var out []string
-	for line := range strings.SplitSeq(b.String(), "\n") {
-		ok := true
-		for _, w := range want {
-			ok = ok && strings.Contains(line, w)
-		}
-		if ok && line != "" {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-// WaitFor waits until at least n lines contain all of want and returns every such line; after
-// limit it returns what it has and an error that quotes the whole buffer.
-func (b *LockedBuffer) WaitFor(limit time.Duration, n int, want ...string) ([]string, error) {
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
-	for {
-		b.mu.Lock()
-		if b.changed == nil {
-			b.changed = make(chan struct{})
-		}
-		changed := b.changed
-		b.mu.Unlock()
-		if lines := b.Lines(want...); len(lines) >= n {
-			return lines, nil
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			lines := b.Lines(want...)
-			return lines, fmt.Errorf("after %s, %d line(s) contain %q, want %d; the output:\n%s", limit, len(lines), want, n, b.String())
-		}
-	}
 }
 
 // Command is a program the launcher runs: Args and Env get the loopback ports it was given
@@ -131,7 +63,7 @@ type Command struct {
 // (its process group) are killed at cleanup.
 type Process struct {
 	Ports []int
-	Out   *LockedBuffer // stdout and stderr
+	Out   *testenv.LockedBuffer // stdout and stderr
 	cmd   *exec.Cmd
 	done  chan struct{}
 }
@@ -143,7 +75,7 @@ type Process struct {
 // by another process is never mistaken for the child. A child that exits before listening
 // (a bind failure), or does not listen within 20s while someone else holds its port, is
 // killed and started again on fresh ports, three times at most.
-func Launch(t Harness, c Command) *Process {
+func Launch(t testenv.Harness, c Command) *Process {
 	t.Helper()
 	var errs []error
 	for range 3 {
@@ -157,7 +89,7 @@ func Launch(t Harness, c Command) *Process {
 	return nil
 }
 
-func launchOnce(t Harness, c Command) (*Process, error) {
+func launchOnce(t testenv.Harness, c Command) (*Process, error) {
 	ports, err := freePorts(max(c.Ports, 1))
 	if err != nil {
 		return nil, err
@@ -166,7 +98,7 @@ func launchOnce(t Harness, c Command) (*Process, error) {
 	if limit == 0 {
 		limit = time.Hour
 	}
-	p := &Process{Ports: ports, Out: &LockedBuffer{Max: 4 << 20}, done: make(chan struct{})}
+	p := &Process{Ports: ports, Out: &testenv.LockedBuffer{Max: 4 << 20}, done: make(chan struct{})}
 	p.cmd = exec.Command("timeout", append([]string{strconv.Itoa(int(limit.Seconds())), c.Path}, c.Args(ports)...)...)
 	if c.Env != nil {
 		p.cmd.Env = c.Env(ports)

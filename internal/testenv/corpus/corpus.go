@@ -1,16 +1,21 @@
-package testenv
+package corpus
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"testing"
 	"time"
 )
 
-// CorpusRecord is one CloudTrail record of a generated corpus.
-type CorpusRecord struct {
+// Record is one CloudTrail record of a generated corpus.
+type Record struct {
 	ID     string
 	Name   string // eventName
 	Source string // eventSource
@@ -37,14 +42,14 @@ type DenialGroup struct {
 
 // Corpus is a generated day of KMS activity, oldest record first.
 type Corpus struct {
-	Records []CorpusRecord
+	Records []Record
 	Groups  []DenialGroup
 	// Counts of each kind of record.
 	Successes, OtherDenials, S3Denials, NonKMS int
 }
 
-// CorpusOptions size a corpus; zero values take the defaults in brackets.
-type CorpusOptions struct {
+// Options size a corpus; zero values take the defaults in brackets.
+type Options struct {
 	End       time.Time     // the newest record is before End [2026-11-28T00:00:00Z]
 	Span      time.Duration // records spread over [End-Span, End) [24h]
 	Successes int           // successful KMS calls [3000]
@@ -55,17 +60,18 @@ type CorpusOptions struct {
 	Seed      uint64
 }
 
+// Account and Region are where the generated records happen (the doctor fake plays them too).
 const (
-	corpusAccount = "111122223333"
-	otherAccount  = "444455556666"
-	corpusRegion  = "us-east-1"
+	Account      = "111122223333"
+	otherAccount = "444455556666"
+	Region       = "us-east-1"
 )
 
 // KMSDay generates a deterministic day of mixed KMS events: successful Decrypt /
 // GenerateDataKey / Encrypt calls (from S3 and direct), KMS denials that S3 did not make for a
 // principal (direct SDK calls, an AWS service acting as itself), and S3 denials spread over
 // opts.Groups findings whose counts and first/last times are in Groups.
-func KMSDay(opts CorpusOptions) *Corpus {
+func KMSDay(opts Options) *Corpus {
 	if opts.End.IsZero() {
 		opts.End = time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 	}
@@ -89,17 +95,17 @@ func KMSDay(opts CorpusOptions) *Corpus {
 	c := &Corpus{}
 
 	roles := []string{
-		"arn:aws:iam::" + corpusAccount + ":role/app-reader",
-		"arn:aws:iam::" + corpusAccount + ":role/service-role/ingest-writer",
-		"arn:aws:iam::" + corpusAccount + ":role/etl/nightly-batch",
-		"arn:aws:iam::" + corpusAccount + ":role/analytics",
-		"arn:aws:iam::" + corpusAccount + ":role/report-builder",
-		"arn:aws:iam::" + corpusAccount + ":role/backup-agent",
+		"arn:aws:iam::" + Account + ":role/app-reader",
+		"arn:aws:iam::" + Account + ":role/service-role/ingest-writer",
+		"arn:aws:iam::" + Account + ":role/etl/nightly-batch",
+		"arn:aws:iam::" + Account + ":role/analytics",
+		"arn:aws:iam::" + Account + ":role/report-builder",
+		"arn:aws:iam::" + Account + ":role/backup-agent",
 	}
 	keys := []string{
-		"arn:aws:kms:us-east-1:" + corpusAccount + ":key/1234abcd-12ab-34cd-56ef-1234567890ab",
-		"arn:aws:kms:us-east-1:" + corpusAccount + ":key/0987dcba-09fe-87dc-65ba-ab0987654321",
-		"arn:aws:kms:us-east-1:" + corpusAccount + ":key/11112222-3333-4444-5555-666677778888",
+		"arn:aws:kms:us-east-1:" + Account + ":key/1234abcd-12ab-34cd-56ef-1234567890ab",
+		"arn:aws:kms:us-east-1:" + Account + ":key/0987dcba-09fe-87dc-65ba-ab0987654321",
+		"arn:aws:kms:us-east-1:" + Account + ":key/11112222-3333-4444-5555-666677778888",
 		"arn:aws:kms:us-east-1:" + otherAccount + ":key/aaaabbbb-cccc-dddd-eeee-ffff00001111",
 	}
 	buckets := []string{"amzn-s3-demo-reports", "amzn-s3-demo-ingest", "amzn-s3-demo-archive"}
@@ -153,7 +159,7 @@ func KMSDay(opts CorpusOptions) *Corpus {
 		c.Records = append(c.Records, g.nonKMS())
 		c.NonKMS++
 	}
-	slices.SortStableFunc(c.Records, func(a, b CorpusRecord) int { return a.Time.Compare(b.Time) })
+	slices.SortStableFunc(c.Records, func(a, b Record) int { return a.Time.Compare(b.Time) })
 	return c
 }
 
@@ -202,13 +208,13 @@ func roleIdentity(roleARN, session string, viaS3 bool) map[string]any {
 	id := map[string]any{
 		"type":        "AssumedRole",
 		"principalId": "AROAEXAMPLEID:" + session,
-		"arn":         "arn:aws:sts::" + corpusAccount + ":assumed-role/" + name + "/" + session,
-		"accountId":   corpusAccount,
+		"arn":         "arn:aws:sts::" + Account + ":assumed-role/" + name + "/" + session,
+		"accountId":   Account,
 		"accessKeyId": "ASIAEXAMPLEKEY",
 		"sessionContext": map[string]any{
 			"sessionIssuer": map[string]any{
 				"type": "Role", "principalId": "AROAEXAMPLEID", "arn": roleARN,
-				"accountId": corpusAccount, "userName": name,
+				"accountId": Account, "userName": name,
 			},
 			"attributes": map[string]any{"creationDate": "2026-11-27T00:00:00Z", "mfaAuthenticated": "false"},
 		},
@@ -228,7 +234,7 @@ func lastSlash(s string) int {
 	return -1
 }
 
-func (g *gen) record(t time.Time, name string, identity map[string]any, key string, params map[string]any, errCode, errMsg string, viaS3 bool) CorpusRecord {
+func (g *gen) record(t time.Time, name string, identity map[string]any, key string, params map[string]any, errCode, errMsg string, viaS3 bool) Record {
 	id := g.uuid()
 	rec := map[string]any{
 		"eventVersion":       "1.11",
@@ -236,7 +242,7 @@ func (g *gen) record(t time.Time, name string, identity map[string]any, key stri
 		"eventTime":          t.UTC().Format(time.RFC3339),
 		"eventSource":        "kms.amazonaws.com",
 		"eventName":          name,
-		"awsRegion":          corpusRegion,
+		"awsRegion":          Region,
 		"sourceIPAddress":    "198.51.100.7",
 		"userAgent":          "aws-sdk-go-v2/1.48.0",
 		"requestParameters":  params,
@@ -247,7 +253,7 @@ func (g *gen) record(t time.Time, name string, identity map[string]any, key stri
 		"resources":          []map[string]any{{"accountId": arnAccount(key), "type": "AWS::KMS::Key", "ARN": key}},
 		"eventType":          "AwsApiCall",
 		"managementEvent":    true,
-		"recipientAccountId": corpusAccount,
+		"recipientAccountId": Account,
 		"eventCategory":      "Management",
 	}
 	if viaS3 {
@@ -260,7 +266,7 @@ func (g *gen) record(t time.Time, name string, identity map[string]any, key stri
 	if err != nil {
 		panic(err)
 	}
-	return CorpusRecord{ID: id, Name: name, Source: "kms.amazonaws.com", Time: t, JSON: raw, Group: -1}
+	return Record{ID: id, Name: name, Source: "kms.amazonaws.com", Time: t, JSON: raw, Group: -1}
 }
 
 func arnAccount(arn string) string {
@@ -291,7 +297,7 @@ func s3Params(keyARN, bucket, object string, bucketKey bool, name string) map[st
 	return p
 }
 
-func (g *gen) success(roles, keys, buckets []string) CorpusRecord {
+func (g *gen) success(roles, keys, buckets []string) Record {
 	name := pick(g, []string{"Decrypt", "Decrypt", "Decrypt", "GenerateDataKey", "GenerateDataKey", "Encrypt"})
 	key := pick(g, keys)
 	viaS3 := name != "Encrypt" && g.rng.IntN(3) > 0
@@ -307,11 +313,11 @@ func (g *gen) success(roles, keys, buckets []string) CorpusRecord {
 
 // otherDenial is a refused KMS call that S3 did not make for a principal: a direct SDK call
 // (no aws:s3:arn context), or CloudTrail writing its own SSE-KMS log files (AWSService).
-func (g *gen) otherDenial(roles, keys, buckets []string) CorpusRecord {
+func (g *gen) otherDenial(roles, keys, buckets []string) Record {
 	key := pick(g, keys)
 	if g.rng.IntN(4) == 0 {
 		identity := map[string]any{"type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"}
-		params := s3Params(key, pick(g, buckets), "AWSLogs/"+corpusAccount+"/CloudTrail/x.json.gz", false, "GenerateDataKey")
+		params := s3Params(key, pick(g, buckets), "AWSLogs/"+Account+"/CloudTrail/x.json.gz", false, "GenerateDataKey")
 		return g.record(g.when(), "GenerateDataKey", identity, key, params, "AccessDenied",
 			"cloudtrail.amazonaws.com is not authorized to perform: kms:GenerateDataKey on resource: "+key, false)
 	}
@@ -322,7 +328,7 @@ func (g *gen) otherDenial(roles, keys, buckets []string) CorpusRecord {
 	return g.record(g.when(), "Decrypt", id, key, map[string]any{"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}, "AccessDenied", msg, false)
 }
 
-func (g *gen) s3Denial(grp *DenialGroup) CorpusRecord {
+func (g *gen) s3Denial(grp *DenialGroup) Record {
 	name := grp.Action[len("kms:"):]
 	session := fmt.Sprintf("s-%d", g.rng.IntN(50))
 	id := roleIdentity(grp.Principal, session, true)
@@ -335,15 +341,59 @@ func (g *gen) s3Denial(grp *DenialGroup) CorpusRecord {
 }
 
 // nonKMS is a record of another service, as a trail's log files hold them.
-func (g *gen) nonKMS() CorpusRecord {
+func (g *gen) nonKMS() Record {
 	t := g.when()
 	id := g.uuid()
 	raw, _ := json.Marshal(map[string]any{
 		"eventVersion": "1.11", "eventTime": t.Format(time.RFC3339), "eventSource": "s3.amazonaws.com",
-		"eventName": "ListBuckets", "awsRegion": corpusRegion, "eventID": id, "readOnly": true,
-		"userIdentity":       roleIdentity("arn:aws:iam::"+corpusAccount+":role/analytics", "console", false),
-		"recipientAccountId": corpusAccount, "eventType": "AwsApiCall", "managementEvent": true,
+		"eventName": "ListBuckets", "awsRegion": Region, "eventID": id, "readOnly": true,
+		"userIdentity":       roleIdentity("arn:aws:iam::"+Account+":role/analytics", "console", false),
+		"recipientAccountId": Account, "eventType": "AwsApiCall", "managementEvent": true,
 		"eventCategory": "Management",
 	})
-	return CorpusRecord{ID: id, Name: "ListBuckets", Source: "s3.amazonaws.com", Time: t, JSON: raw, Group: -1}
+	return Record{ID: id, Name: "ListBuckets", Source: "s3.amazonaws.com", Time: t, JSON: raw, Group: -1}
+}
+
+// WriteLogFiles writes records as CloudTrail log files the way a trail stores them in S3:
+// AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/<account>_CloudTrail_<region>_<stamp>_<n>.json.gz,
+// one gzip file of {"Records": [...]} per hour. It returns the paths written.
+func WriteLogFiles(t testing.TB, dir string, records []Record) []string {
+	t.Helper()
+	byHour := map[time.Time][]json.RawMessage{}
+	for _, rec := range records {
+		h := rec.Time.UTC().Truncate(time.Hour)
+		byHour[h] = append(byHour[h], rec.JSON)
+	}
+	var paths []string
+	for h, recs := range byHour {
+		sub := filepath.Join(dir, "AWSLogs", Account, "CloudTrail", Region, h.Format("2006/01/02"))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%s_CloudTrail_%s_%s_%x.json.gz", Account, Region, h.Format("20060102T1504Z"), hash(h.String()))
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		if err := json.NewEncoder(zw).Encode(map[string]any{"Records": recs}); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(sub, name)
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, path)
+	}
+	slices.Sort(paths)
+	return paths
+}
+
+// hash is FNV-1a, for stable file names.
+func hash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
 }

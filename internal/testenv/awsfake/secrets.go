@@ -1,4 +1,4 @@
-package testenv
+package awsfake
 
 import (
 	"encoding/json"
@@ -11,22 +11,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
-// SecretsFake answers Secrets Manager GetSecretValue (JSON 1.1) for the secrets a test puts
+// Secrets answers Secrets Manager GetSecretValue (JSON 1.1) for the secrets a test puts
 // in it: no emulator of Secrets Manager runs here.
-type SecretsFake struct {
+type Secrets struct {
 	URL    string
-	faults awsFaults
+	faults testenv.Faults
 
 	mu      sync.Mutex
 	secrets map[string]string
 }
 
-// NewSecretsFake starts the fake; it stops at cleanup.
-func NewSecretsFake(t Harness) *SecretsFake {
+// NewSecrets starts the fake; it stops at cleanup.
+func NewSecrets(t testenv.Harness) *Secrets {
 	t.Helper()
-	f := &SecretsFake{secrets: map[string]string{}}
+	f := &Secrets{secrets: map[string]string{}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -34,20 +36,20 @@ func NewSecretsFake(t Harness) *SecretsFake {
 }
 
 // Put stores a secret string under an ARN.
-func (f *SecretsFake) Put(arn, value string) {
+func (f *Secrets) Put(arn, value string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.secrets[arn] = value
 }
 
 // Fail makes GetSecretValue fail.
-func (f *SecretsFake) Fail(fault AWSFault) { f.faults.set("GetSecretValue", fault) }
+func (f *Secrets) Fail(fault testenv.AWSFault) { f.faults.Set("GetSecretValue", fault) }
 
 // Calls counts GetSecretValue calls.
-func (f *SecretsFake) Calls() int { return f.faults.count("GetSecretValue") }
+func (f *Secrets) Calls() int { return f.faults.Count("GetSecretValue") }
 
 // Client is a Secrets Manager client for the fake, SDK retries off.
-func (f *SecretsFake) Client() *secretsmanager.Client {
+func (f *Secrets) Client() *secretsmanager.Client {
 	return secretsmanager.New(secretsmanager.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(f.URL),
 		Credentials:      credentials.NewStaticCredentialsProvider("test", "test", ""),
@@ -55,7 +57,7 @@ func (f *SecretsFake) Client() *secretsmanager.Client {
 	})
 }
 
-func (f *SecretsFake) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Secrets) serve(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	op := target[strings.LastIndexByte(target, '.')+1:]
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -64,7 +66,7 @@ func (f *SecretsFake) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"__type":"UnknownOperationException","message":"fake does not know %s"}`, op)
 		return
 	}
-	if fault := f.faults.hit(r.Context(), op); fault != nil {
+	if fault := f.faults.Hit(r.Context(), op); fault != nil {
 		w.WriteHeader(fault.Status)
 		fmt.Fprintf(w, `{"__type":"%s","message":"injected fault"}`, fault.Code)
 		return
