@@ -127,6 +127,9 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 		explain = scanExplainer(livePipeline(cfg))
 	}
 
+	if *files != "" {
+		tuneGC()
+	}
 	bar := scan.NewBar(stderr, *quiet || *progress == "never", *progress == "always")
 	opts := scan.Options{Explain: explain, Progress: bar.Update}
 	var res *scan.Result

@@ -7,45 +7,60 @@ import "bytes"
 // accepted; nil when there is none. ok is false when a key is written with escapes, which this
 // quick scan does not decode: the caller then asks encoding/json.
 func memberValue(obj []byte, name string) (val []byte, ok bool) {
+	var v [1][]byte
+	if !memberValues(obj, []string{name}, v[:]) {
+		return nil, false
+	}
+	return v[0], true
+}
+
+// memberValues is memberValue for several names in one pass: vals[i] gets the value of
+// names[i] (nil when absent). It returns false where memberValue would.
+func memberValues(obj []byte, names []string, vals [][]byte) bool {
+	for i := range vals {
+		vals[i] = nil
+	}
 	i := skipWS(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
-		return nil, false
+		return false
 	}
 	i++
 	for {
 		i = skipWS(obj, i)
 		if i >= len(obj) {
-			return nil, false
+			return false
 		}
 		switch obj[i] {
 		case '}':
-			return val, true
+			return true
 		case ',':
 			i++
 			continue
 		case '"':
 		default:
-			return nil, false
+			return false
 		}
 		kEnd := stringEnd(obj, i)
 		if kEnd < 0 {
-			return nil, false
+			return false
 		}
 		key := obj[i+1 : kEnd-1]
 		if bytes.IndexByte(key, '\\') >= 0 {
-			return nil, false
+			return false
 		}
 		i = skipWS(obj, kEnd)
 		if i >= len(obj) || obj[i] != ':' {
-			return nil, false
+			return false
 		}
 		i = skipWS(obj, i+1)
 		end := valueEnd(obj, i)
 		if end < 0 {
-			return nil, false
+			return false
 		}
-		if bytes.EqualFold(key, []byte(name)) {
-			val = obj[i:end]
+		for k, name := range names {
+			if len(key) == len(name) && bytes.EqualFold(key, []byte(name)) {
+				vals[k] = obj[i:end]
+			}
 		}
 		i = end
 	}

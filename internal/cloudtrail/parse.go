@@ -121,7 +121,9 @@ type resource struct {
 // Parse reads one JSON value: an EventBridge envelope ("AWS API Call via CloudTrail") or a bare
 // CloudTrail record. The error is for input that is not a CloudTrail record at all.
 func Parse(raw []byte) (Item, error) {
-	return parse(raw, true, false)
+	// Valid first, so that Parse and the Reader (whose lexer checked the grammar) both let
+	// quickIgnore decide the records it can.
+	return parse(raw, true, json.Valid(raw))
 }
 
 // parse does Parse; own says raw may be shared by the caller and must be copied when kept;
@@ -222,32 +224,38 @@ func recordOf(env *envelope) *record {
 	return &env.record
 }
 
-// quickIgnore decides from its eventSource alone that a bare record is not a KMS call, the
-// fate of most records of a log file, without decoding the rest. raw must be valid JSON. ok
-// is false when the full decode must decide (an envelope, a KMS record, escapes).
+// quickIgnore decides from its eventSource, eventName and errorCode alone (earlyIgnore) that
+// a bare record is not a denial to diagnose, the fate of most records of a log file, without
+// decoding the rest: fields that do not decide relevance are not read, so their types do not
+// matter. raw must be valid JSON. ok is false when the full decode must decide (an envelope,
+// a KMS denial, escapes).
 func quickIgnore(raw []byte) (it Item, ok bool) {
-	for _, k := range [...]string{"detail", "detail-type", "Records", "Events"} {
-		if v, ok := memberValue(raw, k); !ok || v != nil {
+	var v [len(quickMembers)][]byte
+	if !memberValues(raw, quickMembers[:], v[:]) {
+		return Item{}, false
+	}
+	for _, other := range v[4:] { // an envelope, a log file or lookup-events output
+		if other != nil {
 			return Item{}, false
 		}
 	}
-	src, ok := memberValue(raw, "eventSource")
-	if !ok {
+	var s [4]string // eventSource, eventID, eventName, errorCode
+	for i := range s {
+		if s[i], ok = plainString(v[i], true); !ok {
+			return Item{}, false
+		}
+	}
+	if v[0] == nil {
+		return Item{EventID: s[1], Ignored: noEventSource}, true
+	}
+	if s[0] == "" || s[0] == "kms.amazonaws.com" && s[2] == "" { // the full decode says what is wrong
 		return Item{}, false
 	}
-	id, ok := plainString(memberValue(raw, "eventID"))
-	if !ok {
-		return Item{}, false
-	}
-	if src == nil {
-		return Item{EventID: id, Ignored: noEventSource}, true
-	}
-	s, ok := plainString(src, true)
-	if !ok || s == "" || s == "kms.amazonaws.com" {
-		return Item{}, false
-	}
-	return Item{EventID: id, Ignored: fmt.Sprintf("not a KMS call (eventSource %s)", s)}, true
+	why := earlyIgnore(s[0], s[2], s[3])
+	return Item{EventID: s[1], Ignored: why}, why != ""
 }
+
+var quickMembers = [...]string{"eventSource", "eventID", "eventName", "errorCode", "detail", "detail-type", "Records", "Events"}
 
 // plainString returns a JSON string value without escapes as a Go string; an absent value
 // (nil) is "". ok is false for anything else.
@@ -306,6 +314,25 @@ func notAPICall(env *envelope, why string) (Item, error) {
 	return Item{}, errors.New(why)
 }
 
+// earlyIgnore is the part of the relevance filter that needs only the record's eventSource,
+// eventName and errorCode: the reason to ignore it, or "" when the rest of the record decides.
+// quickIgnore applies it before decoding the record, fromRecord after.
+func earlyIgnore(source, name, code string) string {
+	if source != "kms.amazonaws.com" {
+		return fmt.Sprintf("not a KMS call (eventSource %s)", source)
+	}
+	if _, ok := kmsActions[name]; !ok {
+		return fmt.Sprintf("KMS %s is not a data-key call S3 makes for a principal", name)
+	}
+	if code == "" {
+		return fmt.Sprintf("KMS %s succeeded (no errorCode)", name)
+	}
+	if !deniedCodes[strings.TrimPrefix(code, "KMS.")] {
+		return fmt.Sprintf("errorCode %s is not an access denial or key-state failure", code)
+	}
+	return ""
+}
+
 // fromRecord applies the relevance filter, then builds the Denial.
 func fromRecord(rec *record, body []byte) Item {
 	it := Item{EventID: rec.EventID}
@@ -313,19 +340,10 @@ func fromRecord(rec *record, body []byte) Item {
 		it.Ignored = fmt.Sprintf(format, a...)
 		return it
 	}
-	if rec.EventSource != "kms.amazonaws.com" {
-		return ignore("not a KMS call (eventSource %s)", rec.EventSource)
+	if why := earlyIgnore(rec.EventSource, rec.EventName, rec.ErrorCode); why != "" {
+		return ignore("%s", why)
 	}
-	action, ok := kmsActions[rec.EventName]
-	if !ok {
-		return ignore("KMS %s is not a data-key call S3 makes for a principal", rec.EventName)
-	}
-	if rec.ErrorCode == "" {
-		return ignore("KMS %s succeeded (no errorCode)", rec.EventName)
-	}
-	if !deniedCodes[strings.TrimPrefix(rec.ErrorCode, "KMS.")] {
-		return ignore("errorCode %s is not an access denial or key-state failure", rec.ErrorCode)
-	}
+	action := kmsActions[rec.EventName]
 	var ctx map[string]string
 	if rec.RequestParameters != nil {
 		ctx = rec.RequestParameters.EncryptionContext

@@ -543,9 +543,9 @@ func TestParseErrors(t *testing.T) {
 		{"log file", `{"Records":[]}`, "ReadAll"},
 		{"lookup-events output", `{"Events":[]}`, "ReadAll"},
 		{"wrong type", `{"eventSource":"kms.amazonaws.com","eventName":5}`, "not a CloudTrail record: eventName is a JSON number, want a string"},
-		{"wrong nested type", `{"eventSource":"kms.amazonaws.com","eventName":"Decrypt","userIdentity":{"sessionContext":{"sessionIssuer":{"arn":true}}}}`,
+		{"wrong nested type", `{"eventSource":"kms.amazonaws.com","eventName":"Decrypt","errorCode":"AccessDenied","userIdentity":{"sessionContext":{"sessionIssuer":{"arn":true}}}}`,
 			"userIdentity.sessionContext.sessionIssuer.arn is a JSON bool, want a string"},
-		{"wrong resources", `{"eventSource":"kms.amazonaws.com","eventName":"Decrypt","resources":[1]}`, "resources is a JSON number, want an object"},
+		{"wrong resources", `{"eventSource":"kms.amazonaws.com","eventName":"Decrypt","errorCode":"AccessDenied","resources":[1]}`, "resources is a JSON number, want an object"},
 		{"envelope without id or record", `{"detail-type":"KMS CMK Rotation","detail":{}}`, "no eventSource or eventName"},
 		{"API call envelope without detail", `{"detail-type":"AWS API Call via CloudTrail","source":"aws.kms","detail":null}`, "without a CloudTrail record"},
 		{"API call envelope with empty detail", `{"detail-type":"AWS API Call via CloudTrail","source":"aws.kms","detail":{}}`, "no eventSource or eventName"},
@@ -570,16 +570,20 @@ func TestParseNotAPICalls(t *testing.T) {
 		{"Insights event", `{"eventVersion":"1.08","eventTime":"2026-01-01T00:00:00Z","awsRegion":"us-east-1","eventID":"i-1",` +
 			`"eventType":"AwsCloudTrailInsight","insightDetails":{"state":"Start","eventSource":"kms.amazonaws.com","eventName":"Decrypt"},"eventCategory":"Insight"}`, noEventSource},
 		{"digest file", `{"awsAccountId":"111122223333","digestStartTime":"2026-01-01T00:00:00Z","logFiles":[]}`, noEventSource},
+		{"KMS success, odd field types", `{"eventSource":"kms.amazonaws.com","eventName":"Decrypt","eventID":"k-1","userIdentity":"x","resources":7}`,
+			"KMS Decrypt succeeded (no errorCode)"},
 		{"other service, odd field types", `{"eventSource":"ec2.amazonaws.com","eventName":"RunInstances","eventID":"e-1","userIdentity":"x","resources":{"a":1},"requestParameters":[1]}`,
 			"not a KMS call (eventSource ec2.amazonaws.com)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, valid := range []bool{false, true} { // Parse, and the Reader's path
-				it, err := parse([]byte(tt.in), true, valid)
-				if err != nil || it.Ignored != tt.want {
-					t.Fatalf("parse(valid=%v) = %+v, %v; want ignored: %s", valid, it, err, tt.want)
-				}
+			it, err := Parse([]byte(tt.in))
+			if err != nil || it.Ignored != tt.want {
+				t.Fatalf("Parse = %+v, %v; want ignored: %s", it, err, tt.want)
+			}
+			items, err := ReadAll(strings.NewReader(tt.in), "f.json")
+			if err != nil || len(items) != 1 || items[0].Ignored != tt.want {
+				t.Fatalf("ReadAll = %+v, %v; want ignored: %s", items, err, tt.want)
 			}
 		})
 	}
