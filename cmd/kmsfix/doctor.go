@@ -33,6 +33,9 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func runDoctor(args []string, stdout, stderr io.Writer) int {
+	if wantsBuckets(args) {
+		return runDoctorBuckets(args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o doctor.Options
@@ -47,6 +50,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the checks as JSON")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kmsfix doctor [--region R] [--rule NAME | --stack NAME] [--function NAME] [--dlq URL] [--slack-secret ARN] [--json]")
+		fmt.Fprintln(stderr, "       kmsfix doctor --buckets [--bucket B]... [--profile P] [--region R] [--output text|json]   # default-encryption drift")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

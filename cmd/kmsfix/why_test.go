@@ -31,6 +31,9 @@ const (
 	keyPartner  = "arn:aws:kms:eu-west-2:444455556666:key/66666666-6666-4666-8666-666666666666"
 	keyManagedB = "arn:aws:kms:eu-west-2:444455556666:key/77777777-7777-4777-8777-777777777777"
 
+	keyGone     = "arn:aws:kms:eu-west-2:111122223333:key/88888888-8888-4888-8888-888888888888"
+	keyManagedA = "arn:aws:kms:eu-west-2:111122223333:key/99999999-9999-4999-8999-999999999999"
+
 	roleReader = "arn:aws:iam::111122223333:role/app/reader"
 	roleAdmin  = "arn:aws:iam::111122223333:role/data-admin"
 )
@@ -65,7 +68,9 @@ func whyWorld(t *testing.T) *world.World {
 			keyOpaque:   {Manager: "CUSTOMER", State: "Enabled"}, // its policy is not readable
 			keyPartner:  {Manager: "CUSTOMER", State: "Enabled"},
 			keyManagedB: {Manager: "AWS", State: "Enabled", Aliases: []string{"alias/aws/s3"}},
+			keyManagedA: {Manager: "AWS", State: "Enabled", Aliases: []string{"alias/aws/s3"}},
 		},
+		MissingKeys: []string{keyGone},
 		Principals: map[string]*world.Principal{
 			roleReader: {Policies: []world.NamedPolicy{{Name: "s3-read", Document: mustPolicy(t, s3Only)}}},
 			roleAdmin:  {Policies: []world.NamedPolicy{{Name: "data", Document: mustPolicy(t, kmsAll)}}},

@@ -89,8 +89,9 @@ func (f *S3Fake) PutObject(bucket, key string, o S3Object) {
 	f.buckets[bucket].Objects[key] = o
 }
 
-// Refuse makes an operation ("HeadObject", "GetObject") on one object answer e, as S3 does when
-// the caller lacks S3 permissions or when KMS refused the call S3 made for it.
+// Refuse makes an operation ("HeadObject", "GetObject"; a bucket operation such as
+// "GetBucketEncryption" with key "") answer e, as S3 does when the caller lacks S3 permissions
+// or when KMS refused the call S3 made for it.
 func (f *S3Fake) Refuse(op, bucket, key string, e S3Error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -154,6 +155,10 @@ func (f *S3Fake) serve(w http.ResponseWriter, r *http.Request) {
 		s3Error(w, r, S3Error{Code: "PermanentRedirect", Message: "The bucket you are attempting to access must be addressed using the specified endpoint.", Status: 301})
 		return
 	}
+	if refusal != nil {
+		s3Error(w, r, *refusal)
+		return
+	}
 	switch op {
 	case "GetBucketEncryption":
 		f.encryption(w, r, b)
@@ -165,10 +170,6 @@ func (f *S3Fake) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, b.Policy)
 	case "HeadObject", "GetObject":
-		if refusal != nil {
-			s3Error(w, r, *refusal)
-			return
-		}
 		if !objOK || (q.Get("versionId") != "" && q.Get("versionId") != obj.VersionID) {
 			s3Error(w, r, S3Error{Code: "NoSuchKey", Message: "The specified key does not exist.", Status: 404})
 			return

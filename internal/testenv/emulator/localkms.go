@@ -180,6 +180,11 @@ func (k *LocalKMS) SeedWorld(t testenv.Harness, w *world.World) {
 	k.seeded, k.known, k.denied = true, map[string]bool{}, map[string]bool{}
 	for arn, key := range w.Keys {
 		k.known[arn] = true
+		for _, a := range key.Aliases {
+			if k.Local(arn) && key.Manager != world.ManagerAWS {
+				k.known[a] = true // local-kms resolves the alias itself
+			}
+		}
 		if key.Policy == nil {
 			k.denied[arn+"|GetKeyPolicy"] = true
 		}
