@@ -9,14 +9,14 @@
 //	            decision needs was read (nothing unknown), the evaluator shows the patched
 //	            request allowed and nothing else newly allowed, and, when the patch was
 //	            validated (live), Access Analyzer found no ERROR or SECURITY_WARNING and ran.
-//	auto_apply  the diagnosis is an implicit deny a policy fixes, the patch is verified, and at
-//	            least one patch is for a sandbox account (an identity patch also needs a
-//	            principal IAM can edit).
+//	auto_apply  the diagnosis is an implicit deny a policy fixes, the patch is verified, the
+//	            principal is one IAM can edit (never an Identity Center role, a service-linked
+//	            role or root, whatever the patch kind), and at least one patch is for a
+//	            sandbox account.
 //
 // The apply guard (internal/apply) then chooses the lever in the remediator's own account; it
-// may refuse what auto_apply allows (mode, KMSFIX_APPLY_DIAGNOSES, its own account) and it may
-// use a key-policy or grant lever that the same evaluator verifies when IAM cannot edit the
-// principal.
+// may refuse what auto_apply allows (mode, KMSFIX_APPLY_DIAGNOSES, its own account), and it
+// refuses a principal IAM cannot edit whatever the lever.
 package decision
 
 import (
@@ -113,19 +113,21 @@ func autoApply(e Evidence, evaluated bool) (bool, string) {
 	if !evaluated {
 		return false, "the patch is not verified"
 	}
-	eligible, reason := 0, "no patch is for a sandbox account"
+	// A principal IAM cannot edit (an IAM Identity Center role, a service-linked role, the
+	// root user) is never the target of an automatic change, whatever the patch kind: its
+	// permission set, its service or the account owner decides (docs/contract.md,
+	// "Principals never changed automatically"). apply.IdentityEditable reads this prefix.
+	if !e.Editable {
+		return false, "IAM cannot edit " + e.Principal + ": " + e.NotEditable
+	}
+	eligible := 0
 	for _, p := range e.Patches {
-		switch {
-		case e.IsSandbox == nil || !e.IsSandbox(p.Account):
-			continue
-		case p.Kind == finding.KindIdentityPolicy && !e.Editable:
-			reason = "IAM cannot edit " + e.Principal + ": " + e.NotEditable
-			continue
+		if e.IsSandbox != nil && e.IsSandbox(p.Account) {
+			eligible++
 		}
-		eligible++
 	}
 	if eligible == 0 {
-		return false, reason
+		return false, "no patch is for a sandbox account"
 	}
 	return true, ""
 }

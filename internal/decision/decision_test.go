@@ -43,6 +43,14 @@ func TestDecide(t *testing.T) {
 			true, false, "", "no patch is for a sandbox account", 0},
 		{"principal not editable", func(e *Evidence) { e.Editable, e.NotEditable = false, "a service-linked role" },
 			true, false, "", "IAM cannot edit arn:aws:iam::111122223333:role/app: a service-linked role", 0},
+		// Whatever the patch kind (issue 14 item 6): a key-policy statement for a principal IAM
+		// cannot edit is not applied automatically either.
+		{"principal not editable, key-policy patch", func(e *Evidence) {
+			e.Editable, e.NotEditable = false, "an IAM Identity Center role"
+			for i := range e.Patches {
+				e.Patches[i].Kind = finding.KindKeyPolicyStatement
+			}
+		}, true, false, "", "IAM cannot edit arn:aws:iam::111122223333:role/app: an IAM Identity Center role", 0},
 		{"no patch", func(e *Evidence) { e.Patches = nil; e.Validation = &Validation{Unknown: []string{"x"}} }, false, false, "", "", 0},
 	}
 	for _, tt := range tests {

@@ -71,6 +71,10 @@ func Diagnose(d *cloudtrail.Denial, w *world.World) Finding {
 		f.NeedIdentity, f.NeedKeyPolicy = false, true
 		f.Detail += " A service-linked role's policies cannot be edited, so the fix is a key-policy statement naming the role."
 	}
+	if f.NeedKeyPolicy && request.AWSManaged(d, in.key) {
+		// AWS owns an AWS managed key's policy: no statement can be added to it.
+		f.NeedKeyPolicy = false
+	}
 	if d.Doubt != "" {
 		f.Detail += " " + capitalize(d.Doubt) + "; so this finding is not verified and nothing is applied."
 	}
@@ -100,8 +104,11 @@ func (in *inputs) decide() Finding {
 	if f, ok := in.fromMessageLayer(); ok {
 		return f
 	}
-	if request.AWSManaged(d, in.key) && !in.same {
-		return in.awsManagedCrossAccount()
+	if request.AWSManaged(d, in.key) {
+		if !in.same {
+			return in.awsManagedCrossAccount()
+		}
+		return in.awsManagedSameAccount()
 	}
 	if f, ok := in.evaluate(); ok {
 		return f
@@ -181,10 +188,20 @@ func (in *inputs) principalProblem() (Finding, bool) {
 		return Finding{Code: finding.UnsupportedPrincipal,
 			Detail: "The root user made this request; kmsfix does not grant the root user. Use an IAM role, and grant that role instead.",
 			Advice: []string{"Repeat the request with an IAM role or user; kmsfix will then propose the grant for it."}}, true
-	case cloudtrail.KindAnonymous, cloudtrail.KindUnknown:
+	case cloudtrail.KindAnonymous:
 		return Finding{Code: finding.UnsupportedPrincipal,
 			Detail: "An anonymous caller (public access, or a CloudFront origin access identity) read an SSE-KMS object; anonymous callers can never use a KMS key.",
 			Advice: []string{"Serve the objects through CloudFront origin access control (OAC) and add a key-policy statement for cloudfront.amazonaws.com conditioned on AWS:SourceArn = the distribution ARN, or store public objects with SSE-S3."}}, true
+	case cloudtrail.KindUnknown:
+		// Unknown is not anonymous: an IdentityCenterUser, a missing or null userIdentity, or
+		// a type this version does not know names a caller kmsfix cannot read from the record.
+		what := "has no userIdentity"
+		if id.Type != "" {
+			what = fmt.Sprintf("has userIdentity type %q, which names no IAM principal kmsfix can grant", shorten(id.Type, 40))
+		}
+		return Finding{Code: finding.UnsupportedPrincipal,
+			Detail: fmt.Sprintf("The caller is unknown: the record %s (account %s). Nothing is proposed for it.", what, orUnknown(id.Account)),
+			Advice: []string{"Find the caller in the S3 data event of the same request (CloudTrail data events for the bucket) or in the caller account's copy of this event, then run kmsfix on that record."}}, true
 	}
 	if id.PrincipalARN == "" {
 		return Finding{Code: finding.UnsupportedPrincipal,
@@ -259,10 +276,17 @@ func (in *inputs) neededStatement() *policy.Statement {
 		Sid: "AllowKmsViaS3", Effect: "Allow",
 		Action:   policy.List(d.Actions...),
 		Resource: policy.V(d.KeyARN),
-		Condition: policy.Condition{
-			"StringEquals": {"kms:ViaService": policy.V(request.ViaService(d))},
-		},
+		Condition: viaS3(d),
 	}
+}
+
+// viaS3 is the condition that limits a statement to S3's calls: kms:ViaService, or for a
+// directory bucket, whose kms:ViaService value is not documented, aws:ViaAWSService.
+func viaS3(d *cloudtrail.Denial) policy.Condition {
+	if via := request.ViaService(d); via != "" {
+		return policy.Condition{"StringEquals": {"kms:ViaService": policy.V(via)}}
+	}
+	return policy.Condition{"Bool": {"aws:ViaAWSService": policy.V("true")}}
 }
 
 func (in *inputs) identityDeny(ref *policy.StatementRef) Finding {
@@ -302,6 +326,51 @@ func (in *inputs) awsManagedCrossAccount() Finding {
 				"   # in account " + quote.Text(d.KeyAccount) + "; then allow " + quote.Text(d.Identity.PrincipalARN) + " in its key policy",
 			putBucketEncryption(orUnknown(d.Bucket), "<new key ARN>"),
 			quote.Command("aws", "s3", "cp", "s3://"+orUnknown(d.Bucket)+"/", "s3://"+orUnknown(d.Bucket)+"/", "--recursive", "--sse", "aws:kms") + ` --sse-kms-key-id "$NEW_KEY_ARN"   # re-encrypt existing objects in place (bucket owner; NEW_KEY_ARN is the key created above)`,
+		}}
+}
+
+// awsManagedSameAccount decides a same-account denial on the AWS managed key aws/s3 against
+// its key policy, which AWS writes and nobody can change ("You cannot change any properties
+// of AWS managed keys, rotate them, change their key policies":
+// https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#aws-managed-key). That
+// policy lets every principal of the owning account use the key through S3 in its Region
+// (Principal "*", kms:CallerAccount = the account, kms:ViaService = s3.<region>.amazonaws.com;
+// its text as GetKeyPolicy returns it, mirrored in request.KeyPolicy), and S3's 403 guide says
+// the requester "must be from the same account that owns the aws/s3 KMS key"
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/troubleshoot-403-errors.html). So a
+// same-account refusal is never the key policy's: it is the principal's side or a layer that
+// denies, and no key-policy statement is ever proposed.
+func (in *inputs) awsManagedSameAccount() Finding {
+	d := in.d
+	res := in.authorize()
+	if res.Decision == policy.ExplicitDeny {
+		switch res.DenyLayer {
+		case policy.LayerIdentity:
+			return in.identityDeny(res.Deny)
+		case policy.LayerBoundary:
+			l := layers[cloudtrail.PolicyBoundary]
+			return in.escalate(l.denyCode, fmt.Sprintf("the permissions boundary (statement %s) explicitly denies", sidOrIndex(res.Deny)), l.owner)
+		}
+	}
+	if d.Message.Kind == cloudtrail.MsgNoIdentityAllow {
+		f := in.identityMissing(false)
+		f.Detail += " The key is the AWS managed key aws/s3, whose policy AWS fixes; only the principal's side can change."
+		return f
+	}
+	region := d.KeyRegion
+	if region == "" {
+		region = d.Region
+	}
+	who := "The principal's identity policies could not be read."
+	if in.princ != nil {
+		who = "The principal's identity policies that were read hold no Deny that matches; the refusal is in a layer kmsfix cannot read."
+	}
+	return Finding{Code: finding.Undetermined,
+		Detail: fmt.Sprintf("Key %s is the AWS managed key aws/s3 of account %s. AWS writes its key policy and nobody can change it; that policy lets every principal of account %s use the key through S3 in %s (kms:CallerAccount, kms:ViaService = s3.%s.amazonaws.com), so the key policy did not refuse %s. The refusal is on the principal's side: a Deny in its identity policies, a permissions boundary or session policy that does not allow it, or an SCP or VPC endpoint policy. %s",
+			in.keyName, d.KeyAccount, d.KeyAccount, region, region, in.who, who),
+		Escalate: "the owner of the principal's IAM policies (and the organization's SCPs)",
+		Advice: []string{
+			fmt.Sprintf("aws iam simulate-principal-policy --policy-source-arn %s --action-names %s --resource-arns %s   # shows an identity-side Deny or a boundary", d.Identity.PrincipalARN, strings.Join(d.Actions, " "), d.KeyARN),
 		}}
 }
 
@@ -392,7 +461,10 @@ func (in *inputs) evaluateKnown() (Finding, bool) {
 		if !keyKnown || !res.KeyPolicy.ViaAccount {
 			return Finding{}, false // the key policy alone allows: the cause is elsewhere
 		}
-		return in.identityMissing(false), true
+		if in.d.Message.Kind == cloudtrail.MsgNoIdentityAllow {
+			return in.identityMissing(false), true
+		}
+		return in.likely(true, fmt.Sprintf("The key policy of %s lets account %s grant access through IAM; the principal's identity policies could not be read: if none allows it, an identity policy fixes it.", in.keyName, in.d.Identity.Account)), true
 	default: // the identity side is known; the key admits the caller or is unknown
 		if !identityAllows {
 			if key := mismatchKey(res.Identity); key != "" {
@@ -407,8 +479,11 @@ func (in *inputs) evaluateKnown() (Finding, bool) {
 		if keyKnown {
 			return in.identityMissing(true), true
 		}
-		if identityAllows || in.d.Message.Kind == cloudtrail.MsgNoResourceAllow {
+		if in.d.Message.Kind == cloudtrail.MsgNoResourceAllow {
 			return in.keyPolicyMissing(false), true
+		}
+		if identityAllows {
+			return in.likely(false, fmt.Sprintf("The identity policies of %s allow it; the key policy could not be read: if it neither names the principal nor lets account %s delegate through IAM, a key-policy statement fixes it.", in.who, in.d.KeyAccount)), true
 		}
 		return in.identityMissing(false), true
 	}
@@ -430,9 +505,31 @@ func (in *inputs) crossAccountFrom(res policy.KMSResult, keyKnown, princKnown bo
 	return in.crossAccount(!identityAllows, !keyAdmits, known)
 }
 
+// keyPolicyMissing: the key policy read does not admit the caller, or KMS's message says no
+// resource-based policy allows (when the key policy was not read).
 func (in *inputs) keyPolicyMissing(known bool) Finding {
-	return Finding{Code: finding.KeyPolicyMissing, NeedKeyPolicy: true, KnownEnough: known,
-		Detail: fmt.Sprintf("The key policy of %s neither names %s nor lets account %s delegate through IAM (no statement for arn:aws:iam::%s:root), so identity policies cannot grant %s; add a key-policy statement for the principal.", in.keyName, in.who, in.d.KeyAccount, in.d.KeyAccount, in.action)}
+	detail := fmt.Sprintf("The key policy of %s neither names %s nor lets account %s delegate through IAM (no statement for arn:aws:iam::%s:root), so identity policies cannot grant %s; add a key-policy statement for the principal.", in.keyName, in.who, in.d.KeyAccount, in.d.KeyAccount, in.action)
+	if !in.keyRead() {
+		detail = fmt.Sprintf("KMS says no resource-based policy allows %s to %s with key %s. The key policy could not be read (GetKeyPolicy would show it): if it neither names the principal nor lets account %s delegate through IAM, the proposed key-policy statement fixes it.", in.who, in.action, in.keyName, in.d.KeyAccount)
+	}
+	return Finding{Code: finding.KeyPolicyMissing, NeedKeyPolicy: true, KnownEnough: known, Detail: detail}
+}
+
+// keyRead says the key policy was read (or is the documented policy of an AWS managed key).
+func (in *inputs) keyRead() bool { return request.KeyPolicy(in.d, in.key) != nil }
+
+// likely is the answer when the message gives no reason and a side that decides it was not
+// read: undetermined, with the most likely patch (unverified) and what would settle it.
+func (in *inputs) likely(needIdentity bool, why string) Finding {
+	f := Finding{Code: finding.Undetermined, NeedIdentity: needIdentity, NeedKeyPolicy: !needIdentity}
+	settle := "reading the principal's identity policies (iam get-role-policy, list-attached-role-policies) would settle it"
+	patch := "an identity policy"
+	if !needIdentity {
+		settle = "reading the key policy (kms get-key-policy) would settle it"
+		patch = "a key-policy statement"
+	}
+	f.Detail = fmt.Sprintf("KMS refused %s %s on key %s, and its message does not say which policy refused. %s Most likely fix: %s (unverified); %s.", in.who, in.action, in.keyName, why, patch, settle)
+	return f
 }
 
 // denyRef finds the Deny statement of a layer the message named, when the world holds it.
@@ -459,30 +556,56 @@ func (in *inputs) authorize() policy.KMSResult {
 // kmsInputs is what the world holds for the evaluator.
 func (in *inputs) kmsInputs() policy.KMSInputs { return request.Inputs(in.d, in.w) }
 
+// identityMissing: no identity policy read allows the call, or KMS's message says none does
+// (when they were not read). The key policy is described only when it was read.
 func (in *inputs) identityMissing(known bool) Finding {
-	return Finding{Code: finding.IdentityPolicyMissing, NeedIdentity: true, KnownEnough: known && in.princ != nil,
-		Detail: fmt.Sprintf("The key policy of %s lets account %s grant access through IAM, but no identity policy of %s allows %s on it; attach an identity policy.", in.keyName, in.d.Identity.Account, in.who, in.action)}
+	var detail string
+	switch {
+	case in.princ != nil && in.keyRead():
+		detail = fmt.Sprintf("The key policy of %s lets account %s grant access through IAM, but no identity policy of %s allows %s on it; attach an identity policy.", in.keyName, in.d.Identity.Account, in.who, in.action)
+	case in.princ != nil:
+		detail = fmt.Sprintf("No identity policy of %s allows %s on key %s; attach an identity policy. The key policy could not be read: if it does not let account %s delegate through IAM, a key-policy statement is needed as well.", in.who, in.action, in.keyName, in.d.KeyAccount)
+	case in.keyRead():
+		detail = fmt.Sprintf("KMS says no identity-based policy of %s allows %s on key %s, whose key policy lets account %s grant access through IAM; attach an identity policy. The principal's identity policies could not be read, so this is KMS's word, not checked.", in.who, in.action, in.keyName, in.d.Identity.Account)
+	default:
+		detail = fmt.Sprintf("KMS says no identity-based policy of %s allows %s on key %s; attach an identity policy. Neither the key policy nor the principal's policies could be read: if the key policy does not let account %s delegate through IAM, a key-policy statement is needed as well.", in.who, in.action, in.keyName, in.d.KeyAccount)
+	}
+	return Finding{Code: finding.IdentityPolicyMissing, NeedIdentity: true, KnownEnough: known && in.princ != nil, Detail: detail}
 }
 
 func (in *inputs) crossAccount(needIdentity, needKey, known bool) Finding {
 	d := in.d
 	var parts []string
 	if needKey {
-		parts = append(parts, fmt.Sprintf("a key-policy statement in account %s naming %s", d.KeyAccount, d.Identity.PrincipalARN))
+		p := fmt.Sprintf("a key-policy statement in account %s naming %s", d.KeyAccount, d.Identity.PrincipalARN)
+		if !in.keyRead() {
+			p += " (the key policy could not be read: not needed if it already admits the principal)"
+		}
+		parts = append(parts, p)
 	}
 	if needIdentity {
-		parts = append(parts, fmt.Sprintf("an identity policy on %s in account %s", in.who, d.Identity.Account))
+		p := fmt.Sprintf("an identity policy on %s in account %s", in.who, d.Identity.Account)
+		if in.princ == nil {
+			p += " (its identity policies could not be read: not needed if one already allows it)"
+		}
+		parts = append(parts, p)
 	}
-	return Finding{Code: finding.CrossAccountAccessMissing, NeedIdentity: needIdentity, NeedKeyPolicy: needKey, KnownEnough: known,
+	f := Finding{Code: finding.CrossAccountAccessMissing, NeedIdentity: needIdentity, NeedKeyPolicy: needKey, KnownEnough: known,
 		Detail: fmt.Sprintf("Key %s belongs to account %s and %s in account %s was refused %s; cross-account use needs the key policy and the caller's IAM to both allow it. Missing: %s.",
-			in.keyName, d.KeyAccount, in.who, d.Identity.Account, in.action, strings.Join(parts, " and ")),
-		Escalate: fmt.Sprintf("the key's administrators in account %s (for the key-policy statement)", d.KeyAccount)}
+			in.keyName, d.KeyAccount, in.who, d.Identity.Account, in.action, strings.Join(parts, " and "))}
+	if needKey {
+		// Only the key-policy side is the key owner's to change.
+		f.Escalate = fmt.Sprintf("the key's administrators in account %s (for the key-policy statement)", d.KeyAccount)
+	}
+	return f
 }
 
 func (in *inputs) conditionMismatch(where string, ref *policy.StatementRef, key string, identitySide, keySide, known bool) Finding {
 	d := in.d
 	why := ""
 	switch strings.ToLower(key) {
+	case "kms:encryptioncontext:aws:s3express:arn":
+		why = fmt.Sprintf(" The directory bucket's context is its bucket ARN %s.", d.ContextARN)
 	case "kms:encryptioncontext:aws:s3:arn":
 		if d.BucketKey {
 			why = fmt.Sprintf(" The bucket uses S3 Bucket Keys, so the context is the bucket ARN arn:aws:s3:::%s, not an object ARN.", d.Bucket)
@@ -490,7 +613,9 @@ func (in *inputs) conditionMismatch(where string, ref *policy.StatementRef, key 
 			why = fmt.Sprintf(" The request's context is %s.", d.ContextARN)
 		}
 	case "kms:viaservice":
-		why = fmt.Sprintf(" The request came through %s.", request.ViaService(d))
+		if via := request.ViaService(d); via != "" {
+			why = fmt.Sprintf(" The request came through %s.", via)
+		}
 	}
 	f := Finding{Code: finding.ConditionMismatch, NeedIdentity: identitySide, NeedKeyPolicy: keySide, KnownEnough: known,
 		Detail: fmt.Sprintf("%s allows %s on %s, but its condition on %s does not match this request.%s", where+" statement "+sidOrIndex(ref), in.action, in.keyName, key, why)}
@@ -529,16 +654,33 @@ func (in *inputs) fromMessage() Finding {
 		return in.crossAccount(!in.identityKnownToAllow(), true, false)
 	}
 	if d.Message.Kind == cloudtrail.MsgExplicitDeny {
-		f := in.keyPolicyDeny(nil)
-		f.Detail += " The message does not name the policy type; a Deny in the key policy is the usual cause, so check it first."
-		return f
+		// The message says a Deny matched but not where; unread policies cannot say which.
+		return Finding{Code: finding.Undetermined,
+			Detail: fmt.Sprintf("KMS refused %s %s on key %s with an explicit deny, and the message does not name the policy type. %s Look for a Deny statement matching this request in the key policy first, then in the principal's identity policies, permissions boundary, session policy and the organization's SCPs and RCPs.", in.who, in.action, in.keyName, in.unreadSentence()),
+			Escalate: "the owners of the key policy and of the principal's policies"}
 	}
 	if !in.same {
 		// Ambiguous, old or unknown wording: cross-account denials look like this.
 		return in.crossAccount(!in.identityKnownToAllow(), true, false)
 	}
-	return Finding{Code: finding.Undetermined, NeedKeyPolicy: true,
-		Detail: fmt.Sprintf("KMS's message (%q) does not say which policy refused, and the key policy could not be read: most likely the key policy of %s does not admit %s. The proposed key-policy statement is unverified.", shorten(d.Message.Text, 160), in.keyName, in.who)}
+	if in.keyRead() {
+		// The key policy read admits the caller (evaluate found nothing to fix on its side).
+		return in.likely(true, fmt.Sprintf("The key policy of %s admits the principal; %s", in.keyName, in.unreadSentence()))
+	}
+	return in.likely(false, in.unreadSentence())
+}
+
+// unreadSentence says which sides could not be read.
+func (in *inputs) unreadSentence() string {
+	switch {
+	case !in.keyRead() && in.princ == nil:
+		return "Neither the key policy nor the principal's identity policies could be read."
+	case !in.keyRead():
+		return "The key policy could not be read."
+	case in.princ == nil:
+		return "The principal's identity policies could not be read."
+	}
+	return "Both the key policy and the principal's identity policies were read."
 }
 
 // keyKnownToAdmit says the world's key policy lets the caller (or its account) in.

@@ -58,11 +58,25 @@ func Build(d *cloudtrail.Denial, f Sides, w *world.World) []finding.Patch {
 
 // conditions limit a statement to S3 in the request's Region and to this bucket's objects (or
 // the bucket itself, which is the context when the bucket uses S3 Bucket Keys).
+//
+// A directory bucket's context is its bucket ARN under aws:s3express:arn
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-express-UsingKMSEncryption.html,
+// "Encryption context"): the statement names exactly that value. The kms:ViaService value of
+// S3 Express One Zone's calls is not documented there nor found elsewhere (unverified), so
+// instead of guessing it the statement requires aws:ViaAWSService, which is true on every
+// forward access session (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-viaawsservice):
+// direct calls stay refused, but "through S3 only" cannot be shown, so such a patch is never
+// verified (the probe through another service is allowed by it).
 func conditions(d *cloudtrail.Denial, withCallerAccount bool) policy.Condition {
-	eq := map[string]policy.Values{"kms:ViaService": policy.V(request.ViaService(d))}
+	eq := map[string]policy.Values{}
 	if withCallerAccount {
 		eq["kms:CallerAccount"] = policy.V(d.Identity.Account)
 	}
+	if d.DirectoryBucket {
+		eq["kms:EncryptionContext:"+cloudtrail.DirectoryContextKey] = policy.V(d.ContextARN)
+		return policy.Condition{"StringEquals": eq, "Bool": {"aws:ViaAWSService": policy.V("true")}}
+	}
+	eq["kms:ViaService"] = policy.V(request.ViaService(d))
 	c := policy.Condition{"StringEquals": eq}
 	if b := bucketARN(d); b != "" {
 		c["StringLike"] = map[string]policy.Values{
@@ -110,6 +124,18 @@ func keyPolicyPatch(d *cloudtrail.Denial, k *world.Key) finding.Patch {
 		Action:    policy.List(d.Actions...),
 		Resource:  policy.V(d.KeyARN),
 		Condition: conditions(d, true),
+	}
+	if pattern, ok := PermissionSetPattern(d.Identity); ok {
+		// IAM Identity Center replaces a permission set's role, with a new suffix, whenever
+		// its assignments are removed and added again; a key policy naming the role's ARN then
+		// names a deleted role. AWS's page on referencing permission sets in KMS key policies
+		// (https://docs.aws.amazon.com/singlesignon/latest/userguide/referencingpermissionsets.html)
+		// describes that and recommends matching the role by aws:PrincipalArn with the suffix
+		// wildcarded. The account is the Principal (so the role's own IAM policy, the
+		// permission set, must also allow, as for any principal of the account) and the
+		// condition picks this permission set's role in this Region only.
+		st.Principal = policy.AWSPrincipal("arn:" + partitionOf(d.Identity.PrincipalARN) + ":iam::" + d.Identity.Account + ":root")
+		st.Condition["ArnLike"] = map[string]policy.Values{"aws:PrincipalArn": policy.V(pattern)}
 	}
 	p := finding.Patch{
 		Kind:      finding.KindKeyPolicyStatement,
@@ -164,4 +190,39 @@ func compact(v any) string {
 		return fmt.Sprintf("<unencodable: %v>", err)
 	}
 	return string(b)
+}
+
+// PermissionSetPattern is the durable aws:PrincipalArn pattern for an IAM Identity Center
+// role: its ARN with the unique suffix after the permission set's name wildcarded
+// (arn:aws:iam::A:role/aws-reserved/sso.amazonaws.com/REGION/AWSReservedSSO_NAME_*). ok is
+// false for any other principal, and for a name or path with characters IAM does not allow
+// (a wildcard there would widen the pattern).
+func PermissionSetPattern(id cloudtrail.Identity) (string, bool) {
+	if id.Kind != cloudtrail.KindSSORole || id.Account == "" {
+		return "", false
+	}
+	arn := id.PrincipalARN
+	i := strings.LastIndex(arn, "/AWSReservedSSO_")
+	j := strings.LastIndexByte(arn, '_')
+	if i < 0 || j <= i+len("/AWSReservedSSO_") || !strings.Contains(arn[:i+1], ":role/aws-reserved/sso.amazonaws.com/") {
+		return "", false
+	}
+	for _, c := range arn[:j] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(":/_+=,.@-", c)) {
+			return "", false
+		}
+	}
+	for _, c := range arn[j+1:] {
+		if !(c >= 'a' && c <= 'f' || c >= '0' && c <= '9') {
+			return "", false
+		}
+	}
+	return arn[:j+1] + "*", true
+}
+
+func partitionOf(arn string) string {
+	if p := strings.SplitN(arn, ":", 3); len(p) == 3 && p[1] != "" {
+		return p[1]
+	}
+	return "aws"
 }

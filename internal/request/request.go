@@ -303,8 +303,13 @@ func requestAlias(ref string) string {
 	return ""
 }
 
-// ViaService is the kms:ViaService value of S3 in the request's Region.
+// ViaService is the kms:ViaService value of S3 in the request's Region. It is empty for a
+// directory bucket: the value S3 Express One Zone's calls carry is not documented
+// (unverified), so it is not claimed.
 func ViaService(d *cloudtrail.Denial) string {
+	if d.DirectoryBucket {
+		return ""
+	}
 	region := d.Region
 	if region == "" {
 		region = d.KeyRegion
