@@ -71,4 +71,3 @@ func Examine(item cloudtrail.Item, w *world.World) (finding.Report, decision.Evi
 	ev.Verification = patch.Verify(d, w, r.Patches)
 	return r, ev
 }
-
