@@ -7,16 +7,18 @@ import (
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 )
 
-// BenchmarkDecide is the pure guard for a finding whose principal IAM cannot edit: it builds
-// and verifies the key-policy and grant alternatives with the engine's evaluator.
+// BenchmarkDecide is the pure guard for an identity-policy finding of an IAM user in the
+// key's account: it builds and verifies the key-policy and grant alternatives with the
+// engine's evaluator. (It used an Identity Center role until those were refused outright.)
 func BenchmarkDecide(b *testing.B) {
 	key := keyARNIn(sandbox)
-	w := worldFor(key, keyPolicy(sandbox, true), ssoARN)
-	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, kind: cloudtrail.KindSSORole, principal: ssoARN}, w)
+	userARN := "arn:aws:iam::111122223333:user/uploader"
+	w := worldFor(key, keyPolicy(sandbox, true), userARN)
+	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, kind: cloudtrail.KindUser, principal: userARN}, w)
 	s := settings()
 	b.ReportAllocs()
 	for b.Loop() {
-		if d := Decide(s, &r, w); len(d.Candidates) != 2 {
+		if d := Decide(s, &r, w); len(d.Candidates) == 0 {
 			b.Fatal(d.Refusal)
 		}
 	}

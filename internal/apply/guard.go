@@ -194,6 +194,12 @@ func principalRefusal(r *finding.Report) string {
 		return "the root user is never granted automatically"
 	case !strings.Contains(r.Principal, ":role/") && !strings.Contains(r.Principal, ":user/"):
 		return "principal " + r.Principal + " is not an IAM role or user"
+	case cloudtrail.PrincipalKind(r.PrincipalType) == cloudtrail.KindSSORole || strings.Contains(r.Principal, ":role/aws-reserved/sso.amazonaws.com/"):
+		// Whatever the lever: the permission set governs this role (docs/contract.md,
+		// "Principals never changed automatically").
+		return "IAM cannot edit " + r.Principal + " (an IAM Identity Center role, governed by its permission set), so nothing is changed for it automatically, whatever the patch kind"
+	case cloudtrail.PrincipalKind(r.PrincipalType) == cloudtrail.KindServiceLinkedRole || strings.Contains(r.Principal, ":role/aws-service-role/"):
+		return "IAM cannot edit " + r.Principal + " (a service-linked role, governed by its service), so nothing is changed for it automatically, whatever the patch kind"
 	}
 	return ""
 }

@@ -97,12 +97,14 @@ func TestDecide(t *testing.T) {
 		}), delegating, nil, "patch kind scp is not applied"},
 		{"no encryption context: no grant", settings(), mod(keyMissing, func(r *finding.Report) { r.Bucket, r.Object = "", "" }), closed,
 			[]string{finding.KindKeyPolicyStatement}, ""},
-		{"SSO role: IAM refused, key policy and grant verified instead", settings(), sso, worldFor(key, keyPolicy(sandbox, true), ssoARN),
-			[]string{finding.KindKeyPolicyStatement, finding.KindGrant}, ""},
-		{"service-linked role: key policy and grant", settings(), slr, worldFor(key, keyPolicy(sandbox, true), slrARN),
-			[]string{finding.KindKeyPolicyStatement, finding.KindGrant}, ""},
-		{"SSO role without a retiring principal: key policy only", with(func(s *Settings) { s.RemediatorRoleARN = "" }), sso, worldFor(key, keyPolicy(sandbox, true), ssoARN),
-			[]string{finding.KindKeyPolicyStatement}, ""},
+		// A principal IAM cannot edit is never changed automatically, whatever the lever
+		// (issue 14 item 6, docs/contract.md).
+		{"SSO role: refused, no key-policy or grant lever either", settings(), sso, worldFor(key, keyPolicy(sandbox, true), ssoARN),
+			nil, "IAM Identity Center role"},
+		{"service-linked role: refused, no key-policy or grant lever either", settings(), slr, worldFor(key, keyPolicy(sandbox, true), slrARN),
+			nil, "service-linked role"},
+		{"SSO role with a key-policy patch: refused", settings(), mod(sso, func(r *finding.Report) { r.Patches = keyMissing.Patches }), worldFor(key, keyPolicy(sandbox, true), ssoARN),
+			nil, "whatever the patch kind"},
 		{"cross account from the caller's sandbox: only the identity side", settings(), cross, crossWorld, []string{finding.KindIdentityPolicy}, ""},
 		{"cross account, key owner's sandbox: the statement", with(func(s *Settings) {
 			s.Account, s.SandboxAccounts, s.RemediatorRoleARN = other, []string{other}, ""
@@ -242,13 +244,14 @@ func TestDenialOfRebuildsTheRequest(t *testing.T) {
 // the remaining lever can say everything.
 func TestDecideSkippedReasons(t *testing.T) {
 	key := keyARNIn(sandbox)
-	w := worldFor(key, keyPolicy(sandbox, true), ssoARN)
-	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, kind: cloudtrail.KindSSORole, principal: ssoARN}, w)
+	userARN := "arn:aws:iam::111122223333:user/uploader"
+	w := worldFor(key, keyPolicy(sandbox, true), userARN)
+	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, kind: cloudtrail.KindUser, principal: userARN}, w)
 	s := settings()
 	s.RemediatorRoleARN = ""
 	dec := Decide(s, &r, w)
 	all := strings.Join(dec.Skipped, "; ")
-	for _, want := range []string{"IAM cannot edit " + ssoARN, "IAM Identity Center", "retiring principal"} {
+	for _, want := range []string{"retiring principal"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("skipped %q lacks %q", all, want)
 		}

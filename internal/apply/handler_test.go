@@ -65,17 +65,23 @@ func TestHandlerAppliesSampleEventAndSweeperReverts(t *testing.T) {
 	s.checkMessagesAndSweep(t)
 }
 
-// Sample event 03: an IAM Identity Center role that IAM cannot edit. The engine alone says
-// no auto-apply; the guard applies the key-policy statement instead (verified by the
-// engine's evaluator), and it is reverted at expiry byte-for-byte.
-func TestHandlerSSORoleGetsTheKeyPolicyLever(t *testing.T) {
+// Sample event 03: an IAM Identity Center role that IAM cannot edit. Nothing is changed for
+// it automatically, whatever the lever (issue 14 item 6, docs/contract.md): the key policy
+// stays as it was and the notification says why.
+func TestHandlerSSORoleIsNeverAutoApplied(t *testing.T) {
 	_, dynURL := apply.EmulatorURLs()
 	kmsURL := emulator.LocalKMSEndpoint(t, "246813579024", "eu-west-1")
 	s := runSample(t, "03-identity-policy-missing-sso-role", "arn:aws:kms:eu-west-1:246813579024:key/c41d8e2f-7b3a-4a96-8e05-d1f2a6b93c70", "eu-west-1", kmsURL, dynURL)
-	if s.rep.Applied == nil || s.rep.Applied.Lever != finding.KindKeyPolicyStatement {
-		t.Fatalf("not applied with the key policy: auto_apply=%v blocked=%q applied=%+v", s.rep.AutoApply, s.rep.AutoApplyBlocked, s.rep.Applied)
+	if s.rep.Applied != nil || s.rep.AutoApply || !strings.Contains(s.rep.AutoApplyBlocked, "IAM Identity Center") {
+		t.Fatalf("auto_apply=%v blocked=%q applied=%+v; want no change, blocked naming IAM Identity Center", s.rep.AutoApply, s.rep.AutoApplyBlocked, s.rep.Applied)
 	}
-	s.checkMessagesAndSweep(t)
+	out, err := s.kc.GetKeyPolicy(context.Background(), &kms.GetKeyPolicyInput{KeyId: &s.live, PolicyName: aws.String("default")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.Policy) != s.before {
+		t.Errorf("the key policy changed:\n%s", aws.ToString(out.Policy))
+	}
 }
 
 type sampleRun struct {

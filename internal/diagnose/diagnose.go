@@ -274,8 +274,8 @@ func (in *inputs) neededStatement() *policy.Statement {
 	d := in.d
 	return &policy.Statement{
 		Sid: "AllowKmsViaS3", Effect: "Allow",
-		Action:   policy.List(d.Actions...),
-		Resource: policy.V(d.KeyARN),
+		Action:    policy.List(d.Actions...),
+		Resource:  policy.V(d.KeyARN),
 		Condition: viaS3(d),
 	}
 }
@@ -656,7 +656,7 @@ func (in *inputs) fromMessage() Finding {
 	if d.Message.Kind == cloudtrail.MsgExplicitDeny {
 		// The message says a Deny matched but not where; unread policies cannot say which.
 		return Finding{Code: finding.Undetermined,
-			Detail: fmt.Sprintf("KMS refused %s %s on key %s with an explicit deny, and the message does not name the policy type. %s Look for a Deny statement matching this request in the key policy first, then in the principal's identity policies, permissions boundary, session policy and the organization's SCPs and RCPs.", in.who, in.action, in.keyName, in.unreadSentence()),
+			Detail:   fmt.Sprintf("KMS refused %s %s on key %s with an explicit deny, and the message does not name the policy type. %s Look for a Deny statement matching this request in the key policy first, then in the principal's identity policies, permissions boundary, session policy and the organization's SCPs and RCPs.", in.who, in.action, in.keyName, in.unreadSentence()),
 			Escalate: "the owners of the key policy and of the principal's policies"}
 	}
 	if !in.same {
