@@ -196,6 +196,15 @@ func denialOf(f finding.Report) *cloudtrail.Denial {
 	if strings.Contains(f.Principal, ":user/") {
 		kind = cloudtrail.KindUser
 	}
+	// Whether IAM can edit the principal decides auto_apply for every patch kind
+	// (decision.Decide; docs/contract.md "Principals never changed automatically").
+	editable, notEditable := true, ""
+	switch {
+	case strings.Contains(f.Principal, ":role/aws-reserved/sso.amazonaws.com/"):
+		kind, editable, notEditable = cloudtrail.KindSSORole, false, "an IAM Identity Center role: change its permission set"
+	case strings.Contains(f.Principal, ":role/aws-service-role/"):
+		kind, editable, notEditable = cloudtrail.KindServiceLinkedRole, false, "a service-linked role"
+	}
 	actions := slices.Clone(f.Actions)
 	return &cloudtrail.Denial{
 		EventID:    f.EventID,
@@ -214,6 +223,8 @@ func denialOf(f finding.Report) *cloudtrail.Denial {
 		Actions:    actions,
 		Identity: cloudtrail.Identity{
 			Kind:         kind,
+			Editable:     editable,
+			NotEditable:  notEditable,
 			PrincipalARN: f.Principal,
 			Account:      f.PrincipalAccount,
 			SessionARN:   f.SessionARN,
