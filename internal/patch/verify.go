@@ -48,10 +48,12 @@ func Verify(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) Verif
 			}
 			return s.forCaller
 		}
-		// Widened unless the probe was surely allowed before or is surely refused after:
-		// with unknown condition values, the bounds of each decision (policy.KMSResult).
-		if policy.AuthorizeKMS(p.req, in(before)).Decision != policy.Allow &&
-			policy.AuthorizeKMS(p.req, in(after)).Upper == policy.Allow {
+		// With unknown condition values, before and after are compared at each bound
+		// (policy.KMSResult): every unknown against the request, then every unknown for it.
+		// The patch's own statements read only known keys, so a probe it opens is opened at
+		// one of the bounds; an allow the world may already give is not the patch's doing.
+		b, a := policy.AuthorizeKMS(p.req, in(before)), policy.AuthorizeKMS(p.req, in(after))
+		if (b.Decision != policy.Allow && a.Decision == policy.Allow) || (b.Upper != policy.Allow && a.Upper == policy.Allow) {
 			v.Widened = append(v.Widened, p.name)
 		}
 	}
