@@ -22,7 +22,7 @@ func TestSynthesizedEnvironmentReachesFunction(t *testing.T) {
 		"lower edges": {
 			"mode": "notify", "sandboxAccounts": "", "applyDiagnoses": "", "applyExpiry": "15m", "dryRun": "false",
 			"slackSecretArn": "", "dedupeWindow": "1m", "propagationWindow": "1m", "keyOwnerBuses": "",
-			"trustedAccounts": "", "trustedOrgId": "",
+			"trustedAccounts": "", "trustedOrgId": "", "maxKeyStatements": "1",
 		},
 		"upper edges": {
 			"mode": "apply", "sandboxAccounts": " 222233334444 ,111122223333,111122223333", "dryRun": "TRUE",
@@ -30,6 +30,7 @@ func TestSynthesizedEnvironmentReachesFunction(t *testing.T) {
 			"applyExpiry":    "168h", "dedupeWindow": "10080m", "propagationWindow": "24h", "slackSecretArn": secretARN,
 			"keyOwnerBuses":   "*=arn:aws:events:us-east-1:999988887777:event-bus/org," + otherAcct + "=" + ownerBus,
 			"trustedAccounts": otherAcct + "," + sandbox, "trustedOrgId": "o-abcdefghij0123456789abcdefghij01",
+			"maxKeyStatements": "50",
 		},
 		"odd forms": {
 			"mode": "apply", "sandboxAccounts": sandbox, "applyDiagnoses": "condition-mismatch",
@@ -49,6 +50,7 @@ func TestSynthesizedEnvironmentReachesFunction(t *testing.T) {
 		"keyOwnerBuses":     {otherAcct, otherAcct + "=arn:aws:events:us-east-1:777788889999:event-bus/default"},
 		"trustedAccounts":   {"abc"},
 		"trustedOrgId":      {"o-short"},
+		"maxKeyStatements":  {"0", "51", "five"},
 	}
 
 	// Every Function parameter is exercised both ways.

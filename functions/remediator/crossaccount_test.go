@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -27,6 +28,8 @@ func TestCrossAccountThroughTheBootstrap(t *testing.T) {
 		key        = "arn:aws:kms:eu-west-2:609284715320:key/d15f7a3c-0e92-4b6d-8c41-5b7e2a9f0d13"
 	)
 	s := loadSample(t, "21-cross-account-message-only")
+	// The key owner acts only on a denial at most its dedupe window old: the denial is now.
+	s.event = bytes.Replace(s.event, []byte(`"eventTime": "2025-11-04T09:12:40Z"`), []byte(`"eventTime": "`+time.Now().UTC().Format(time.RFC3339)+`"`), 1)
 	bridge := awsfake.NewEventBridge(t, callerAcct)
 	bridge.AddBus(ownerBus)
 	caller := start(t, s, "KMSFIX_KEY_OWNER_BUSES="+ownerAcct+"="+ownerBus, "AWS_ENDPOINT_URL_EVENTBRIDGE="+bridge.URL)

@@ -124,6 +124,8 @@ func main() {
 		h.Requests = &crossaccount.Receiver{
 			Enricher: h.Enricher, STS: stsClient, Region: awsCfg.Region,
 			TrustedAccounts: cfg.TrustedAccounts, TrustedOrgID: cfg.TrustedOrgID, Sandbox: cfg.SandboxAccounts,
+			Window: cfg.DedupeWindow, MaxStatements: cfg.MaxKeyStatements,
+			Seen: &crossaccount.TableSeenLog{DB: ddb, Table: cfg.TableName},
 		}
 	}
 	decorate(h)

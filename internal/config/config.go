@@ -48,6 +48,10 @@ type Config struct {
 	// policy checks aws:PrincipalOrgID).
 	TrustedOrgID      string
 	RemediatorRoleARN string
+	// MaxKeyStatements caps kmsfix's statements in one key policy (key-owner side): a request
+	// that would add one more is refused, so requests cannot push a key policy toward its
+	// 32 KB limit.
+	MaxKeyStatements int
 	// AuditKeyARN is the HMAC_256 KMS key that seals apply's audit records; apply mode
 	// refuses every change without it (internal/apply, seal.go).
 	AuditKeyARN string
@@ -112,6 +116,7 @@ var Params = []Param{
 	{"keyOwnerBuses", "KMSFIX_KEY_OWNER_BUSES", "", "caller side: ACCOUNT=busARN,... and/or *=busARN (an account's own entry wins) to send key-policy change requests to", Function},
 	{"trustedAccounts", "KMSFIX_TRUSTED_ACCOUNTS", "", "key-owner side: comma-separated accounts allowed to send key-policy change requests", Function},
 	{"trustedOrgId", "KMSFIX_TRUSTED_ORG_ID", "", "key-owner side: accept requests from any account of this organization (o-...)", Function},
+	{"maxKeyStatements", "KMSFIX_MAX_KEY_STATEMENTS", "5", "key-owner side: most kmsfix statements one key policy may hold before requests for it are refused, 1 to 50", Function},
 	{"reservedConcurrency", "KMSFIX_RESERVED_CONCURRENCY", "5", "reserved concurrent executions of the function, 1 to 100", DeploymentOnly},
 	{"logRetentionDays", "KMSFIX_LOG_RETENTION_DAYS", "365", "retention of the function's log group (a CloudWatch Logs value)", DeploymentOnly},
 	{"createTrail", "KMSFIX_CREATE_TRAIL", "false", "create a CloudTrail trail (management events, KMS included) for an account without one", DeploymentOnly},
@@ -120,6 +125,9 @@ var Params = []Param{
 	{"", "KMSFIX_REMEDIATOR_ROLE_ARN", "", "the function's own role, the grant retiring principal", Stack},
 	{"", "KMSFIX_AUDIT_KEY_ARN", "", "HMAC_256 KMS key sealing apply's audit records; apply mode refuses every change without it", Stack},
 }
+
+// MaxKeyStatements is the highest KMSFIX_MAX_KEY_STATEMENTS accepted.
+const MaxKeyStatements = 50
 
 // DefaultApplyDiagnoses are the codes applied automatically unless KMSFIX_APPLY_DIAGNOSES says
 // otherwise.
@@ -196,6 +204,7 @@ func (c Config) Environment() map[string]string {
 		"KMSFIX_KEY_OWNER_BUSES":    c.keyOwnerBusesEnv(),
 		"KMSFIX_TRUSTED_ACCOUNTS":   strings.Join(c.TrustedAccounts, ","),
 		"KMSFIX_TRUSTED_ORG_ID":     c.TrustedOrgID,
+		"KMSFIX_MAX_KEY_STATEMENTS": strconv.Itoa(c.MaxKeyStatements),
 	}
 	// Optional ones are left out when unset, as a deployer who never set them would expect.
 	if c.SlackSecretARN != "" {
@@ -284,6 +293,10 @@ func (p *parser) function() Config {
 		KeyOwnerBuses:     p.buses("keyOwnerBuses"),
 		TrustedAccounts:   p.accounts("trustedAccounts"),
 		TrustedOrgID:      p.orgID("trustedOrgId"),
+		MaxKeyStatements:  p.integer("maxKeyStatements"),
+	}
+	if c.MaxKeyStatements < 1 || c.MaxKeyStatements > MaxKeyStatements {
+		p.fail("maxKeyStatements", "is %d; want 1 to %d", c.MaxKeyStatements, MaxKeyStatements)
 	}
 	if c.Mode == ModeApply && len(c.SandboxAccounts) == 0 {
 		p.fail("sandboxAccounts", "is empty but mode is apply: changes are only ever made in sandbox accounts, so nothing could be applied")

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -18,6 +19,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/notify"
 	"github.com/kmsfix/kmsfix/internal/patch"
+	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -46,10 +48,29 @@ type Receiver struct {
 	TrustedOrgID    string
 	// Sandbox lists the accounts where automatic fixes are allowed (KMSFIX_SANDBOX_ACCOUNTS).
 	Sandbox []string
+	// Window is how old a request's denial may be (KMSFIX_DEDUPE_WINDOW; 0: DefaultWindow):
+	// the sender sends one request per finding per window, right after the denial.
+	Window time.Duration
+	// Seen remembers the denials requests were accepted for, so a replayed request is refused
+	// (nil: this container only; the function uses TableSeenLog).
+	Seen SeenLog
+	// MaxStatements caps kmsfix's statements in one key policy (KMSFIX_MAX_KEY_STATEMENTS;
+	// 0: DefaultMaxStatements).
+	MaxStatements int
+	Now           func() time.Time
 
 	mu      sync.Mutex
 	account string
+	mem     MemorySeenLog
 }
+
+// Defaults of the receiver's limits.
+const (
+	DefaultWindow        = time.Hour
+	DefaultMaxStatements = 5
+	// clockSkew is how far in the future a denial time may be (clocks differ a little).
+	clockSkew = 5 * time.Minute
+)
 
 // Rejection is a request refused for good: it is logged with its reason and dropped,
 // never retried.
@@ -119,6 +140,11 @@ func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, 
 		return finding.Report{}, nil, decision.Evidence{}, reject("the requested statement from account %s is not least privilege: %s", sender, why)
 	}
 
+	now := rc.now()
+	if err := rc.checkFresh(req, sender, now); err != nil {
+		return finding.Report{}, nil, decision.Evidence{}, err
+	}
+
 	w := rc.Enricher.World(ctx, d)
 	k := w.Key(f.Key)
 	switch {
@@ -127,9 +153,82 @@ func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, 
 	case k != nil && request.AWSManaged(d, k):
 		return finding.Report{}, nil, decision.Evidence{}, reject("key %s is an AWS managed key: its policy cannot be changed", f.Key)
 	}
+	if k != nil && k.Policy != nil {
+		n, max := kmsfixStatements(k.Policy.Statement, want.Sid), rc.maxStatements()
+		if n >= max {
+			return finding.Report{}, nil, decision.Evidence{}, reject("key %s already has %d kmsfix statements (the cap is %d, KMSFIX_MAX_KEY_STATEMENTS); request from account %s refused", f.Key, n, max, sender)
+		}
+	}
 	w.SandboxAccounts = slices.Clone(rc.Sandbox)
 	rep, ev := rc.ownerReport(d, req, sender, own, w)
+	// Last, once everything else accepted it: a request is accepted once per denial.
+	seen := rc.Seen
+	if seen == nil {
+		seen = &rc.mem
+	}
+	first, err := seen.Accept(ctx, sender, req.DenialEventID, env.ID, now, now.Add(2*rc.window()))
+	if err != nil {
+		return finding.Report{}, nil, decision.Evidence{}, err
+	}
+	if !first {
+		return finding.Report{}, nil, decision.Evidence{}, reject("a request for denial %s from account %s was accepted before (a replay)", req.DenialEventID, sender)
+	}
 	return rep, w, ev, nil
+}
+
+func (rc *Receiver) now() time.Time {
+	if rc.Now != nil {
+		return rc.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (rc *Receiver) window() time.Duration {
+	if rc.Window > 0 {
+		return rc.Window
+	}
+	return DefaultWindow
+}
+
+func (rc *Receiver) maxStatements() int {
+	if rc.MaxStatements > 0 {
+		return rc.MaxStatements
+	}
+	return DefaultMaxStatements
+}
+
+// checkFresh refuses a request without the original denial's id and time, or whose denial is
+// older than the window (or in the future): a request is made right after its denial.
+func (rc *Receiver) checkFresh(req Request, sender string, now time.Time) error {
+	f := req.Finding
+	switch {
+	case req.DenialEventID == "" || req.DenialTime == "":
+		return reject("the request from account %s does not carry its denial's event id and time", sender)
+	case req.DenialEventID != f.EventID || req.DenialTime != f.EventTime:
+		return reject("the request's denial %s at %s is not its finding's (%s at %s)", req.DenialEventID, req.DenialTime, f.EventID, f.EventTime)
+	}
+	t, err := time.Parse(time.RFC3339, req.DenialTime)
+	switch {
+	case err != nil:
+		return reject("the denial time %q is not an RFC 3339 time", req.DenialTime)
+	case now.Sub(t) > rc.window():
+		return reject("denial %s happened at %s, more than %s ago (KMSFIX_DEDUPE_WINDOW): too old to act on", req.DenialEventID, req.DenialTime, rc.window())
+	case t.Sub(now) > clockSkew:
+		return reject("denial %s is dated %s, in the future", req.DenialEventID, req.DenialTime)
+	}
+	return nil
+}
+
+// kmsfixStatements counts the statements kmsfix added to a key policy (Sid KmsfixS3…),
+// other than sid itself.
+func kmsfixStatements(sts []policy.Statement, sid string) int {
+	n := 0
+	for _, s := range sts {
+		if strings.HasPrefix(s.Sid, "KmsfixS3") && s.Sid != sid {
+			n++
+		}
+	}
+	return n
 }
 
 // checkRequest checks the request's fields: who the envelope says sent it, that the finding

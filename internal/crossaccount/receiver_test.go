@@ -128,8 +128,12 @@ func receiver(t *testing.T, enr crossaccount.Enricher, sandbox ...string) *cross
 		Region:          region,
 		TrustedAccounts: []string{callerAcct},
 		Sandbox:         sandbox,
+		Now:             func() time.Time { return sampleTime.Add(time.Minute) },
 	}
 }
+
+// sampleTime is sample 21's eventTime: requests are judged a minute after their denial.
+var sampleTime = time.Date(2025, 11, 4, 9, 12, 40, 0, time.UTC)
 
 func set(path string, v any) func(map[string]any) {
 	return func(m map[string]any) {

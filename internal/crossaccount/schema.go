@@ -47,6 +47,11 @@ type Request struct {
 	// Statement is the key-policy statement requested (the finding's key-policy-statement
 	// patch). The receiver rebuilds it from the finding and accepts only an exact match.
 	Statement *policy.Statement `json:"statement"`
+	// DenialEventID and DenialTime are the original denial's CloudTrail eventID and
+	// eventTime (the finding's event_id and event_time). The receiver refuses a request whose
+	// denial is older than its dedupe window, or whose denial it accepted a request for before.
+	DenialEventID string `json:"denial_event_id"`
+	DenialTime    string `json:"denial_time"`
 	// Finding is the caller's report with both halves (docs/contract.md section 3).
 	Finding finding.Report `json:"finding"`
 }

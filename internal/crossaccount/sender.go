@@ -86,6 +86,8 @@ func NewRequest(r finding.Report, p finding.Patch, now time.Time) Request {
 		Key:           r.Key,
 		KeyAccount:    r.KeyAccount,
 		Statement:     p.Statement,
+		DenialEventID: r.EventID,
+		DenialTime:    r.EventTime,
 		Finding:       r,
 	}
 }

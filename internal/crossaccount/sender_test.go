@@ -150,7 +150,7 @@ func TestSenderDedupeAndFailures(t *testing.T) {
 // field is added here and in the document together.
 func TestRequestFieldsAreStable(t *testing.T) {
 	m := detailOf(t, callerReport(t, sampleKey))
-	want := []string{"finding", "key", "key_account", "request_id", "requested_at", "sender_account", "statement", "version"}
+	want := []string{"denial_event_id", "denial_time", "finding", "key", "key_account", "request_id", "requested_at", "sender_account", "statement", "version"}
 	var got []string
 	for k := range m {
 		got = append(got, k)
