@@ -8,9 +8,14 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/kmsfix/kmsfix/internal/notify"
 )
 
-func addAlarms(stack awscdk.Stack, fn awslambda.Function, deadLetters awssqs.Queue, topic awssns.Topic) {
+// addAlarms: the function failing or throttled, events in the dead-letter queue, and (with
+// Slack) a webhook Slack refuses for good, which no retry heals (notify.MetricWebhookRejected,
+// an EMF metric the function writes).
+func addAlarms(stack awscdk.Stack, fn awslambda.Function, deadLetters awssqs.Queue, topic awssns.Topic, slack bool) {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	alarms := []struct {
 		id, description string
@@ -23,6 +28,18 @@ func addAlarms(stack awscdk.Stack, fn awslambda.Function, deadLetters awssqs.Que
 		{"DeadLetters", "kmsfix events are waiting in the dead-letter queue",
 			deadLetters.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
 				Period: five, Statistic: jsii.String("Maximum")})},
+	}
+	if slack {
+		alarms = append(alarms, struct {
+			id, description string
+			metric          awscloudwatch.IMetric
+		}{"SlackWebhookRejected", "Slack refuses kmsfix's webhook (revoked, channel archived): findings reach only the SNS topic",
+			awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+				Namespace:     jsii.String(notify.MetricNamespace),
+				MetricName:    jsii.String(notify.MetricWebhookRejected),
+				DimensionsMap: &map[string]*string{"Service": jsii.String("remediator")},
+				Period:        five, Statistic: jsii.String("Sum"),
+			})})
 	}
 	action := awscloudwatchactions.NewSnsAction(topic)
 	for _, a := range alarms {

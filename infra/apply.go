@@ -5,65 +5,118 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/kmsfix/kmsfix/internal/config"
 )
 
-// addApplyPermissions gives the function the levers of apply mode (applyStatements), fenced to
-// the sandbox accounts; the function is deployed only after they exist.
-func addApplyPermissions(stack awscdk.Stack, cfg config.Config, r remediator) {
+// The opt-in tag: apply mode changes only roles, users and keys that carry it. Opt-in, not
+// opt-out: a resource nobody tagged is never changed. IAM matches the tag key of
+// aws:ResourceTag/<key> case-insensitively and the value as the operator says (StringEquals:
+// exactly), so "kmsfix:AUTO-FIX" is the same key and "Enabled" is not the value
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag).
+// IAM roles and users and KMS keys support aws:ResourceTag for these actions
+// (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html,
+// https://docs.aws.amazon.com/kms/latest/developerguide/abac.html).
+const (
+	optInTagKey   = config.AutoFixTagKey
+	optInTagValue = config.AutoFixTagValue
+	// cdkBootstrapRoles are the roles `cdk bootstrap` creates with the default qualifier: they
+	// deploy stacks, so no automatic change may ever touch them (a custom qualifier is not
+	// covered: the opt-in tag still fences those).
+	cdkBootstrapRoles = "cdk-hnb659fds-*"
+)
+
+// addApplyPermissions gives the function the levers of apply mode (applyStatements); the
+// function is deployed only after they exist. A dry run makes no change, so it gets no write
+// right at all: its reads (GetKeyPolicy, ListGrants) are the enrichment's.
+func addApplyPermissions(stack awscdk.Stack, cfg config.Config, r remediator, key awskms.Key) {
+	if cfg.DryRun {
+		return
+	}
 	role := r.role
 	applyPolicy := awsiam.NewPolicy(stack, jsii.String("ApplyPolicy"), &awsiam.PolicyProps{
 		Roles:      &[]awsiam.IRole{role},
-		Statements: applyStatements(cfg, role),
+		Statements: applyStatements(role, key),
 	})
 	suppressWildcards(applyPolicy, []string{
 		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
 		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
 		"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*",
 	}, "Apply mode changes the principal or key a finding names, which is not known at "+
-		"deploy time: resources are scoped to this account's roles, users and this Region's keys, limited to the "+
-		"sandbox accounts by aws:ResourceAccount, never the function's own role, never resources tagged "+
-		protectTagKey+"=true, and grants are limited by kms:GrantOperations and kms:RetiringPrincipal.")
+		"deploy time: resources are scoped to this account's roles, users and this Region's keys, and only those "+
+		"tagged "+optInTagKey+"="+optInTagValue+" (opt-in); explicit Denies exclude the function's own role, its "+
+		"stack key and the CDK bootstrap roles; grants are limited by kms:GranteePrincipal, kms:GrantOperations "+
+		"and kms:RetiringPrincipal.")
 	r.fn.Node().AddDependency(applyPolicy)
 }
 
 // applyStatements: the levers of apply mode (an inline identity policy, a key-policy statement,
-// a grant), only in sandbox accounts. IAM cannot scope PutRolePolicy to a policy name, so the
-// resources are this account's roles and users, with the function's own role denied (it must
-// never widen itself) and resources tagged kmsfix:protected=true excluded.
-func applyStatements(cfg config.Config, role awsiam.Role) *[]awsiam.PolicyStatement {
+// a grant) on this account's resources that opted in. IAM cannot scope PutRolePolicy to a
+// policy name, hence the opt-in tag and the explicit Denies.
+//
+// Conditions left out on purpose:
+//   - aws:ResourceAccount: every resource here is in this account (its ARN says so), so the
+//     key is always this account and the condition decides nothing; the sandbox accounts are
+//     the function's own check (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourceaccount).
+//   - Allow with Bool kms:GrantIsForAWSResource=false: the key is documented for calls an
+//     integrated service makes for a principal; whether it is in the context of a direct call
+//     is unverified, and a Bool condition on a key that is absent is false, which would make
+//     the Allow never match (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+//   - Allow with Bool kms:BypassPolicyLockoutSafetyCheck=false: replaced by a Deny when it is
+//     true, which holds whether or not a request that omits the parameter carries the key
+//     (KMS says request-parameter keys take the parameter's default:
+//     https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html).
+func applyStatements(role awsiam.Role, key awskms.Key) *[]awsiam.PolicyStatement {
 	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
-	sandbox := map[string]any{"aws:ResourceAccount": cfg.SandboxAccounts}
-	notProtected := map[string]any{"aws:ResourceTag/" + protectTagKey: "true"}
+	optedIn := map[string]any{"aws:ResourceTag/" + optInTagKey: optInTagValue}
 	keys := fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account)
+	roles := fmt.Sprintf("arn:%s:iam::%s:role/*", partition, account)
+	users := fmt.Sprintf("arn:%s:iam::%s:user/*", partition, account)
+	bootstrap := fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, account, cdkBootstrapRoles)
 	s := []awsiam.PolicyStatement{
 		statement("ApplyIdentityPolicies", []string{"iam:PutRolePolicy", "iam:DeleteRolePolicy",
-			"iam:PutUserPolicy", "iam:DeleteUserPolicy"},
-			[]string{fmt.Sprintf("arn:%s:iam::%s:role/*", partition, account), fmt.Sprintf("arn:%s:iam::%s:user/*", partition, account)},
-			map[string]any{"StringEquals": sandbox, "StringNotEquals": notProtected}),
-		statement("ApplyKeyPolicies", []string{"kms:GetKeyPolicy", "kms:PutKeyPolicy"}, []string{keys},
-			map[string]any{"StringEquals": sandbox, "StringNotEquals": notProtected,
-				"Bool": map[string]any{"kms:BypassPolicyLockoutSafetyCheck": "false"}}),
+			"iam:PutUserPolicy", "iam:DeleteUserPolicy"}, []string{roles, users},
+			map[string]any{"StringEquals": optedIn}),
+		statement("ApplyKeyPolicies", []string{"kms:PutKeyPolicy"}, []string{keys},
+			map[string]any{"StringEquals": optedIn}),
+		// A grant only to a role or user of this account, only for Decrypt and GenerateDataKey,
+		// retired by this function (https://docs.aws.amazon.com/kms/latest/developerguide/grant-authorization.html).
 		statement("ApplyGrants", []string{"kms:CreateGrant"}, []string{keys},
 			map[string]any{
-				"StringEquals":              mergeMaps(sandbox, map[string]any{"kms:RetiringPrincipal": *role.RoleArn()}),
-				"StringNotEquals":           notProtected,
+				"StringEquals":              mergeMaps(optedIn, map[string]any{"kms:RetiringPrincipal": *role.RoleArn()}),
+				"StringLike":                map[string]any{"kms:GranteePrincipal": []string{roles, users}},
 				"ForAllValues:StringEquals": map[string]any{"kms:GrantOperations": []string{"Decrypt", "GenerateDataKey"}},
-				"Bool":                      map[string]any{"kms:GrantIsForAWSResource": "false"},
 			}),
-		statement("RetireGrants", []string{"kms:ListGrants", "kms:RetireGrant"}, []string{keys},
-			map[string]any{"StringEquals": sandbox}),
+		// Retiring removes only a grant this function is the retiring principal of; it must work
+		// even after the tag is gone, so the change can always be undone.
+		statement("RetireGrants", []string{"kms:RetireGrant"}, []string{keys}, nil),
 	}
-	// An explicit Deny wins over every Allow: the function can never rewrite its own permissions.
-	deny := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("NeverChangeOwnRole"),
-		Effect:    awsiam.Effect_DENY,
-		Actions:   jsii.Strings("iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:UpdateAssumeRolePolicy"),
-		Resources: &[]*string{role.RoleArn()},
-	})
-	s = append(s, deny)
+	deny := func(sid string, actions []string, resources []*string, conditions map[string]any) awsiam.PolicyStatement {
+		p := &awsiam.PolicyStatementProps{Sid: jsii.String(sid), Effect: awsiam.Effect_DENY,
+			Actions: jsii.Strings(actions...), Resources: &resources}
+		if conditions != nil {
+			p.Conditions = &conditions
+		}
+		return awsiam.NewPolicyStatement(p)
+	}
+	roleWrites := []string{"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+		"iam:UpdateAssumeRolePolicy"}
+	// Explicit Denies win over every Allow, whatever tags say.
+	s = append(s,
+		// The function can never rewrite its own permissions, nor those that deploy stacks.
+		deny("NeverChangeOwnRole", roleWrites, []*string{role.RoleArn()}, nil),
+		deny("NeverChangeCdkBootstrapRoles", roleWrites, []*string{jsii.String(bootstrap)}, nil),
+		// Nor the key that encrypts its own topic, queue and logs.
+		deny("NeverChangeOwnKey", []string{"kms:PutKeyPolicy", "kms:CreateGrant"}, []*string{key.KeyArn()}, nil),
+		// Nor give a grant to itself or to the deployment roles.
+		deny("NeverGrantToOwnOrBootstrapRoles", []string{"kms:CreateGrant"}, []*string{jsii.String(keys)},
+			map[string]any{"ArnLike": map[string]any{"kms:GranteePrincipal": []any{*role.RoleArn(), bootstrap}}}),
+		// Nor skip KMS's check that the new key policy still lets someone manage the key.
+		deny("NeverBypassLockoutCheck", []string{"kms:PutKeyPolicy"}, []*string{jsii.String(keys)},
+			map[string]any{"Bool": map[string]any{"kms:BypassPolicyLockoutSafetyCheck": "true"}}),
+	)
 	return &s
 }
 

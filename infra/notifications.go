@@ -40,6 +40,28 @@ func newTopic(stack awscdk.Stack, key awskms.Key, emails []string) awssns.Topic 
 	return topic
 }
 
+// onlyFunctionPublishes makes the topic's policy refuse every IAM principal but the
+// function's role: a message on the topic is a finding kmsfix made. An explicit Deny beats the
+// identity policies of the account's other principals, which a same-account topic would
+// otherwise honour. Service principals (the CloudWatch alarms, allowed above) are left out by
+// aws:PrincipalIsAWSService, which is in every request's context; aws:PrincipalArn is the
+// role's ARN for its sessions
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn,
+// #condition-keys-principalisawsservice; https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html).
+func onlyFunctionPublishes(topic awssns.Topic, role awsiam.IRole) {
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("OnlyTheFunctionPublishes"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{topic.TopicArn()},
+		Conditions: &map[string]any{
+			"ArnNotEquals": map[string]any{"aws:PrincipalArn": role.RoleArn()},
+			"Bool":         map[string]any{"aws:PrincipalIsAWSService": "false"},
+		},
+	}))
+}
+
 // newDeadLetterQueue receives the events neither EventBridge nor Lambda could deliver.
 func newDeadLetterQueue(stack awscdk.Stack, key awskms.Key) awssqs.Queue {
 	deadLetters := awssqs.NewQueue(stack, jsii.String("DeadLetterQueue"), &awssqs.QueueProps{

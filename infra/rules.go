@@ -22,11 +22,18 @@ func KmsDenialPattern() *awsevents.EventPattern {
 	}
 }
 
-// newDenialRule sends the refused KMS calls S3 made for a principal to the function.
+// newDenialRule sends the refused KMS calls S3 made for a principal to the function. The stack
+// serves one account: the rule takes only events of this account (EventBridge writes the
+// envelope's "account"; a bus that received events from elsewhere does not pass them on).
+// The Lambda permission the target adds admits events.amazonaws.com for this rule's ARN only
+// (aws:SourceArn), the one way in besides the stack's other rules
+// (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-lambda-permissions).
 func newDenialRule(stack awscdk.Stack, target awsevents.IRuleTarget) awsevents.Rule {
+	pattern := KmsDenialPattern()
+	pattern.Account = jsii.Strings(*awscdk.Aws_ACCOUNT_ID())
 	rule := awsevents.NewRule(stack, jsii.String("KmsDenialRule"), &awsevents.RuleProps{
 		Description:  jsii.String("kmsfix: KMS data-key calls made by S3 for a principal and refused"),
-		EventPattern: KmsDenialPattern(),
+		EventPattern: pattern,
 		Targets:      &[]awsevents.IRuleTarget{target},
 	})
 	// Decrypt and GenerateDataKey are read-only management events; the L2 construct only knows

@@ -14,8 +14,6 @@ const (
 	ruleState         = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 	requestSource     = "kmsfix.remediator"
 	requestDetailType = "KMS Key Policy Change Requested"
-	// Resources carrying this tag are never changed by apply mode.
-	protectTagKey = "kmsfix:protected"
 	// Function sizing: the handler is I/O bound (a handful of AWS calls per event); 256 MB gives
 	// an arm64 share of CPU that keeps cold start low, 30 s covers the slowest enrichment path
 	// with SDK retries (see docs/deploy.md).
@@ -45,15 +43,16 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 	fn := newRemediator(stack, remediatorProps{deployment: deployment, assetDir: props.AssetDir,
 		key: key, topic: topic, table: table, deadLetters: deadLetters})
 
+	onlyFunctionPublishes(topic, fn.role)
 	rule := newDenialRule(stack, fn.target())
 	if cfg.AcceptsRequests() {
 		addRequestRule(stack, cfg, fn.target())
 	}
 	if cfg.Mode == config.ModeApply {
-		addApplyPermissions(stack, cfg, fn)
+		addApplyPermissions(stack, cfg, fn, key)
 		addExpirySweeper(stack, fn.target())
 	}
-	addAlarms(stack, fn.fn, deadLetters, topic)
+	addAlarms(stack, fn.fn, deadLetters, topic, cfg.SlackSecretARN != "")
 	if deployment.CreateTrail {
 		addTrail(stack, key)
 	}

@@ -80,6 +80,7 @@ func configFor(t *testing.T, name string) config.Deployment {
 			"reservedConcurrency": "7", "dedupeWindow": "2h",
 		},
 		"accounts-only": {"trustedAccounts": otherAcct},
+		"dryrun":        {"mode": "apply", "sandboxAccounts": sandbox, "dryRun": "true"},
 	}[name]
 	cfg, err := config.LoadDeployment(func(p config.Param) string { return values[p.Context] })
 	if err != nil {
@@ -173,6 +174,30 @@ func (s *synthesized) denialRule(t *testing.T) map[string]any {
 	}
 	t.Fatal("no rule with source aws.kms")
 	return nil
+}
+
+// denialPattern is the denial rule's pattern with the stack's account, a token until
+// deployment, replaced by account, or left out when account is "" (the samples come from
+// many accounts). It fails unless the rule filters on exactly this stack's account.
+func (s *synthesized) denialPattern(t *testing.T, account string) *eventpattern.Pattern {
+	t.Helper()
+	var ep map[string]any
+	if err := json.Unmarshal([]byte(asJSON(s.denialRule(t)["EventPattern"])), &ep); err != nil {
+		t.Fatal(err)
+	}
+	if got := asJSON(ep["account"]); got != `[{"Ref":"AWS::AccountId"}]` {
+		t.Fatalf("the denial rule must take only this account's events, account = %s", got)
+	}
+	if account == "" {
+		delete(ep, "account")
+	} else {
+		ep["account"] = []any{account}
+	}
+	p, err := eventpattern.FromValue(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func asJSON(v any) string {
@@ -327,10 +352,7 @@ var indistinguishable = map[string]string{}
 
 func TestPatternMatchesSamples(t *testing.T) {
 	s := synth(t, "notify")
-	p, err := eventpattern.FromValue(s.denialRule(t)["EventPattern"])
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := s.denialPattern(t, "") // the samples' accounts differ; the account filter has its own case below
 	samples := loadSamples(t)
 	var relevant, ignored int
 	for _, smp := range samples {
@@ -362,14 +384,15 @@ func TestPatternMatchesSamples(t *testing.T) {
 // TestPatternRejectsNearMisses mutates a relevant denial one field at a time.
 func TestPatternRejectsNearMisses(t *testing.T) {
 	s := synth(t, "notify")
-	p, err := eventpattern.FromValue(s.denialRule(t)["EventPattern"])
-	if err != nil {
-		t.Fatal(err)
-	}
 	raw, err := os.ReadFile("../events/02-identity-policy-missing-sandbox-role/event.json")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var envelope struct{ Account string }
+	if err := json.Unmarshal(raw, &envelope); err != nil || envelope.Account == "" {
+		t.Fatalf("sample envelope has no account: %v", err)
+	}
+	p := s.denialPattern(t, envelope.Account) // deployed in the sample's account
 	mutations := []struct {
 		name   string
 		mutate func(ev, detail map[string]any)
@@ -391,6 +414,10 @@ func TestPatternRejectsNearMisses(t *testing.T) {
 		}, false},
 		{"other source", func(ev, d map[string]any) { ev["source"] = "aws.s3" }, false},
 		{"native KMS event", func(ev, d map[string]any) { ev["detail-type"] = "KMS CMK Rotation" }, false},
+		{"another account's event", func(ev, d map[string]any) {
+			ev["account"] = "999999999999"
+			d["recipientAccountId"] = "999999999999"
+		}, false},
 	}
 	for _, m := range mutations {
 		t.Run(m.name, func(t *testing.T) {
@@ -670,10 +697,21 @@ func TestApplyModeIsFenced(t *testing.T) {
 	if r := findStmt(t, s, "ReadOwnKeyPolicies").resources; len(r) != 1 || !strings.Contains(r[0], "AWS::AccountId") {
 		t.Errorf("key policies readable beyond this account: %v", r)
 	}
+	// Every lever is fenced by the opt-in tag (StringEquals: present and exactly "enabled";
+	// an untagged resource has no value, so the condition is false) and stays in this account.
+	optIn := `"StringEquals":{"aws:ResourceTag/kmsfix:auto-fix":"enabled"`
 	for _, sid := range []string{"ApplyIdentityPolicies", "ApplyKeyPolicies", "ApplyGrants", "RetireGrants"} {
 		st := findStmt(t, s, sid)
-		if !strings.Contains(asJSON(st.condition), `"aws:ResourceAccount":["`+sandbox+`"]`) {
-			t.Errorf("%s is not limited to the sandbox accounts: %s", sid, asJSON(st.condition))
+		c := asJSON(st.condition)
+		if sid != "RetireGrants" && !strings.Contains(c, optIn) {
+			t.Errorf("%s is not fenced by the opt-in tag: %s", sid, c)
+		}
+		// Conditions that decide nothing: the resources are all in this account, and a Bool on a
+		// key absent from the request is false (an Allow that never matches).
+		for _, bad := range []string{"aws:ResourceAccount", "kms:GrantIsForAWSResource", "kms:BypassPolicyLockoutSafetyCheck", "StringNotEquals"} {
+			if strings.Contains(c, bad) {
+				t.Errorf("%s: condition on %s: %s", sid, bad, c)
+			}
 		}
 		for _, r := range st.resources {
 			if !strings.Contains(r, "AWS::AccountId") {
@@ -682,19 +720,48 @@ func TestApplyModeIsFenced(t *testing.T) {
 		}
 	}
 	grant := asJSON(findStmt(t, s, "ApplyGrants").condition)
-	for _, want := range []string{`"kms:GrantOperations":["Decrypt","GenerateDataKey"]`, `"kms:RetiringPrincipal"`,
-		`"kms:GrantIsForAWSResource":"false"`} {
+	for _, want := range []string{`"ForAllValues:StringEquals":{"kms:GrantOperations":["Decrypt","GenerateDataKey"]}`,
+		`"kms:RetiringPrincipal":{"Fn::GetAtt":["FunctionRole`, `"StringLike":{"kms:GranteePrincipal":[`, `":role/*"`, `":user/*"`} {
 		if !strings.Contains(grant, want) {
 			t.Errorf("grant condition lacks %s: %s", want, grant)
 		}
 	}
-	if c := asJSON(findStmt(t, s, "ApplyKeyPolicies").condition); !strings.Contains(c, `"kms:BypassPolicyLockoutSafetyCheck":"false"`) {
-		t.Errorf("key policy writes may bypass the lockout check: %s", c)
-	}
-	deny := findStmt(t, s, "NeverChangeOwnRole")
 	roleID, _ := s.one(t, "AWS::IAM::Role")
-	if deny.effect != "Deny" || asJSON(deny.resources) != asJSON([]string{asJSON(map[string]any{"Fn::GetAtt": []string{roleID, "Arn"}})}) {
-		t.Errorf("own role not protected: %+v", deny)
+	ownRole := asJSON(map[string]any{"Fn::GetAtt": []string{roleID, "Arn"}})
+	keyID, _ := s.one(t, "AWS::KMS::Key")
+	ownKey := asJSON(map[string]any{"Fn::GetAtt": []string{keyID, "Arn"}})
+	for _, d := range []struct {
+		sid, resource, condition string
+		actions                  []string
+	}{
+		{"NeverChangeOwnRole", ownRole, "", []string{"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy"}},
+		{"NeverChangeCdkBootstrapRoles", ":role/cdk-hnb659fds-*", "", []string{"iam:PutRolePolicy", "iam:DeleteRolePolicy"}},
+		{"NeverChangeOwnKey", ownKey, "", []string{"kms:PutKeyPolicy", "kms:CreateGrant"}},
+		{"NeverGrantToOwnOrBootstrapRoles", ":key/*", `"ArnLike":{"kms:GranteePrincipal":[{"Fn::GetAtt":["FunctionRole`, []string{"kms:CreateGrant"}},
+		{"NeverBypassLockoutCheck", ":key/*", `{"Bool":{"kms:BypassPolicyLockoutSafetyCheck":"true"}}`, []string{"kms:PutKeyPolicy"}},
+	} {
+		st := findStmt(t, s, d.sid)
+		if st.effect != "Deny" || !strings.Contains(strings.Join(st.resources, " "), d.resource) ||
+			!strings.Contains(asJSON(st.condition), d.condition) {
+			t.Errorf("%s: %+v", d.sid, st)
+		}
+		for _, a := range d.actions {
+			if !slices.Contains(st.actions, a) {
+				t.Errorf("%s does not deny %s", d.sid, a)
+			}
+		}
+	}
+	if c := asJSON(findStmt(t, s, "NeverGrantToOwnOrBootstrapRoles").condition); !strings.Contains(c, "cdk-hnb659fds-*") {
+		t.Errorf("grants to the CDK bootstrap roles are not denied: %s", c)
+	}
+	// A dry run changes nothing, so it may change nothing.
+	for _, st := range synth(t, "dryrun").statements() {
+		for _, a := range st.actions {
+			if st.effect == "Allow" && (strings.HasPrefix(a, "iam:Put") || strings.HasPrefix(a, "iam:Delete") ||
+				a == "kms:PutKeyPolicy" || a == "kms:CreateGrant" || a == "kms:RetireGrant") {
+				t.Errorf("dry run allows %s", a)
+			}
+		}
 	}
 	// The expiry sweeper exists only in apply mode.
 	if !hasSchedule(s) {

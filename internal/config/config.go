@@ -89,6 +89,14 @@ type Param struct {
 	Scope   Scope
 }
 
+// The opt-in tag of apply mode: the stack lets the function change only roles, users and
+// keys tagged AutoFixTagKey=AutoFixTagValue (docs/deploy.md); one definition for the stack's
+// policy and the function's own checks.
+const (
+	AutoFixTagKey   = "kmsfix:auto-fix"
+	AutoFixTagValue = "enabled"
+)
+
 // Limits (docs/deploy.md).
 const (
 	MinApplyExpiry       = 15 * time.Minute

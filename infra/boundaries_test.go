@@ -1,0 +1,81 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kmsfix/kmsfix/internal/notify"
+)
+
+// TestTopicOnlyTheFunctionPublishes: the topic policy denies sns:Publish to every IAM
+// principal but the function's role (services, i.e. the alarms, are left to their Allow).
+func TestTopicOnlyTheFunctionPublishes(t *testing.T) {
+	for _, name := range []string{"notify", "full"} {
+		s := synth(t, name)
+		roleID, _ := s.one(t, "AWS::IAM::Role")
+		var found bool
+		for _, p := range s.resources("AWS::SNS::TopicPolicy") {
+			for _, raw := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+				st := raw.(map[string]any)
+				if st["Sid"] != "OnlyTheFunctionPublishes" {
+					continue
+				}
+				found = true
+				c := asJSON(st["Condition"])
+				if st["Effect"] != "Deny" || asJSON(st["Principal"]) != `{"AWS":"*"}` || st["Action"] != "sns:Publish" ||
+					!strings.Contains(c, `"ArnNotEquals":{"aws:PrincipalArn":{"Fn::GetAtt":["`+roleID+`","Arn"]}}`) ||
+					!strings.Contains(c, `"Bool":{"aws:PrincipalIsAWSService":"false"}`) {
+					t.Errorf("%s: topic statement %s", name, asJSON(st))
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no topic statement limits publishing to the function", name)
+		}
+	}
+}
+
+// TestFunctionInvokedOnlyByTheStacksRules: every Lambda permission admits EventBridge for
+// one rule of this stack (aws:SourceArn), nothing else.
+func TestFunctionInvokedOnlyByTheStacksRules(t *testing.T) {
+	for _, name := range []string{"notify", "full"} {
+		s := synth(t, name)
+		rules := s.resources("AWS::Events::Rule")
+		perms := s.resources("AWS::Lambda::Permission")
+		if len(perms) != len(rules) {
+			t.Errorf("%s: %d Lambda permissions for %d rules", name, len(perms), len(rules))
+		}
+		for id, p := range perms {
+			src := asJSON(p["SourceArn"])
+			ruleID := strings.TrimSuffix(strings.TrimPrefix(src, `{"Fn::GetAtt":["`), `","Arn"]}`)
+			if p["Principal"] != "events.amazonaws.com" || p["Action"] != "lambda:InvokeFunction" || rules[ruleID] == nil {
+				t.Errorf("%s: permission %s admits %v from %s", name, id, p["Principal"], src)
+			}
+		}
+	}
+}
+
+// TestSlackWebhookRejectedAlarm: with Slack, an alarm on the metric the notifier writes when
+// Slack refuses the webhook, sent to the topic; without Slack, none.
+func TestSlackWebhookRejectedAlarm(t *testing.T) {
+	find := func(s *synthesized) map[string]any {
+		for _, a := range s.resources("AWS::CloudWatch::Alarm") {
+			if a["MetricName"] == notify.MetricWebhookRejected {
+				return a
+			}
+		}
+		return nil
+	}
+	a := find(synth(t, "full"))
+	if a == nil {
+		t.Fatal("no alarm on the Slack webhook metric")
+	}
+	topicID, _ := synth(t, "full").one(t, "AWS::SNS::Topic")
+	if a["Namespace"] != notify.MetricNamespace || asJSON(a["Dimensions"]) != `[{"Name":"Service","Value":"remediator"}]` ||
+		a["Statistic"] != "Sum" || a["Threshold"] != float64(1) || asJSON(a["AlarmActions"]) != `[{"Ref":"`+topicID+`"}]` {
+		t.Errorf("alarm = %s", asJSON(a))
+	}
+	if find(synth(t, "notify")) != nil {
+		t.Error("an alarm on Slack without Slack")
+	}
+}
