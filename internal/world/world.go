@@ -115,9 +115,17 @@ func Load(path string) (*World, error) {
 	return w, nil
 }
 
-// Parse reads a world document and checks its policies.
+// Parse reads a world document strictly (see strict.go) and checks its policies.
 func Parse(b []byte) (*World, error) {
 	var w World
+	if !json.Valid(b) {
+		err := json.Unmarshal(b, &w)
+		return nil, fmt.Errorf("world is not valid JSON: %w", err)
+	}
+	b, err := strict(b)
+	if err != nil {
+		return nil, fmt.Errorf("world does not follow the world-file format (docs/contract.md section 2): %w", err)
+	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		var syntax *json.SyntaxError
 		if errors.As(err, &syntax) {
