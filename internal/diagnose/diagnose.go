@@ -75,6 +75,9 @@ func Diagnose(d *cloudtrail.Denial, w *world.World) Finding {
 		// AWS owns an AWS managed key's policy: no statement can be added to it.
 		f.NeedKeyPolicy = false
 	}
+	if d.DirectoryBucket && (f.NeedIdentity || f.NeedKeyPolicy) {
+		f.Detail += " The bucket is an S3 directory bucket: its encryption context is the bucket ARN (aws:s3express:arn), which the patch names; the kms:ViaService value of its calls is not documented, so the patch requires aws:ViaAWSService instead and cannot be shown to admit S3 alone."
+	}
 	if d.Doubt != "" {
 		f.Detail += " " + capitalize(d.Doubt) + "; so this finding is not verified and nothing is applied."
 	}
@@ -522,7 +525,7 @@ func (in *inputs) keyRead() bool { return request.KeyPolicy(in.d, in.key) != nil
 // read: undetermined, with the most likely patch (unverified) and what would settle it.
 func (in *inputs) likely(needIdentity bool, why string) Finding {
 	f := Finding{Code: finding.Undetermined, NeedIdentity: needIdentity, NeedKeyPolicy: !needIdentity}
-	settle := "reading the principal's identity policies (iam get-role-policy, list-attached-role-policies) would settle it"
+	settle := "reading the principal's identity policies (its inline and attached IAM policies) would settle it"
 	patch := "an identity policy"
 	if !needIdentity {
 		settle = "reading the key policy (kms get-key-policy) would settle it"

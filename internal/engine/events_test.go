@@ -21,6 +21,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -196,7 +197,7 @@ func judge(r finding.Report, e expectation, id string, w *world.World, f fact) (
 	}
 
 	// 4. least privilege: nothing refused before is allowed after.
-	for _, p := range probes(req, r.Actions, f.bucket, f.partition) {
+	for _, p := range probes(req, r.Actions, f) {
 		in := func(i policy.KMSInputs) policy.KMSInputs {
 			if p.other {
 				return policy.KMSInputs{KeyAccount: i.KeyAccount, KeyPolicy: i.KeyPolicy, Grants: i.Grants}
@@ -229,7 +230,17 @@ func leastPrivilege(p finding.Patch, principal, key string, actions []string, f 
 			out = append(out, "invalid statement: "+err.Error())
 		}
 		stmts = doc.Statement
-		if p.Statement.Principal == nil || p.Statement.Principal.Wildcard ||
+		if ssoRole.MatchString(principal) {
+			// An IAM Identity Center role: the durable form AWS describes for permission-set
+			// roles names the account and matches the role by aws:PrincipalArn with only the
+			// suffix wildcarded (docs/contract.md).
+			want := principal[:strings.LastIndex(principal, "_")+1] + "*"
+			if p.Statement.Principal == nil || p.Statement.Principal.Wildcard ||
+				!slices.Equal(p.Statement.Principal.Types["AWS"].Items, []string{"arn:" + f.partition + ":iam::" + accountOf(principal) + ":root"}) ||
+				!slices.Equal(conditionValues(p.Statement.Condition, "aws:PrincipalArn"), []string{want}) {
+				out = append(out, fmt.Sprintf("the statement for an Identity Center role must name its account and ArnLike aws:PrincipalArn %s", want))
+			}
+		} else if p.Statement.Principal == nil || p.Statement.Principal.Wildcard ||
 			!slices.Equal(p.Statement.Principal.Types["AWS"].Items, []string{principal}) {
 			out = append(out, fmt.Sprintf("the statement must name exactly the principal %s", principal))
 		}
@@ -250,6 +261,17 @@ func leastPrivilege(p finding.Patch, principal, key string, actions []string, f 
 			}
 		}
 		if f.context == "" {
+			continue
+		}
+		if f.directory {
+			// S3 Express One Zone: the exact bucket ARN as its context; the kms:ViaService
+			// value is undocumented, so aws:ViaAWSService keeps direct calls out.
+			if ctx := conditionValues(st.Condition, "kms:EncryptionContext:aws:s3express:arn"); !slices.Equal(ctx, []string{f.context}) {
+				out = append(out, fmt.Sprintf("%skms:EncryptionContext:aws:s3express:arn %q, want exactly %s", where, ctx, f.context))
+			}
+			if via := conditionValues(st.Condition, "aws:ViaAWSService"); !slices.Equal(via, []string{"true"}) {
+				out = append(out, fmt.Sprintf("%saws:ViaAWSService %q, want true", where, via))
+			}
 			continue
 		}
 		if via := conditionValues(st.Condition, "kms:ViaService"); !slices.Equal(via, []string{"s3." + f.region + ".amazonaws.com"}) {
@@ -292,7 +314,12 @@ type fact struct {
 	object  string // empty with S3 Bucket Keys (the context is the bucket ARN)
 	// partition of the context ARN (aws, aws-cn, aws-us-gov)
 	partition string
+	// directory: the context is aws:s3express:arn, a directory bucket's ARN
+	directory bool
 }
+
+// ssoRole matches an IAM Identity Center role ARN.
+var ssoRole = regexp.MustCompile(`^arn:[a-z-]+:iam::\d{12}:role/aws-reserved/sso\.amazonaws\.com/([a-z0-9-]+/)?AWSReservedSSO_[A-Za-z0-9_+=,.@-]+_[0-9a-f]+$`)
 
 // s3Request is the request KMS authorized for S3 (README point 3), before the action is set.
 type s3Request struct{ policy.Request }
@@ -306,7 +333,10 @@ func (f fact) request(principal, key string) s3Request {
 		"aws:PrincipalAccount": acct,
 		"aws:ViaAWSService":    "true",
 	}
-	if f.context != "" {
+	if f.directory {
+		delete(ctx, "kms:ViaService") // undocumented for S3 Express One Zone
+		ctx["kms:EncryptionContext:aws:s3express:arn"] = f.context
+	} else if f.context != "" {
 		ctx["kms:EncryptionContext:aws:s3:arn"] = f.context
 	}
 	session := f.session
@@ -330,7 +360,8 @@ type probe struct {
 }
 
 // probes lists requests the fix must not newly allow (README "How a report is judged" 4).
-func probes(base s3Request, actions []string, bucket, partition string) []probe {
+func probes(base s3Request, actions []string, f fact) []probe {
+	bucket, partition := f.bucket, f.partition
 	var out []probe
 	needed := func(a string) bool {
 		return slices.ContainsFunc(actions, func(n string) bool { return strings.EqualFold(n, a) })
@@ -359,6 +390,10 @@ func probes(base s3Request, actions []string, bucket, partition string) []probe 
 			for _, b := range []string{bucket + "x", bucket + "-other", "amzn-s3-demo-unrelated"} {
 				q = base.with(a)
 				q.Context["kms:EncryptionContext:aws:s3:arn"] = "arn:" + partition + ":s3:::" + b + "/object"
+				if f.directory {
+					delete(q.Context, "kms:EncryptionContext:aws:s3:arn")
+					q.Context["kms:EncryptionContext:aws:s3express:arn"] = strings.Replace(f.context, "bucket/"+bucket, "bucket/"+b, 1)
+				}
 				out = append(out, probe{name: a + " with bucket " + b + "'s encryption context", req: q})
 			}
 		}
@@ -610,11 +645,18 @@ func requestFacts(t *testing.T, path string) []fact {
 	var out []fact
 	for _, r := range records(t, path) {
 		f := fact{session: r.UserIdentity.ARN, region: r.AWSRegion, context: r.RequestParameters.EncryptionContext["aws:s3:arn"]}
+		if dir := r.RequestParameters.EncryptionContext["aws:s3express:arn"]; f.context == "" && dir != "" {
+			// A directory bucket: arn:P:s3express:R:A:bucket/NAME (S3's user guide).
+			if parts := strings.SplitN(dir, ":", 6); len(parts) == 6 && parts[2] == "s3express" && strings.HasPrefix(parts[5], "bucket/") {
+				f.context, f.directory, f.partition = dir, true, parts[1]
+				f.bucket = strings.TrimPrefix(parts[5], "bucket/")
+			}
+		}
 		if parts := strings.SplitN(f.context, ":", 6); len(parts) == 6 && parts[2] == "s3" {
 			f.partition = parts[1]
 			f.bucket, f.object, _ = strings.Cut(parts[5], "/")
 		}
-		if f.bucket != "" && !cloudtrail.ValidBucketName(f.bucket, f.region) {
+		if f.bucket != "" && !f.directory && !cloudtrail.ValidBucketName(f.bucket, f.region) {
 			// S3's naming rules: nothing may be built from a name S3 would refuse.
 			f.context, f.bucket, f.object = "", "", ""
 		}

@@ -396,6 +396,16 @@ func planReport(b *ojBatch, ri int, r rawReport, w *rawWorld, rec record) ([]ojC
 	}
 	region := rec.AWSRegion
 	ec := rec.RequestParameters.EncryptionContext["aws:s3:arn"]
+	ctxKey := "kms:EncryptionContext:aws:s3:arn"
+	dirBucket := ""
+	if dir := rec.RequestParameters.EncryptionContext["aws:s3express:arn"]; ec == "" && dir != "" {
+		// A directory bucket: its context is its bucket ARN
+		// (arn:P:s3express:R:A:bucket/NAME, S3 user guide, SSE-KMS in directory buckets).
+		ec, ctxKey = dir, "kms:EncryptionContext:aws:s3express:arn"
+		if parts := strings.SplitN(dir, ":", 6); len(parts) == 6 {
+			dirBucket = strings.TrimPrefix(parts[5], "bucket/")
+		}
+	}
 	partition := arnField(r.Key, 1)
 	acct := arnAccount(r.Principal)
 	session := rec.UserIdentity.ARN
@@ -410,7 +420,10 @@ func planReport(b *ojBatch, ri int, r rawReport, w *rawWorld, rec record) ([]ojC
 		"aws:ViaAWSService":    "true",
 	}}
 	if ec != "" {
-		base.context["kms:EncryptionContext:aws:s3:arn"] = ec
+		base.context[ctxKey] = ec
+	}
+	if dirBucket != "" {
+		delete(base.context, "kms:ViaService") // undocumented for S3 Express One Zone
 	}
 
 	// Before: the world only.
@@ -509,7 +522,7 @@ func planReport(b *ojBatch, ri int, r rawReport, w *rawWorld, rec record) ([]ojC
 			add(a+" called directly, without encryption context", base.with(func(q *ojRequest) {
 				q.action = a
 				direct(q)
-				delete(q.context, "kms:EncryptionContext:aws:s3:arn")
+				delete(q.context, ctxKey)
 			}), before, after, false)
 		}
 	}
@@ -539,6 +552,15 @@ func planReport(b *ojBatch, ri int, r rawReport, w *rawWorld, rec record) ([]ojC
 
 		add(a+" called directly, without kms:ViaService", base.with(func(q *ojRequest) { act(q); direct(q) }), before, after, true)
 
+		if dirBucket != "" {
+			for _, other := range []string{"x" + dirBucket, "kmsfix-judge-unrelated--usw2-az1--x-s3"} {
+				arn := strings.Replace(ec, "bucket/"+dirBucket, "bucket/"+other, 1)
+				add(a+" with directory bucket "+other+"'s encryption context", base.with(func(q *ojRequest) {
+					act(q)
+					q.context[ctxKey] = arn
+				}), before, after, true)
+			}
+		}
 		if bucket := bucketOf(ec); bucket != "" {
 			for _, other := range []string{bucket + "x", bucket + "-backup", "kmsfix-judge-unrelated"} {
 				for _, arn := range []string{"arn:" + partition + ":s3:::" + other, "arn:" + partition + ":s3:::" + other + "/object"} {

@@ -147,7 +147,7 @@ func probes(d *cloudtrail.Denial, w *world.World) []probe {
 			r.Action = action
 			r.Context["kms:ViaService"] = "sqs." + d.Region + ".amazonaws.com"
 		})
-		if d.Bucket != "" {
+		if d.Bucket != "" && !d.DirectoryBucket {
 			for _, other := range []string{d.Bucket + "-other", d.Bucket + "x"} {
 				b := other
 				add(fmt.Sprintf("%s for bucket %s", action, b), func(r *policy.Request) {
@@ -155,6 +155,14 @@ func probes(d *cloudtrail.Denial, w *world.World) []probe {
 					r.Context["kms:EncryptionContext:aws:s3:arn"] = "arn:aws:s3:::" + b + "/object"
 				})
 			}
+		}
+		if d.DirectoryBucket && d.ContextARN != "" {
+			// Another directory bucket's context: the ARN with another base name.
+			other := strings.Replace(d.ContextARN, "bucket/"+d.Bucket, "bucket/x"+d.Bucket, 1)
+			add(fmt.Sprintf("%s for directory bucket x%s", action, d.Bucket), func(r *policy.Request) {
+				r.Action = action
+				r.Context["kms:EncryptionContext:"+cloudtrail.DirectoryContextKey] = other
+			})
 		}
 		if d.Identity.Account != "" {
 			otherARN := "arn:aws:iam::" + d.Identity.Account + ":role/kmsfix-probe-other-principal"
