@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/kmsfix/kmsfix/internal/quote"
 	"github.com/kmsfix/kmsfix/internal/s3read"
 	"github.com/kmsfix/kmsfix/internal/why"
 	"github.com/kmsfix/kmsfix/internal/world"
@@ -120,7 +121,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			return fail("%v", err)
 		}
 		req.Region = cfg.Region
-		c := &why.Clients{S3: s3Client(cfg), KMS: kms.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), STS: sts.NewFromConfig(cfg)}
+		c := &why.Clients{S3: s3Client(cfg), KMS: kms.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), STS: sts.NewFromConfig(cfg), Live: livePipeline(cfg)}
 		done := newSlowStep(stderr).start("reading S3, KMS and IAM")
 		res, err = why.RunCheck(ctx, c, req, nil)
 		done()
@@ -153,12 +154,13 @@ func splitList(s string) []string {
 // writeCheck prints one line per finding, then the fixes (each once), what was not seen and
 // the verdict.
 func writeCheck(w io.Writer, c *why.Check) {
-	fmt.Fprintf(w, "check %s on s3://%s/%s (key %s)\n", c.Principal, c.Bucket, c.Prefix, orDash(c.Key))
+	t := quote.Text // principal, prefix and AWS answers are untrusted terminal text
+	fmt.Fprintf(w, "check %s on s3://%s/%s (key %s)\n", t(c.Principal), c.Bucket, t(c.Prefix), t(orDash(c.Key)))
 	var fixes, proposed []string
 	seen := map[string]bool{}
 	for _, f := range c.Findings {
 		label := map[why.Verdict]string{why.Allowed: "ALLOWED", why.Diagnosed: "DENIED", why.Undetermined: "UNDECIDED", why.NotKMS: "NO-KMS"}[f.Verdict]
-		line := fmt.Sprintf("%-9s  %-13s  %-19s  %s", label, orDash(f.Action), orDash(f.KMSAction), orDash(f.Context))
+		line := fmt.Sprintf("%-9s  %-13s  %-19s  %s", label, orDash(f.Action), orDash(f.KMSAction), t(orDash(f.Context)))
 		switch {
 		case f.Verdict == why.Diagnosed:
 			state := "fix NOT verified"
@@ -170,7 +172,7 @@ func writeCheck(w io.Writer, c *why.Check) {
 			}
 			line += fmt.Sprintf("  %s (%s)", f.Diagnosis, state)
 		case f.Verdict != why.Allowed && f.Note != "":
-			line += "  " + f.Note
+			line += "  " + t(f.Note)
 		}
 		fmt.Fprintln(w, line)
 		if f.Report == nil || f.Verdict == why.Allowed {
@@ -204,11 +206,11 @@ func writeCheck(w io.Writer, c *why.Check) {
 		}
 		fmt.Fprintln(w, list.title)
 		for _, f := range list.items {
-			fmt.Fprintf(w, "  %s\n", f)
+			fmt.Fprintf(w, "  %s\n", t(f))
 		}
 	}
 	for _, r := range c.Refused {
-		fmt.Fprintf(w, "could not read: %s\n", r)
+		fmt.Fprintf(w, "could not read: %s\n", t(r))
 	}
 	if len(c.NotSeen) > 0 {
 		fmt.Fprintf(w, "not seen (could still deny): %s; after checking them, declare with --assume %s\n", strings.Join(c.NotSeen, ", "), strings.Join(c.NotSeen, ","))

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/kmsfix/kmsfix/internal/quote"
 	"github.com/kmsfix/kmsfix/internal/s3read"
 	"github.com/kmsfix/kmsfix/internal/why"
 )
@@ -117,6 +118,7 @@ func runWhy(args []string, stdout, stderr io.Writer) int {
 	clients := why.Clients{
 		S3: s3Client(cfg), KMS: kms.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg),
 		STS: sts.NewFromConfig(cfg), CloudTrail: awsct.NewFromConfig(cfg),
+		Live: livePipeline(cfg),
 	}
 	done := newSlowStep(stderr).start("reading S3, KMS, IAM and CloudTrail")
 	res, err := why.Why(ctx, clients, req, whyNow().UTC())
@@ -151,32 +153,33 @@ type whyJSON struct {
 // writeWhy prints the result for people: who, each step's facts and evidence, the finding in
 // `explain`'s own layout, what could not be read, and the verdict.
 func writeWhy(w io.Writer, res *why.Result) {
-	fmt.Fprintf(w, "principal     %s (from %s)\n", res.Principal, res.Source)
+	t := quote.Text // every value below came from AWS or a flag: untrusted terminal text
+	fmt.Fprintf(w, "principal     %s (from %s)\n", t(res.Principal), res.Source)
 	blank := false // writeHuman ends with an empty line
 	for _, s := range res.Steps {
 		if !blank {
 			fmt.Fprintln(w)
 		}
 		blank = false
-		fmt.Fprintf(w, "%s: %s\n", s.What, s.Verdict)
+		fmt.Fprintf(w, "%s: %s\n", t(s.What), s.Verdict)
 		if o := s.Object; o != nil {
-			fmt.Fprintf(w, "  object      %s\n", objectLine(o.SSE, o.KMSKeyID, o.BucketKey, o.VersionID))
+			fmt.Fprintf(w, "  object      %s\n", t(objectLine(o.SSE, o.KMSKeyID, o.BucketKey, o.VersionID)))
 		}
 		if d := s.Default; d != nil {
 			key := d.KMSKeyID
 			if key == "" && s3read.UsesKMS(d.SSE) {
 				key = "aws/s3 (the AWS managed key)"
 			}
-			fmt.Fprintf(w, "  default     %s\n", objectLine(d.SSE, key, d.BucketKey, ""))
+			fmt.Fprintf(w, "  default     %s\n", t(objectLine(d.SSE, key, d.BucketKey, "")))
 		}
 		if k := s.Key; k != nil && s.KeyARN != "" {
-			fmt.Fprintf(w, "  key         %s\n", keyLine(s.KeyARN, k))
+			fmt.Fprintf(w, "  key         %s\n", t(keyLine(s.KeyARN, k)))
 		}
 		for _, e := range s.Evidence {
-			fmt.Fprintf(w, "  evidence    %s\n", e)
+			fmt.Fprintf(w, "  evidence    %s\n", t(e))
 		}
 		if s.Note != "" {
-			fmt.Fprintf(w, "  result      %s\n", s.Note)
+			fmt.Fprintf(w, "  result      %s\n", t(s.Note))
 		}
 		if s.Report != nil {
 			r := *s.Report
@@ -194,7 +197,7 @@ func writeWhy(w io.Writer, res *why.Result) {
 	if len(res.Refused) > 0 {
 		fmt.Fprintln(w, "could not read (the permission named would let kmsfix see more):")
 		for _, r := range res.Refused {
-			fmt.Fprintf(w, "  - %s\n", r)
+			fmt.Fprintf(w, "  - %s\n", t(r))
 		}
 	}
 	if len(res.NotSeen) > 0 {

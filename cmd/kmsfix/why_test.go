@@ -193,6 +193,9 @@ func TestWhy(t *testing.T) {
 			t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
 		}
 		cliGolden(t, "why-identity-policy-missing.txt", stdout)
+		if len(f.env.AA.Validated()) == 0 {
+			t.Error("the fix was not validated by Access Analyzer: why must run the live pipeline")
+		}
 		_, out := whyJSONRun(t, "s3://reports/q3.csv")
 		s := out.Steps[0]
 		if out.Principl != roleReader || s.Report == nil || s.Report.Diagnosis != "identity-policy-missing" || !s.Report.Verified ||
@@ -326,6 +329,18 @@ func TestWhy(t *testing.T) {
 		code, out = whyJSONRun(t, "s3://plain/new.txt", "--action", "put", "--as", roleReader)
 		if code != exitAllowed || out.Verdict != "kms-not-involved" {
 			t.Errorf("put to SSE-S3 bucket: exit %d %+v", code, out)
+		}
+	})
+
+	t.Run("a message that reorders text is printed escaped", func(t *testing.T) {
+		// XML cannot carry C0 controls (S3's error documents never hold them), but it carries
+		// bidi overrides, which reorder what a terminal shows.
+		f.caller(alice)
+		f.s3.PutObject("inbox", "esc.csv", awsfake.S3Object{Body: []byte("x"), SSE: "aws:kms", KMSKeyID: keyReports})
+		f.refuseKMS("inbox", "esc.csv", "Access Denied \u202egnp.exe")
+		_, stdout, _ := runWhyCmd(t, "s3://inbox/esc.csv")
+		if strings.Contains(stdout, "\u202e") || !strings.Contains(stdout, `Access Denied \u202egnp.exe`) {
+			t.Errorf("a bidi override reached the terminal:\n%q", stdout)
 		}
 	})
 

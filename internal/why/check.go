@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
-	"github.com/kmsfix/kmsfix/internal/enrich"
+	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/s3read"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -138,9 +138,10 @@ func RunCheck(ctx context.Context, c *Clients, req CheckRequest, w *world.World)
 			bucketKey = &def.BucketKey
 		}
 	}
-	var enr *enrich.Enricher
+	var enr pipeline.Enricher
+	explain := explainer(engine.Explain)
 	if w == nil {
-		enr = enrich.New(c.KMS, c.IAM, c.STS, enrich.Options{CallTimeout: 10 * time.Second})
+		enr, explain = c.live(ctx)
 	}
 
 	objectARN := "arn:aws:s3:::" + req.Bucket + "/" + req.Prefix + CheckObjectName
@@ -159,7 +160,7 @@ func RunCheck(ctx context.Context, c *Clients, req CheckRequest, w *world.World)
 					ww = enr.World(ctx, d)
 					out.Refused = append(out.Refused, ww.Unreadable...)
 				}
-				v, note, rep := judge(d, ww, false)
+				v, note, rep := judge(d, ww, false, explain)
 				f := CheckFinding{Action: im.name, KMSAction: im.kms, Context: ctxARN, BucketKey: bk, Verdict: v, Note: note, Report: rep}
 				if rep != nil {
 					f.Diagnosis, f.Verified = rep.Diagnosis, rep.Verified

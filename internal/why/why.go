@@ -26,6 +26,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/s3read"
@@ -60,6 +61,22 @@ type Clients struct {
 	IAM        enrich.IAMAPI
 	STS        enrich.STSAPI
 	CloudTrail LookupAPI
+	// Live is the pipeline the Lambda and `scan --live` run (enrich, explain, Access Analyzer
+	// validation, the one decision of verified); nil: an enricher over the clients above and
+	// the engine alone (no validation, so no patch is verified).
+	Live *pipeline.Live
+}
+
+// explainer turns a denial and its world into the report: the live pipeline's ExplainIn, or
+// the engine alone (offline).
+type explainer func(cloudtrail.Item, *world.World) finding.Report
+
+// live returns the enricher and explainer of the clients.
+func (c *Clients) live(ctx context.Context) (pipeline.Enricher, explainer) {
+	if c.Live != nil {
+		return c.Live.Enricher, func(it cloudtrail.Item, w *world.World) finding.Report { return c.Live.ExplainIn(ctx, it, w) }
+	}
+	return enrich.New(c.KMS, c.IAM, c.STS, enrich.Options{TTL: time.Hour, CallTimeout: 10 * time.Second}), engine.Explain
 }
 
 // Request is what the user asked.
@@ -179,7 +196,7 @@ func Why(ctx context.Context, c Clients, req Request, now time.Time) (*Result, e
 	default:
 		return nil, &FatalError{fmt.Errorf("--action must be get, put or copy, not %q", req.Action)}
 	}
-	r.enr = enrich.New(c.KMS, c.IAM, c.STS, enrich.Options{TTL: time.Hour, CallTimeout: 10 * time.Second})
+	r.enr, r.explain = c.live(ctx)
 	for _, step := range steps {
 		s, err := step(ctx)
 		if err != nil {
@@ -219,11 +236,12 @@ func overall(steps []Step) Verdict {
 }
 
 type run struct {
-	c   Clients
-	req Request
-	now time.Time
-	res *Result
-	enr *enrich.Enricher
+	c       Clients
+	req     Request
+	now     time.Time
+	res     *Result
+	enr     pipeline.Enricher
+	explain explainer
 
 	id      cloudtrail.Identity
 	self    bool // diagnosing the caller's own credentials: the denial can be reproduced
@@ -449,7 +467,7 @@ func (r *run) decide(ctx context.Context, s Step, d *cloudtrail.Denial) (Step, e
 		r.refused(u)
 	}
 	s.Key = keyFacts(d, w)
-	s.Verdict, s.Note, s.Report = judge(d, w, refusedNow)
+	s.Verdict, s.Note, s.Report = judge(d, w, refusedNow, r.explain)
 	return s, nil
 }
 
@@ -458,14 +476,14 @@ func (r *run) decide(ctx context.Context, s Step, d *cloudtrail.Denial) (Step, e
 // Otherwise the request is evaluated first, and only what the policies read refuse is
 // reported as a diagnosis; what an unread policy could decide stays undetermined, with the
 // engine's unverified proposal attached.
-func judge(d *cloudtrail.Denial, w *world.World, refused bool) (Verdict, string, *finding.Report) {
+func judge(d *cloudtrail.Denial, w *world.World, refused bool, explain explainer) (Verdict, string, *finding.Report) {
 	if !refused {
 		v, unknown := allowedBy(d, w)
 		switch v {
 		case Allowed:
 			return Allowed, fmt.Sprintf("the key policy and the identity policies kmsfix read allow %s %s with this key", diagnose.Describe(d.Identity), d.Actions[0]), nil
 		case Undetermined:
-			rep := engine.Explain(cloudtrail.Item{Denial: d}, w)
+			rep := explain(cloudtrail.Item{Denial: d}, w)
 			if rep.Diagnosis != finding.Undetermined && !rep.Diagnosis.PolicyFixable() {
 				// A fact, not a policy reading: the principal (root), the key's manager or state.
 				return Diagnosed, "", &rep
@@ -477,7 +495,7 @@ func judge(d *cloudtrail.Denial, w *world.World, refused bool) (Verdict, string,
 			return Undetermined, note, &rep
 		}
 	}
-	rep := engine.Explain(cloudtrail.Item{EventID: d.EventID, Denial: d}, w)
+	rep := explain(cloudtrail.Item{EventID: d.EventID, Denial: d}, w)
 	if rep.Diagnosis == finding.Undetermined {
 		return Undetermined, "", &rep
 	}
