@@ -95,6 +95,8 @@ func For(d *cloudtrail.Denial, w *world.World, action string) policy.Request {
 	b.tags("aws:PrincipalTag/", tags)
 	b.org("aws:PrincipalOrg", w.Account(id.Account))
 	b.org("aws:ResourceOrg", w.Account(d.KeyAccount))
+	// A KMS cryptographic request carries no tags of its own.
+	b.prefixes = append(b.prefixes, prefixState{"aws:requesttag/", policy.KeyAbsent})
 
 	for _, k := range []string{"aws:SourceIp"} {
 		b.state[strings.ToLower(k)] = policy.KeyUnknownValue
@@ -216,8 +218,12 @@ func (b *builder) encryptionContext(d *cloudtrail.Denial) {
 		ec[k] = v
 	}
 	if d.ContextARN != "" {
-		if _, ok := ec["aws:s3:arn"]; !ok && !hasS3ExpressARN(ec) {
-			ec["aws:s3:arn"] = d.ContextARN
+		key := d.ContextKey // aws:s3:arn, or aws:s3express:arn for a directory bucket
+		if key == "" {
+			key = cloudtrail.S3ContextKey
+		}
+		if _, ok := ec[key]; !ok {
+			ec[key] = d.ContextARN
 		}
 	}
 	if len(ec) == 0 {
@@ -233,11 +239,6 @@ func (b *builder) encryptionContext(d *cloudtrail.Denial) {
 	slices.Sort(keys)
 	b.multi["kms:EncryptionContextKeys"] = keys
 	b.prefixes = append(b.prefixes, prefixState{"kms:encryptioncontext:", policy.KeyAbsent})
-}
-
-func hasS3ExpressARN(ec map[string]string) bool {
-	_, ok := ec["aws:s3express:arn"]
-	return ok
 }
 
 // key sets the keys that are properties of the KMS key, from what the world read.
