@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/kmsfix/kmsfix/internal/apply"
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 func init() {
@@ -82,7 +83,7 @@ func runRevert(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if before != nil && apply.Closed(before.Status) {
-		fmt.Fprintf(stdout, "change %s is already %s (%s)\n", id, before.Status, before.EndedAt)
+		fmt.Fprintf(stdout, "change %s is already %s (%s)\n", quote.Text(id), quote.Text(before.Status), quote.Text(before.EndedAt))
 		return 0
 	}
 	rec, err := a.Revert(ctx, id)
@@ -90,7 +91,8 @@ func runRevert(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kmsfix revert: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "change %s %s: %s %s on %s: %s\n", id, rec.Status, rec.Lever, rec.Name, rec.Target, rec.Note)
+	t := quote.Text // the record's fields are stored text: never raw to the terminal
+	fmt.Fprintf(stdout, "change %s %s: %s %s on %s: %s\n", t(id), t(rec.Status), t(rec.Lever), t(rec.Name), t(rec.Target), t(rec.Note))
 	return 0
 }
 
@@ -133,7 +135,7 @@ func runApplied(args []string, stdout, stderr io.Writer) int {
 				b, _ := json.Marshal(map[string]any{"id": id, "status": "integrity-check-failed", "error": err.Error()})
 				fmt.Fprintln(stdout, string(b))
 			} else {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", id, "integrity-check-failed", "not written by kmsfix, or changed since")
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", quote.Text(id), "integrity-check-failed", "not written by kmsfix, or changed since")
 			}
 			continue
 		}
@@ -155,7 +157,8 @@ func runApplied(args []string, stdout, stderr io.Writer) int {
 		if rec.Status == apply.StatusNeedsReview {
 			why = rec.Note
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rec.ID, rec.Status, rec.Lever, rec.Target, rec.Name, rec.ExpiresAt, why)
+		t := quote.Text
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t(rec.ID), t(rec.Status), t(rec.Lever), t(rec.Target), t(rec.Name), t(rec.ExpiresAt), t(why))
 	}
 	return boolExit(tw.Flush() == nil && ok)
 }

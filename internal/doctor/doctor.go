@@ -12,6 +12,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 // Status of one check.
@@ -150,14 +152,16 @@ func WriteTable(w io.Writer, checks []Check) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tSTATUS\tDETAIL")
 	for _, c := range checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, c.Status, c.Detail)
+		// Details and fixes quote names and values AWS returned: quote.Text keeps each line
+		// one line, with no escape sequence for the terminal.
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", quote.Text(c.Name), c.Status, quote.Text(c.Detail))
 		if c.Fix != "" {
 			for i, line := range strings.Split(c.Fix, "\n") {
 				label := "  "
 				if i == 0 {
 					label = "  fix:"
 				}
-				fmt.Fprintf(tw, "%s\t\t%s\n", label, line)
+				fmt.Fprintf(tw, "%s\t\t%s\n", label, quote.Text(line))
 			}
 		}
 	}

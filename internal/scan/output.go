@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 // WriteJSON writes one contract report (docs/contract.md section 3) per finding and line, the most
@@ -46,9 +48,12 @@ func WriteTable(w io.Writer, res *Result) error {
 		fmt.Fprintln(tw, "COUNT\tFIRST SEEN\tLAST SEEN\tDIAGNOSIS\tACTIONS\tPRINCIPAL\tKEY\tBUCKET")
 		for _, g := range res.Groups {
 			r := g.Report
+			// Values from the records: quote.Text keeps each in its cell (a tab or line
+			// break would shift or forge rows) and sends the terminal no escape sequence.
+			t := quote.Text
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Count,
-				stamp(g.FirstSeen), stamp(g.LastSeen), r.Diagnosis, strings.Join(r.Actions, ","),
-				dash(r.Principal), dash(r.Key), dash(r.Bucket))
+				stamp(g.FirstSeen), stamp(g.LastSeen), t(string(r.Diagnosis)), t(strings.Join(r.Actions, ",")),
+				t(dash(r.Principal)), t(dash(r.Key)), t(dash(r.Bucket)))
 		}
 	}
 	if err := tw.Flush(); err != nil {
