@@ -158,3 +158,43 @@ func TestParseKeepsDocumentBytes(t *testing.T) {
 		t.Errorf("statement written back as %s, want %s", b, want)
 	}
 }
+
+// The condition-key fields (docs/contract.md section 2): absent is unknown, empty is known
+// empty, and both survive a round trip through the file format.
+func TestConditionKeyFields(t *testing.T) {
+	in := `{"keys":{"arn:k":{"aliases":[],"tags":{},"key_spec":"SYMMETRIC_DEFAULT","key_usage":"ENCRYPT_DECRYPT","origin":"AWS_KMS","multi_region":false},` +
+		`"arn:j":{"state":"Enabled"}},` +
+		`"principals":{"arn:p":{"policies":[],"tags":{"team":"orders"}},"arn:q":{"policies":[]}},` +
+		`"accounts":{"111122223333":{"org_id":"o-a1b2c3d4e5","org_paths":["o-a1b2c3d4e5/r-ab12/"]}}}`
+	w, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, j := w.Key("arn:k"), w.Key("arn:j")
+	if k.Aliases == nil || k.Tags == nil || k.MultiRegion == nil || *k.MultiRegion || k.KeySpec != "SYMMETRIC_DEFAULT" || k.Origin != "AWS_KMS" {
+		t.Errorf("known-empty or known values lost: %+v", k)
+	}
+	if j.Aliases != nil || j.Tags != nil || j.MultiRegion != nil || j.KeySpec != "" {
+		t.Errorf("absent fields must stay unknown: %+v", j)
+	}
+	if w.Principal("arn:p").Tags["team"] != "orders" || w.Principal("arn:q").Tags != nil {
+		t.Errorf("principal tags: %+v %+v", w.Principal("arn:p"), w.Principal("arn:q"))
+	}
+	if a := w.Account("111122223333"); a == nil || a.OrgID != "o-a1b2c3d4e5" || len(a.OrgPaths) != 1 || w.Account("444455556666") != nil {
+		t.Errorf("accounts: %+v", w.Accounts)
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(b)
+	if err != nil {
+		t.Fatalf("re-parsing %s: %v", b, err)
+	}
+	if back.Key("arn:k").Tags == nil || back.Key("arn:k").Aliases == nil || back.Key("arn:j").Tags != nil {
+		t.Errorf("round trip lost known-empty versus unknown: %s", b)
+	}
+	if _, err := Parse([]byte(`{"accounts":{"1":{"org":"o-x"}}}`)); err == nil {
+		t.Error("an unknown account field must be refused (strict world files)")
+	}
+}
