@@ -19,6 +19,9 @@ func newTable(stack awscdk.Stack) awsdynamodb.Table {
 		// The AWS owned-by-account key (aws/dynamodb): encrypted at rest, no key grants needed.
 		Encryption:    awsdynamodb.TableEncryption_AWS_MANAGED,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // the audit trail outlives the stack
+		// The audit trail of automatic changes must not be deleted by mistake or on purpose
+		// without first turning this off (issue 15).
+		DeletionProtection: jsii.Bool(true),
 	})
 	return table
 }
