@@ -71,6 +71,9 @@ func Diagnose(d *cloudtrail.Denial, w *world.World) Finding {
 		f.NeedIdentity, f.NeedKeyPolicy = false, true
 		f.Detail += " A service-linked role's policies cannot be edited, so the fix is a key-policy statement naming the role."
 	}
+	if f.NeedIdentity || f.NeedKeyPolicy {
+		f.Detail += in.nearMissGrants()
+	}
 	if f.NeedKeyPolicy && request.AWSManaged(d, in.key) {
 		// AWS owns an AWS managed key's policy: no statement can be added to it.
 		f.NeedKeyPolicy = false
@@ -297,11 +300,13 @@ func (in *inputs) identityDeny(ref *policy.StatementRef) Finding {
 	if ref != nil {
 		where = fmt.Sprintf("identity policy %q (statement %s)", ref.Policy, sidOrIndex(ref))
 	}
+	owner := "the owner of the principal's IAM policies"
+	explain, advice := in.denyAdvice(in.statementOf(ref, policy.LayerIdentity), where, owner)
 	return Finding{Code: finding.ExplicitDenyIdentityPolicy,
-		Detail: fmt.Sprintf("%s was refused %s on key %s: %s explicitly denies it. Denies keyed on aws:SourceIp or aws:SourceVpce also stop S3's calls to KMS; exempt them with \"Bool\": {\"aws:ViaAWSService\": \"false\"}.",
-			capitalize(in.who), in.action, in.keyName, where),
-		Escalate: "the owner of the principal's IAM policies",
-		Advice:   []string{"Narrow the Deny statement so it does not match calls S3 makes for the principal (add \"Bool\": {\"aws:ViaAWSService\": \"false\"} to its Condition); kmsfix never loosens a Deny itself."},
+		Detail: fmt.Sprintf("%s was refused %s on key %s: %s explicitly denies it.%s",
+			capitalize(in.who), in.action, in.keyName, where, explain),
+		Escalate: owner,
+		Advice:   advice,
 	}
 }
 
@@ -310,11 +315,13 @@ func (in *inputs) keyPolicyDeny(ref *policy.StatementRef) Finding {
 	if ref != nil {
 		where = fmt.Sprintf("key policy statement %s", sidOrIndex(ref))
 	}
+	owner := fmt.Sprintf("the key's administrators (account %s)", in.d.KeyAccount)
+	explain, advice := in.denyAdvice(in.statementOf(ref, policy.LayerKeyPolicy), where, owner)
 	return Finding{Code: finding.ExplicitDenyKeyPolicy,
-		Detail: fmt.Sprintf("%s was refused %s on key %s: %s explicitly denies it.",
-			capitalize(in.who), in.action, in.keyName, where),
-		Escalate: fmt.Sprintf("the key's administrators (account %s)", in.d.KeyAccount),
-		Advice:   []string{"Review the Deny statement with the key's administrators; an exception for this principal via S3 (kms:ViaService) is the narrowest change. kmsfix never edits a Deny."},
+		Detail: fmt.Sprintf("%s was refused %s on key %s: %s explicitly denies it.%s",
+			capitalize(in.who), in.action, in.keyName, where, explain),
+		Escalate: owner,
+		Advice:   advice,
 	}
 }
 

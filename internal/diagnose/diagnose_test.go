@@ -185,3 +185,69 @@ func TestUnknownConditionKeyIsNotAMismatch(t *testing.T) {
 		})
 	}
 }
+
+// TestDenyAdvice: a Deny's advice comes from the statement itself, and a ViaAWSService or
+// ViaService exception is suggested only where the Deny is keyed on the network or on a
+// kms:ViaService list that lacks S3 (issue 14 item 7).
+func TestDenyAdvice(t *testing.T) {
+	deny := func(cond string) string {
+		c := ""
+		if cond != "" {
+			c = `,"Condition":` + cond
+		}
+		return `{"Statement":[{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},` +
+			`{"Sid":"D","Effect":"Deny","Principal":"*","Action":"kms:Decrypt","Resource":"*"` + c + `}]}`
+	}
+	tests := []struct {
+		name, cond   string
+		want, absent string
+	}{
+		{"network only", `{"NotIpAddress":{"aws:SourceIp":"203.0.113.0/24"}}`, `"aws:ViaAWSService": "false"`, ""},
+		{"network, already exempted", `{"NotIpAddress":{"aws:SourceIp":"203.0.113.0/24"},"StringNotEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/x"}}`, "Ask", "aws:ViaAWSService"},
+		{"ViaService list without S3", `{"StringNotEquals":{"kms:ViaService":["sqs.us-east-1.amazonaws.com"]}}`, `add "s3.us-east-1.amazonaws.com" to the kms:ViaService list`, "aws:ViaAWSService"},
+		{"principal tag", `{"StringNotEquals":{"aws:PrincipalTag/team":"finance"}}`, "Ask", "aws:ViaAWSService"},
+		{"no condition", "", "should use this key at all", "aws:ViaAWSService"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &world.World{Keys: map[string]*world.Key{keyARN: {Manager: "CUSTOMER", State: "Enabled", Policy: doc(t, deny(tt.cond))}},
+				Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{}}}}
+			// The message names the layer, as KMS does for an explicit deny in a key policy.
+			d := denial(roleARN, "111122223333", cloudtrail.MsgExplicitDeny, "arn:aws:s3:::bkt/o")
+			d.Message.PolicyType = cloudtrail.PolicyResource
+			f := Diagnose(d, w)
+			if f.Code != finding.ExplicitDenyKeyPolicy {
+				t.Fatalf("code %s: %s", f.Code, f.Detail)
+			}
+			all := f.Detail + " " + strings.Join(f.Advice, " ")
+			if !strings.Contains(all, tt.want) || (tt.absent != "" && strings.Contains(strings.Join(f.Advice, " "), tt.absent)) {
+				t.Errorf("want %q and not %q in advice:\n%s", tt.want, tt.absent, all)
+			}
+		})
+	}
+}
+
+// TestNearMissGrant: a grant for the principal that does not allow this request is named with
+// what differs.
+func TestNearMissGrant(t *testing.T) {
+	d := denial(roleARN, "111122223333", cloudtrail.MsgNoIdentityAllow, "arn:aws:s3:::bkt/o")
+	d.EncryptionContext = map[string]string{"aws:s3:arn": "arn:aws:s3:::bkt/o"}
+	for _, tt := range []struct {
+		name  string
+		grant world.Grant
+		want  string
+	}{
+		{"operations", world.Grant{Name: "g1", Grantee: roleARN, Operations: []string{"Encrypt"}}, `grant "g1" names role app/reader but allows Encrypt, not Decrypt`},
+		{"context", world.Grant{Name: "g2", Grantee: roleARN, Operations: []string{"Decrypt"},
+			Constraints: &world.GrantConstraints{EncryptionContextSubset: map[string]string{"aws:s3:arn": "arn:aws:s3:::other/o"}}}, `grant "g2" names role app/reader but requires the encryption context to include`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &world.World{Keys: map[string]*world.Key{keyARN: {Manager: "CUSTOMER", State: "Enabled", Policy: doc(t, rootDelegation), Grants: []world.Grant{tt.grant}, GrantsKnown: true}},
+				Principals: map[string]*world.Principal{roleARN: {Policies: []world.NamedPolicy{}}}}
+			f := Diagnose(d, w)
+			if !strings.Contains(f.Detail, tt.want) {
+				t.Errorf("detail lacks %q:\n%s", tt.want, f.Detail)
+			}
+		})
+	}
+}
