@@ -215,4 +215,3 @@ func contextFits(want, ctx map[string]string, equals bool) bool {
 	}
 	return !equals || len(ctx) == len(want)
 }
-
