@@ -125,6 +125,34 @@ func (l *lexer) endCapture() {
 	l.capt = nil
 }
 
+// skipToLine consumes input up to the next line that starts with '{' or '[' (not consumed);
+// false at the end of input.
+func (l *lexer) skipToLine() bool {
+	afterNL := false
+	for {
+		for l.pos < l.end {
+			c := l.buf[l.pos]
+			if afterNL && (c == '{' || c == '[') {
+				return true
+			}
+			afterNL = c == '\n'
+			l.pos++
+		}
+		if !l.fill() {
+			return false
+		}
+	}
+}
+
+// unread puts b, read before from input offset at, back in front of the unread input.
+func (l *lexer) unread(b []byte, at int64) {
+	rest := l.buf[l.pos:l.end]
+	nb := make([]byte, 0, max(len(b)+len(rest), len(l.buf)))
+	nb = append(append(nb, b...), rest...)
+	l.buf, l.pos, l.end, l.capFrom = nb[:cap(nb)], 0, len(nb), 0
+	l.base = at
+}
+
 // skipSpace consumes whitespace; false at the end of input.
 func (l *lexer) skipSpace() bool {
 	for {

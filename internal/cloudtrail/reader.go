@@ -2,6 +2,7 @@ package cloudtrail
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -97,6 +98,8 @@ type Reader struct {
 	n        int  // records started
 	values   int  // top-level values started
 	done     bool
+	recStart int64 // input offset of the top-level record being read
+	skipLine bool  // skip to the next line that starts with '{' before reading on
 }
 
 type readState int
@@ -131,6 +134,10 @@ func (r *Reader) Next() (Item, error) {
 	}
 	lx := r.lex
 	for {
+		if r.skipLine {
+			r.skipLine = false
+			lx.skipToLine()
+		}
 		c, ok := lx.peek()
 		switch r.st {
 		case stTop:
@@ -155,7 +162,11 @@ func (r *Reader) Next() (Item, error) {
 				lx.pos++
 				r.st, r.events, r.inObject, r.first = stArray, false, false, true
 			default:
-				return r.fail(fmt.Errorf("%s: value %d (byte %d): %s is not a JSON object", r.source, r.values, lx.offset(), describeByte(c)))
+				// Not a record: skipped to the next line that starts with '{'.
+				err := fmt.Errorf("byte %d: %s is not a JSON object; reading goes on at the next line that starts with '{'", lx.offset(), describeByte(c))
+				r.skipLine = true
+				r.n++
+				return Item{}, &RecordError{Source: r.source, Index: r.n, Err: err}
 			}
 		case stArray:
 			if !ok {
@@ -208,6 +219,41 @@ func (r *Reader) Next() (Item, error) {
 	}
 }
 
+// bad answers for a top-level record that breaks the grammar: a *RecordError when reading can
+// go on at a later line (resync), else the error that ends the input.
+func (r *Reader) bad(err error) (Item, error, bool) {
+	r.n++
+	lx := r.lex
+	var syn *syntaxError
+	if errors.As(err, &syn) || errors.Is(err, errEOF) {
+		lx.flush()
+		lx.capt, lx.keyCapt = nil, nil
+		// The next line starting with '{' inside what was read of this record, if any: a
+		// truncated JSON line swallowed the lines after it. Else the next one still to read.
+		if i := bytes.Index(r.rec.b, []byte("\n{")); i >= 0 && !r.rec.over {
+			lx.unread(r.rec.b[i+1:], r.recStart+int64(i+1))
+		} else if errors.Is(err, errEOF) {
+			it, err := r.fail(r.jsonErr(err))
+			return it, err, true
+		} else {
+			r.skipLine = true
+		}
+		r.st = stTop
+		return Item{}, &RecordError{Source: r.source, Index: r.n,
+			Err: fmt.Errorf("%s; reading goes on at the next line that starts with '{'", r.describe(err))}, true
+	}
+	it, err := r.fail(r.jsonErr(err))
+	return it, err, true
+}
+
+// describe is jsonErr's wording without the source and index (a RecordError adds them).
+func (r *Reader) describe(err error) string {
+	if errors.Is(err, errEOF) {
+		return fmt.Sprintf("input ends inside a JSON value (byte %d)", r.lex.offset())
+	}
+	return err.Error()
+}
+
 func (r *Reader) fail(err error) (Item, error) {
 	r.done = true
 	r.lex = nil
@@ -238,13 +284,15 @@ func (r *Reader) object() (it Item, err error, emit bool) {
 	defer func() {
 		lx.capt, lx.keyCapt = nil, nil
 	}()
+	// A record that breaks the grammar is skipped when the input is line-oriented (JSON
+	// lines, concatenated pretty-printed values): reading goes on at the next line that
+	// starts with '{' (see resync).
+	r.recStart = start
 	lx.pos++
 	for first := true; ; first = false {
 		c, ok := lx.peek()
 		if !ok {
-			r.n++
-			it, err = r.fail(r.jsonErr(lx.eof()))
-			return it, err, true
+			return r.bad(lx.eof())
 		}
 		if c == '}' {
 			lx.pos++
@@ -252,22 +300,16 @@ func (r *Reader) object() (it Item, err error, emit bool) {
 		}
 		if !first {
 			if c != ',' {
-				r.n++
-				it, err = r.fail(r.jsonErr(lx.errorf("unexpected %q after an object member", c)))
-				return it, err, true
+				return r.bad(lx.errorf("unexpected %q after an object member", c))
 			}
 			lx.pos++
 			c, ok = lx.peek()
 			if !ok {
-				r.n++
-				it, err = r.fail(r.jsonErr(lx.eof()))
-				return it, err, true
+				return r.bad(lx.eof())
 			}
 		}
 		if c != '"' {
-			r.n++
-			it, err = r.fail(r.jsonErr(lx.errorf("unexpected %q where an object key is expected", c)))
-			return it, err, true
+			return r.bad(lx.errorf("unexpected %q where an object key is expected", c))
 		}
 		lx.flush()
 		r.key.reset()
@@ -279,9 +321,7 @@ func (r *Reader) object() (it Item, err error, emit bool) {
 			err = lx.expect(':', "after an object key:")
 		}
 		if err != nil {
-			r.n++
-			it, err = r.fail(r.jsonErr(err))
-			return it, err, true
+			return r.bad(err)
 		}
 		if key := string(r.key.b); !r.key.over && (key == `"Records"` || key == `"Events"`) {
 			v, ok := lx.peek()
@@ -299,9 +339,7 @@ func (r *Reader) object() (it Item, err error, emit bool) {
 			return it, err, true
 		}
 		if err := lx.value(); err != nil {
-			r.n++
-			it, err = r.fail(r.jsonErr(err))
-			return it, err, true
+			return r.bad(err)
 		}
 	}
 	lx.endCapture()

@@ -93,8 +93,6 @@ func TestReaderEndsInput(t *testing.T) {
 		items    int
 		want     string
 	}{
-		{"trailing comma in an object", bare + `{"a":1,}`, 1, `f.json: record 2: invalid JSON at byte`},
-		{"leading comma in an object", bare + `{,"a":1}`, 1, `f.json: record 2: invalid JSON`},
 		{"trailing comma in Records", `{"Records":[` + bare + `,]}`, 1, `f.json: record 2: invalid JSON`},
 		{"bad literal", `[` + bare + `,{"a":tru}]`, 1, "invalid literal"},
 		{"bad number", `[{"a":01}]`, 0, "record 1: invalid JSON"},
@@ -117,6 +115,52 @@ func TestReaderEndsInput(t *testing.T) {
 				t.Errorf("%v is a *RecordError, want an error that ends the input", errs[0])
 			}
 		})
+	}
+}
+
+// TestReaderResync: in line-oriented input (JSON lines, concatenated pretty-printed values)
+// a record that breaks the grammar is reported and reading goes on at the next line that
+// starts with '{': a truncated line, garbage, a grammar error, a value that is not an object.
+func TestReaderResync(t *testing.T) {
+	bare := string(compact(t, readTestdata(t, "bare-generatedatakey-user.json")))
+	pretty := string(readTestdata(t, "envelope-decrypt-role.json"))
+	in := strings.Join([]string{
+		bare,
+		bare[:len(bare)/2], // truncated: the next line is read as part of it, then given back
+		bare,
+		`{"a":1,}`,
+		bare,
+		`eventID,eventName`,
+		pretty,
+		`{"broken": [1, 2}`,
+		pretty,
+		bare[:40],
+	}, "\n")
+	got, errs := readEach(t, []byte(in), Limits{})
+	var read []string
+	for _, g := range got {
+		read = append(read, strings.Fields(g)[0])
+	}
+	if want := "f.json#1 f.json#3 f.json#5 f.json#7 f.json#9"; strings.Join(read, " ") != want {
+		t.Errorf("records read: %v, want %s", read, want)
+	}
+	var msgs []string
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
+	wants := []string{"f.json: record 2: invalid JSON", "f.json: record 4: invalid JSON", "f.json: record 6: byte ", "f.json: record 8: invalid JSON", "f.json: record 10: input ends inside a JSON value"}
+	if len(msgs) != len(wants) {
+		t.Fatalf("errors:\n%s\nwant %d", strings.Join(msgs, "\n"), len(wants))
+	}
+	for i, w := range wants {
+		if !strings.Contains(msgs[i], w) {
+			t.Errorf("error %d %q does not say %q", i, msgs[i], w)
+		}
+	}
+	for _, e := range errs[:4] {
+		if !errors.As(e, new(*RecordError)) {
+			t.Errorf("%v is not a *RecordError", e)
+		}
 	}
 }
 
