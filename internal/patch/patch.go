@@ -127,13 +127,15 @@ func keyPolicyPatch(d *cloudtrail.Denial, k *world.Key) finding.Patch {
 	}
 	if pattern, ok := PermissionSetPattern(d.Identity); ok {
 		// IAM Identity Center replaces a permission set's role, with a new suffix, whenever
-		// its assignments are removed and added again; a key policy naming the role's ARN then
-		// names a deleted role. AWS's page on referencing permission sets in KMS key policies
-		// (https://docs.aws.amazon.com/singlesignon/latest/userguide/referencingpermissionsets.html)
-		// describes that and recommends matching the role by aws:PrincipalArn with the suffix
-		// wildcarded. The account is the Principal (so the role's own IAM policy, the
-		// permission set, must also allow, as for any principal of the account) and the
-		// condition picks this permission set's role in this Region only.
+		// its assignments are removed and added again, and a key policy naming the old ARN then
+		// names a deleted role: AWS's page on referencing permission sets in resource policies
+		// and KMS key policies documents the ARN format and that change
+		// (https://docs.aws.amazon.com/singlesignon/latest/userguide/referencingpermissionsets.html).
+		// The durable form matches the role by ArnLike aws:PrincipalArn with only the suffix
+		// wildcarded, with the account as Principal (the form in common use; whether the page
+		// prints this exact statement could not be re-read here: unverified). The role's own
+		// IAM policy (the permission set) must then allow too, as for any principal of the
+		// account, and the condition picks this permission set's role in this Region only.
 		st.Principal = policy.AWSPrincipal("arn:" + partitionOf(d.Identity.PrincipalARN) + ":iam::" + d.Identity.Account + ":root")
 		st.Condition["ArnLike"] = map[string]policy.Values{"aws:PrincipalArn": policy.V(pattern)}
 	}
