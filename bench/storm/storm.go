@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/notify"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv"
@@ -252,7 +253,7 @@ const (
 
 // f2fp is the fingerprint the engine's report for finding f has.
 func f2fp(f int) string {
-	return notify.FingerprintOf("arn:aws:iam::"+account+":role/app/"+roleOf(f), keyARN, []string{"kms:Decrypt"}, "identity-policy-missing", bucketOf(f))
+	return finding.FingerprintOf("arn:aws:iam::"+account+":role/app/"+roleOf(f), keyARN, []string{"kms:Decrypt"}, "identity-policy-missing", bucketOf(f))
 }
 
 // makeEvent is event i of the storm: finding i%findings, its own event id, session and object.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
-	"github.com/kmsfix/kmsfix/internal/notify"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -59,7 +58,7 @@ func Fingerprint(r *finding.Report) string {
 	if r.Fingerprint != "" {
 		return r.Fingerprint
 	}
-	return notify.Fingerprint(*r)
+	return finding.Fingerprint(*r)
 }
 
 func block(r *finding.Report, why string) {

@@ -17,7 +17,6 @@ import (
 	"github.com/kmsfix/kmsfix/internal/decision"
 	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/finding"
-	"github.com/kmsfix/kmsfix/internal/notify"
 	"github.com/kmsfix/kmsfix/internal/patch"
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/request"
@@ -362,7 +361,7 @@ func (rc *Receiver) ownerReport(d *cloudtrail.Denial, req Request, sender, own s
 		ErrorCode:        f.ErrorCode,
 		SessionARN:       f.SessionARN,
 		PrincipalType:    string(d.Identity.Kind),
-		Fingerprint:      notify.FingerprintOf(f.Principal, f.Key, d.Actions, string(finding.CrossAccountAccessMissing), f.Bucket),
+		Fingerprint:      finding.FingerprintOf(f.Principal, f.Key, d.Actions, string(finding.CrossAccountAccessMissing), f.Bucket),
 	}
 	if k := w.Key(f.Key); k != nil && len(k.Aliases) > 0 {
 		rep.KeyAlias = k.Aliases[0]

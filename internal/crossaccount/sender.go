@@ -18,7 +18,6 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
-	"github.com/kmsfix/kmsfix/internal/notify"
 )
 
 // PutEventsAPI is the EventBridge call the sender makes; *eventbridge.Client satisfies it.
@@ -80,7 +79,7 @@ func KeyPolicyPatch(r finding.Report) (finding.Patch, bool) {
 func NewRequest(r finding.Report, p finding.Patch, now time.Time) Request {
 	return Request{
 		Version:       Version,
-		RequestID:     notify.Fingerprint(r),
+		RequestID:     finding.Fingerprint(r),
 		RequestedAt:   now.UTC().Format(time.RFC3339),
 		SenderAccount: r.PrincipalAccount,
 		Key:           r.Key,
@@ -110,7 +109,7 @@ func (s *Sender) Send(ctx context.Context, r finding.Report) (string, error) {
 		return NoBus, nil
 	}
 	now := s.now()
-	id := notify.Fingerprint(r)
+	id := finding.Fingerprint(r)
 	log := s.sentLog()
 	if sent, err := log.Sent(ctx, id, now); err != nil {
 		// Sending twice beats not sending: the key owner's notifier dedupes too.

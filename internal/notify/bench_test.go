@@ -34,6 +34,6 @@ func BenchmarkFingerprint(b *testing.B) {
 	r := sampleReports(b)[finding.CrossAccountAccessMissing]
 	b.ReportAllocs()
 	for b.Loop() {
-		Fingerprint(r)
+		finding.Fingerprint(r)
 	}
 }

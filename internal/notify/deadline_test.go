@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 )
 
@@ -37,7 +38,7 @@ func TestSlackHangsSNSOnce(t *testing.T) {
 		t.Errorf("Notify took %s: Slack did not keep its reserve", took)
 	}
 	r.wantCounts(t, 0, 1)
-	if st := r.state(t, Fingerprint(report(t, "x"))); st.SNS != stateSent || st.Slack != statePending {
+	if st := r.state(t, finding.Fingerprint(report(t, "x"))); st.SNS != stateSent || st.Slack != statePending {
 		t.Errorf("state = %+v, want SNS sent and Slack pending", st)
 	}
 	if _, err := invoke(); err == nil { // Lambda's retry, Slack still hanging

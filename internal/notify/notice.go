@@ -26,7 +26,7 @@ type Notice struct {
 
 // NewNotice builds the notice of a report with its fingerprint and nothing else.
 func NewNotice(r finding.Report) Notice {
-	fp := Fingerprint(r)
+	fp := finding.Fingerprint(r)
 	r.Fingerprint = fp
 	if r.Severity == "" {
 		r.Severity = r.Diagnosis.Severity()

@@ -115,7 +115,7 @@ func New(cfg Config, c Clients) (*Notifier, error) {
 func (nt *Notifier) Notify(ctx context.Context, r finding.Report) error {
 	sent, err := nt.notify(ctx, r)
 	if sent && r.Applied != nil && !r.Applied.DryRun {
-		fp := Fingerprint(r)
+		fp := finding.Fingerprint(r)
 		if herr := nt.HoldBack(ctx, fp, nt.now().Add(nt.cfg.Propagation)); herr != nil {
 			nt.log.Warn("notify: hold back after change failed", "fingerprint", fp, "error", herr.Error())
 		}

@@ -177,7 +177,7 @@ func TestNotifyOncePerWindowThenCounts(t *testing.T) {
 		r.clock.Add(time.Minute)
 	}
 	r.wantCounts(t, 1, 1)
-	fp := Fingerprint(report(t, "x"))
+	fp := finding.Fingerprint(report(t, "x"))
 	if st := r.state(t, fp); st.Total != 5 || st.Since != 4 || st.Owner != "ev-0" || st.Slack != stateSent || st.SNS != stateSent {
 		t.Errorf("state = %+v", st)
 	}
@@ -224,7 +224,7 @@ func TestRetriedEventNeverPostsTwice(t *testing.T) {
 		}
 	}
 	r.wantCounts(t, 1, 1)
-	if st := r.state(t, Fingerprint(report(t, "x"))); st.Total != 1 {
+	if st := r.state(t, finding.Fingerprint(report(t, "x"))); st.Total != 1 {
 		t.Errorf("a retried event was counted %d times", st.Total)
 	}
 	// A retry after the window ended still does not post again.
@@ -251,7 +251,7 @@ func TestSlackDownSNSStillSent(t *testing.T) {
 	if a := r.slack.Attempts(); a != 4 {
 		t.Errorf("%d Slack attempts, want 4", a)
 	}
-	if st := r.state(t, Fingerprint(report(t, "x"))); st.Slack != statePending || st.SNS != stateSent {
+	if st := r.state(t, finding.Fingerprint(report(t, "x"))); st.Slack != statePending || st.SNS != stateSent {
 		t.Errorf("state = %+v", st)
 	}
 	// Another event of the same finding meanwhile: counted, not sent.
@@ -355,7 +355,7 @@ func TestSlackPermanentFailure(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "delivery failed") {
 		t.Errorf("failure not logged:\n%s", r.logs.String())
 	}
-	if st := r.state(t, Fingerprint(report(t, "x"))); st.Slack != stateFailed {
+	if st := r.state(t, finding.Fingerprint(report(t, "x"))); st.Slack != stateFailed {
 		t.Errorf("slack state %q", st.Slack)
 	}
 }
@@ -477,7 +477,7 @@ func TestChangeAnnouncedByTheReportThatMadeIt(t *testing.T) {
 	if p := string(r.slack.Payloads()[1]); !strings.Contains(p, "Applied automatically") || !strings.Contains(p, "chg-1") {
 		t.Fatalf("the second message does not announce the change:\n%s", p)
 	}
-	if st := r.state(t, Fingerprint(maker)); st.Owner != "ev-a" {
+	if st := r.state(t, finding.Fingerprint(maker)); st.Owner != "ev-a" {
 		t.Fatalf("the window belongs to %q, want the report that made the change", st.Owner)
 	}
 	// A retry of the same event, and another delivery of it, send nothing more.
@@ -496,7 +496,7 @@ func TestChangeAnnouncedByTheReportThatMadeIt(t *testing.T) {
 func TestHoldBackExplicit(t *testing.T) {
 	r := newRig(t, nil)
 	ctx := context.Background()
-	fp := Fingerprint(report(t, "x"))
+	fp := finding.Fingerprint(report(t, "x"))
 	if err := r.n.HoldBack(ctx, fp, r.clock.Now().Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +628,7 @@ func TestContainersRace(t *testing.T) {
 	for f := range findings {
 		rep := report(t, "x")
 		rep.Bucket = fmt.Sprintf("bucket-%d", f)
-		if st := r.state(t, Fingerprint(rep)); st.Total != events/findings || st.Since != events/findings-1 {
+		if st := r.state(t, finding.Fingerprint(rep)); st.Total != events/findings || st.Since != events/findings-1 {
 			t.Errorf("finding %d: total %d since %d", f, st.Total, st.Since)
 		}
 	}
@@ -648,7 +648,7 @@ func TestWithoutSlack(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.wantCounts(t, 0, 1)
-	if st := r.state(t, Fingerprint(report(t, "x"))); st.Slack != stateOff || st.SNS != stateSent {
+	if st := r.state(t, finding.Fingerprint(report(t, "x"))); st.Slack != stateOff || st.SNS != stateSent {
 		t.Errorf("state = %+v", st)
 	}
 	if r.secrets.Calls() != 0 {

@@ -276,7 +276,7 @@ func TestHeadline(t *testing.T) {
 
 func TestFingerprint(t *testing.T) {
 	r := sampleReports(t)[finding.IdentityPolicyMissing]
-	fp := Fingerprint(r)
+	fp := finding.Fingerprint(r)
 	if len(fp) != 32 {
 		t.Fatalf("fingerprint %q", fp)
 	}
@@ -290,7 +290,7 @@ func TestFingerprint(t *testing.T) {
 	for i, edit := range same {
 		x := base
 		edit(&x)
-		if Fingerprint(x) != Fingerprint(base) {
+		if finding.Fingerprint(x) != finding.Fingerprint(base) {
 			t.Errorf("edit %d changed the fingerprint", i)
 		}
 	}
@@ -304,12 +304,12 @@ func TestFingerprint(t *testing.T) {
 	for i, edit := range differ {
 		x := base
 		edit(&x)
-		if Fingerprint(x) == Fingerprint(base) {
+		if finding.Fingerprint(x) == finding.Fingerprint(base) {
 			t.Errorf("edit %d kept the fingerprint", i)
 		}
 	}
 	r.Fingerprint = "given"
-	if Fingerprint(r) != "given" {
+	if finding.Fingerprint(r) != "given" {
 		t.Error("a report's own fingerprint must be kept")
 	}
 }

@@ -293,12 +293,3 @@ func envelopeID(event json.RawMessage) string {
 	}
 	return v.ID
 }
-
-// LogNotifier stands in for the real notifiers: it logs the report.
-type LogNotifier struct{ Log *slog.Logger }
-
-// Notify logs the finding as one line.
-func (n LogNotifier) Notify(ctx context.Context, r finding.Report) error {
-	n.Log.InfoContext(ctx, "notify", "event_id", r.EventID, "report", r)
-	return nil
-}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
-	"github.com/kmsfix/kmsfix/internal/notify"
 )
 
 // Group is one finding with how often and when it was seen.
@@ -30,7 +29,7 @@ func NewGrouper() *Grouper { return &Grouper{byFP: map[string]*Group{}} }
 // Add counts one report seen at t (events arrive in any order).
 func (g *Grouper) Add(r finding.Report, t time.Time) {
 	// The notifier's fingerprint, so a scan's findings match the alerts' dedupe keys.
-	fp := notify.Fingerprint(r)
+	fp := finding.Fingerprint(r)
 	r.Fingerprint = fp
 	grp, ok := g.byFP[fp]
 	if !ok {
@@ -46,9 +45,6 @@ func (g *Grouper) Add(r finding.Report, t time.Time) {
 		grp.Report = r
 	}
 }
-
-// Len is the number of distinct findings.
-func (g *Grouper) Len() int { return len(g.byFP) }
 
 // Groups returns the findings, most frequent first, then most recent, then by fingerprint.
 func (g *Grouper) Groups() []Group {

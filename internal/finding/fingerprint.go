@@ -1,19 +1,18 @@
-package notify
+package finding
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
 	"strings"
-
-	"github.com/kmsfix/kmsfix/internal/finding"
 )
 
-// Fingerprint identifies a finding for deduplication: the same principal denied the same
+// Fingerprint identifies a finding for deduplication (notify), grouping (scan), the audit
+// record (apply) and the cross-account request id (crossaccount): the same principal denied the same
 // actions on the same key and bucket for the same reason. The object is left out on purpose:
 // a batch job failing on ten thousand objects of one bucket is one finding. A report that
 // already carries a fingerprint keeps it.
-func Fingerprint(r finding.Report) string {
+func Fingerprint(r Report) string {
 	if r.Fingerprint != "" {
 		return r.Fingerprint
 	}
