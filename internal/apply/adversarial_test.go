@@ -9,6 +9,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -401,5 +402,59 @@ func TestAttackConcurrentSweeperAndApply(t *testing.T) {
 		default:
 			t.Fatalf("round %d: status %s", round, rec.Status)
 		}
+	}
+}
+
+// hookKMS runs hook once, at the first GetKeyPolicy after arm: between a reader's read of the
+// key policy and what it does with it.
+type hookKMS struct {
+	KeyPolicyAPI
+	fired atomic.Bool
+	armed bool
+	hook  func()
+}
+
+func (h *hookKMS) GetKeyPolicy(ctx context.Context, in *kms.GetKeyPolicyInput, opts ...func(*kms.Options)) (*kms.GetKeyPolicyOutput, error) {
+	out, err := h.KeyPolicyAPI.GetKeyPolicy(ctx, in, opts...)
+	if h.armed && h.fired.CompareAndSwap(false, true) {
+		h.hook() // may read the key policy itself: fired is already set
+	}
+	return out, err
+}
+
+// The race of the review, made deterministic: the sweeper reads the key policy to roll back an
+// abandoned change, and before it acts an event completes the same change. Exactly one of them
+// may own the change: the outcome recorded must be the one in the key policy (never "rolled
+// back" with the statement still there).
+func TestAttackSweeperAndApplyInterleaved(t *testing.T) {
+	e := newEnv(t, adminOnly)
+	db := crashing(e)
+	db.set(recordWith(StatusApplied))
+	w := e.world()
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), w); err == nil {
+		t.Fatal("Apply survived the crash")
+	}
+	db.set(nil)
+	id := e.active()[0]
+	e.clock.Add(DefaultLease + time.Second)
+	r := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-2"}, w)
+	var applyErr error
+	h := &hookKMS{KeyPolicyAPI: e.kms}
+	h.hook = func() { applyErr = e.a.Apply(ctx, &r, w) }
+	e.a.KMS = h
+	h.armed = true
+	if _, err := e.a.Sweep(ctx, e.clock.Now()); err != nil && !errors.Is(err, errLost) {
+		t.Fatalf("sweep: %v", err)
+	}
+	if applyErr != nil && !errors.Is(applyErr, errLost) {
+		t.Fatalf("apply: %v", applyErr)
+	}
+	rec := e.record(id)
+	inPlace := countSid(e, rec.Name) == 1
+	if (rec.Status == StatusRolledBack) == inPlace || (rec.Status == StatusApplied) != inPlace {
+		t.Fatalf("recorded %s, statement in place %v; report applied %+v blocked %q\n%s", rec.Status, inPlace, r.Applied, r.AutoApplyBlocked, e.keyPolicy())
+	}
+	if r.Applied != nil && !inPlace {
+		t.Fatalf("the report says applied but the statement is gone")
 	}
 }
