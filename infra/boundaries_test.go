@@ -79,3 +79,37 @@ func TestSlackWebhookRejectedAlarm(t *testing.T) {
 		t.Error("an alarm on Slack without Slack")
 	}
 }
+
+// TestTableOnlyTheFunctionWrites: the table cannot be deleted, and its resource policy
+// denies item writes to every IAM principal but the function's role and the break-glass role.
+func TestTableOnlyTheFunctionWrites(t *testing.T) {
+	s := synth(t, "full")
+	_, table := s.one(t, "AWS::DynamoDB::Table")
+	if table["DeletionProtectionEnabled"] != true {
+		t.Errorf("deletion protection: %v", table["DeletionProtectionEnabled"])
+	}
+	roleID, _ := s.one(t, "AWS::IAM::Role")
+	doc, _ := table["ResourcePolicy"].(map[string]any)["PolicyDocument"].(map[string]any)
+	var found bool
+	for _, raw := range doc["Statement"].([]any) {
+		st := raw.(map[string]any)
+		if st["Sid"] != "OnlyTheFunctionWrites" {
+			continue
+		}
+		found = true
+		c, actions := asJSON(st["Condition"]), asJSON(st["Action"])
+		if st["Effect"] != "Deny" || asJSON(st["Principal"]) != `{"AWS":"*"}` ||
+			!strings.Contains(c, `"ArnNotEquals":{"aws:PrincipalArn":[{"Fn::GetAtt":["`+roleID+`","Arn"]}`) ||
+			!strings.Contains(c, ":role/kmsfix-break-glass") || !strings.Contains(c, `"Bool":{"aws:PrincipalIsAWSService":"false"}`) {
+			t.Errorf("table statement %s", asJSON(st))
+		}
+		for _, a := range []string{"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "PartiQLInsert", "PartiQLUpdate", "PartiQLDelete"} {
+			if !strings.Contains(actions, `"dynamodb:`+a+`"`) {
+				t.Errorf("writes by %s not denied: %s", a, actions)
+			}
+		}
+	}
+	if !found {
+		t.Error("no table statement limits writes to the function")
+	}
+}

@@ -44,6 +44,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 		key: key, topic: topic, table: table, deadLetters: deadLetters})
 
 	onlyFunctionPublishes(topic, fn.role)
+	onlyFunctionWrites(table, fn.role)
 	rule := newDenialRule(stack, fn.target())
 	if cfg.AcceptsRequests() {
 		addRequestRule(stack, cfg, fn.target())
