@@ -44,6 +44,8 @@ type inputs struct {
 	action   string
 	keyName  string
 	unknowns []string
+	// authorized memoizes authorize: the denial and the world do not change during a decision.
+	authorized *policy.KMSResult
 }
 
 // Diagnose decides one denial.
@@ -551,15 +553,19 @@ func (in *inputs) denyRef(layer string) *policy.StatementRef {
 }
 
 func (in *inputs) authorize() policy.KMSResult {
+	if in.authorized != nil {
+		return *in.authorized
+	}
 	ins := in.kmsInputs()
 	// Every action must be allowed; report the first that is not.
 	var res policy.KMSResult
 	for _, a := range in.d.Actions {
 		res = policy.AuthorizeKMS(request.For(in.d, in.w, a), ins)
 		if res.Decision != policy.Allow {
-			return res
+			break
 		}
 	}
+	in.authorized = &res
 	return res
 }
 

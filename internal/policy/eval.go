@@ -607,7 +607,7 @@ type context struct {
 	unknown []string
 	copied  bool
 	n       int
-	buf     [16]kv // the keys of a request with up to 16
+	buf     [32]kv // the keys of a request with up to 32 (the S3-to-KMS context has about 25)
 	more    []kv   // the keys of a request with more
 }
 

@@ -72,7 +72,7 @@ func Inputs(d *cloudtrail.Denial, w *world.World) policy.KMSInputs {
 //     a KMS request: absent.
 func For(d *cloudtrail.Denial, w *world.World, action string) policy.Request {
 	id := d.Identity
-	b := builder{ctx: map[string]string{}, multi: map[string][]string{}, state: map[string]policy.KeyState{}}
+	b := builder{ctx: make(map[string]string, 24), multi: map[string][]string{}}
 	b.set("kms:ViaService", ViaService(d))
 	b.set("kms:CallerAccount", id.Account)
 	b.set("aws:PrincipalArn", id.PrincipalARN)
@@ -98,19 +98,6 @@ func For(d *cloudtrail.Denial, w *world.World, action string) policy.Request {
 	// A KMS cryptographic request carries no tags of its own.
 	b.prefixes = append(b.prefixes, prefixState{"aws:requesttag/", policy.KeyAbsent})
 
-	for _, k := range []string{"aws:SourceIp"} {
-		b.state[strings.ToLower(k)] = policy.KeyUnknownValue
-	}
-	for _, k := range []string{"aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths",
-		"aws:PrincipalServiceName", "aws:PrincipalServiceNamesList", "aws:TagKeys", "aws:AssumedRoot",
-		"kms:GrantIsForAWSResource", "kms:GrantOperations", "kms:GranteePrincipal", "kms:RetiringPrincipal",
-		"kms:GrantConstraintType", "kms:BypassPolicyLockoutSafetyCheck", "kms:DataKeyPairSpec", "kms:MacAlgorithm",
-		"kms:SigningAlgorithm", "kms:MessageType", "kms:WrappingAlgorithm", "kms:WrappingKeySpec",
-		"kms:ExpirationModel", "kms:ValidTo", "kms:ReEncryptOnSameKey", "kms:PrimaryRegion", "kms:ReplicaRegion",
-		"kms:ScheduleKeyDeletionPendingWindowInDays", "kms:RotationPeriodInDays", "kms:KeyAgreementAlgorithm",
-		"kms:RequestAlias"} {
-		b.absent(k)
-	}
 	session := ""
 	if id.SessionARN != "" && id.SessionARN != id.PrincipalARN {
 		session = id.SessionARN
@@ -126,11 +113,11 @@ func For(d *cloudtrail.Denial, w *world.World, action string) policy.Request {
 }
 
 // builder collects a request's context: values, multivalued keys, and what is known of the
-// keys it does not list (by lower-case name; prefixes end in "/" or ":").
+// keys it does not list (state and prefixes by lower-case name; prefixes end in "/" or ":").
 type builder struct {
 	ctx      map[string]string
 	multi    map[string][]string
-	state    map[string]policy.KeyState
+	state    map[string]policy.KeyState // what this request leaves unknown
 	prefixes []prefixState
 }
 
@@ -139,29 +126,59 @@ type prefixState struct {
 	state  policy.KeyState
 }
 
+// static is what is known of a key whatever the request, when the builder did not set it:
+// keys the builder sets are absent from a request derived without them (a probe of a direct
+// call drops kms:ViaService), keys only other operations or callers carry are absent, and
+// aws:SourceIp is present with the original caller's address, which no record shows.
+var static = func() map[string]policy.KeyState {
+	m := map[string]policy.KeyState{"aws:sourceip": policy.KeyUnknownValue}
+	for _, k := range []string{
+		// set by For when the record or the world says
+		"kms:ViaService", "kms:CallerAccount", "aws:PrincipalArn", "aws:PrincipalAccount", "aws:ViaAWSService",
+		"aws:PrincipalIsAWSService", "aws:RequestedRegion", "aws:ResourceAccount", "aws:PrincipalType",
+		"aws:username", "aws:userid", "aws:CurrentTime", "aws:EpochTime", "kms:RequestAlias",
+		"kms:EncryptionContextKeys", "kms:KeySpec", "kms:CustomerMasterKeySpec", "kms:KeyUsage",
+		"kms:CustomerMasterKeyUsage", "kms:KeyOrigin", "kms:MultiRegion", "kms:ResourceAliases",
+		"aws:PrincipalOrgID", "aws:PrincipalOrgPaths", "aws:ResourceOrgID", "aws:ResourceOrgPaths",
+		// only in requests of service principals, of other operations, or with tags
+		"aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths",
+		"aws:PrincipalServiceName", "aws:PrincipalServiceNamesList", "aws:TagKeys", "aws:AssumedRoot",
+		"kms:GrantIsForAWSResource", "kms:GrantOperations", "kms:GranteePrincipal", "kms:RetiringPrincipal",
+		"kms:GrantConstraintType", "kms:BypassPolicyLockoutSafetyCheck", "kms:DataKeyPairSpec", "kms:MacAlgorithm",
+		"kms:SigningAlgorithm", "kms:MessageType", "kms:WrappingAlgorithm", "kms:WrappingKeySpec",
+		"kms:ExpirationModel", "kms:ValidTo", "kms:ReEncryptOnSameKey", "kms:PrimaryRegion", "kms:ReplicaRegion",
+		"kms:ScheduleKeyDeletionPendingWindowInDays", "kms:RotationPeriodInDays", "kms:KeyAgreementAlgorithm",
+	} {
+		m[strings.ToLower(k)] = policy.KeyAbsent
+	}
+	return m
+}()
+
 // set records a known value; an empty value (the event did not say) leaves the key unknown.
-// A request derived from this one without the key (a probe of a direct call) lacks it.
 func (b *builder) set(key, value string) {
 	if value == "" {
-		b.state[strings.ToLower(key)] = policy.KeyUnknown
+		b.mark(key, policy.KeyUnknown)
 		return
 	}
 	b.ctx[key] = value
-	b.state[strings.ToLower(key)] = policy.KeyAbsent
 }
 
-func (b *builder) absent(key string) {
-	if _, ok := b.state[strings.ToLower(key)]; !ok {
-		b.state[strings.ToLower(key)] = policy.KeyAbsent
+func (b *builder) mark(key string, st policy.KeyState) {
+	if b.state == nil {
+		b.state = map[string]policy.KeyState{}
 	}
+	b.state[strings.ToLower(key)] = st
 }
 
-func (b *builder) unknown(key string) { b.state[strings.ToLower(key)] = policy.KeyUnknown }
+func (b *builder) unknown(key string) { b.mark(key, policy.KeyUnknown) }
 
 // classify is policy.Request.Unknown: what is known of a key the context does not list.
 func (b *builder) classify(key string) policy.KeyState {
 	k := strings.ToLower(key)
 	if st, ok := b.state[k]; ok {
+		return st
+	}
+	if st, ok := static[k]; ok {
 		return st
 	}
 	for _, p := range b.prefixes {
@@ -184,14 +201,12 @@ func (b *builder) principal(id cloudtrail.Identity) {
 		b.set("aws:userid", id.PrincipalID)
 	case cloudtrail.KindRole, cloudtrail.KindSSORole, cloudtrail.KindServiceLinkedRole:
 		b.set("aws:PrincipalType", "AssumedRole")
-		b.absent("aws:username") // roles have no user name
-		b.set("aws:userid", id.PrincipalID)
-		b.state["aws:tokenissuetime"] = policy.KeyUnknownValue // every session has one
+		b.set("aws:userid", id.PrincipalID)                  // roles have no aws:username: absent
+		b.mark("aws:TokenIssueTime", policy.KeyUnknownValue) // every session has one
 	case cloudtrail.KindFederatedUser:
 		b.set("aws:PrincipalType", "FederatedUser")
-		b.absent("aws:username")
 		b.set("aws:userid", id.PrincipalID)
-		b.state["aws:tokenissuetime"] = policy.KeyUnknownValue
+		b.mark("aws:TokenIssueTime", policy.KeyUnknownValue)
 	default:
 		b.unknown("aws:PrincipalType")
 		b.unknown("aws:username")
