@@ -1,6 +1,7 @@
 package cloudtrail
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -109,6 +110,9 @@ func TestOrigin(t *testing.T) {
 		{name: "shell characters", mutate: func(r map[string]any) {
 			r["requestParameters"].(map[string]any)["encryptionContext"] = map[string]any{"aws:s3:arn": "arn:aws:s3:::x$(touch /tmp/p)/k"}
 		}, doubt: "not a valid S3 bucket name"},
+		{name: "shell characters in the partition", mutate: func(r map[string]any) {
+			r["requestParameters"].(map[string]any)["encryptionContext"] = map[string]any{"aws:s3:arn": "arn:aws$(id):s3:::amzn-s3-demo-bucket/k"}
+		}, doubt: "not an S3 bucket or object ARN"},
 		{name: "an ARN of another service", mutate: func(r map[string]any) {
 			r["requestParameters"].(map[string]any)["encryptionContext"] = map[string]any{"aws:s3:arn": "arn:aws:sqs:us-east-1:111122223333:q"}
 		}, doubt: "not an S3 bucket or object ARN"},
@@ -158,6 +162,10 @@ func TestDirectoryBucketContext(t *testing.T) {
 		"arn:aws:s3express:us-west-2:111122223333:bucket/not-a-directory-bucket",
 		"arn:aws:s3express:us-west-2:111122223333:bucket/x*--usw2-az1--x-s3",
 		"arn:aws:s3:::amzn-s3-demo-bucket",
+		"arn:aws:s3express:us-west-2*:111122223333:bucket/amzn-s3-demo-bucket--usw2-az1--x-s3",
+		"arn:aws:s3express:us-west-2:1111;id:bucket/amzn-s3-demo-bucket--usw2-az1--x-s3",
+		"arn:aws:s3:::arn:aws:s3express:us-west-2:111122223333:bucket/x--usw2-az1--x-s3;id",
+		"arn:a$(id):s3:::arn:aws:s3express:us-west-2:111122223333:bucket/amzn-s3-demo-bucket--usw2-az1--x-s3",
 	} {
 		rec := baseRecord(t)
 		rec["requestParameters"].(map[string]any)["encryptionContext"] = map[string]any{DirectoryContextKey: ctx}
@@ -166,4 +174,49 @@ func TestDirectoryBucketContext(t *testing.T) {
 			t.Errorf("%s: Bucket %q, ContextARN %q, Doubt %q; want no bucket and a doubt", ctx, d.Bucket, d.ContextARN, d.Doubt)
 		}
 	}
+}
+
+// FuzzBucketIsSafe: whatever the encryption context says, a Denial's Bucket (and a directory
+// bucket's whole context, which patches name verbatim) holds only the characters S3 allows in
+// bucket names and ARNs: never a wildcard or a shell character.
+func FuzzBucketIsSafe(f *testing.F) {
+	for _, s := range []string{
+		"arn:aws:s3:::amzn-s3-demo-bucket/k", "arn:aws:s3:::amzn-s3-demo-*/k", "arn:aws:s3:::x$(id)/k",
+		"arn:aws-cn:s3:::Legacy_Bucket/k", "arn:aws:s3express:us-west-2:111122223333:bucket/b--usw2-az1--x-s3",
+		"arn:aws:s3:::arn:aws:s3express:us-west-2:111122223333:bucket/b--usw2-az1--x-s3",
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	base := mustJSON(f, baseRecord(f))
+	f.Fuzz(func(t *testing.T, ctx string, directory bool) {
+		var rec map[string]any
+		if err := json.Unmarshal(base, &rec); err != nil {
+			t.Fatal(err)
+		}
+		key := S3ContextKey
+		if directory {
+			key = DirectoryContextKey
+		}
+		rec["requestParameters"].(map[string]any)["encryptionContext"] = map[string]any{key: ctx}
+		it, err := Parse(mustJSON(t, rec))
+		if err != nil || it.Denial == nil {
+			return
+		}
+		d := it.Denial
+		safe := func(s string) bool {
+			for _, c := range s {
+				if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-_:/", c)) {
+					return false
+				}
+			}
+			return true
+		}
+		if !safe(d.Bucket) {
+			t.Errorf("Bucket %q from context %q", d.Bucket, ctx)
+		}
+		if d.DirectoryBucket && !safe(d.ContextARN) {
+			t.Errorf("directory ContextARN %q from context %q", d.ContextARN, ctx)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -454,11 +455,16 @@ func setObject(d *Denial) {
 	if d.ContextKey == DirectoryContextKey {
 		v := d.ContextARN
 		if a, err := arn.Parse(v); err == nil && a.Service == "s3" && a.Region == "" && a.AccountID == "" && strings.HasPrefix(a.Resource, "arn:") {
+			if !partitionRE.MatchString(a.Partition) {
+				bad(fmt.Sprintf("the %s context is not a directory bucket ARN", DirectoryContextKey))
+				return
+			}
 			v = a.Resource
 		}
 		a, err := arn.Parse(v)
 		name, ok := strings.CutPrefix(a.Resource, "bucket/")
-		if err != nil || a.Service != "s3express" || !ok || a.AccountID == "" || a.Region == "" {
+		if err != nil || a.Service != "s3express" || !ok || !partitionRE.MatchString(a.Partition) ||
+			!accountRE.MatchString(a.AccountID) || !regionRE.MatchString(a.Region) {
 			bad(fmt.Sprintf("the %s context is not a directory bucket ARN", DirectoryContextKey))
 			return
 		}
@@ -470,7 +476,7 @@ func setObject(d *Denial) {
 		return
 	}
 	a, err := arn.Parse(d.ContextARN)
-	if err != nil || a.Service != "s3" || a.Resource == "" || a.Region != "" || a.AccountID != "" {
+	if err != nil || a.Service != "s3" || a.Resource == "" || a.Region != "" || a.AccountID != "" || !partitionRE.MatchString(a.Partition) {
 		bad(fmt.Sprintf("the %s context is not an S3 bucket or object ARN", S3ContextKey))
 		return
 	}
@@ -481,6 +487,14 @@ func setObject(d *Denial) {
 	}
 	d.Bucket, d.Object, d.BucketKey = bucket, object, !hasSlash
 }
+
+// The other fields of a context ARN are checked too, since patches are built from them: an
+// AWS partition (aws, aws-cn, aws-us-gov, aws-iso...), a 12-digit account, a Region name.
+var (
+	partitionRE = regexp.MustCompile(`^aws(-[a-z]+)*$`)
+	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+)
 
 func joinDoubt(a, b string) string {
 	if a == "" {
