@@ -178,7 +178,8 @@ func (e *explainer) fail(source string, record int, err error) {
 	if !e.asJSON {
 		e.stdout.Flush() // the reports before the error come before it
 	}
-	fmt.Fprintf(e.stderr, "kmsfix: %v\n", err)
+	// The message quotes the input (field names, file names): escaped for the terminal.
+	fmt.Fprintf(e.stderr, "kmsfix: %s\n", quote.Text(err.Error()))
 	if e.asJSON {
 		b, _ := json.Marshal(errorLine{Error: err.Error(), Source: source, Record: record})
 		fmt.Fprintf(e.stdout, "%s\n", b)

@@ -384,3 +384,13 @@ func TestExplainStdinStaysOpen(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// TestExplainErrorEscaped: an error message quoting the input (here its file name, with an
+// escape sequence) reaches the terminal escaped.
+func TestExplainErrorEscaped(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "evil\x1b[2J.json", `not JSON`)
+	_, errOut, code := runCLI(t, "", "explain", path)
+	if code != 1 || strings.ContainsRune(errOut, 0x1b) || !strings.Contains(errOut, "not a JSON object") {
+		t.Errorf("exit %d, stderr %q: want 1, the error, and no raw ESC", code, errOut)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/pipeline"
+	"github.com/kmsfix/kmsfix/internal/quote"
 	"github.com/kmsfix/kmsfix/internal/scan"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -155,7 +156,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "kmsfix scan: incomplete: %v\n", err)
+		fmt.Fprintf(stderr, "kmsfix scan: incomplete: %s\n", quote.Block(err.Error())) // names files and quotes records
 		var pe *scan.PageError
 		if (errors.As(err, &pe) || errors.Is(err, context.Canceled)) && *files == "" {
 			fmt.Fprintf(stderr, "kmsfix scan: the findings above cover %s to %s; events from %s to %s were not read (rerun with --since %s --until %s)\n",
