@@ -465,7 +465,7 @@ func (in *inputs) evaluateKnown() (Finding, bool) {
 	switch {
 	case keyKnown && !keyAdmits:
 		if key := mismatchKey(res.KeyPolicy); key != "" {
-			return in.conditionMismatch("key policy", res.KeyPolicy.NearMiss, key, false, true, keyKnown && princKnown), true
+			return in.conditionMismatch(nearMiss{where: "key policy", ref: res.KeyPolicy.NearMiss, key: key, side: keyPolicySide, known: keyKnown && princKnown}), true
 		}
 		return in.keyPolicyMissing(true), true
 	case !princKnown:
@@ -480,13 +480,13 @@ func (in *inputs) evaluateKnown() (Finding, bool) {
 	default: // the identity side is known; the key admits the caller or is unknown
 		if !identityAllows {
 			if key := mismatchKey(res.Identity); key != "" {
-				return in.conditionMismatch(fmt.Sprintf("identity policy %q", res.Identity.NearMiss.Policy), res.Identity.NearMiss, key, true, false, keyKnown), true
+				return in.conditionMismatch(nearMiss{where: fmt.Sprintf("identity policy %q", res.Identity.NearMiss.Policy), ref: res.Identity.NearMiss, key: key, side: identitySide, known: keyKnown}), true
 			}
 		}
 		if key := mismatchKey(res.KeyPolicy); !identityAllows && key != "" && res.KeyPolicy.ViaAccount {
 			// The key policy names the caller in a statement whose condition fails; the
 			// account delegation alone is not what was meant to allow it.
-			return in.conditionMismatch("key policy", res.KeyPolicy.NearMiss, key, false, true, keyKnown && princKnown), true
+			return in.conditionMismatch(nearMiss{where: "key policy", ref: res.KeyPolicy.NearMiss, key: key, side: keyPolicySide, known: keyKnown && princKnown}), true
 		}
 		if keyKnown {
 			return in.identityMissing(true), true
@@ -509,10 +509,10 @@ func (in *inputs) crossAccountFrom(res policy.KMSResult, keyKnown, princKnown bo
 	identityAllows := princKnown && res.Identity.Decision == policy.Allow
 	known := keyKnown && princKnown
 	if key := mismatchKey(res.Identity); princKnown && !identityAllows && keyAdmits && key != "" {
-		return in.conditionMismatch(fmt.Sprintf("identity policy %q", res.Identity.NearMiss.Policy), res.Identity.NearMiss, key, true, false, known)
+		return in.conditionMismatch(nearMiss{where: fmt.Sprintf("identity policy %q", res.Identity.NearMiss.Policy), ref: res.Identity.NearMiss, key: key, side: identitySide, known: known})
 	}
 	if key := mismatchKey(res.KeyPolicy); keyKnown && !keyAdmits && identityAllows && key != "" {
-		return in.conditionMismatch("key policy", res.KeyPolicy.NearMiss, key, false, true, known)
+		return in.conditionMismatch(nearMiss{where: "key policy", ref: res.KeyPolicy.NearMiss, key: key, side: keyPolicySide, known: known})
 	}
 	return in.crossAccount(!identityAllows, !keyAdmits, known)
 }
@@ -616,8 +616,25 @@ func (in *inputs) crossAccount(needIdentity, needKey, known bool) Finding {
 	return f
 }
 
-func (in *inputs) conditionMismatch(where string, ref *policy.StatementRef, key string, identitySide, keySide, known bool) Finding {
-	d := in.d
+// side is the policy a patch for a condition mismatch goes into.
+type side int
+
+const (
+	identitySide side = iota
+	keyPolicySide
+)
+
+// nearMiss is an allow statement whose condition on key does not match the request.
+type nearMiss struct {
+	where string // "key policy", "identity policy \"NAME\""
+	ref   *policy.StatementRef
+	key   string
+	side  side
+	known bool // every part needed to verify a patch was read
+}
+
+func (in *inputs) conditionMismatch(nm nearMiss) Finding {
+	d, key := in.d, nm.key
 	why := ""
 	switch strings.ToLower(key) {
 	case "kms:encryptioncontext:aws:s3express:arn":
@@ -633,8 +650,8 @@ func (in *inputs) conditionMismatch(where string, ref *policy.StatementRef, key 
 			why = fmt.Sprintf(" The request came through %s.", via)
 		}
 	}
-	f := Finding{Code: finding.ConditionMismatch, NeedIdentity: identitySide, NeedKeyPolicy: keySide, KnownEnough: known,
-		Detail: fmt.Sprintf("%s allows %s on %s, but its condition on %s does not match this request.%s", where+" statement "+sidOrIndex(ref), in.action, in.keyName, key, why)}
+	f := Finding{Code: finding.ConditionMismatch, NeedIdentity: nm.side == identitySide, NeedKeyPolicy: nm.side == keyPolicySide, KnownEnough: nm.known,
+		Detail: fmt.Sprintf("%s allows %s on %s, but its condition on %s does not match this request.%s", nm.where+" statement "+sidOrIndex(nm.ref), in.action, in.keyName, key, why)}
 	f.Detail = capitalize(f.Detail)
 	return f
 }

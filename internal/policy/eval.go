@@ -125,7 +125,7 @@ func (d *Document) Evaluate(req Request, name string, asResource bool) Result {
 	return d.evaluate(&req, ctx, name, asResource)
 }
 
-func (d *Document) evaluate(req *Request, ctx *context, name string, asResource bool) Result {
+func (d *Document) evaluate(req *Request, ctx *condContext, name string, asResource bool) Result {
 	var res Result
 	if d == nil {
 		return res
@@ -264,7 +264,7 @@ func mergeKeys(a, b []string) []string {
 	return out
 }
 
-func authorizeKMS(req *Request, ctx *context, in KMSInputs) KMSResult {
+func authorizeKMS(req *Request, ctx *condContext, in KMSInputs) KMSResult {
 	var out KMSResult
 	out.KeyPolicy = in.KeyPolicy.evaluate(req, ctx, "key policy", true)
 	if in.Boundary != nil && out.KeyPolicy.Decision != ExplicitDeny {
@@ -320,7 +320,7 @@ func authorizeKMS(req *Request, ctx *context, in KMSInputs) KMSResult {
 
 // notPrincipalDeny returns the first Deny statement with a NotPrincipal that applies to the
 // request's action, resource and conditions, whoever it lists.
-func (d *Document) notPrincipalDeny(req *Request, ctx *context, name string) *StatementRef {
+func (d *Document) notPrincipalDeny(req *Request, ctx *condContext, name string) *StatementRef {
 	if d == nil {
 		return nil
 	}
@@ -339,7 +339,7 @@ func (d *Document) notPrincipalDeny(req *Request, ctx *context, name string) *St
 
 // sessionAllow returns an Allow statement that names the caller's session ARN and applies to
 // the request, if any.
-func (d *Document) sessionAllow(req *Request, ctx *context, name string) *StatementRef {
+func (d *Document) sessionAllow(req *Request, ctx *condContext, name string) *StatementRef {
 	if d == nil || req.Caller.SessionARN == "" {
 		return nil
 	}
@@ -359,7 +359,7 @@ func (d *Document) sessionAllow(req *Request, ctx *context, name string) *Statem
 
 // sessionAllowIf is d.sessionAllow when it matters: only a direct key-policy allow is
 // replaced by one naming the session (one more pass over the key policy saved otherwise).
-func sessionAllowIf(direct bool, d *Document, req *Request, ctx *context) *StatementRef {
+func sessionAllowIf(direct bool, d *Document, req *Request, ctx *condContext) *StatementRef {
 	if !direct {
 		return nil
 	}
@@ -384,7 +384,7 @@ func (r Result) namesRole(d *Document, c Caller) bool {
 	return true
 }
 
-func evaluateAll(req *Request, ctx *context, docs []NamedDocument) Result {
+func evaluateAll(req *Request, ctx *condContext, docs []NamedDocument) Result {
 	var out Result
 	for _, nd := range docs {
 		r := nd.Doc.evaluate(req, ctx, nd.Name, false)
@@ -401,7 +401,7 @@ func evaluateAll(req *Request, ctx *context, docs []NamedDocument) Result {
 	return out
 }
 
-func matchGrant(req *Request, ctx *context, grants []Grant) *Grant {
+func matchGrant(req *Request, ctx *condContext, grants []Grant) *Grant {
 	op := strings.TrimPrefix(req.Action, "kms:")
 	for i := range grants {
 		g := &grants[i]
@@ -591,7 +591,7 @@ func lowerByte(b byte) byte {
 
 // --- conditions ---
 
-// context holds the request's condition keys. They are copied from the request's map into a
+// condContext holds the request's condition keys. They are copied from the request's map into a
 // small slice the first time a condition needs one (many decisions need none): requests
 // carry a handful of keys, so a scan beats a map. Keys keep their case (lower-casing them
 // cost a third of AuthorizeKMS); lookup and encryptionContext compare case-insensitively.
@@ -599,7 +599,7 @@ func lowerByte(b byte) byte {
 //
 // lean says how a condition that is Unknown is taken (resolve), and unknown collects the
 // keys of every condition that was.
-type context struct {
+type condContext struct {
 	m       map[string]string
 	multi   map[string][]string
 	state   func(string) KeyState
@@ -622,15 +622,15 @@ const (
 	leanAllow
 )
 
-func newContext(m map[string]string) *context { return &context{m: m} }
+func newContext(m map[string]string) *condContext { return &condContext{m: m} }
 
-func newRequestContext(r *Request, l lean) *context {
-	return &context{m: r.Context, multi: r.Multi, state: r.Unknown, lean: l}
+func newRequestContext(r *Request, l lean) *condContext {
+	return &condContext{m: r.Context, multi: r.Multi, state: r.Unknown, lean: l}
 }
 
 // resolve takes a condition's truth as the statement's applicability under the context's
 // lean; an Unknown is noted by the caller (holds).
-func (c *context) resolve(t Tri, deny bool) bool {
+func (c *condContext) resolve(t Tri, deny bool) bool {
 	switch t {
 	case True:
 		return true
@@ -640,7 +640,7 @@ func (c *context) resolve(t Tri, deny bool) bool {
 	return (c.lean == leanDeny) == deny
 }
 
-func (c *context) entries() []kv {
+func (c *condContext) entries() []kv {
 	if !c.copied {
 		c.copied = true
 		if len(c.m) > len(c.buf) {
@@ -661,7 +661,7 @@ func (c *context) entries() []kv {
 	return c.buf[:c.n]
 }
 
-func (c *context) get(key string) (string, bool) {
+func (c *condContext) get(key string) (string, bool) {
 	for _, e := range c.entries() {
 		if len(e.key) == len(key) && strings.EqualFold(e.key, key) {
 			return e.value, true
@@ -681,7 +681,7 @@ const (
 	stateUnknownValue
 )
 
-func (c *context) lookup(key string) (value string, values []string, st keyState) {
+func (c *condContext) lookup(key string) (value string, values []string, st keyState) {
 	if v, ok := c.get(key); ok {
 		return v, nil, statePresent
 	}
@@ -705,7 +705,7 @@ func (c *context) lookup(key string) (value string, values []string, st keyState
 }
 
 // note records a key whose unknown value a condition's truth rests on.
-func (c *context) note(key string) {
+func (c *condContext) note(key string) {
 	for _, k := range c.unknown {
 		if strings.EqualFold(k, key) {
 			return
@@ -716,7 +716,7 @@ func (c *context) note(key string) {
 
 const ecPrefix = "kms:encryptioncontext:"
 
-func (c *context) encryptionContext() map[string]string {
+func (c *condContext) encryptionContext() map[string]string {
 	m := map[string]string{}
 	for _, e := range c.entries() {
 		if len(e.key) > len(ecPrefix) && strings.EqualFold(e.key[:len(ecPrefix)], ecPrefix) {
@@ -728,7 +728,7 @@ func (c *context) encryptionContext() map[string]string {
 
 // encryptionContextHas says the request's encryption context holds every pair (a grant's
 // EncryptionContextSubset constraint).
-func (c *context) encryptionContextHas(want map[string]string) Tri {
+func (c *condContext) encryptionContextHas(want map[string]string) Tri {
 	t := True
 	for k, v := range want {
 		got, _, st := c.lookup(ecPrefix + k)
@@ -746,7 +746,7 @@ func (c *context) encryptionContextHas(want map[string]string) Tri {
 
 // encryptionContextEquals says the request's encryption context is exactly want (a grant's
 // EncryptionContextEquals constraint); unknown when the context's keys are.
-func (c *context) encryptionContextEquals(want map[string]string) Tri {
+func (c *condContext) encryptionContextEquals(want map[string]string) Tri {
 	t := c.encryptionContextHas(want)
 	if t == False {
 		return False
@@ -777,7 +777,7 @@ func and(a, b Tri) Tri {
 //
 // The failing key reported is the smallest in byte order, whatever the map order, so a
 // diagnosis that names it is the same on every run.
-func (cond Condition) holds(ctx *context) (Tri, string) {
+func (cond Condition) holds(ctx *condContext) (Tri, string) {
 	failed := ""
 	var unknown []string
 	for op, keys := range cond {

@@ -124,7 +124,7 @@ func parseCmp(s string) cmpKind {
 }
 
 // evalOperator evaluates one operator for one key, an unknown value counting as false.
-func evalOperator(op, key string, vals []string, ctx *context) bool {
+func evalOperator(op, key string, vals []string, ctx *condContext) bool {
 	e := parseOperator(op)
 	e.key, e.vals = key, vals
 	return e.holds(ctx) == True
@@ -132,7 +132,7 @@ func evalOperator(op, key string, vals []string, ctx *context) bool {
 
 // holds evaluates the entry on the request: True or False when the context settles it,
 // Unknown when the key's presence or value is unknown and the answer depends on it.
-func (e *condEntry) holds(ctx *context) Tri {
+func (e *condEntry) holds(ctx *condContext) Tri {
 	got, multi, state := ctx.lookup(e.key)
 	switch state {
 	case stateAbsent:
