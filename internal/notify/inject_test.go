@@ -1,7 +1,10 @@
 package notify
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -172,5 +175,50 @@ func TestConsoleLinksNeedARegionName(t *testing.T) {
 		if !strings.HasPrefix(KeyConsoleURL(r), "https://"+region+".console.aws.amazon.com/") || !strings.HasPrefix(EventConsoleURL(r), "https://"+region+".console.aws.amazon.com/") {
 			t.Errorf("Region %q: links %q %q", region, KeyConsoleURL(r), EventConsoleURL(r))
 		}
+	}
+}
+
+// TestSampleSlackPayloadsHoldNoControlSyntax renders the Slack message of every sample report
+// in events/ (events/97-hostile-object-key-injection among them): no text Slack parses holds
+// '<' or '>', and no text holds a control character but kmsfix's own line feeds.
+func TestSampleSlackPayloadsHoldNoControlSyntax(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "events", "*", "golden.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no sample reports under events/: %v", err)
+	}
+	sawHostile := false
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		for dec.More() {
+			var r finding.Report
+			if err := dec.Decode(&r); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if r.Ignored != "" {
+				continue
+			}
+			kinds, texts := slackTexts(t, NewNotice(r))
+			for i, s := range texts {
+				if (kinds[i] == "mrkdwn" || kinds[i] == "fallback") && strings.ContainsAny(s, "<>") {
+					t.Errorf("%s: %s text holds < or >: %q", f, kinds[i], s)
+				}
+				for _, c := range s {
+					if c != '\n' && (unicode.IsControl(c) || unicode.Is(unicode.Cf, c)) {
+						t.Errorf("%s: %s text holds %U", f, kinds[i], c)
+						break
+					}
+				}
+				if strings.Contains(s, "&lt;!channel&gt;") {
+					sawHostile = true
+				}
+			}
+		}
+	}
+	if !sawHostile {
+		t.Error("no sample carried a Slack mention: events/97-hostile-object-key-injection is not being read")
 	}
 }
