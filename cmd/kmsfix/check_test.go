@@ -2,12 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/world"
@@ -264,4 +269,55 @@ func TestCheckLive(t *testing.T) {
 	if code, stdout, _ := runCheckCmd(t, "--principal", roleAdmin, "--bucket", "plain"); code != exitAllowed || !strings.Contains(stdout, "NO-KMS") {
 		t.Errorf("SSE-S3 bucket: exit %d\n%s", code, stdout)
 	}
+}
+
+// TestCheckFixLoop is the issue's acceptance run, in a CI-like way (no terminal, JSON): check
+// fails with a fix, the fix is applied to IAM exactly as printed, and the same check then passes
+// (exit 0 once the unseen layers are declared); why --as agrees.
+func TestCheckFixLoop(t *testing.T) {
+	f := startWhy(t, nil)
+	check := func() (int, checkFix) {
+		code, stdout, stderr := runCheckCmd(t, "--principal", roleReader, "--bucket", "reports", "--action", "get", "--assume", "all", "--output", "json")
+		var out checkFix
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+			t.Fatalf("exit %d: %v\n%s%s", code, err, stdout, stderr)
+		}
+		return code, out
+	}
+	code, before := check()
+	if code != exitDiagnosis || len(before.Findings) == 0 || before.Findings[0].Report == nil {
+		t.Fatalf("before the fix: exit %d %+v", code, before)
+	}
+	p := before.Findings[0].Report.Patches
+	if len(p) != 1 || p[0].Kind != "identity-policy" || p[0].Target != roleReader || !before.Findings[0].Verified {
+		t.Fatalf("want one verified identity-policy patch for %s, got %+v", roleReader, p)
+	}
+	client := iam.New(iam.Options{Region: whyRegion, BaseEndpoint: aws.String(f.env.IAM.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	if _, err := client.PutRolePolicy(context.Background(), &iam.PutRolePolicyInput{
+		RoleName: aws.String("reader"), PolicyName: aws.String(p[0].Name), PolicyDocument: aws.String(string(p[0].Policy)),
+	}); err != nil {
+		t.Fatalf("applying the printed fix: %v", err)
+	}
+	if code, after := check(); code != exitAllowed || after.Verdict != "allowed" {
+		t.Errorf("after the fix: exit %d %+v", code, after)
+	}
+	if code, out := whyJSONRun(t, "s3://reports/q3.csv", "--as", roleReader); code != exitAllowed || out.Verdict != "allowed" {
+		t.Errorf("why --as after the fix: exit %d %+v", code, out)
+	}
+}
+
+type checkFix struct {
+	Verdict  string `json:"verdict"`
+	Findings []struct {
+		Verified bool `json:"verified"`
+		Report   *struct {
+			Patches []struct {
+				Kind   string          `json:"kind"`
+				Target string          `json:"target"`
+				Name   string          `json:"name"`
+				Policy json.RawMessage `json:"policy"`
+			} `json:"patches"`
+		} `json:"report"`
+	} `json:"findings"`
 }

@@ -36,7 +36,7 @@ func TestDoctorBuckets(t *testing.T) {
 	code, stdout, _ = runDoctorCmd(t, "--buckets", "--output", "json")
 	var out struct {
 		Buckets []struct{ Bucket, Problem, Needs string } `json:"buckets"`
-		Exit    int                                      `json:"exit_code"`
+		Exit    int                                       `json:"exit_code"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil || out.Exit != code {
 		t.Fatalf("exit %d, JSON %v: %s", code, err, stdout)
