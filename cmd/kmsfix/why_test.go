@@ -344,6 +344,14 @@ func TestWhy(t *testing.T) {
 		}
 	})
 
+	t.Run("a bucket of another Region: exit 3 naming the Region to use", func(t *testing.T) {
+		f.s3.PutBucket("far-bucket", awsfake.S3Bucket{Region: "us-east-1", Objects: map[string]awsfake.S3Object{"x.csv": {Body: []byte("x"), SSE: "aws:kms", KMSKeyID: keyReports}}})
+		code, _, stderr := runWhyCmd(t, "s3://far-bucket/x.csv")
+		if code != exitError || !strings.Contains(stderr, "rerun with --region us-east-1") || strings.Contains(stderr, "needs s3:") {
+			t.Errorf("exit %d, stderr %q", code, stderr)
+		}
+	})
+
 	t.Run("usage and AWS errors exit 3", func(t *testing.T) {
 		for _, args := range [][]string{{}, {"reports/q3.csv"}, {"s3://reports"}, {"s3://reports/q3.csv", "--action", "copy"}, {"s3://reports/q3.csv", "--output", "yaml"}, {"s3://reports/missing.csv"}} {
 			if code, stdout, stderr := runWhyCmd(t, args...); code != exitError {

@@ -77,6 +77,9 @@ func (r *Refused) Error() string {
 	if r.Message != "" {
 		msg += ": " + r.Message
 	}
+	if r.Status == http.StatusMovedPermanently || r.NotFound() {
+		return r.Call + ": " + msg // not a permission problem
+	}
 	return fmt.Sprintf("%s: %s (needs %s)", r.Call, msg, r.Permission)
 }
 
