@@ -38,19 +38,24 @@ func addApplyPermissions(stack awscdk.Stack, cfg config.Config, r remediator, ke
 	role := r.role
 	applyPolicy := awsiam.NewPolicy(stack, jsii.String("ApplyPolicy"), &awsiam.PolicyProps{
 		Roles:      &[]awsiam.IRole{role},
-		Statements: applyStatements(role, key),
+		Statements: applyStatements(role.RoleArn(), key.KeyArn()),
 	})
-	suppressWildcards(applyPolicy, []string{
-		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
-		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
-		"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*",
-	}, "Apply mode changes the principal or key a finding names, which is not known at "+
-		"deploy time: resources are scoped to this account's roles, users and this Region's keys, and only those "+
-		"tagged "+optInTagKey+"="+optInTagValue+" (opt-in); explicit Denies exclude the function's own role, its "+
-		"stack key and the CDK bootstrap roles; grants are limited by kms:GranteePrincipal, kms:GrantOperations "+
-		"and kms:RetiringPrincipal.")
+	suppressWildcards(applyPolicy, applyWildcards, applyWildcardReason)
 	r.fn.Node().AddDependency(applyPolicy)
 }
+
+// applyWildcards are the wildcards of applyStatements, required for the reason below.
+var applyWildcards = []string{
+	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
+	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
+	"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*",
+}
+
+const applyWildcardReason = "Apply mode changes the principal or key a finding names, which is not known at " +
+	"deploy time: resources are scoped to this account's roles, users and this Region's keys, and only those " +
+	"tagged " + optInTagKey + "=" + optInTagValue + " (opt-in); explicit Denies exclude the function's own role, its " +
+	"stack key and the CDK bootstrap roles; grants are limited by kms:GranteePrincipal, kms:GrantOperations " +
+	"and kms:RetiringPrincipal."
 
 // applyStatements: the levers of apply mode (an inline identity policy, a key-policy statement,
 // a grant) on this account's resources that opted in. IAM cannot scope PutRolePolicy to a
@@ -68,7 +73,10 @@ func addApplyPermissions(stack awscdk.Stack, cfg config.Config, r remediator, ke
 //     true, which holds whether or not a request that omits the parameter carries the key
 //     (KMS says request-parameter keys take the parameter's default:
 //     https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html).
-func applyStatements(role awsiam.Role, key awskms.Key) *[]awsiam.PolicyStatement {
+//
+// roleARN is the role that holds the levers (the function's, or a spoke's apply role);
+// ownKey is the key of the stack's own resources, nil where the stack has none (a spoke).
+func applyStatements(roleARN, ownKey *string) *[]awsiam.PolicyStatement {
 	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
 	optedIn := map[string]any{"aws:ResourceTag/" + optInTagKey: optInTagValue}
 	keys := fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account)
@@ -85,7 +93,7 @@ func applyStatements(role awsiam.Role, key awskms.Key) *[]awsiam.PolicyStatement
 		// retired by this function (https://docs.aws.amazon.com/kms/latest/developerguide/grant-authorization.html).
 		statement("ApplyGrants", []string{"kms:CreateGrant"}, []string{keys},
 			map[string]any{
-				"StringEquals":              mergeMaps(optedIn, map[string]any{"kms:RetiringPrincipal": *role.RoleArn()}),
+				"StringEquals":              mergeMaps(optedIn, map[string]any{"kms:RetiringPrincipal": *roleARN}),
 				"StringLike":                map[string]any{"kms:GranteePrincipal": []string{roles, users}},
 				"ForAllValues:StringEquals": map[string]any{"kms:GrantOperations": []string{"Decrypt", "GenerateDataKey"}},
 			}),
@@ -106,17 +114,19 @@ func applyStatements(role awsiam.Role, key awskms.Key) *[]awsiam.PolicyStatement
 	// Explicit Denies win over every Allow, whatever tags say.
 	s = append(s,
 		// The function can never rewrite its own permissions, nor those that deploy stacks.
-		deny("NeverChangeOwnRole", roleWrites, []*string{role.RoleArn()}, nil),
+		deny("NeverChangeOwnRole", roleWrites, []*string{roleARN}, nil),
 		deny("NeverChangeCdkBootstrapRoles", roleWrites, []*string{jsii.String(bootstrap)}, nil),
-		// Nor the key that encrypts its own topic, queue and logs.
-		deny("NeverChangeOwnKey", []string{"kms:PutKeyPolicy", "kms:CreateGrant"}, []*string{key.KeyArn()}, nil),
 		// Nor give a grant to itself or to the deployment roles.
 		deny("NeverGrantToOwnOrBootstrapRoles", []string{"kms:CreateGrant"}, []*string{jsii.String(keys)},
-			map[string]any{"ArnLike": map[string]any{"kms:GranteePrincipal": []any{*role.RoleArn(), bootstrap}}}),
+			map[string]any{"ArnLike": map[string]any{"kms:GranteePrincipal": []any{*roleARN, bootstrap}}}),
 		// Nor skip KMS's check that the new key policy still lets someone manage the key.
 		deny("NeverBypassLockoutCheck", []string{"kms:PutKeyPolicy"}, []*string{jsii.String(keys)},
 			map[string]any{"Bool": map[string]any{"kms:BypassPolicyLockoutSafetyCheck": "true"}}),
 	)
+	if ownKey != nil {
+		// Nor the key that encrypts its own topic, queue and logs.
+		s = append(s, deny("NeverChangeOwnKey", []string{"kms:PutKeyPolicy", "kms:CreateGrant"}, []*string{ownKey}, nil))
+	}
 	return &s
 }
 

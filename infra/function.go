@@ -35,6 +35,9 @@ type remediatorProps struct {
 	topic       awssns.Topic
 	table       awsdynamodb.Table
 	deadLetters awssqs.Queue
+	// org is set for the organization's hub: the role gets its fixed name (the spokes trust
+	// it by ARN) and the right to assume the spokes' roles.
+	org *config.Org
 }
 
 // newRemediator defines the function: its log group, its role with exactly the calls it makes
@@ -49,24 +52,19 @@ func newRemediator(stack awscdk.Stack, p remediatorProps) remediator {
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
 
-	role := awsiam.NewRole(stack, jsii.String("FunctionRole"), &awsiam.RoleProps{
+	roleProps := &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String("kmsfix remediator: read-only enrichment, its own topic, table, secret and queue"),
-	})
+	}
+	if p.org != nil {
+		roleProps.RoleName = jsii.String(config.HubRoleName)
+	}
+	role := awsiam.NewRole(stack, jsii.String("FunctionRole"), roleProps)
 	policy := awsiam.NewPolicy(stack, jsii.String("FunctionPolicy"), &awsiam.PolicyProps{
 		Roles:      &[]awsiam.IRole{role},
 		Statements: functionStatements(deployment, role, key, topic, table, deadLetters, logGroup),
 	})
-	suppressWildcards(policy, []string{
-		"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*",
-		"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*",
-		"Resource::*",
-		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
-		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
-		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:group/*",
-		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*",
-		"Resource::arn:<AWS::Partition>:iam::aws:policy/*",
-	}, "The enrichment reads whichever key and principal an event names, so KMS keys are "+
+	suppressWildcards(policy, readWildcards, "The enrichment reads whichever key and principal an event names, so KMS keys are "+
 		"scoped to this Region (key policies to this account's keys), IAM reads to this account's roles, users, groups and policies (plus AWS managed "+
 		"policies); kms:ListAliases and the Access Analyzer checks have no resource type, so IAM requires \"*\" "+
 		"(narrowed with aws:RequestedRegion); log streams are created under the function's own log group.")
@@ -80,6 +78,16 @@ func newRemediator(stack awscdk.Stack, p remediatorProps) remediator {
 	}
 	for k, v := range cfg.Environment() {
 		env[k] = jsii.String(v)
+	}
+	if p.org != nil {
+		policy.AddStatements(hubAssumeStatements(cfg, p.org)...)
+		suppressWildcards(policy, []string{
+			"Resource::arn:<AWS::Partition>:iam::*:role/" + config.ReaderRoleName,
+			"Resource::arn:<AWS::Partition>:iam::*:role/" + config.ApplyRoleName,
+		}, "The hub assumes the spokes' reader (and in apply mode apply) role in whichever account of the "+
+			"organization an event comes from: the role name is fixed, the account is any, and aws:ResourceOrgID "+
+			"limits it to the organization's accounts.")
+		env["KMSFIX_HUB_ORG_ID"] = jsii.String(p.org.ID)
 	}
 
 	fn := awslambda.NewFunction(stack, jsii.String("Function"), &awslambda.FunctionProps{
@@ -141,31 +149,18 @@ func statement(sid string, actions []string, resources []string, conditions map[
 func functionStatements(deployment config.Deployment, role awsiam.Role, key awskms.Key, topic awssns.Topic, table awsdynamodb.Table,
 	deadLetters awssqs.Queue, logGroup awslogs.LogGroup) *[]awsiam.PolicyStatement {
 	cfg := deployment.Function
-	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
+	region := *awscdk.Aws_REGION()
 	inRegion := map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": region}}
 	via := func(service string) map[string]any {
 		return map[string]any{"StringEquals": map[string]any{"kms:ViaService": fmt.Sprintf("%s.%s.amazonaws.com", service, region)}}
 	}
-	iamARN := func(kind string) string { return fmt.Sprintf("arn:%s:iam::%s:%s/*", partition, account, kind) }
 
 	s := []awsiam.PolicyStatement{
 		statement("WriteOwnLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 			[]string{*logGroup.LogGroupArn()}, nil),
-		// The denied key may belong to any account (cross-account keys), but always to this Region;
-		// its policy and tags are read only for this account's keys (another account's are not ours to read).
-		statement("DescribeKeys", []string{"kms:DescribeKey", "kms:ListGrants"},
-			[]string{fmt.Sprintf("arn:%s:kms:%s:*:key/*", partition, region)}, nil),
-		statement("ReadOwnKeyPolicies", []string{"kms:GetKeyPolicy", "kms:ListResourceTags"},
-			[]string{fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account)}, nil),
-		statement("ListAliases", []string{"kms:ListAliases"}, []string{"*"}, inRegion),
-		statement("ReadRoles", []string{"iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy",
-			"iam:ListAttachedRolePolicies"}, []string{iamARN("role")}, nil),
-		statement("ReadUsers", []string{"iam:GetUser", "iam:ListUserPolicies", "iam:GetUserPolicy",
-			"iam:ListAttachedUserPolicies", "iam:ListGroupsForUser"}, []string{iamARN("user")}, nil),
-		statement("ReadGroups", []string{"iam:ListGroupPolicies", "iam:GetGroupPolicy",
-			"iam:ListAttachedGroupPolicies"}, []string{iamARN("group")}, nil),
-		statement("ReadManagedPolicies", []string{"iam:GetPolicy", "iam:GetPolicyVersion"},
-			[]string{iamARN("policy"), fmt.Sprintf("arn:%s:iam::aws:policy/*", partition)}, nil),
+	}
+	s = append(s, enrichmentReads()...)
+	s = append(s,
 		statement("CheckPolicies", []string{"access-analyzer:ValidatePolicy", "access-analyzer:CheckAccessNotGranted",
 			"access-analyzer:CheckNoNewAccess"}, []string{"*"}, inRegion),
 		statement("PublishFindings", []string{"sns:Publish"}, []string{*topic.TopicArn()}, nil),
@@ -175,7 +170,7 @@ func functionStatements(deployment config.Deployment, role awsiam.Role, key awsk
 		// The topic and the queue are encrypted with the stack's key, and only through those services.
 		statement("UseOwnKeyViaSns", []string{"kms:GenerateDataKey", "kms:Decrypt"}, []string{*key.KeyArn()}, via("sns")),
 		statement("UseOwnKeyViaSqs", []string{"kms:GenerateDataKey", "kms:Decrypt"}, []string{*key.KeyArn()}, via("sqs")),
-	}
+	)
 	if cfg.SlackSecretARN != "" {
 		s = append(s, statement("ReadSlackSecret", []string{"secretsmanager:GetSecretValue"}, []string{cfg.SlackSecretARN}, nil))
 		if deployment.SlackSecretKeyARN != "" {
@@ -193,6 +188,45 @@ func functionStatements(deployment config.Deployment, role awsiam.Role, key awsk
 				"events:detail-type": requestDetailType}}))
 	}
 	return &s
+}
+
+// readWildcards are the wildcards of enrichmentReads, each required (see the reasons where
+// they are suppressed).
+var readWildcards = []string{
+	"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*",
+	"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*",
+	"Resource::*",
+	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
+	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
+	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:group/*",
+	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*",
+	"Resource::arn:<AWS::Partition>:iam::aws:policy/*",
+}
+
+// enrichmentReads are the reads that build the world: the keys an event names (any account,
+// this Region) and this account's principals and policies. The function has them in its own
+// account; a spoke's reader role grants the same to the hub function (docs/org.md).
+func enrichmentReads() []awsiam.PolicyStatement {
+	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
+	inRegion := map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": region}}
+	iamARN := func(kind string) string { return fmt.Sprintf("arn:%s:iam::%s:%s/*", partition, account, kind) }
+	return []awsiam.PolicyStatement{
+		// The denied key may belong to any account (cross-account keys), but always to this Region;
+		// its policy and tags are read only for this account's keys (another account's are not ours to read).
+		statement("DescribeKeys", []string{"kms:DescribeKey", "kms:ListGrants"},
+			[]string{fmt.Sprintf("arn:%s:kms:%s:*:key/*", partition, region)}, nil),
+		statement("ReadOwnKeyPolicies", []string{"kms:GetKeyPolicy", "kms:ListResourceTags"},
+			[]string{fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account)}, nil),
+		statement("ListAliases", []string{"kms:ListAliases"}, []string{"*"}, inRegion),
+		statement("ReadRoles", []string{"iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy",
+			"iam:ListAttachedRolePolicies"}, []string{iamARN("role")}, nil),
+		statement("ReadUsers", []string{"iam:GetUser", "iam:ListUserPolicies", "iam:GetUserPolicy",
+			"iam:ListAttachedUserPolicies", "iam:ListGroupsForUser"}, []string{iamARN("user")}, nil),
+		statement("ReadGroups", []string{"iam:ListGroupPolicies", "iam:GetGroupPolicy",
+			"iam:ListAttachedGroupPolicies"}, []string{iamARN("group")}, nil),
+		statement("ReadManagedPolicies", []string{"iam:GetPolicy", "iam:GetPolicyVersion"},
+			[]string{iamARN("policy"), fmt.Sprintf("arn:%s:iam::aws:policy/*", partition)}, nil),
+	}
 }
 
 // retentionDays maps a validated number of days (config.LogRetentions) to the CDK enum.

@@ -64,15 +64,34 @@ func run() error {
 	if name == "" {
 		name = "Kmsfix"
 	}
-	stack := NewKmsfixStack(app, name, &StackProps{
-		StackProps: awscdk.StackProps{
-			Description: jsii.String("kmsfix: explains S3 SSE-KMS access denials (CloudTrail -> EventBridge -> Lambda)"),
-		},
-		Config:   cfg,
-		AssetDir: assetDir,
-	})
-	// The security linter platform teams run: an unsuppressed error fails `cdk synth`.
-	awscdk.Aspects_Of(stack).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	nag := func(stack awscdk.Stack) {
+		// The security linter platform teams run: an unsuppressed error fails `cdk synth`.
+		awscdk.Aspects_Of(stack).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	}
+	if org := cfg.Org; org != nil {
+		// The organization deployment (docs/org.md): the hub, the spoke template on its own,
+		// and the StackSet that deploys it.
+		hubEnv := &awscdk.Environment{Account: jsii.String(org.HubAccount), Region: jsii.String(org.HubRegion)}
+		nag(NewKmsfixStack(app, name+"Hub", &StackProps{
+			StackProps: awscdk.StackProps{Env: hubEnv,
+				Description: jsii.String("kmsfix hub: explains S3 SSE-KMS access denials for the organization's accounts")},
+			Config: cfg, AssetDir: assetDir,
+		}))
+		nag(NewSpokeStack(app, name+"Spoke", &SpokeProps{Org: org}))
+		body, err := SpokeTemplate(org)
+		if err != nil {
+			return fmt.Errorf("spoke template: %w", err)
+		}
+		nag(NewSpokeStackSet(app, name+"Spokes", awscdk.StackProps{Env: hubEnv}, org, body))
+	} else {
+		nag(NewKmsfixStack(app, name, &StackProps{
+			StackProps: awscdk.StackProps{
+				Description: jsii.String("kmsfix: explains S3 SSE-KMS access denials (CloudTrail -> EventBridge -> Lambda)"),
+			},
+			Config:   cfg,
+			AssetDir: assetDir,
+		}))
+	}
 	app.Synth(nil)
 	return nil
 }

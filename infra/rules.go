@@ -28,12 +28,19 @@ func KmsDenialPattern() *awsevents.EventPattern {
 // The Lambda permission the target adds admits events.amazonaws.com for this rule's ARN only
 // (aws:SourceArn), the one way in besides the stack's other rules
 // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-lambda-permissions).
-func newDenialRule(stack awscdk.Stack, target awsevents.IRuleTarget) awsevents.Rule {
+//
+// A hub (hubBus set) takes the events the spokes forward to its own bus, from every account of
+// the organization; the bus policy admits only those, and the function checks each event's
+// account against its record (docs/org.md).
+func newDenialRule(stack awscdk.Stack, target awsevents.IRuleTarget, hubBus awsevents.IEventBus) awsevents.Rule {
 	pattern := KmsDenialPattern()
-	pattern.Account = jsii.Strings(*awscdk.Aws_ACCOUNT_ID())
+	if hubBus == nil {
+		pattern.Account = jsii.Strings(*awscdk.Aws_ACCOUNT_ID())
+	}
 	rule := awsevents.NewRule(stack, jsii.String("KmsDenialRule"), &awsevents.RuleProps{
 		Description:  jsii.String("kmsfix: KMS data-key calls made by S3 for a principal and refused"),
 		EventPattern: pattern,
+		EventBus:     hubBus,
 		Targets:      &[]awsevents.IRuleTarget{target},
 	})
 	// Decrypt and GenerateDataKey are read-only management events; the L2 construct only knows

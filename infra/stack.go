@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -41,11 +42,15 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 	table := newTable(stack)
 	deadLetters := newDeadLetterQueue(stack, key)
 	fn := newRemediator(stack, remediatorProps{deployment: deployment, assetDir: props.AssetDir,
-		key: key, topic: topic, table: table, deadLetters: deadLetters})
+		key: key, topic: topic, table: table, deadLetters: deadLetters, org: deployment.Org})
 
 	onlyFunctionPublishes(topic, fn.role)
 	onlyFunctionWrites(table, fn.role)
-	rule := newDenialRule(stack, fn.target())
+	var hubBus awsevents.IEventBus
+	if deployment.Org != nil {
+		hubBus = newHubBus(stack, deployment.Org)
+	}
+	rule := newDenialRule(stack, fn.target(), hubBus)
 	if cfg.AcceptsRequests() {
 		addRequestRule(stack, cfg, fn.target())
 	}

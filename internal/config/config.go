@@ -55,6 +55,9 @@ type Config struct {
 	// AuditKeyARN is the HMAC_256 KMS key that seals apply's audit records; apply mode
 	// refuses every change without it (internal/apply, seal.go).
 	AuditKeyARN string
+	// HubOrgID is set in hub mode (docs/org.md): events of this organization's accounts are
+	// served through each account's reader role; empty for the single-account stack.
+	HubOrgID string
 }
 
 // Deployment is what the CDK app needs: the function's configuration (without the values the
@@ -66,6 +69,9 @@ type Deployment struct {
 	ReservedConcurrency int
 	LogRetentionDays    int
 	CreateTrail         bool // create a trail for an account that has none
+	// Org is the organization deployment (hub, spokes and their StackSet); nil for the
+	// default single-account stack.
+	Org *Org
 }
 
 // Scope says who sets a parameter.
@@ -128,9 +134,17 @@ var Params = []Param{
 	{"reservedConcurrency", "KMSFIX_RESERVED_CONCURRENCY", "5", "reserved concurrent executions of the function, 1 to 100", DeploymentOnly},
 	{"logRetentionDays", "KMSFIX_LOG_RETENTION_DAYS", "365", "retention of the function's log group (a CloudWatch Logs value)", DeploymentOnly},
 	{"createTrail", "KMSFIX_CREATE_TRAIL", "false", "create a CloudTrail trail (management events, KMS included) for an account without one", DeploymentOnly},
+	{"deployment", "KMSFIX_DEPLOYMENT", DeploySingle, "single (one stack per account, the default) or org (a hub, its spoke template and the spokes' StackSet; docs/org.md)", DeploymentOnly},
+	{"orgId", "KMSFIX_ORG_ID", "", "deployment=org: the organization id (o-...) the hub serves", DeploymentOnly},
+	{"hubAccount", "KMSFIX_HUB_ACCOUNT", "", "deployment=org: the delegated-administrator account that runs the hub", DeploymentOnly},
+	{"hubRegion", "KMSFIX_HUB_REGION", "", "deployment=org: the hub's home Region", DeploymentOnly},
+	{"spokeTargets", "KMSFIX_SPOKE_TARGETS", "", "deployment=org: comma-separated OU ids (ou-...) or the root (r-...) the StackSet deploys spokes to", DeploymentOnly},
+	{"spokeRegions", "KMSFIX_SPOKE_REGIONS", "", "deployment=org: comma-separated Regions the StackSet deploys spokes to", DeploymentOnly},
+	{"sandboxOus", "KMSFIX_SANDBOX_OUS", "", "deployment=org: OUs (ou-...) whose spokes also get the apply role the hub assumes in apply mode", DeploymentOnly},
 	{"", "KMSFIX_TOPIC_ARN", "", "SNS topic for the report JSON", Stack},
 	{"", "KMSFIX_TABLE_NAME", "", "DynamoDB table for dedupe and the audit trail", Stack},
 	{"", "KMSFIX_REMEDIATOR_ROLE_ARN", "", "the function's own role, the grant retiring principal", Stack},
+	{"", "KMSFIX_HUB_ORG_ID", "", "hub mode: the organization whose accounts the function serves through their reader roles", Stack},
 	{"", "KMSFIX_AUDIT_KEY_ARN", "", "HMAC_256 KMS key sealing apply's audit records; apply mode refuses every change without it", Stack},
 }
 
@@ -157,6 +171,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.TableName = p.tableName("KMSFIX_TABLE_NAME")
 	c.RemediatorRoleARN = p.arn("KMSFIX_REMEDIATOR_ROLE_ARN", false)
 	c.AuditKeyARN = p.arn("KMSFIX_AUDIT_KEY_ARN", false)
+	c.HubOrgID = p.orgID("KMSFIX_HUB_ORG_ID")
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -193,6 +208,9 @@ func LoadDeployment(lookup func(Param) string) (Deployment, error) {
 		p.fail("logRetentionDays", "is %d, which is not a CloudWatch Logs retention; one of %v", d.LogRetentionDays, LogRetentions)
 	}
 	d.CreateTrail = p.boolean("createTrail")
+	if p.oneOf("deployment", DeploySingle, DeployOrg) == DeployOrg {
+		d.Org = p.org()
+	}
 	if err := errors.Join(p.errs...); err != nil {
 		return Deployment{}, fmt.Errorf("invalid kmsfix parameters:\n%w", err)
 	}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/kmsfix/kmsfix/internal/config"
+	"github.com/kmsfix/kmsfix/internal/eventpattern"
+)
+
+const (
+	orgID      = "o-abcdefghij"
+	hubAccount = "999988887777"
+	hubRoleARN = "arn:aws:iam::999988887777:role/kmsfix-hub-remediator"
+	hubBusARN  = "arn:aws:events:eu-west-1:999988887777:event-bus/kmsfix-hub"
+)
+
+func orgDeployment(t *testing.T, mode string) config.Deployment {
+	t.Helper()
+	values := map[string]string{
+		"deployment": "org", "orgId": orgID, "hubAccount": hubAccount, "hubRegion": "eu-west-1",
+		"spokeTargets": "ou-ab12-workload1", "spokeRegions": "eu-west-1,us-east-1", "sandboxOus": "ou-ab12-sandbox01",
+		"mode": mode,
+	}
+	if mode == "apply" {
+		values["sandboxAccounts"] = sandbox
+	}
+	d, err := config.LoadDeployment(func(p config.Param) string { return values[p.Context] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// orgSynth is the organization deployment as `cdk synth -c deployment=org` builds it.
+type orgSynth struct {
+	hub, spoke, stackSet *synthesized
+	spokeBody            string // the StackSet's TemplateBody
+}
+
+var (
+	orgOnce  sync.Once
+	orgBuilt *orgSynth
+	orgErr   error
+)
+
+func synthOrg(t *testing.T) *orgSynth {
+	t.Helper()
+	orgOnce.Do(func() { orgBuilt, orgErr = buildOrg(t) })
+	if orgErr != nil {
+		t.Fatal(orgErr)
+	}
+	return orgBuilt
+}
+
+func buildOrg(t *testing.T) (*orgSynth, error) {
+	d := orgDeployment(t, "apply")
+	assetDir := filepath.Join(outDir, "asset-org")
+	if err := os.MkdirAll(assetDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(assetDir, "bootstrap"), []byte("placeholder"), 0o755); err != nil {
+		return nil, err
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(outDir, "cdk.out-org"))})
+	env := &awscdk.Environment{Account: jsii.String(hubAccount), Region: jsii.String("eu-west-1")}
+	body, err := SpokeTemplate(d.Org)
+	if err != nil {
+		return nil, err
+	}
+	stacks := []awscdk.Stack{
+		NewKmsfixStack(app, "KmsfixHub", &StackProps{StackProps: awscdk.StackProps{Env: env}, Config: d, AssetDir: assetDir}),
+		NewSpokeStack(app, "KmsfixSpoke", &SpokeProps{Org: d.Org}),
+		NewSpokeStackSet(app, "KmsfixSpokes", awscdk.StackProps{Env: env}, d.Org, body),
+	}
+	out := make([]*synthesized, len(stacks))
+	for i, stack := range stacks {
+		awscdk.Aspects_Of(stack).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+		s := &synthesized{stack: stack}
+		if err := try(func() { s.template = assertions.Template_FromStack(stack, nil) }); err != nil {
+			return nil, fmt.Errorf("synth %s: %w", *stack.StackName(), err)
+		}
+		raw, err := json.Marshal(s.template.ToJSON())
+		if err != nil {
+			return nil, err
+		}
+		s.raw = raw
+		if err := json.Unmarshal(raw, &s.json); err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return &orgSynth{hub: out[0], spoke: out[1], stackSet: out[2], spokeBody: body}, nil
+}
+
+func TestHubBusAdmitsOnlyTheOrgsDenials(t *testing.T) {
+	o := synthOrg(t)
+	_, bus := o.hub.one(t, "AWS::Events::EventBus")
+	if bus["Name"] != config.HubBusName {
+		t.Errorf("bus name = %v", bus["Name"])
+	}
+	_, pol := o.hub.one(t, "AWS::Events::EventBusPolicy")
+	st := pol["Statement"].(map[string]any)
+	want := `{"ArnLike":{"aws:PrincipalArn":{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":iam::*:role/kmsfix-forward"]]}},` +
+		`"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij","events:detail-type":"AWS API Call via CloudTrail","events:source":"aws.kms"}}`
+	if got := asJSON(st["Condition"]); got != want {
+		t.Errorf("bus policy condition = %s\nwant %s", got, want)
+	}
+	if st["Effect"] != "Allow" || st["Action"] != "events:PutEvents" {
+		t.Errorf("bus policy statement = %s", asJSON(st))
+	}
+	// The hub's denial rule reads the hub's bus and takes every account (the function checks
+	// each event's account against its record).
+	rule := o.hub.denialRule(t)
+	if rule["EventBusName"] == nil {
+		t.Error("the hub's denial rule must be on the hub's bus")
+	}
+	if ep := rule["EventPattern"].(map[string]any); ep["account"] != nil {
+		t.Errorf("the hub's rule filters accounts: %v", ep["account"])
+	}
+}
+
+func TestHubFunctionAssumesOnlyOrgSpokeRoles(t *testing.T) {
+	o := synthOrg(t)
+	roles := o.hub.resources("AWS::IAM::Role")
+	var named bool
+	for _, r := range roles {
+		named = named || r["RoleName"] == config.HubRoleName
+	}
+	if !named {
+		t.Errorf("the hub function's role must be named %s (the spokes trust it by ARN)", config.HubRoleName)
+	}
+	st := findStmt(t, o.hub, "AssumeSpokeRoles")
+	if got := asJSON(st.condition); got != `{"StringEquals":{"aws:ResourceOrgID":"o-abcdefghij"}}` {
+		t.Errorf("assume condition = %s", got)
+	}
+	if got := strings.Join(st.resources, ","); !strings.Contains(got, "role/kmsfix-reader") ||
+		!strings.Contains(got, "role/kmsfix-apply") {
+		t.Errorf("assume resources = %s", got)
+	}
+	_, fn := o.hub.one(t, "AWS::Lambda::Function")
+	if v := fn["Environment"].(map[string]any)["Variables"].(map[string]any)["KMSFIX_HUB_ORG_ID"]; v != orgID {
+		t.Errorf("KMSFIX_HUB_ORG_ID = %v", v)
+	}
+}
+
+func TestSpokeRolesTrustOnlyTheHubFunction(t *testing.T) {
+	o := synthOrg(t)
+	if n := len(o.spoke.resources("AWS::Lambda::Function")); n != 0 {
+		t.Errorf("the spoke has %d functions; it must carry no code", n)
+	}
+	if params, _ := o.spoke.json["Parameters"].(map[string]any); params["BootstrapVersion"] != nil {
+		t.Error("the spoke needs a CDK bootstrap; a StackSet deploys it to accounts that have none")
+	}
+	byName := map[string]map[string]any{}
+	for _, r := range o.spoke.resources("AWS::IAM::Role") {
+		name, _ := r["RoleName"].(string)
+		byName[name] = r
+	}
+	for _, name := range []string{config.ReaderRoleName, config.ApplyRoleName} {
+		r := byName[name]
+		if r == nil {
+			t.Fatalf("no role %s", name)
+		}
+		trust := r["AssumeRolePolicyDocument"].(map[string]any)["Statement"].([]any)
+		want := `[{"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}},` +
+			`"Effect":"Allow","Principal":{"AWS":"` + hubRoleARN + `"}}]`
+		if got := asJSON(trust); got != want {
+			t.Errorf("%s trust = %s\nwant %s", name, got, want)
+		}
+	}
+	fwd := byName[config.ForwardRoleName]
+	if got := asJSON(fwd["AssumeRolePolicyDocument"].(map[string]any)["Statement"]); !strings.Contains(got, `"Service":"events.amazonaws.com"`) ||
+		!strings.Contains(got, `"aws:SourceAccount"`) {
+		t.Errorf("forward role trust = %s", got)
+	}
+	// The apply role and its policy exist only where the StackSet says the OU is a sandbox.
+	for id, r := range o.spoke.json["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		props, _ := res["Properties"].(map[string]any)
+		isApply := props["RoleName"] == config.ApplyRoleName || strings.HasPrefix(id, "ApplyPolicy")
+		if isApply != (res["Condition"] == "IsSandbox") {
+			t.Errorf("%s: condition %v", id, res["Condition"])
+		}
+	}
+	// No wildcard action anywhere: managed policies and the roles' inline ones.
+	actions := []string{}
+	for _, st := range o.spoke.statements() {
+		actions = append(actions, st.actions...)
+	}
+	for _, r := range o.spoke.resources("AWS::IAM::Role") {
+		for _, p := range asSlice(r["Policies"]) {
+			for _, st := range asSlice(p.(map[string]any)["PolicyDocument"].(map[string]any)["Statement"]) {
+				actions = append(actions, strs(st.(map[string]any)["Action"])...)
+			}
+		}
+	}
+	if len(actions) < 10 {
+		t.Fatalf("only %d actions found in the spoke", len(actions))
+	}
+	for _, a := range actions {
+		if strings.Contains(a, "*") {
+			t.Errorf("wildcard action %s", a)
+		}
+	}
+}
+
+func TestSpokeRuleForwardsToTheHub(t *testing.T) {
+	o := synthOrg(t)
+	rule := o.spoke.denialRule(t)
+	if rule["State"] != ruleState {
+		t.Errorf("spoke rule state = %v", rule["State"])
+	}
+	tg := rule["Targets"].([]any)[0].(map[string]any)
+	if tg["Arn"] != hubBusARN || tg["RoleArn"] == nil || tg["DeadLetterConfig"] == nil || tg["RetryPolicy"] == nil {
+		t.Errorf("spoke target = %s", asJSON(tg))
+	}
+	// The same pattern as the single-account stack's rule, from the one definition: every
+	// sample is matched or not exactly as there.
+	single := synth(t, "notify").denialPattern(t, "")
+	var ep map[string]any
+	if err := json.Unmarshal([]byte(asJSON(rule["EventPattern"])), &ep); err != nil {
+		t.Fatal(err)
+	}
+	if got := asJSON(ep["account"]); got != `[{"Ref":"AWS::AccountId"}]` {
+		t.Errorf("the spoke rule must take only its own account's events, account = %s", got)
+	}
+	delete(ep, "account")
+	spoke, err := eventpattern.FromValue(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, smp := range loadSamples(t) {
+		a, err1 := single.Match(smp.envelope)
+		b, err2 := spoke.Match(smp.envelope)
+		if err1 != nil || err2 != nil || a != b {
+			t.Errorf("%s: single-account rule %v (%v), spoke rule %v (%v)", smp.name, a, err1, b, err2)
+		}
+		if b {
+			n++
+		}
+	}
+	if n < 4 {
+		t.Fatalf("the spoke rule matched only %d samples", n)
+	}
+}
+
+func TestStackSetDeploysTheSpoke(t *testing.T) {
+	o := synthOrg(t)
+	_, ss := o.stackSet.one(t, "AWS::CloudFormation::StackSet")
+	if ss["PermissionModel"] != "SERVICE_MANAGED" || ss["CallAs"] != "DELEGATED_ADMIN" ||
+		asJSON(ss["AutoDeployment"]) != `{"Enabled":true,"RetainStacksOnAccountRemoval":false}` ||
+		asJSON(ss["Capabilities"]) != `["CAPABILITY_NAMED_IAM"]` {
+		t.Errorf("stack set = %s", asJSON(ss))
+	}
+	groups := asJSON(ss["StackInstancesGroup"])
+	if !strings.Contains(groups, `"OrganizationalUnitIds":["ou-ab12-workload1"]`) ||
+		!strings.Contains(groups, `"OrganizationalUnitIds":["ou-ab12-sandbox01"]`) ||
+		!strings.Contains(groups, `"ParameterKey":"SandboxApply","ParameterValue":"true"`) ||
+		!strings.Contains(groups, `"Regions":["eu-west-1","us-east-1"]`) {
+		t.Errorf("stack instances = %s", groups)
+	}
+	if ss["TemplateBody"] != o.spokeBody {
+		t.Error("the StackSet's template is not the spoke's")
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(o.spokeBody), &body); err != nil {
+		t.Fatalf("template body: %v", err)
+	}
+	if asJSON(body["Resources"]) != asJSON(o.spoke.json["Resources"]) {
+		t.Error("the StackSet's template differs from the KmsfixSpoke stack")
+	}
+	// CloudFormation takes at most 51,200 bytes of TemplateBody
+	// (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html).
+	if len(o.spokeBody) > 51200 {
+		t.Errorf("spoke template is %d bytes, over the TemplateBody limit", len(o.spokeBody))
+	}
+}
+
+func TestOrgTemplatesNagAndGuardClean(t *testing.T) {
+	o := synthOrg(t)
+	rules := guardRules(t)
+	nagErrors := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
+	for name, s := range map[string]*synthesized{"hub": o.hub, "spoke": o.spoke, "stackset": o.stackSet} {
+		t.Run(name, func(t *testing.T) {
+			var ann assertions.Annotations
+			if err := try(func() { ann = assertions.Annotations_FromStack(s.stack) }); err != nil {
+				t.Fatal(err)
+			}
+			if err := try(func() { ann.HasNoError(jsii.String("*"), nagErrors) }); err != nil {
+				t.Errorf("unsuppressed cdk-nag errors: %v", err)
+			}
+			if out, err := runGuard(t, rules, s.raw); err != nil {
+				t.Errorf("cfn-guard failed (%v):\n%s", err, out)
+			}
+		})
+	}
+}
+
+func asSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}

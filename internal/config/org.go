@@ -1,0 +1,116 @@
+package config
+
+import (
+	"slices"
+	"strings"
+)
+
+// Deployment shapes (docs/org.md).
+const (
+	DeploySingle = "single"
+	DeployOrg    = "org"
+)
+
+// The fixed names an organization deployment shares between the hub and its spokes: a spoke's
+// roles trust the hub function's role by its exact ARN, and the hub assumes the spoke roles by
+// name in each account, so neither can be a generated name.
+const (
+	HubBusName      = "kmsfix-hub"
+	HubRoleName     = "kmsfix-hub-remediator"
+	ReaderRoleName  = "kmsfix-reader"
+	ApplyRoleName   = "kmsfix-apply"
+	ForwardRoleName = "kmsfix-forward"
+	SpokeStackSet   = "kmsfix-spokes"
+	// SandboxParameter is the spoke template's parameter that adds the apply role; the
+	// StackSet sets it to "true" for the sandbox OUs only.
+	SandboxParameter = "SandboxApply"
+)
+
+// Org is an organization deployment: one hub and a spoke in every targeted account and Region.
+type Org struct {
+	ID         string   // o-...
+	HubAccount string   // the delegated administrator running the hub
+	HubRegion  string   // the hub's home Region
+	Targets    []string // OU ids or the root id the StackSet deploys to
+	Regions    []string // Regions the StackSet deploys to
+	SandboxOUs []string // targets whose spokes also get the apply role
+	HubBusARN  string   // derived: arn:PARTITION:events:HubRegion:HubAccount:event-bus/kmsfix-hub
+	HubRoleARN string   // derived: the hub function's role
+}
+
+// HubPartition is the partition of the hub ARNs; organizations do not span partitions.
+const HubPartition = "aws"
+
+func (p *parser) org() *Org {
+	o := &Org{
+		ID:         p.value("orgId"),
+		HubAccount: p.value("hubAccount"),
+		HubRegion:  p.value("hubRegion"),
+		Targets:    p.list("spokeTargets"),
+		Regions:    p.list("spokeRegions"),
+		SandboxOUs: p.list("sandboxOus"),
+	}
+	if !isOrgID(o.ID) {
+		p.fail("orgId", "is %q; deployment=org needs the organization id (o-...)", o.ID)
+	}
+	if !isAccount(o.HubAccount) {
+		p.fail("hubAccount", "is %q; deployment=org needs the hub's 12-digit account id", o.HubAccount)
+	}
+	if !isRegion(o.HubRegion) {
+		p.fail("hubRegion", "is %q; deployment=org needs the hub's Region (e.g. us-east-1)", o.HubRegion)
+	}
+	if len(o.Targets) == 0 {
+		p.fail("spokeTargets", "is empty; deployment=org needs the OUs (ou-...) or root (r-...) to deploy spokes to")
+	}
+	for _, t := range o.Targets {
+		if !isOUOrRoot(t) {
+			p.fail("spokeTargets", "has %q, which is not an OU id (ou-xxxx-xxxxxxxx) or root id (r-xxxx)", t)
+		}
+	}
+	for _, t := range o.SandboxOUs {
+		if !isOUOrRoot(t) || strings.HasPrefix(t, "r-") {
+			p.fail("sandboxOus", "has %q, which is not an OU id (ou-xxxx-xxxxxxxx)", t)
+		} else if slices.Contains(o.Targets, t) {
+			p.fail("sandboxOus", "has %q, which is also in spokeTargets; list each OU once (sandbox OUs get spokes too)", t)
+		}
+	}
+	if len(o.Regions) == 0 {
+		p.fail("spokeRegions", "is empty; deployment=org needs the Regions to deploy spokes to")
+	}
+	for _, r := range o.Regions {
+		if !isRegion(r) {
+			p.fail("spokeRegions", "has %q, which is not a Region name", r)
+		}
+	}
+	o.HubBusARN = "arn:" + HubPartition + ":events:" + o.HubRegion + ":" + o.HubAccount + ":event-bus/" + HubBusName
+	o.HubRoleARN = "arn:" + HubPartition + ":iam::" + o.HubAccount + ":role/" + HubRoleName
+	return o
+}
+
+// ReaderRoleARN is the reader role a spoke creates in account (docs/org.md).
+func ReaderRoleARN(partition, account string) string {
+	return "arn:" + partition + ":iam::" + account + ":role/" + ReaderRoleName
+}
+
+// isRegion: lower-case letters, digits and dashes with at least two dashes (us-east-1,
+// us-gov-west-1, ap-southeast-5).
+func isRegion(s string) bool {
+	return len(s) >= 9 && len(s) <= 25 && allOf(s, lowerDigits+"-") && strings.Count(s, "-") >= 2 &&
+		!strings.HasPrefix(s, "-") && !strings.HasSuffix(s, "-")
+}
+
+// isOUOrRoot: ou-<4-32 of a-z0-9>-<8-32 of a-z0-9> or r-<4-32 of a-z0-9>
+// (https://docs.aws.amazon.com/organizations/latest/APIReference/API_OrganizationalUnit.html,
+// API_Root.html).
+func isOUOrRoot(s string) bool {
+	if rest, ok := strings.CutPrefix(s, "r-"); ok {
+		return len(rest) >= 4 && len(rest) <= 32 && allOf(rest, lowerDigits)
+	}
+	rest, ok := strings.CutPrefix(s, "ou-")
+	if !ok {
+		return false
+	}
+	root, ou, ok := strings.Cut(rest, "-")
+	return ok && len(root) >= 4 && len(root) <= 32 && allOf(root, lowerDigits) &&
+		len(ou) >= 8 && len(ou) <= 32 && allOf(ou, lowerDigits)
+}

@@ -1,0 +1,63 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func orgValues() map[string]string {
+	return map[string]string{
+		"deployment": "org", "orgId": "o-abcdefghij", "hubAccount": "999988887777", "hubRegion": "eu-west-1",
+		"spokeTargets": "ou-ab12-cdefgh34, r-ab12", "spokeRegions": "eu-west-1,us-east-1", "sandboxOus": "ou-ab12-sandbox1",
+	}
+}
+
+func TestLoadDeploymentOrg(t *testing.T) {
+	d, err := deploy(orgValues())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := d.Org
+	if o == nil || o.HubBusARN != "arn:aws:events:eu-west-1:999988887777:event-bus/kmsfix-hub" ||
+		o.HubRoleARN != "arn:aws:iam::999988887777:role/kmsfix-hub-remediator" ||
+		strings.Join(o.Targets, ",") != "ou-ab12-cdefgh34,r-ab12" || len(o.Regions) != 2 || len(o.SandboxOUs) != 1 {
+		t.Errorf("org = %+v", o)
+	}
+	if single, err := deploy(nil); err != nil || single.Org != nil {
+		t.Errorf("the default deployment is single-account: %+v, %v", single.Org, err)
+	}
+}
+
+func TestLoadDeploymentOrgErrors(t *testing.T) {
+	for _, tc := range []struct{ key, value, want string }{
+		{"orgId", "", "orgId (KMSFIX_ORG_ID) is \"\""},
+		{"hubAccount", "9999", "hubAccount (KMSFIX_HUB_ACCOUNT) is \"9999\""},
+		{"hubRegion", "eu west", "hubRegion (KMSFIX_HUB_REGION) is \"eu west\""},
+		{"spokeTargets", "", "spokeTargets (KMSFIX_SPOKE_TARGETS) is empty"},
+		{"spokeTargets", "ou-ab12-cdefgh34,123456789012", "has \"123456789012\", which is not an OU id"},
+		{"spokeRegions", "*", "has \"*\", which is not a Region"},
+		{"sandboxOus", "r-ab12", "has \"r-ab12\", which is not an OU id"},
+		{"sandboxOus", "ou-ab12-cdefgh34", "also in spokeTargets"},
+		{"deployment", "hubs", "want one of single, org"},
+	} {
+		v := orgValues()
+		v[tc.key] = tc.value
+		_, err := deploy(v)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%q: error %v, want it to contain %q", tc.key, tc.value, err, tc.want)
+		}
+	}
+}
+
+func TestLoadHubOrgID(t *testing.T) {
+	env := map[string]string{"KMSFIX_TOPIC_ARN": "arn:aws:sns:eu-west-1:999988887777:t", "KMSFIX_TABLE_NAME": "tbl",
+		"KMSFIX_HUB_ORG_ID": "o-abcdefghij"}
+	c, err := Load(func(k string) string { return env[k] })
+	if err != nil || c.HubOrgID != "o-abcdefghij" {
+		t.Fatalf("hub org = %q, %v", c.HubOrgID, err)
+	}
+	env["KMSFIX_HUB_ORG_ID"] = "org-1"
+	if _, err := Load(func(k string) string { return env[k] }); err == nil {
+		t.Error("a malformed organization id was accepted")
+	}
+}
