@@ -353,7 +353,7 @@ func TestWhy(t *testing.T) {
 	})
 
 	t.Run("usage and AWS errors exit 3", func(t *testing.T) {
-		for _, args := range [][]string{{}, {"reports/q3.csv"}, {"s3://reports"}, {"s3://reports/q3.csv", "--action", "copy"}, {"s3://reports/q3.csv", "--output", "yaml"}, {"s3://reports/missing.csv"}} {
+		for _, args := range [][]string{{}, {"reports/q3.csv"}, {"s3://reports"}, {"s3://reports/q3.csv", "--action", "copy"}, {"s3://reports/q3.csv", "--output", "yaml"}, {"s3://reports/missing.csv"}, {"s3://reports/q3.csv", "--profile", "no-such-profile"}} {
 			if code, stdout, stderr := runWhyCmd(t, args...); code != exitError {
 				t.Errorf("why %v: exit %d, want 3\n%s%s", args, code, stdout, stderr)
 			}
