@@ -458,3 +458,49 @@ func TestAttackSweeperAndApplyInterleaved(t *testing.T) {
 		t.Fatalf("the report says applied but the statement is gone")
 	}
 }
+
+// staleKMS answers the first n GetKeyPolicy calls after arming with an old policy text, as an
+// eventually consistent KMS may just after a PutKeyPolicy.
+type staleKMS struct {
+	KeyPolicyAPI
+	mu    sync.Mutex
+	n     int
+	stale string
+}
+
+func (s *staleKMS) GetKeyPolicy(ctx context.Context, in *kms.GetKeyPolicyInput, opts ...func(*kms.Options)) (*kms.GetKeyPolicyOutput, error) {
+	s.mu.Lock()
+	stale := s.n > 0
+	if stale {
+		s.n--
+	}
+	s.mu.Unlock()
+	if stale {
+		return &kms.GetKeyPolicyOutput{Policy: &s.stale}, nil
+	}
+	return s.KeyPolicyAPI.GetKeyPolicy(ctx, in, opts...)
+}
+
+// KMS's delayed reads: right after the change, the key policy still reads as before it for a
+// few reads. The rollback must not conclude "never written" and leak the statement.
+func TestAttackKMSStaleReadsDoNotLeakTheStatement(t *testing.T) {
+	e := newEnv(t, adminOnly)
+	db := crashing(e)
+	db.set(recordWith(StatusApplied))
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), e.world()); err == nil {
+		t.Fatal("Apply survived the crash")
+	}
+	db.set(nil)
+	rec := e.record(e.active()[0])
+	if countSid(e, rec.Name) != 1 {
+		t.Fatal("test setup: the crashed attempt did not write the statement")
+	}
+	e.a.KMS = &staleKMS{KeyPolicyAPI: e.kms, n: DefaultConsistentReads - 1, stale: e.before}
+	e.clock.Add(DefaultLease)
+	if res, err := e.a.Sweep(ctx, e.clock.Now()); err != nil || res.RolledBack != 1 {
+		t.Fatalf("sweep = %+v, %v", res, err)
+	}
+	if countSid(e, rec.Name) != 0 || e.keyPolicy() != e.before {
+		t.Fatalf("the rollback trusted a stale read and leaked the statement:\n%s", e.keyPolicy())
+	}
+}

@@ -339,13 +339,13 @@ func (a *Applier) revertKeyPolicy(ctx context.Context, rec *Record) (string, boo
 		return "not reverted: the record carries no statement", false, nil
 	}
 	for range writeAttempts {
-		cur, doc, err := a.getKeyPolicy(ctx, rec.Target, rec.Region)
+		cur, doc, err := a.keyPolicySettled(ctx, rec, sid)
 		if err != nil {
 			return "", false, err
 		}
 		have, ok := doc.StatementBySid(sid)
 		if !ok {
-			return revertNote(cur, rec.Before, "statement "+sid+" was already gone"), true, nil
+			return revertNote(cur, rec.Before, fmt.Sprintf("statement %s was not there in %d reads (never written, or already gone)", sid, a.settings().ConsistentReads)), true, nil
 		}
 		// Someone rewrote the statement since: it is theirs now, and we never drop theirs.
 		if !sameStatement(have, *p.Statement) {
@@ -376,6 +376,29 @@ func (a *Applier) revertKeyPolicy(ctx context.Context, rec *Record) (string, boo
 		}
 	}
 	return "", false, errConcurrent
+}
+
+// keyPolicySettled reads the key policy until it has the statement sid, at most
+// ConsistentReads times: the KMS API is eventually consistent too ("changes … might not be
+// immediately visible", https://docs.aws.amazon.com/kms/latest/developerguide/programming-eventual-consistency.html),
+// so a rollback just after a PutKeyPolicy must not conclude from one read that the statement
+// was never written.
+func (a *Applier) keyPolicySettled(ctx context.Context, rec *Record, sid string) (string, *policy.Document, error) {
+	s := a.settings()
+	delay := s.ReadDelay
+	for i := 0; ; i++ {
+		cur, doc, err := a.getKeyPolicy(ctx, rec.Target, rec.Region)
+		if err != nil {
+			return "", nil, err
+		}
+		if _, ok := doc.StatementBySid(sid); ok || i+1 >= s.ConsistentReads {
+			return cur, doc, nil
+		}
+		if err := a.sleep(ctx, delay); err != nil {
+			return "", nil, err
+		}
+		delay *= 2
+	}
 }
 
 func revertNote(now, before, what string) string {
