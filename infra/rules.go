@@ -8,13 +8,13 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/kmsfix/kmsfix/internal/config"
-	"github.com/kmsfix/kmsfix/internal/rulepattern"
+	"github.com/kmsfix/kmsfix/internal/eventpattern"
 )
 
-// KmsDenialPattern is the event pattern of the main rule (rulepattern.KMSDenial, which
+// KmsDenialPattern is the event pattern of the main rule (eventpattern.KMSDenial, which
 // `kmsfix doctor` prints in its fix for the rule).
 func KmsDenialPattern() *awsevents.EventPattern {
-	f := rulepattern.KMSDenialFields()
+	f := eventpattern.KMSDenialFields()
 	return &awsevents.EventPattern{
 		Source:     jsii.Strings(f.Source...),
 		DetailType: jsii.Strings(f.DetailType...),

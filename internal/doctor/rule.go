@@ -12,7 +12,6 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/eventpattern"
 	"github.com/kmsfix/kmsfix/internal/quote"
-	"github.com/kmsfix/kmsfix/internal/rulepattern"
 )
 
 // RuleState is the rule state that delivers read-only management events such as kms:Decrypt.
@@ -20,7 +19,7 @@ const RuleState = ebtypes.RuleStateEnabledWithAllCloudtrailManagementEvents
 
 // StackPattern is the event pattern the stack gives its rule, for the fix of a rule that does
 // not exist or does not match.
-const StackPattern = rulepattern.KMSDenial
+const StackPattern = eventpattern.KMSDenial
 
 // RuleAPI is the EventBridge calls of the rule checks.
 type RuleAPI interface {

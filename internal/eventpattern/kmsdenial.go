@@ -1,14 +1,15 @@
-// Package rulepattern is the event pattern of the stack's denial rule, defined once for the
-// stack (infra), which gives it to the rule, and `kmsfix doctor`, which prints it in the fix
-// for a missing or wrong rule.
-package rulepattern
+package eventpattern
+
+// KMSDenial is the event pattern of the stack's denial rule, defined once for the stack
+// (infra), which gives it to the rule, and `kmsfix doctor`, which prints it in the fix for a
+// missing or wrong rule and checks a deployed rule's pattern with Compile.
 
 import (
 	"encoding/json"
 	"fmt"
 )
 
-// KMSDenial is the pattern, as put-rule takes it: KMS data-key calls made by S3 (the
+// KMSDenial, as put-rule takes it: KMS data-key calls made by S3 (the
 // aws:s3:arn encryption context is present) that KMS refused, made by a principal rather than
 // by an AWS service acting as itself (e.g. CloudTrail writing its own SSE-KMS log files).
 // Replication encrypts the replica with kms:Encrypt (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html; events/08).
@@ -29,7 +30,7 @@ type Fields struct {
 func KMSDenialFields() Fields {
 	var f Fields
 	if err := json.Unmarshal([]byte(KMSDenial), &f); err != nil {
-		panic(fmt.Sprintf("rulepattern: KMSDenial is not JSON: %v", err)) // a constant: the test catches it
+		panic(fmt.Sprintf("eventpattern: KMSDenial is not JSON: %v", err)) // a constant: the test catches it
 	}
 	return f
 }

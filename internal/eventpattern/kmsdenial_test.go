@@ -1,12 +1,10 @@
-package rulepattern
+package eventpattern
 
 import (
 	"encoding/json"
 	"reflect"
 	"slices"
 	"testing"
-
-	"github.com/kmsfix/kmsfix/internal/eventpattern"
 )
 
 func TestKMSDenialFields(t *testing.T) {
@@ -33,7 +31,7 @@ func TestKMSDenialFields(t *testing.T) {
 
 // The pattern matches an S3 denial of each data-key call and not an AWS service's own call.
 func TestKMSDenialMatches(t *testing.T) {
-	p, err := eventpattern.Compile([]byte(KMSDenial))
+	p, err := Compile([]byte(KMSDenial))
 	if err != nil {
 		t.Fatal(err)
 	}
