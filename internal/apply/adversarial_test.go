@@ -504,3 +504,22 @@ func TestAttackKMSStaleReadsDoNotLeakTheStatement(t *testing.T) {
 		t.Fatalf("the rollback trusted a stale read and leaked the statement:\n%s", e.keyPolicy())
 	}
 }
+
+// Without the audit key nothing is applied, and nothing errors (an error would make Lambda
+// retry every fixable finding): the report says why.
+func TestNoAuditKeyAppliesNothing(t *testing.T) {
+	e := newEnv(t, adminOnly)
+	e.a.Store.Sealer = nil
+	r := keyMissingReport(e, "ev-1")
+	if err := e.a.Apply(ctx, r, e.world()); err != nil || r.Applied != nil || !strings.Contains(r.AutoApplyBlocked, "KMSFIX_AUDIT_KEY_ARN") {
+		t.Fatalf("err %v, applied %+v, blocked %q", err, r.Applied, r.AutoApplyBlocked)
+	}
+	e.a.Settings.Diagnoses = []finding.Code{finding.IdentityPolicyMissing}
+	r2 := keyMissingReport(e, "ev-2")
+	if err := e.a.Apply(ctx, r2, e.world()); err != nil || !strings.Contains(r2.AutoApplyBlocked, "KMSFIX_APPLY_DIAGNOSES") {
+		t.Fatalf("refused finding: err %v, blocked %q", err, r2.AutoApplyBlocked)
+	}
+	if e.keyPolicy() != e.before {
+		t.Fatal("changed without an audit key")
+	}
+}

@@ -90,8 +90,12 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) 
 		block(r, refusal)
 		return nil
 	}
-	if a.Store.Sealer == nil && dec.Refusal == "" {
-		block(r, "no audit integrity key is configured (KMSFIX_AUDIT_KEY_ARN): a change could not be recorded so that only kmsfix can vouch for it")
+	if a.Store.Sealer == nil {
+		refusal := dec.Refusal
+		if refusal == "" {
+			refusal = "no audit integrity key is configured (KMSFIX_AUDIT_KEY_ARN): a change could not be recorded so that only kmsfix can vouch for it"
+		}
+		block(r, refusal)
 		return nil
 	}
 	fp := Fingerprint(r)
