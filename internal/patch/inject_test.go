@@ -135,7 +135,7 @@ jq() { rec jq "$@"; }
 		entries, _ := os.ReadDir(dirToCheck)
 		for _, e := range entries {
 			switch e.Name() {
-			case "cwd", "calls", "key-policy.json", "key-policy.new.json":
+			case "cwd", "calls", "key-policy.json", "key-policy.new.json", "permission-set-policy.json", "permission-set-policy.new.json":
 			default:
 				t.Errorf("pasting %q created %s", command, e.Name())
 			}

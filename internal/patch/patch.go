@@ -168,8 +168,15 @@ func identityCommands(d *cloudtrail.Denial, p finding.Patch) []string {
 		// Two lines, each one line of shell text: no command holds a line break of its own.
 		// The ARNs kmsfix cannot know are shell variables, not <placeholders> a paste would
 		// read as redirections.
-		return []string{"# IAM Identity Center owns this role: add the policy to its permission set in the management account (set INSTANCE_ARN and PERMISSION_SET_ARN first), e.g.",
-			`aws sso-admin put-inline-policy-to-permission-set --instance-arn "$INSTANCE_ARN" --permission-set-arn "$PERMISSION_SET_ARN" --inline-policy ` + doc}
+		// put-inline-policy-to-permission-set replaces the permission set's whole inline
+		// policy, so the statement is merged into the current one (an empty one when there is
+		// none), then the permission set is provisioned to its accounts again.
+		st := quote.Shell(compact(p.Policy.Statement[0]))
+		return []string{"# IAM Identity Center owns this role: add the statement to its permission set's inline policy in the management account (set INSTANCE_ARN and PERMISSION_SET_ARN first); putting the policy replaces the whole inline policy, so merge it:",
+			`aws sso-admin get-inline-policy-for-permission-set --instance-arn "$INSTANCE_ARN" --permission-set-arn "$PERMISSION_SET_ARN" --query InlinePolicy --output json > permission-set-policy.json`,
+			`jq --argjson s ` + st + ` '(if . == null or . == "" then {"Version":"2012-10-17","Statement":[]} else fromjson end) | .Statement += [$s]' permission-set-policy.json > permission-set-policy.new.json`,
+			`aws sso-admin put-inline-policy-to-permission-set --instance-arn "$INSTANCE_ARN" --permission-set-arn "$PERMISSION_SET_ARN" --inline-policy file://permission-set-policy.new.json`,
+			`aws sso-admin provision-permission-set --instance-arn "$INSTANCE_ARN" --permission-set-arn "$PERMISSION_SET_ARN" --target-type ALL_PROVISIONED_ACCOUNTS`}
 	}
 	return []string{fmt.Sprintf("aws iam put-role-policy --role-name %s --policy-name %s --policy-document %s", name, quote.Shell(p.Name), doc)}
 }
