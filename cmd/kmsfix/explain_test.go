@@ -394,3 +394,55 @@ func TestExplainErrorEscaped(t *testing.T) {
 		t.Errorf("exit %d, stderr %q: want 1, the error, and no raw ESC", code, errOut)
 	}
 }
+
+// TestScanFilesTrailBucket: `scan --files` over a trail bucket as `aws s3 sync` lays it out,
+// with digest and Insights folders and an Insights record in a log file, exits 0 and reports
+// the denial; one unreadable record makes it say incomplete and exit 1, the denial after it
+// still counted.
+func TestScanFilesTrailBucket(t *testing.T) {
+	event, err := os.ReadFile(filepath.Join(eventDirs(t)[0], "event.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct{ Detail json.RawMessage }
+	if err := json.Unmarshal(event, &env); err != nil || env.Detail == nil {
+		t.Fatalf("sample 01 is not an EventBridge event: %v", err)
+	}
+	var rec bytes.Buffer
+	if err := json.Compact(&rec, env.Detail); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	put := func(rel, content string) {
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insight := `{"eventVersion":"1.08","eventType":"AwsCloudTrailInsight","eventID":"i-1","eventCategory":"Insight"}`
+	put("AWSLogs/o-exampleorgid/210987654321/CloudTrail/eu-west-1/2025/06/03/a.json", `{"Records":[`+insight+`,`+rec.String()+`]}`)
+	put("AWSLogs/o-exampleorgid/210987654321/CloudTrail-Digest/eu-west-1/2025/06/03/d.json.gz", "not gzip")
+	put("AWSLogs/o-exampleorgid/210987654321/CloudTrail-Insight/eu-west-1/2025/06/03/i.json", "{")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"scan", "--files", root, "--json", "--quiet"}, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
+		t.Fatalf("clean bucket: exit %d, stderr %q", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"identity-policy-missing"`) {
+		t.Errorf("the denial is not reported:\n%s", stdout.String())
+	}
+
+	second := strings.Replace(rec.String(), `"eventID":"`, `"eventID":"x`, 1)
+	put("AWSLogs/o-exampleorgid/210987654321/CloudTrail/eu-west-1/2025/06/03/b.json", `{"Records":[{"eventSource":"kms.amazonaws.com","eventName":7},`+second+`]}`)
+	stdout.Reset()
+	stderr.Reset()
+	code := run([]string{"scan", "--files", root, "--json", "--quiet"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "incomplete") || !strings.Contains(stderr.String(), "b.json: record 1:") {
+		t.Errorf("bad record: exit %d, stderr %q", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"count":2`) {
+		t.Errorf("the denial after the bad record is not counted:\n%s", stdout.String())
+	}
+}
