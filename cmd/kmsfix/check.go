@@ -21,13 +21,6 @@ import (
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
-func init() {
-	commands["check"] = command{
-		summary: "preflight: will a principal be able to get/put a bucket's objects, KMS included? (exit 0 allowed, 1 denied with the fix, 2 undecided, 3 error)",
-		run:     runCheck,
-	}
-}
-
 // checkOptions are the flags of `kmsfix check`.
 type checkOptions struct {
 	aws       awsFlags

@@ -19,13 +19,6 @@ import (
 	"github.com/kmsfix/kmsfix/internal/doctor"
 )
 
-func init() {
-	commands["doctor"] = command{
-		summary: "check that KMS denials can reach the remediator and its alerts can go out (exit 1 on a failure)",
-		run:     runDoctor,
-	}
-}
-
 // listFlag collects a repeatable string flag.
 type listFlag []string
 

@@ -19,14 +19,8 @@ import (
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
-func init() {
-	commands["explain"] = command{
-		summary: "explain KMS denials in CloudTrail files (or - for stdin) and propose the fix",
-		run:     runExplain,
-	}
-}
-
-func runExplain(args []string, stdout, stderr io.Writer) int {
+func runExplain(sys env, args []string) int {
+	stdout, stderr := sys.stdout, sys.stderr
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	worldPath := fs.String("world", "", "world file: what is known about keys and principals (docs/contract.md section 2)")
@@ -58,7 +52,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	// has arrived, and a file does not cost a write per record.
 	bw := bufio.NewWriterSize(stdout, 64<<10)
 	defer bw.Flush()
-	out := &explainer{w: w, asJSON: *asJSON, stdout: bw, stderr: stderr}
+	out := &explainer{w: w, asJSON: *asJSON, stdin: sys.stdin, stdout: bw, stderr: stderr}
 	for _, name := range fs.Args() {
 		out.input(name)
 	}
@@ -91,14 +85,12 @@ func (f flushingReader) Read(p []byte) (int, error) {
 	return f.r.Read(p)
 }
 
-// stdin is a variable so tests can feed it.
-var stdin io.Reader = os.Stdin
-
 // explainer explains and writes each record as soon as it is read: memory stays bounded by
 // one record, and a stdin that stays open gets a report per record as it arrives.
 type explainer struct {
 	w      *world.World
 	asJSON bool
+	stdin  io.Reader // read for the input "-"
 	stdout *bufio.Writer
 	stderr io.Writer
 	status int // 1 once an input or a record failed
@@ -107,7 +99,7 @@ type explainer struct {
 // input reads a file, stdin ("-") or every log file under a directory.
 func (e *explainer) input(name string) {
 	if name == "-" {
-		e.stream(stdin, "stdin")
+		e.stream(e.stdin, "stdin")
 		return
 	}
 	if fi, err := os.Stat(name); err == nil && fi.IsDir() {

@@ -264,11 +264,8 @@ func checkOneMessage(t *testing.T, errOut, name string, wants []string) {
 
 func runCLI(t *testing.T, in string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	old := stdin
-	stdin = strings.NewReader(in)
-	defer func() { stdin = old }()
 	var o, e bytes.Buffer
-	code = run(args, &o, &e)
+	code = runWith(env{stdin: strings.NewReader(in), stdout: &o, stderr: &e, now: time.Now}, args)
 	return o.String(), e.String(), code
 }
 
@@ -348,12 +345,9 @@ func TestExplainStdinStaysOpen(t *testing.T) {
 	}
 	defer inR.Close()
 	defer outR.Close()
-	old := stdin
-	stdin = inR
-	defer func() { stdin = old }()
 	done := make(chan int)
 	go func() {
-		code := run([]string{"explain", "--json", "-"}, outW, io.Discard)
+		code := runWith(env{stdin: inR, stdout: outW, stderr: io.Discard, now: time.Now}, []string{"explain", "--json", "-"})
 		outW.Close()
 		done <- code
 	}()

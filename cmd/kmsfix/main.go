@@ -6,22 +6,58 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"time"
+
+	"github.com/kmsfix/kmsfix/internal/scan"
 )
 
-// command is one subcommand; each lives in its own file and registers itself in init.
-type command struct {
-	summary string
-	run     func(args []string, stdout, stderr io.Writer) int
+// env is what a command reads from its surroundings: the process's in main, a test's own in
+// tests (runWith), so no test swaps a package variable.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	now            func() time.Time // the clock of time flags (scan --since)
+	clock          scan.Clock       // paces LookupEvents
 }
 
-var commands = map[string]command{}
+// command is one subcommand: its name, the line `kmsfix help` prints, and its run function
+// (each in its own file, with its options struct where it has flags).
+type command struct {
+	name, summary string
+	run           func(e env, args []string) int
+}
+
+// commands is the CLI, in the order help lists them (alphabetical).
+func commands() []command {
+	return []command{
+		{"applied", "list the automatic changes still in place (or pending) in the audit table",
+			func(e env, args []string) int { return runApplied(args, e.stdout, e.stderr) }},
+		{"check", "preflight: will a principal be able to get/put a bucket's objects, KMS included? (exit 0 allowed, 1 denied with the fix, 2 undecided, 3 error)",
+			func(e env, args []string) int { return runCheck(args, e.stdout, e.stderr) }},
+		{"doctor", "check that KMS denials can reach the remediator and its alerts can go out (exit 1 on a failure)",
+			func(e env, args []string) int { return runDoctor(args, e.stdout, e.stderr) }},
+		{"explain", "explain KMS denials in CloudTrail files (or - for stdin) and propose the fix",
+			func(e env, args []string) int { return runExplain(e, args) }},
+		{"revert", "revert an automatic change now: kmsfix revert ID [--table T] [--region R]",
+			func(e env, args []string) int { return runRevert(args, e.stdout, e.stderr) }},
+		{"scan", "find the S3 KMS denials in CloudTrail history (LookupEvents, or log files with --files)",
+			func(e env, args []string) int { return runScan(e, args) }},
+		{"why", "why can't I read (or write) s3://BUCKET/KEY? from the object, not a CloudTrail record (exit 0 allowed, 1 diagnosis, 2 undecided, 3 error)",
+			func(e env, args []string) int { return runWhy(args, e.stdout, e.stderr) }},
+	}
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs the CLI with the process's stdin, clock and pacing.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runWith(env{stdin: os.Stdin, stdout: stdout, stderr: stderr, now: time.Now, clock: scan.RealClock{}}, args)
+}
+
+func runWith(e env, args []string) int {
+	stderr := e.stderr
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -29,23 +65,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "kmsfix: unknown command %q\n", args[0])
-		usage(stderr)
-		return 2
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(e, args[1:])
+		}
 	}
-	return cmd.run(args[1:], stdout, stderr)
+	fmt.Fprintf(stderr, "kmsfix: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: kmsfix <command> [flags]")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 }

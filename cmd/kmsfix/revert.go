@@ -20,17 +20,6 @@ import (
 	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
-func init() {
-	commands["revert"] = command{
-		summary: "revert an automatic change now: kmsfix revert ID [--table T] [--region R]",
-		run:     runRevert,
-	}
-	commands["applied"] = command{
-		summary: "list the automatic changes still in place (or pending) in the audit table",
-		run:     runApplied,
-	}
-}
-
 // auditFlags are the flags both commands share.
 func auditFlags(fs *flag.FlagSet) (table, region *string) {
 	table = fs.String("table", os.Getenv("KMSFIX_TABLE_NAME"), "the remediator's DynamoDB table (default $KMSFIX_TABLE_NAME)")

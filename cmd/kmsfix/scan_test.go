@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kmsfix/kmsfix/internal/scan"
 	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 	"github.com/kmsfix/kmsfix/internal/testenv/corpus"
 )
@@ -30,12 +32,10 @@ func awsTestEnv(t *testing.T, endpoints map[string]string) {
 	}
 }
 
-// pinScanNow makes "now" the end of the generated corpus' day.
-func pinScanNow(t *testing.T) {
-	t.Helper()
-	old := scanNow
-	scanNow = func() time.Time { return time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC) }
-	t.Cleanup(func() { scanNow = old })
+// dayEnv is the CLI's environment with "now" at the end of the generated corpus' day.
+func dayEnv(stdout, stderr io.Writer, clock scan.Clock) env {
+	return env{stdout: stdout, stderr: stderr, clock: clock,
+		now: func() time.Time { return time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC) }}
 }
 
 type scanLine struct {
@@ -97,10 +97,8 @@ func TestScanCommandLookup(t *testing.T) {
 	fake := awsfake.NewCloudTrail(t, day.Records)
 	fake.ThrottleCalls = map[int]bool{2: true}
 	awsTestEnv(t, map[string]string{"CLOUDTRAIL": fake.URL})
-	pinScanNow(t)
-
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"scan", "--since", "24h", "--json", "--progress", "always"}, &stdout, &stderr)
+	code := runWith(dayEnv(&stdout, &stderr, scan.RealClock{}), []string{"scan", "--since", "24h", "--json", "--progress", "always"})
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
 	}
@@ -133,13 +131,8 @@ func TestScanCommandPartialFailure(t *testing.T) {
 	fake.RateLimit = 1000
 	fake.FailPages = map[int]int{3: 1000}
 	awsTestEnv(t, map[string]string{"CLOUDTRAIL": fake.URL})
-	pinScanNow(t)
-	old := scanClock
-	scanClock = noWait{}
-	t.Cleanup(func() { scanClock = old })
-
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"scan"}, &stdout, &stderr)
+	code := runWith(dayEnv(&stdout, &stderr, noWait{}), []string{"scan"})
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr.String())
 	}
@@ -161,9 +154,8 @@ func TestScanCommandEmptyWindow(t *testing.T) {
 	day := corpus.KMSDay(corpus.Options{Seed: 13, Successes: 50, Groups: 3})
 	fake := awsfake.NewCloudTrail(t, day.Records)
 	awsTestEnv(t, map[string]string{"CLOUDTRAIL": fake.URL})
-	pinScanNow(t)
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"scan", "--since", "2026-11-20", "--until", "2026-11-21"}, &stdout, &stderr)
+	code := runWith(dayEnv(&stdout, &stderr, scan.RealClock{}), []string{"scan", "--since", "2026-11-20", "--until", "2026-11-21"})
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
@@ -239,9 +231,6 @@ func TestParseWhen(t *testing.T) {
 //	go test ./cmd/kmsfix -run XXX -bench ScanDay -benchtime 1x
 func BenchmarkScanDay(b *testing.B) {
 	day := corpus.KMSDay(corpus.Options{Seed: 1})
-	old := scanNow
-	scanNow = func() time.Time { return time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC) }
-	b.Cleanup(func() { scanNow = old })
 	for b.Loop() {
 		fake := awsfake.NewCloudTrail(b, day.Records)
 		fake.ThrottleCalls = map[int]bool{10: true, 30: true}
@@ -254,7 +243,7 @@ func BenchmarkScanDay(b *testing.B) {
 		}
 		var stdout, stderr bytes.Buffer
 		start := time.Now()
-		if code := run([]string{"scan", "--json"}, &stdout, &stderr); code != 0 {
+		if code := runWith(dayEnv(&stdout, &stderr, scan.RealClock{}), []string{"scan", "--json"}); code != 0 {
 			b.Fatalf("exit %d: %s", code, stderr.String())
 		}
 		elapsed := time.Since(start)

@@ -22,13 +22,6 @@ import (
 	"github.com/kmsfix/kmsfix/internal/why"
 )
 
-func init() {
-	commands["why"] = command{
-		summary: "why can't I read (or write) s3://BUCKET/KEY? from the object, not a CloudTrail record (exit 0 allowed, 1 diagnosis, 2 undecided, 3 error)",
-		run:     runWhy,
-	}
-}
-
 // Exit codes of why and check (docs/why-check.md).
 const (
 	exitAllowed   = 0
