@@ -44,7 +44,7 @@ func (in *inputs) denyAdvice(st *policy.Statement, what, owner string) (explain 
 			[]string{fmt.Sprintf("Ask %s whether %s should use this key at all: no change narrower than excluding this principal from %s admits the request, and that is theirs to decide. kmsfix never edits a Deny.", owner, in.who, what)}
 	}
 	cond := compactJSON(st.Condition)
-	explain = fmt.Sprintf(" Its condition is %s%s.", cond, in.requestValues(keys))
+	explain = fmt.Sprintf(" Its condition is %s%s.", cond, in.requestValues(st.Condition))
 
 	exempt := slices.ContainsFunc(keys, func(k string) bool {
 		return k == "aws:viaawsservice" || strings.HasPrefix(k, "aws:calledvia") || k == "kms:viaservice"
@@ -82,20 +82,29 @@ func (in *inputs) viaServiceListLacksS3(st *policy.Statement) bool {
 	return false
 }
 
-// requestValues says what this request carried for the statement's condition keys: a value,
-// or that S3's call does not show it.
-func (in *inputs) requestValues(keys []string) string {
+// requestValues says what this request carried for the condition's keys (as the statement
+// spells them): a value, or that the record of S3's call does not show it.
+func (in *inputs) requestValues(c policy.Condition) string {
 	if len(in.d.Actions) == 0 {
 		return ""
 	}
 	req := request.For(in.d, in.w, in.d.Actions[0])
+	var keys []string
+	for _, kv := range c {
+		for k := range kv {
+			if !slices.ContainsFunc(keys, func(o string) bool { return strings.EqualFold(o, k) }) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
 	var parts []string
 	for _, k := range keys {
 		v, ok := lookup(req.Context, k)
 		switch {
 		case ok:
 			parts = append(parts, fmt.Sprintf("%s = %s", k, v))
-		case slices.Contains(networkKeys, k):
+		case slices.Contains(networkKeys, strings.ToLower(k)):
 			parts = append(parts, k+" is not in the record of S3's call (unknown)")
 		}
 	}
