@@ -10,6 +10,7 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
 // Settings are the apply part of the configuration (docs/CONFIG.md).
@@ -108,12 +109,12 @@ func AccountOf(arn string) string {
 
 // RevertCommand is the one command that reverts a change now.
 func (s Settings) RevertCommand(id string) string {
-	cmd := "kmsfix revert " + id
+	words := []string{"kmsfix", "revert", id}
 	if s.Table != "" {
-		cmd += " --table " + s.Table
+		words = append(words, "--table", s.Table)
 	}
 	if s.Region != "" {
-		cmd += " --region " + s.Region
+		words = append(words, "--region", s.Region)
 	}
-	return cmd
+	return quote.Command(words...) // one shell word each, as every command kmsfix suggests
 }

@@ -382,7 +382,8 @@ func (in *inputs) awsManagedSameAccount() Finding {
 			in.keyName, d.KeyAccount, d.KeyAccount, region, region, in.who, who),
 		Escalate: "the owner of the principal's IAM policies (and the organization's SCPs)",
 		Advice: []string{
-			fmt.Sprintf("aws iam simulate-principal-policy --policy-source-arn %s --action-names %s --resource-arns %s   # shows an identity-side Deny or a boundary", d.Identity.PrincipalARN, strings.Join(d.Actions, " "), d.KeyARN),
+			quote.Command(append(append([]string{"aws", "iam", "simulate-principal-policy", "--policy-source-arn", d.Identity.PrincipalARN, "--action-names"},
+				d.Actions...), "--resource-arns", d.KeyARN)...) + "   # shows an identity-side Deny or a boundary",
 		}}
 }
 

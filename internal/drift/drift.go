@@ -138,18 +138,18 @@ func bucket(ctx context.Context, s3c s3read.API, kc KMSAPI, region, account, nam
 	case state == "Disabled":
 		f.Problem = KeyDisabled
 		f.Detail = fmt.Sprintf("The default key %s of s3://%s is disabled: every write that names no key, and every read of objects under it, fails.", f.KeyARN, name)
-		f.Fix = []string{fmt.Sprintf("aws kms enable-key --key-id %s --region %s", f.KeyARN, region)}
+		f.Fix = []string{quote.Command("aws", "kms", "enable-key", "--key-id", f.KeyARN, "--region", region)}
 	case state == "PendingDeletion" || state == "PendingReplicaDeletion":
 		f.Problem = KeyPendingDeletion
 		f.Detail = fmt.Sprintf("The default key %s of s3://%s is scheduled for deletion: when the waiting period ends, every object encrypted under it becomes unreadable for good. Cancel the deletion now, then enable the key.", f.KeyARN, name)
 		f.Fix = []string{
-			fmt.Sprintf("aws kms cancel-key-deletion --key-id %s --region %s", f.KeyARN, region),
-			fmt.Sprintf("aws kms enable-key --key-id %s --region %s", f.KeyARN, region),
+			quote.Command("aws", "kms", "cancel-key-deletion", "--key-id", f.KeyARN, "--region", region),
+			quote.Command("aws", "kms", "enable-key", "--key-id", f.KeyARN, "--region", region),
 		}
 	case state != "Enabled":
 		f.Problem = KeyUnavailable
 		f.Detail = fmt.Sprintf("The default key %s of s3://%s is in state %s: KMS refuses to use it.", f.KeyARN, name, state)
-		f.Fix = []string{fmt.Sprintf("aws kms describe-key --key-id %s --region %s   # see why, then finish the operation or reconnect its key store", f.KeyARN, region)}
+		f.Fix = []string{quote.Command("aws", "kms", "describe-key", "--key-id", f.KeyARN, "--region", region) + "   # see why, then finish the operation or reconnect its key store"}
 	case m.KeyManager == "AWS":
 		return managedShared(ctx, s3c, f, account)
 	}
@@ -245,11 +245,12 @@ func replaceKeyFix(bucket, region, account string, others []string, reencrypt bo
 	enc := `{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"'"$KEY"'"},"BucketKeyEnabled":true}]}`
 	fix := []string{
 		fmt.Sprintf("KEY=$(aws kms create-key --region %s --description %s --policy %s --query KeyMetadata.Arn --output text)",
-			region, quote.Shell("default key of s3://"+bucket), quote.Shell(string(pol))),
-		fmt.Sprintf("aws s3api put-bucket-encryption --region %s --bucket %s --server-side-encryption-configuration '%s'", region, bucket, enc),
+			quote.Shell(region), quote.Shell("default key of s3://"+bucket), quote.Shell(string(pol))),
+		fmt.Sprintf("aws s3api put-bucket-encryption --region %s --bucket %s --server-side-encryption-configuration '%s'", quote.Shell(region), quote.Shell(bucket), enc),
 	}
 	if reencrypt {
-		fix = append(fix, fmt.Sprintf(`aws s3 cp s3://%s/ s3://%s/ --recursive --sse aws:kms --sse-kms-key-id "$KEY" --region %s   # re-encrypt the existing objects in place`, bucket, bucket, region))
+		fix = append(fix, quote.Command("aws", "s3", "cp", "s3://"+bucket+"/", "s3://"+bucket+"/", "--recursive", "--sse", "aws:kms")+
+			` --sse-kms-key-id "$KEY" --region `+quote.Shell(region)+"   # re-encrypt the existing objects in place")
 	} else {
 		fix = append(fix, "# objects already encrypted under the missing key cannot be decrypted by anyone; the new key protects new writes")
 	}
@@ -264,8 +265,9 @@ func replaceKeyFix(bucket, region, account string, others []string, reencrypt bo
 func otherRegionFix(bucket, region, keyARN string) []string {
 	enc := `{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"'"$KEY"'"},"BucketKeyEnabled":true}]}`
 	return []string{
-		fmt.Sprintf("KEY=$(aws kms replicate-key --key-id %s --replica-region %s --region %s --query ReplicaKeyMetadata.Arn --output text)   # a multi-Region key (mrk-...); else: KEY=$(aws kms create-key --region %s --query KeyMetadata.Arn --output text)", keyARN, region, arnField(keyARN, 3), region),
-		fmt.Sprintf("aws s3api put-bucket-encryption --region %s --bucket %s --server-side-encryption-configuration '%s'", region, bucket, enc),
+		fmt.Sprintf("KEY=$(aws kms replicate-key --key-id %s --replica-region %s --region %s --query ReplicaKeyMetadata.Arn --output text)   # a multi-Region key (mrk-...); else: KEY=$(aws kms create-key --region %s --query KeyMetadata.Arn --output text)",
+			quote.Shell(keyARN), quote.Shell(region), quote.Shell(arnField(keyARN, 3)), quote.Text(region)),
+		fmt.Sprintf("aws s3api put-bucket-encryption --region %s --bucket %s --server-side-encryption-configuration '%s'", quote.Shell(region), quote.Shell(bucket), enc),
 	}
 }
 

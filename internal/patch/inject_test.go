@@ -70,6 +70,14 @@ func commandsFor(d *cloudtrail.Denial) []string {
 			}
 		}
 	}
+	// The AWS managed key of the caller's own account: the advice simulates the principal.
+	same := *d
+	same.KeyAccount = d.Identity.Account
+	for _, a := range diagnose.Diagnose(&same, &world.World{Keys: map[string]*world.Key{d.KeyARN: {Manager: "AWS", Aliases: []string{"alias/aws/s3"}}}}).Advice {
+		if strings.HasPrefix(a, "aws ") {
+			out = append(out, a)
+		}
+	}
 	return out
 }
 
@@ -91,6 +99,7 @@ func TestPastedCommandsRunNothing(t *testing.T) {
 						opt, val := call[i], call[i+1]
 						want, checked := map[string]string{
 							"--bucket": v, "--key-id": v, "--region": v, "--role-name": v, "--user-name": v,
+							"--resource-arns": v, "--policy-source-arn": hostileDenial(v, kind).Identity.PrincipalARN,
 						}[opt]
 						if !checked {
 							continue
@@ -104,7 +113,7 @@ func TestPastedCommandsRunNothing(t *testing.T) {
 			}
 		}
 	}
-	for _, opt := range []string{"--bucket", "--key-id", "--region", "--role-name", "--user-name"} {
+	for _, opt := range []string{"--bucket", "--key-id", "--region", "--role-name", "--user-name", "--resource-arns", "--policy-source-arn"} {
 		if seen[opt] == 0 {
 			t.Errorf("no command passed %s: the test no longer covers it", opt)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/quote"
 	"github.com/kmsfix/kmsfix/internal/request"
 	"github.com/kmsfix/kmsfix/internal/s3read"
 	"github.com/kmsfix/kmsfix/internal/world"
@@ -383,7 +384,8 @@ func (r *run) write(ctx context.Context, bucket, key string) (Step, error) {
 			s.Note = fmt.Sprintf("the default key %q of s3://%s does not exist in %s: every write that names no key fails", keyRef, bucket, r.req.Region)
 			rep := finding.Report{Diagnosis: finding.KeyNotFound, Detail: s.Note, Bucket: bucket, Region: r.req.Region,
 				Actions: []string{kmsGenerateDataKey}, Principal: r.id.PrincipalARN, Severity: finding.KeyNotFound.Severity(),
-				Advice: []string{fmt.Sprintf(`aws s3api put-bucket-encryption --bucket %s --server-side-encryption-configuration '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"<key ARN in %s>"},"BucketKeyEnabled":true}]}'`, bucket, r.req.Region)}}
+				Advice: []string{quote.Command("aws", "s3api", "put-bucket-encryption", "--bucket", bucket, "--server-side-encryption-configuration",
+					fmt.Sprintf(`{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"<key ARN in %s>"},"BucketKeyEnabled":true}]}`, r.req.Region))}}
 			s.Report = &rep
 		}
 		return s, nil
