@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -59,7 +61,11 @@ func retryable(code string) bool {
 	return false
 }
 
+// isNotFound: the key (KMS) or the principal or policy (IAM) does not exist.
 func isNotFound(err error) bool {
-	var ae smithy.APIError
-	return errors.As(err, &ae) && (ae.ErrorCode() == "NotFoundException" || ae.ErrorCode() == "NoSuchEntity")
+	var (
+		key    *kmstypes.NotFoundException
+		entity *iamtypes.NoSuchEntityException
+	)
+	return errors.As(err, &key) || errors.As(err, &entity)
 }

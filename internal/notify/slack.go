@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
 	"github.com/slack-go/slack"
 )
@@ -94,13 +95,19 @@ func ParseWebhookSecret(s string) (string, error) {
 
 // secretRetryable: a missing secret or a refused read will not heal by retrying the event.
 func secretRetryable(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure",
-			"InvalidParameterException", "InvalidRequestException":
-			return false
-		}
+	var (
+		missing *smtypes.ResourceNotFoundException
+		decrypt *smtypes.DecryptionFailure
+		param   *smtypes.InvalidParameterException
+		request *smtypes.InvalidRequestException
+		ae      smithy.APIError
+	)
+	switch {
+	case errors.As(err, &missing), errors.As(err, &decrypt), errors.As(err, &param), errors.As(err, &request):
+		return false
+	case errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException":
+		// A common AWS error Secrets Manager's model has no type for: the code is all there is.
+		return false
 	}
 	return true
 }

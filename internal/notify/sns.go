@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/smithy-go"
+	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 )
 
 // Publisher is the one SNS call the notifier makes.
@@ -29,13 +29,18 @@ func publishSNS(ctx context.Context, p Publisher, topic string, n Notice) error 
 
 // snsRetryable: a wrong topic, a refused publish or a rejected message stays so on a retry.
 func snsRetryable(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "InvalidParameter", "InvalidParameterValue", "NotFound", "AuthorizationError",
-			"InvalidSecurity", "KMSAccessDenied", "KMSDisabled", "KMSNotFound", "KMSInvalidState":
-			return false
-		}
-	}
-	return true
+	var (
+		param     *snstypes.InvalidParameterException
+		value     *snstypes.InvalidParameterValueException
+		notFound  *snstypes.NotFoundException
+		auth      *snstypes.AuthorizationErrorException
+		security  *snstypes.InvalidSecurityException
+		kmsDenied *snstypes.KMSAccessDeniedException
+		kmsOff    *snstypes.KMSDisabledException
+		kmsGone   *snstypes.KMSNotFoundException
+		kmsState  *snstypes.KMSInvalidStateException
+	)
+	return !(errors.As(err, &param) || errors.As(err, &value) || errors.As(err, &notFound) ||
+		errors.As(err, &auth) || errors.As(err, &security) || errors.As(err, &kmsDenied) ||
+		errors.As(err, &kmsOff) || errors.As(err, &kmsGone) || errors.As(err, &kmsState))
 }
