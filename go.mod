@@ -2,6 +2,11 @@ module github.com/kmsfix/kmsfix
 
 go 1.26.8
 
+// The toolchain govulncheck reports clean: go build, go run and go test switch to it
+// (GOTOOLCHAIN=auto, the default, downloads it from the module proxy); the Makefile uses
+// exactly it for everything.
+toolchain go1.27.3
+
 require (
 	github.com/aws/aws-cdk-go/awscdk/v2 v2.277.0
 	github.com/aws/aws-lambda-go v1.55.1

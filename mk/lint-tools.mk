@@ -1,6 +1,10 @@
 # Lint tools (versions pinned in mk/tools.mk): staticcheck, govulncheck and an offline
-# vulnerability database. govulncheck must be built by the toolchain it checks with
-# (SHIP_GOTOOLCHAIN): a 1.26-built binary cannot read 1.27 standard-library packages.
+# vulnerability database. Everything is built with the one toolchain the Makefile exports
+# (GOTOOLCHAIN, from go.mod): govulncheck must be built by the toolchain it checks with.
+#
+# Refresh the database: raise VULNDB_VERSION in mk/tools.mk to a newer golang.org/x/vulndb
+# pseudo-version (`go list -m -versions golang.org/x/vulndb` or its latest commit), then
+# `rm -rf .tools/vulndb && make lint-tools` rebuilds .tools/vulndb from that module's OSV files.
 LINT_TOOLS := $(TOOLS)/bin/staticcheck $(TOOLS)/bin/govulncheck $(TOOLS)/vulndb/index/db.json
 
 lint-tools: $(LINT_TOOLS)
@@ -9,7 +13,7 @@ $(TOOLS)/bin/staticcheck:
 	go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(TOOLS)/bin/govulncheck:
-	GOTOOLCHAIN=$(SHIP_GOTOOLCHAIN) go install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	go install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
 $(TOOLS)/bin/indexdb:
 	go install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION)
