@@ -144,8 +144,8 @@ func statement(sid string, actions []string, resources []string, conditions map[
 	return awsiam.NewPolicyStatement(p)
 }
 
-// functionStatements: exactly the calls the function makes (DESIGN.md; the enrichment and the
-// notifiers), each on the narrowest resource IAM supports.
+// functionStatements: exactly the calls the function makes (docs/lambda.md; the enrichment and
+// the notifiers), each on the narrowest resource IAM supports.
 func functionStatements(deployment config.Deployment, role awsiam.Role, key awskms.Key, topic awssns.Topic, table awsdynamodb.Table,
 	deadLetters awssqs.Queue, logGroup awslogs.LogGroup) *[]awsiam.PolicyStatement {
 	cfg := deployment.Function

@@ -75,7 +75,7 @@ type CheckFinding struct {
 
 // The requests each S3 action implies. put includes multipart uploads, for which S3 also
 // needs kms:Decrypt on the upload's key (https://repost.aws/knowledge-center/s3-large-file-encryption-kms-key;
-// policy-semantics table: UploadPart needs kms:Decrypt).
+// events/06-identity-policy-missing-multipart-upload).
 var implied = map[string][]struct{ name, kms string }{
 	ActionGet: {{"get", kmsDecrypt}},
 	ActionPut: {{"put", kmsGenerateDataKey}, {"put-multipart", kmsDecrypt}},
