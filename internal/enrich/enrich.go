@@ -34,6 +34,12 @@ type Options struct {
 	Reserve time.Duration
 	// Now is the clock of the caches (default time.Now).
 	Now func() time.Time
+	// KeyOwner, when set (the hub, docs/org.md), returns the enricher of another account of
+	// the organization, reading with that account's reader role: a key of that account is
+	// then read there, policy included, so both halves of a cross-account denial are known.
+	// An error (the role cannot be assumed: no spoke, an account outside the organization)
+	// leaves the key policy unknown, as without KeyOwner.
+	KeyOwner func(ctx context.Context, account string) (*Enricher, error)
 }
 
 // Enricher reads the world from AWS. It is safe for concurrent use and meant to live as long
@@ -93,7 +99,7 @@ func (e *Enricher) World(ctx context.Context, d *cloudtrail.Denial) *world.World
 		princAR = d.Identity.PrincipalARN
 	)
 	if keyARN != "" {
-		wg.Go(func() { key = e.key(ctx, keyARN, account) })
+		wg.Go(func() { key = e.keyOf(ctx, keyARN, account) })
 		if princAR != "" {
 			wg.Go(func() { grants = e.grantsFor(ctx, keyARN, princAR) })
 		}
@@ -154,6 +160,28 @@ func (e *Enricher) callerAccount(ctx context.Context) (string, *lookupError) {
 	}
 	e.account = aws.ToString(out.Account)
 	return e.account, nil
+}
+
+// keyOf reads the key here, or, for a key of another account when Options.KeyOwner is set,
+// through the owner account's enricher, which may read its policy.
+func (e *Enricher) keyOf(ctx context.Context, arn, account string) keyResult {
+	owner := arnAccount(arn)
+	if e.opts.KeyOwner == nil || account == "" || owner == "" || owner == account {
+		return e.key(ctx, arn, account)
+	}
+	oe, err := e.opts.KeyOwner(ctx, owner)
+	if err != nil {
+		r := e.key(ctx, arn, account) // what this account can read (DescribeKey)
+		r.errs = slices.Clone(r.errs) // the cached result is shared
+		for i, le := range r.errs {
+			if le.what == "key policy of "+arn {
+				r.errs[i] = &lookupError{what: le.what, reason: "the key is in account " + owner +
+					" and its reader role could not be assumed: " + err.Error()}
+			}
+		}
+		return r
+	}
+	return oe.key(ctx, arn, owner)
 }
 
 // keyResult is what is known of one key; it is cached only when every failure is stable.

@@ -73,6 +73,10 @@ type Handler struct {
 	// account are processed (origin.go); empty: every record is (tests, and a hub that
 	// checks accounts itself).
 	Account string
+	// Hub is set in the organization's hub (KMSFIX_HUB_ORG_ID, docs/org.md): events of any
+	// account are accepted when the record agrees with its envelope (foreignToHub), and
+	// Enricher reads each in its own account. Account is then empty.
+	Hub     bool
 	Log     *slog.Logger
 	Metrics io.Writer // EMF lines (stdout in Lambda)
 	Now     func() time.Time
@@ -170,6 +174,12 @@ func (h *Handler) handleRecord(ctx context.Context, event json.RawMessage) (find
 	res := result{outcome: outcomeError}
 	if h.Account != "" {
 		if why := foreign(event, h.Account); why != "" {
+			res.outcome, res.reason = outcomeRejected, why
+			return finding.Report{EventID: envelopeID(event), Ignored: "refused: " + why}, res, nil
+		}
+	}
+	if h.Hub {
+		if why := foreignToHub(event); why != "" {
 			res.outcome, res.reason = outcomeRejected, why
 			return finding.Report{EventID: envelopeID(event), Ignored: "refused: " + why}, res, nil
 		}

@@ -3,6 +3,7 @@ package remediator
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Where an event may come from. The single-account stack's function serves one account: the
@@ -53,4 +54,78 @@ func foreign(event []byte, account string) string {
 			env.Detail.RecipientAccountID, env.Account, account)
 	}
 	return ""
+}
+
+// foreignToHub says why an event on the hub's bus is not one the hub serves, or "" when it is
+// (docs/org.md). The bus policy admits only the organization's accounts, and EventBridge sets
+// the envelope's account to the sender's; the record inside is the sender's text, so the hub
+// believes it only where it agrees with the envelope:
+//
+//   - recipientAccountId is the envelope's account: the record is that account's copy;
+//   - the call is that account's: userIdentity.accountId is the recipient (a same-account
+//     call), or the recipient owns a resource of the call (the key owner's copy of a
+//     cross-account call).
+//
+// The world is then read in that account only, through its reader role.
+func foreignToHub(event []byte) string {
+	var env struct {
+		ID         string `json:"id"`
+		DetailType string `json:"detail-type"`
+		Source     string `json:"source"`
+		Account    string `json:"account"`
+		Detail     *struct {
+			RecipientAccountID string `json:"recipientAccountId"`
+			UserIdentity       struct {
+				AccountID string `json:"accountId"`
+			} `json:"userIdentity"`
+			Resources []struct {
+				ARN       string `json:"ARN"`
+				AccountID string `json:"accountId"`
+			} `json:"resources"`
+		} `json:"detail"`
+	}
+	if err := json.Unmarshal(event, &env); err != nil {
+		return "" // the parser reports malformed events
+	}
+	switch {
+	case env.Detail == nil || env.DetailType == "" || env.ID == "":
+		return "not an EventBridge event: the hub accepts only the envelopes its spokes forward, not bare CloudTrail records"
+	case env.DetailType != "AWS API Call via CloudTrail" || env.Source != "aws.kms":
+		return fmt.Sprintf("EventBridge event %q from %q is not a CloudTrail record of a KMS call", env.DetailType, env.Source)
+	case !isAccountID(env.Account):
+		return fmt.Sprintf("the envelope's account %q is not an account id", env.Account)
+	case env.Detail.RecipientAccountID != env.Account:
+		return fmt.Sprintf("a CloudTrail record of account %q (recipientAccountId) in an envelope of account %s: the record is not the sender's",
+			env.Detail.RecipientAccountID, env.Account)
+	case env.Detail.UserIdentity.AccountID == env.Account:
+		return ""
+	}
+	for _, r := range env.Detail.Resources {
+		if r.AccountID == env.Account && arnAccountField(r.ARN) == env.Account {
+			return "" // the key owner's copy of another account's call
+		}
+	}
+	return fmt.Sprintf("a call of account %q that names no resource of account %s: the record is not the sender's",
+		env.Detail.UserIdentity.AccountID, env.Account)
+}
+
+func isAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// arnAccountField is the account field of an ARN (arn:partition:service:region:account:...).
+func arnAccountField(arn string) string {
+	f := strings.SplitN(arn, ":", 6)
+	if len(f) < 6 || f[0] != "arn" {
+		return ""
+	}
+	return f[4]
 }

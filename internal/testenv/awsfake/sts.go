@@ -4,18 +4,103 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/kmsfix/kmsfix/internal/testenv"
 )
 
-// STS answers GetCallerIdentity (query protocol) for one account.
+// STS answers GetCallerIdentity (query protocol) for one account, and AssumeRole into the
+// member accounts a test adds (AddMember): each AssumeRole issues credentials whose access key
+// id belongs to that account, and GetCallerIdentity signed with them names that account, so a
+// fake behind AccountRouter can tell which account's credentials signed a call.
 type STS struct {
 	URL     string
 	Account string
+	// Lifetime of issued credentials (default 1h); Now is the fake's clock (default time.Now).
+	Lifetime time.Duration
+	Now      func() time.Time
+
 	faults  testenv.Faults
 	mu      sync.Mutex
 	arn     string // set by SetCaller
+	members map[string]bool
+	issued  map[string]string // access key id → account
+	assumed map[string]int    // account → AssumeRole calls that issued credentials
+	roles   []string          // role ARNs assumed, in order
+}
+
+// AddMember lets AssumeRole into role arn:aws:iam::<account>:role/<anything>; any other
+// account is refused with AccessDenied, as for an account without the spoke's role.
+func (f *STS) AddMember(account string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.members == nil {
+		f.members = map[string]bool{}
+	}
+	f.members[account] = true
+}
+
+// AccountOf is the account whose credentials carry the access key id ("" when not issued).
+func (f *STS) AccountOf(accessKeyID string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.issued[accessKeyID]
+}
+
+// AssumeRoleCalls is how many credentials were issued for an account.
+func (f *STS) AssumeRoleCalls(account string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.assumed[account]
+}
+
+// AssumedRoles are the role ARNs credentials were issued for, in order.
+func (f *STS) AssumedRoles() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.roles...)
+}
+
+// assumeRole issues credentials of the role's account, or says why not.
+func (f *STS) assumeRole(roleARN string) (akid string, expires time.Time, code string) {
+	parts := strings.SplitN(roleARN, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" || !strings.HasPrefix(parts[5], "role/") {
+		return "", time.Time{}, "ValidationError"
+	}
+	acct := parts[4]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.members[acct] {
+		return "", time.Time{}, "AccessDenied"
+	}
+	if f.issued == nil {
+		f.issued, f.assumed = map[string]string{}, map[string]int{}
+	}
+	f.assumed[acct]++
+	akid = fmt.Sprintf("ASIA%s%04d", acct, len(f.issued)%10000)
+	f.issued[akid] = acct
+	f.roles = append(f.roles, roleARN)
+	now, life := time.Now, f.Lifetime
+	if f.Now != nil {
+		now = f.Now
+	}
+	if life <= 0 {
+		life = time.Hour
+	}
+	return akid, now().Add(life), ""
+}
+
+// AccessKeyID reads the access key id from a SigV4 Authorization header ("" when unsigned).
+func AccessKeyID(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	_, rest, ok := strings.Cut(h, "Credential=")
+	if !ok {
+		return ""
+	}
+	akid, _, _ := strings.Cut(rest, "/")
+	return akid
 }
 
 // SetCaller makes GetCallerIdentity name arn (default: the remediator's role session).
@@ -51,19 +136,33 @@ func (f *STS) serve(w http.ResponseWriter, r *http.Request) {
 		stsfakeError(w, fault.Status, fault.Code, "injected by the test")
 		return
 	}
+	if op == "AssumeRole" {
+		akid, exp, code := f.assumeRole(r.Form.Get("RoleArn"))
+		if code != "" {
+			stsfakeError(w, 403, code, "not authorized to perform sts:AssumeRole on "+r.Form.Get("RoleArn"))
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>secret</SecretAccessKey><SessionToken>token</SessionToken><Expiration>%s</Expiration></Credentials><AssumedRoleUser><Arn>%s</Arn><AssumedRoleId>AROAFAKE:%s</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></AssumeRoleResponse>`,
+			akid, exp.UTC().Format(time.RFC3339), xmlEsc(r.Form.Get("RoleArn")), xmlEsc(r.Form.Get("RoleSessionName")))
+		return
+	}
 	if op != "GetCallerIdentity" {
 		stsfakeError(w, 400, "InvalidAction", "the STS fake does not implement "+op)
 		return
 	}
 	f.mu.Lock()
-	arn := f.arn
+	arn, account := f.arn, f.Account
+	if acct := f.issued[AccessKeyID(r)]; acct != "" {
+		arn, account = "arn:aws:sts::"+acct+":assumed-role/kmsfix-reader/kmsfix-hub", acct
+	}
 	f.mu.Unlock()
 	if arn == "" {
-		arn = "arn:aws:sts::" + f.Account + ":assumed-role/kmsfix-remediator/fn"
+		arn = "arn:aws:sts::" + account + ":assumed-role/kmsfix-remediator/fn"
 	}
 	w.Header().Set("Content-Type", "text/xml")
 	fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>%s</Arn><UserId>AROAFAKE:fn</UserId><Account>%s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
-		xmlEsc(arn), f.Account)
+		xmlEsc(arn), account)
 }
 
 func stsfakeError(w http.ResponseWriter, status int, code, msg string) {
