@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/kmsfix/kmsfix/internal/config"
 )
@@ -42,6 +43,51 @@ func addApplyPermissions(stack awscdk.Stack, cfg config.Config, r remediator, ke
 	})
 	suppressWildcards(applyPolicy, applyWildcards, applyWildcardReason)
 	r.fn.Node().AddDependency(applyPolicy)
+	addAuditKey(stack, r)
+}
+
+// BreakGlassRoleName is the one role besides the function's that may seal audit records
+// (kms:GenerateMac on the audit key): the people who run `kmsfix revert` assume it. The stack
+// does not create it (docs/apply.md).
+const BreakGlassRoleName = "kmsfix-break-glass"
+
+// addAuditKey creates the HMAC key that seals apply's audit records (internal/apply/seal.go)
+// and hands it to the function. Only the function role and the break-glass role may produce a
+// MAC (a Deny in the key policy, whatever identity policies say); verifying is left to IAM.
+func addAuditKey(stack awscdk.Stack, r remediator) {
+	partition, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_ACCOUNT_ID()
+	key := awskms.NewKey(stack, jsii.String("AuditKey"), &awskms.KeyProps{
+		Description:   jsii.String("kmsfix: seals the audit records of automatic changes (HMAC)"),
+		KeySpec:       awskms.KeySpec_HMAC_256,
+		KeyUsage:      awskms.KeyUsage_GENERATE_VERIFY_MAC,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // the records it sealed outlive the stack
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("OnlyKmsfixSealsAuditRecords"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    jsii.Strings("kms:GenerateMac"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": []any{
+			r.role.RoleArn(), fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, account, BreakGlassRoleName)}}},
+	}), nil)
+	// As on the stack key: nobody but an AWS service integration may create grants on it.
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("GrantsOnlyForAwsServices"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    jsii.Strings("kms:CreateGrant"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]any{"BoolIfExists": map[string]any{
+			"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
+	}), nil)
+	key.Grant(r.role, jsii.String("kms:GenerateMac"), jsii.String("kms:VerifyMac"))
+	r.fn.AddEnvironment(jsii.String("KMSFIX_AUDIT_KEY_ARN"), key.KeyArn(), nil)
+	cdknag.NagSuppressions_AddResourceSuppressions(key, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-KMS5"),
+		Reason: jsii.String("An HMAC key cannot rotate automatically (KMS rotates symmetric encryption keys only); " +
+			"the key only seals kmsfix's audit records."),
+	}}, jsii.Bool(true))
 }
 
 // applyWildcards are the wildcards of applyStatements, required for the reason below.

@@ -95,7 +95,7 @@ func TestSynthesizedEnvironmentReachesFunction(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the function refuses the synthesized environment %v: %v", env, err)
 			}
-			got.TopicARN, got.TableName, got.RemediatorRoleARN = "", "", ""
+			got.TopicARN, got.TableName, got.RemediatorRoleARN, got.AuditKeyARN = "", "", "", ""
 			if !reflect.DeepEqual(got, d.Function) {
 				t.Errorf("the function reads\n%+v\nthe deployment was\n%+v", got, d.Function)
 			}
@@ -127,6 +127,7 @@ func synthesizedEnvironment(t *testing.T, name string, d config.Deployment) map[
 		"KMSFIX_TOPIC_ARN":           "arn:aws:sns:us-east-1:111122223333:Kmsfix-Topic",
 		"KMSFIX_TABLE_NAME":          "Kmsfix-Table-1ABC",
 		"KMSFIX_REMEDIATOR_ROLE_ARN": "arn:aws:iam::111122223333:role/Kmsfix-FunctionRole",
+		"KMSFIX_AUDIT_KEY_ARN":       "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 	}
 	env := map[string]string{}
 	for _, r := range tmpl["Resources"].(map[string]any) {

@@ -439,7 +439,8 @@ func TestPatternRejectsNearMisses(t *testing.T) {
 
 func TestEncryptionAtRest(t *testing.T) {
 	s := synth(t, "full")
-	keyID, key := s.one(t, "AWS::KMS::Key")
+	keyID := stackKeyID(t, s)
+	key := s.resources("AWS::KMS::Key")[keyID]
 	if key["EnableKeyRotation"] != true {
 		t.Errorf("key rotation off: %s", asJSON(key))
 	}
@@ -628,7 +629,7 @@ func TestLeastPrivilege(t *testing.T) {
 		"kms:ListAliases", "kms:ListGrants", "kms:ListResourceTags", "logs:CreateLogStream", "logs:PutLogEvents", "sns:Publish", "sqs:SendMessage",
 	}
 	applyOnly := []string{"iam:DeleteRolePolicy", "iam:DeleteUserPolicy", "iam:PutRolePolicy", "iam:PutUserPolicy",
-		"kms:CreateGrant", "kms:PutKeyPolicy", "kms:RetireGrant"}
+		"kms:CreateGrant", "kms:GenerateMac", "kms:PutKeyPolicy", "kms:RetireGrant", "kms:VerifyMac"}
 	fullExtra := []string{"events:PutEvents", "secretsmanager:GetSecretValue"}
 
 	for _, tc := range []struct {
@@ -728,7 +729,7 @@ func TestApplyModeIsFenced(t *testing.T) {
 	}
 	roleID, _ := s.one(t, "AWS::IAM::Role")
 	ownRole := asJSON(map[string]any{"Fn::GetAtt": []string{roleID, "Arn"}})
-	keyID, _ := s.one(t, "AWS::KMS::Key")
+	keyID := stackKeyID(t, s)
 	ownKey := asJSON(map[string]any{"Fn::GetAtt": []string{keyID, "Arn"}})
 	for _, d := range []struct {
 		sid, resource, condition string
@@ -1094,4 +1095,27 @@ func checkAllow(t *testing.T, id string, isKeyPolicy bool, st map[string]any) {
 			}
 		}
 	}
+}
+
+// stackKeyID is the stack's one encryption key; apply mode adds the audit key (HMAC_256,
+// GENERATE_VERIFY_MAC, infra/apply.go), which only seals audit records.
+func stackKeyID(t *testing.T, s *synthesized) string {
+	t.Helper()
+	var keyID string
+	for id, k := range s.resources("AWS::KMS::Key") {
+		if k["KeySpec"] == "HMAC_256" {
+			if k["KeyUsage"] != "GENERATE_VERIFY_MAC" || !strings.HasPrefix(id, "AuditKey") {
+				t.Errorf("HMAC key %s: %s", id, asJSON(k))
+			}
+			continue
+		}
+		if keyID != "" {
+			t.Fatalf("more than one encryption key: %s and %s", keyID, id)
+		}
+		keyID = id
+	}
+	if keyID == "" {
+		t.Fatal("no stack key")
+	}
+	return keyID
 }
