@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -278,7 +279,15 @@ func plainString(v []byte, found bool) (string, bool) {
 func describeJSONErr(err error, field string) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		if f := strings.TrimPrefix(te.Field, "record."); f != "" {
+		// Go 1.27 names array elements in the path ("resources.0") where 1.26 did not: the
+		// record's terms are its member names, so indexes are left out.
+		var names []string
+		for _, p := range strings.Split(strings.TrimPrefix(te.Field, "record."), ".") {
+			if _, err := strconv.Atoi(p); err != nil && p != "" {
+				names = append(names, p)
+			}
+		}
+		if f := strings.Join(names, "."); f != "" {
 			field = f
 		}
 		if field == "" {
