@@ -9,13 +9,16 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
 
+	kmsapply "github.com/kmsfix/kmsfix/internal/apply"
 	"github.com/kmsfix/kmsfix/internal/notify"
 )
 
-// addAlarms: the function failing or throttled, events in the dead-letter queue, and (with
-// Slack) a webhook Slack refuses for good, which no retry heals (notify.MetricWebhookRejected,
-// an EMF metric the function writes).
-func addAlarms(stack awscdk.Stack, fn awslambda.Function, deadLetters awssqs.Queue, topic awssns.Topic, slack bool) {
+// addAlarms: the function failing or throttled, events in the dead-letter queue, (with
+// Slack) a webhook Slack refuses for good, which no retry heals (notify.MetricWebhookRejected),
+// and (in apply mode) a change whose revert could not be proven exact or an audit record that
+// failed its integrity check (apply.AlertRevertNotExact, apply.AlertTampered): EMF metrics the
+// function writes, fed again on every sweep until a person settles them.
+func addAlarms(stack awscdk.Stack, fn awslambda.Function, deadLetters awssqs.Queue, topic awssns.Topic, slack, apply bool) {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	alarms := []struct {
 		id, description string
@@ -40,6 +43,22 @@ func addAlarms(stack awscdk.Stack, fn awslambda.Function, deadLetters awssqs.Que
 				DimensionsMap: &map[string]*string{"Service": jsii.String("remediator")},
 				Period:        five, Statistic: jsii.String("Sum"),
 			})})
+	}
+	if apply {
+		for _, m := range []struct{ name, description string }{
+			{kmsapply.AlertRevertNotExact, "kmsfix could not prove a revert exact: a change was left for a person (kmsfix applied lists it)"},
+			{kmsapply.AlertTampered, "a kmsfix audit record failed its integrity check: someone wrote to the table"},
+		} {
+			alarms = append(alarms, struct {
+				id, description string
+				metric          awscloudwatch.IMetric
+			}{m.name, m.description, awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+				Namespace:     jsii.String(notify.MetricNamespace),
+				MetricName:    jsii.String(m.name),
+				DimensionsMap: &map[string]*string{"Service": jsii.String("remediator")},
+				Period:        five, Statistic: jsii.String("Maximum"),
+			})})
+		}
 	}
 	action := awscloudwatchactions.NewSnsAction(topic)
 	for _, a := range alarms {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/kmsfix/kmsfix/internal/apply"
 	"strings"
 	"testing"
 
@@ -111,5 +112,36 @@ func TestTableOnlyTheFunctionWrites(t *testing.T) {
 	}
 	if !found {
 		t.Error("no table statement limits writes to the function")
+	}
+}
+
+// TestApplyAlarms: in apply mode, a change left for a person and a tampered audit record each
+// raise an alarm to the topic; notify mode has no such metric.
+func TestApplyAlarms(t *testing.T) {
+	alarms := func(s *synthesized) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for _, a := range s.resources("AWS::CloudWatch::Alarm") {
+			if name, _ := a["MetricName"].(string); name == apply.AlertRevertNotExact || name == apply.AlertTampered {
+				out[name] = a
+			}
+		}
+		return out
+	}
+	full := synth(t, "full")
+	topicID, _ := full.one(t, "AWS::SNS::Topic")
+	got := alarms(full)
+	for _, name := range []string{apply.AlertRevertNotExact, apply.AlertTampered} {
+		a := got[name]
+		if a == nil {
+			t.Errorf("no alarm on %s", name)
+			continue
+		}
+		if a["Namespace"] != notify.MetricNamespace || asJSON(a["Dimensions"]) != `[{"Name":"Service","Value":"remediator"}]` ||
+			a["Threshold"] != float64(1) || asJSON(a["AlarmActions"]) != `[{"Ref":"`+topicID+`"}]` {
+			t.Errorf("%s alarm = %s", name, asJSON(a))
+		}
+	}
+	if n := len(alarms(synth(t, "notify"))); n != 0 {
+		t.Errorf("notify mode has %d apply alarms", n)
 	}
 }
