@@ -22,7 +22,7 @@ func TestSynthesizedEnvironmentReachesFunction(t *testing.T) {
 		"lower edges": {
 			"mode": "notify", "sandboxAccounts": "", "applyDiagnoses": "", "applyExpiry": "15m", "dryRun": "false",
 			"slackSecretArn": "", "dedupeWindow": "1m", "propagationWindow": "1m", "keyOwnerBuses": "",
-			"trustedAccounts": "", "trustedOrgId": "", "maxKeyStatements": "1",
+			"trustedAccounts": "", "trustedOrgId": "", "maxKeyStatements": "1", "routes": "",
 		},
 		"upper edges": {
 			"mode": "apply", "sandboxAccounts": " 222233334444 ,111122223333,111122223333", "dryRun": "TRUE",
@@ -31,6 +31,7 @@ func TestSynthesizedEnvironmentReachesFunction(t *testing.T) {
 			"keyOwnerBuses":   "*=arn:aws:events:us-east-1:999988887777:event-bus/org," + otherAcct + "=" + ownerBus,
 			"trustedAccounts": otherAcct + "," + sandbox, "trustedOrgId": "o-abcdefghij0123456789abcdefghij01",
 			"maxKeyStatements": "50",
+			"routes":           otherAcct + "=slack:" + routedSecret + "|sns:" + routedTopic + ", " + sandbox + " = sns:" + routedTopic,
 		},
 		"odd forms": {
 			"mode": "apply", "sandboxAccounts": sandbox, "applyDiagnoses": "condition-mismatch",
@@ -51,6 +52,7 @@ func TestSynthesizedEnvironmentReachesFunction(t *testing.T) {
 		"trustedAccounts":   {"abc"},
 		"trustedOrgId":      {"o-short"},
 		"maxKeyStatements":  {"0", "51", "five"},
+		"routes":            {otherAcct, "ou:ou-ab12-sandbox01=sns:" + routedTopic, otherAcct + "=sns:" + routedSecret},
 	}
 
 	// Every Function parameter is exercised both ways.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -176,6 +177,25 @@ func functionStatements(deployment config.Deployment, role awsiam.Role, key awsk
 		if deployment.SlackSecretKeyARN != "" {
 			s = append(s, statement("DecryptSlackSecret", []string{"kms:Decrypt"}, []string{deployment.SlackSecretKeyARN},
 				via("secretsmanager")))
+		}
+	}
+	if len(cfg.Routes) > 0 {
+		// KMSFIX_ROUTES: each routed account's topic and Slack secret (docs/org.md). A topic or
+		// secret of another account also needs its own resource policy to admit this role.
+		var topics, secrets []string
+		for _, a := range slices.Sorted(maps.Keys(cfg.Routes)) {
+			if r := cfg.Routes[a]; r.TopicARN != "" && !slices.Contains(topics, r.TopicARN) {
+				topics = append(topics, r.TopicARN)
+			}
+			if r := cfg.Routes[a]; r.SlackSecretARN != "" && !slices.Contains(secrets, r.SlackSecretARN) {
+				secrets = append(secrets, r.SlackSecretARN)
+			}
+		}
+		if len(topics) > 0 {
+			s = append(s, statement("PublishRoutedFindings", []string{"sns:Publish"}, topics, nil))
+		}
+		if len(secrets) > 0 {
+			s = append(s, statement("ReadRoutedSlackSecrets", []string{"secretsmanager:GetSecretValue"}, secrets, nil))
 		}
 	}
 	if len(cfg.KeyOwnerBuses) > 0 {

@@ -66,6 +66,9 @@ const (
 	secretKey  = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	ownerBus   = "arn:aws:events:us-east-1:444455556666:event-bus/default"
 	trustedOrg = "o-abcdefghij"
+	// KMSFIX_ROUTES targets (issue 19 item 3).
+	routedSecret = "arn:aws:secretsmanager:us-east-1:444455556666:secret:kmsfix/payments-AbC123"
+	routedTopic  = "arn:aws:sns:us-east-1:444455556666:payments"
 )
 
 // configs: the default deployment, and one with every option on.
@@ -78,6 +81,7 @@ func configFor(t *testing.T, name string) config.Deployment {
 			"notifyEmails": "sec@example.com,ops@example.com", "keyOwnerBuses": otherAcct + "=" + ownerBus,
 			"trustedAccounts": otherAcct, "trustedOrgId": trustedOrg, "createTrail": "true",
 			"reservedConcurrency": "7", "dedupeWindow": "2h",
+			"routes": otherAcct + "=slack:" + routedSecret + "|sns:" + routedTopic + "," + sandbox + "=sns:" + routedTopic,
 		},
 		"accounts-only": {"trustedAccounts": otherAcct},
 		"dryrun":        {"mode": "apply", "sandboxAccounts": sandbox, "dryRun": "true"},
@@ -794,6 +798,22 @@ func hasSchedule(s *synthesized) bool {
 		}
 	}
 	return false
+}
+
+// Routed accounts' topics and secrets are reachable by ARN, each once; without routes, none.
+func TestRoutedTargetsByARNOnly(t *testing.T) {
+	s := synth(t, "full")
+	if st := findStmt(t, s, "PublishRoutedFindings"); !slices.Equal(st.actions, []string{"sns:Publish"}) || !slices.Equal(st.resources, []string{routedTopic}) {
+		t.Errorf("PublishRoutedFindings = %v on %v", st.actions, st.resources)
+	}
+	if st := findStmt(t, s, "ReadRoutedSlackSecrets"); !slices.Equal(st.actions, []string{"secretsmanager:GetSecretValue"}) || !slices.Equal(st.resources, []string{routedSecret}) {
+		t.Errorf("ReadRoutedSlackSecrets = %v on %v", st.actions, st.resources)
+	}
+	for _, st := range synth(t, "notify").statements() {
+		if strings.Contains(st.sid, "Routed") {
+			t.Errorf("statement %s without routes", st.sid)
+		}
+	}
 }
 
 func TestSecretByARNOnly(t *testing.T) {

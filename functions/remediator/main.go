@@ -83,6 +83,27 @@ func main() {
 		log.Error("cold start: "+err.Error(), "phase", "config")
 		os.Exit(1)
 	}
+	var sender remediator.Notifier = notifier
+	if len(cfg.Routes) > 0 {
+		// Findings of a routed account go to its own secret and topic (KMSFIX_ROUTES); every
+		// route shares the table, so one finding is one message wherever it was seen.
+		if nc.Secrets == nil {
+			nc.Secrets = secretsmanager.NewFromConfig(awsCfg)
+		}
+		rt := &notify.Routed{Default: notifier, Routes: map[string]notify.Sender{}}
+		for acct, r := range cfg.Routes {
+			n, err := notify.New(notify.Config{
+				TopicARN: r.TopicARN, Table: cfg.TableName, SlackSecretARN: r.SlackSecretARN,
+				Window: cfg.DedupeWindow, Propagation: cfg.PropagationWindow, Logger: log, Metrics: os.Stdout,
+			}, nc)
+			if err != nil {
+				log.Error("cold start: route of "+acct+": "+err.Error(), "phase", "config")
+				os.Exit(1)
+			}
+			rt.Routes[acct] = n
+		}
+		sender = rt
+	}
 
 	stsClient := sts.NewFromConfig(awsCfg)
 	enrichOpts := enrich.Options{TTL: cacheTTL, CallTimeout: callTimeout}
@@ -95,7 +116,7 @@ func main() {
 	h := &remediator.Handler{
 		Enricher:  enricher,
 		Validator: pipeline.NewValidator(analyzer, cacheTTL, callTimeout),
-		Notifier:  notifier,
+		Notifier:  sender,
 		Sandbox:   cfg.SandboxAccounts,
 		// The single-account stack serves its own account only (internal/remediator/origin.go).
 		Account: apply.AccountOf(cfg.RemediatorRoleARN),

@@ -58,6 +58,9 @@ type Config struct {
 	// HubOrgID is set in hub mode (docs/org.md): events of this organization's accounts are
 	// served through each account's reader role; empty for the single-account stack.
 	HubOrgID string
+	// Routes send an account's findings to its own Slack secret and/or SNS topic
+	// (KMSFIX_ROUTES, routes.go); accounts without a route use TopicARN and SlackSecretARN.
+	Routes map[string]Route
 }
 
 // Deployment is what the CDK app needs: the function's configuration (without the values the
@@ -141,6 +144,7 @@ var Params = []Param{
 	{"spokeTargets", "KMSFIX_SPOKE_TARGETS", "", "deployment=org: comma-separated OU ids (ou-...) or the root (r-...) the StackSet deploys spokes to", DeploymentOnly},
 	{"spokeRegions", "KMSFIX_SPOKE_REGIONS", "", "deployment=org: comma-separated Regions the StackSet deploys spokes to", DeploymentOnly},
 	{"sandboxOus", "KMSFIX_SANDBOX_OUS", "", "deployment=org: OUs (ou-...) whose spokes also get the apply role the hub assumes in apply mode", DeploymentOnly},
+	{"routes", "KMSFIX_ROUTES", "", "hub: ACCOUNT=slack:SECRET_ARN|sns:TOPIC_ARN,... sends an account's findings there instead of the default topic and secret (accounts only; docs/org.md)", Function},
 	{"", "KMSFIX_TOPIC_ARN", "", "SNS topic for the report JSON", Stack},
 	{"", "KMSFIX_TABLE_NAME", "", "DynamoDB table for dedupe and the audit trail", Stack},
 	{"", "KMSFIX_REMEDIATOR_ROLE_ARN", "", "the function's own role, the grant retiring principal", Stack},
@@ -236,6 +240,9 @@ func (c Config) Environment() map[string]string {
 	if c.SlackSecretARN != "" {
 		env["KMSFIX_SLACK_SECRET_ARN"] = c.SlackSecretARN
 	}
+	if len(c.Routes) > 0 {
+		env["KMSFIX_ROUTES"] = c.routesEnv()
+	}
 	if !slices.Equal(c.ApplyDiagnoses, DefaultApplyDiagnoses) {
 		env["KMSFIX_APPLY_DIAGNOSES"] = codesString(c.ApplyDiagnoses)
 	}
@@ -320,6 +327,7 @@ func (p *parser) function() Config {
 		TrustedAccounts:   p.accounts("trustedAccounts"),
 		TrustedOrgID:      p.orgID("trustedOrgId"),
 		MaxKeyStatements:  p.integer("maxKeyStatements"),
+		Routes:            p.routes("routes"),
 	}
 	if c.MaxKeyStatements < 1 || c.MaxKeyStatements > MaxKeyStatements {
 		p.fail("maxKeyStatements", "is %d; want 1 to %d", c.MaxKeyStatements, MaxKeyStatements)

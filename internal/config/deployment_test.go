@@ -114,7 +114,8 @@ func TestEnvironmentRoundTrip(t *testing.T) {
 			"applyExpiry": "90m", "dryRun": "true", "slackSecretArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:kmsfix/slack-AbC123",
 			"dedupeWindow": "168h", "propagationWindow": "1m",
 			"keyOwnerBuses":   "*=arn:aws:events:eu-west-1:999988887777:event-bus/org,444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/default",
-			"trustedAccounts": "444455556666", "trustedOrgId": "o-abcdefghij"},
+			"trustedAccounts": "444455556666", "trustedOrgId": "o-abcdefghij",
+			"routes": "444455556666=slack:arn:aws:secretsmanager:us-east-1:999988887777:secret:kmsfix/payments-AbC123|sns:arn:aws:sns:us-east-1:999988887777:payments,111122223333=sns:arn:aws:sns:us-east-1:999988887777:ml"},
 	} {
 		d, err := deploy(values)
 		if err != nil {
@@ -137,7 +138,7 @@ func TestEnvironmentRoundTrip(t *testing.T) {
 // Every Function parameter is rendered, under its own name.
 func TestEnvironmentNamesEveryFunctionParam(t *testing.T) {
 	d, err := deploy(map[string]string{"slackSecretArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:kmsfix/slack-AbC123",
-		"applyDiagnoses": "condition-mismatch"})
+		"applyDiagnoses": "condition-mismatch", "routes": "111122223333=sns:arn:aws:sns:us-east-1:999988887777:payments"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,39 @@
+package notify
+
+import (
+	"context"
+
+	"github.com/kmsfix/kmsfix/internal/finding"
+)
+
+// Sender delivers one finding (a *Notifier).
+type Sender interface {
+	Notify(ctx context.Context, r finding.Report) error
+}
+
+// Routed sends each finding to its account's route (config.Routes: KMSFIX_ROUTES) or, without
+// one, to Default. Every route's Notifier shares the one dedupe table, and the dedupe key is
+// the finding's fingerprint (principal, key, actions, diagnosis, bucket: nothing of the
+// account or path the event came through), so one finding is one message wherever it was
+// seen: in the caller's copy or the key owner's, through the hub or a single-account stack.
+type Routed struct {
+	Default Sender
+	Routes  map[string]Sender // by account id
+}
+
+// RouteAccount is the account a finding is routed by: the principal's, whose team acts on
+// it, else the key's (a finding whose principal is unknown).
+func RouteAccount(r finding.Report) string {
+	if r.PrincipalAccount != "" {
+		return r.PrincipalAccount
+	}
+	return r.KeyAccount
+}
+
+// Notify sends r to its route.
+func (rt *Routed) Notify(ctx context.Context, r finding.Report) error {
+	if s, ok := rt.Routes[RouteAccount(r)]; ok {
+		return s.Notify(ctx, r)
+	}
+	return rt.Default.Notify(ctx, r)
+}
