@@ -68,7 +68,7 @@ func TestAttackPlantedRecordIsNotApplied(t *testing.T) {
 	db := crashing(e)
 	db.set(recordWith(StatusApplied))
 	w := e.world()
-	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), w); err == nil {
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), denialOf(keyMissingReport(e, "ev-1")), w); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	db.set(nil)
@@ -92,7 +92,7 @@ func TestAttackPlantedRecordIsNotApplied(t *testing.T) {
 	plant(t, e, &evil, mac)
 
 	r := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-1"}, w)
-	if err := e.a.Apply(ctx, &r, w); err != nil {
+	if err := e.a.Apply(ctx, &r, denialOf(&r), w); err != nil {
 		t.Fatal(err)
 	}
 	if r.Applied != nil || !strings.Contains(r.AutoApplyBlocked, "integrity check") {
@@ -121,7 +121,7 @@ func TestAttackSealedRecordWithAnotherPatchIsRolledBack(t *testing.T) {
 	db := crashing(e)
 	db.set(recordWith(StatusApplied))
 	w := e.world()
-	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), w); err == nil {
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), denialOf(keyMissingReport(e, "ev-1")), w); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	db.set(nil)
@@ -131,7 +131,7 @@ func TestAttackSealedRecordWithAnotherPatchIsRolledBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-1"}, w)
-	if err := e.a.Apply(ctx, &r, w); err != nil {
+	if err := e.a.Apply(ctx, &r, denialOf(&r), w); err != nil {
 		t.Fatal(err)
 	}
 	if r.Applied != nil || !strings.Contains(r.AutoApplyBlocked, "not what the current finding calls for") {
@@ -257,7 +257,7 @@ func TestAttackRevertLeavesEditedInlinePolicy(t *testing.T) {
 	}
 	// The finding is not applied again while its change waits for a person.
 	r2 := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, key: e.key, eventID: "ev-2"}, e.world())
-	if err := e.a.Apply(ctx, &r2, e.world()); err != nil || r2.Applied != nil || !strings.Contains(r2.AutoApplyBlocked, "needs a person") {
+	if err := e.a.Apply(ctx, &r2, denialOf(&r2), e.world()); err != nil || r2.Applied != nil || !strings.Contains(r2.AutoApplyBlocked, "needs a person") {
 		t.Fatalf("re-apply: %v %+v %q", err, r2.Applied, r2.AutoApplyBlocked)
 	}
 }
@@ -270,7 +270,7 @@ func TestAttackIAMStaleReadsDoNotLeakThePolicy(t *testing.T) {
 	db := crashing(e)
 	db.set(recordWith(StatusApplied))
 	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, key: e.key}, e.world())
-	if err := e.a.Apply(ctx, &r, e.world()); err == nil {
+	if err := e.a.Apply(ctx, &r, denialOf(&r), e.world()); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	db.set(nil)
@@ -325,7 +325,7 @@ func TestAttackConcurrentKeyPolicyEditSurvives(t *testing.T) {
 	// prepare reads once; applyKeyPolicy's first read is the 2nd: the admin writes right after it.
 	admin := &concurrentAdmin{KeyPolicyAPI: e.kms, at: 2, text: func() { putPolicy(e, withStatement(e.before, adminDeny)) }}
 	e.a.KMS = admin
-	if err := e.a.Apply(ctx, r, w); err != nil || r.Applied == nil {
+	if err := e.a.Apply(ctx, r, denialOf(r), w); err != nil || r.Applied == nil {
 		t.Fatalf("apply: %v, blocked %q", err, r.AutoApplyBlocked)
 	}
 	doc := e.keyDoc()
@@ -364,7 +364,7 @@ func TestAttackConcurrentSweeperAndApply(t *testing.T) {
 		db := crashing(e)
 		db.set(recordWith(StatusApplied))
 		w := e.world()
-		if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), w); err == nil {
+		if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), denialOf(keyMissingReport(e, "ev-1")), w); err == nil {
 			t.Fatal("Apply survived the crash")
 		}
 		db.set(nil)
@@ -373,7 +373,7 @@ func TestAttackConcurrentSweeperAndApply(t *testing.T) {
 		r := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-2"}, w)
 		var wg sync.WaitGroup
 		var applyErr, sweepErr error
-		wg.Go(func() { applyErr = e.a.Apply(ctx, &r, w) })
+		wg.Go(func() { applyErr = e.a.Apply(ctx, &r, denialOf(&r), w) })
 		wg.Go(func() { _, sweepErr = e.a.Sweep(ctx, e.clock.Now()) })
 		wg.Wait()
 		if applyErr != nil && !errors.Is(applyErr, errLost) {
@@ -431,7 +431,7 @@ func TestAttackSweeperAndApplyInterleaved(t *testing.T) {
 	db := crashing(e)
 	db.set(recordWith(StatusApplied))
 	w := e.world()
-	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), w); err == nil {
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), denialOf(keyMissingReport(e, "ev-1")), w); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	db.set(nil)
@@ -440,7 +440,7 @@ func TestAttackSweeperAndApplyInterleaved(t *testing.T) {
 	r := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-2"}, w)
 	var applyErr error
 	h := &hookKMS{KeyPolicyAPI: e.kms}
-	h.hook = func() { applyErr = e.a.Apply(ctx, &r, w) }
+	h.hook = func() { applyErr = e.a.Apply(ctx, &r, denialOf(&r), w) }
 	e.a.KMS = h
 	h.armed = true
 	if _, err := e.a.Sweep(ctx, e.clock.Now()); err != nil && !errors.Is(err, errLost) {
@@ -487,7 +487,7 @@ func TestAttackKMSStaleReadsDoNotLeakTheStatement(t *testing.T) {
 	e := newEnv(t, adminOnly)
 	db := crashing(e)
 	db.set(recordWith(StatusApplied))
-	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), e.world()); err == nil {
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), denialOf(keyMissingReport(e, "ev-1")), e.world()); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	db.set(nil)
@@ -511,12 +511,12 @@ func TestNoAuditKeyAppliesNothing(t *testing.T) {
 	e := newEnv(t, adminOnly)
 	e.a.Store.Sealer = nil
 	r := keyMissingReport(e, "ev-1")
-	if err := e.a.Apply(ctx, r, e.world()); err != nil || r.Applied != nil || !strings.Contains(r.AutoApplyBlocked, "KMSFIX_AUDIT_KEY_ARN") {
+	if err := e.a.Apply(ctx, r, denialOf(r), e.world()); err != nil || r.Applied != nil || !strings.Contains(r.AutoApplyBlocked, "KMSFIX_AUDIT_KEY_ARN") {
 		t.Fatalf("err %v, applied %+v, blocked %q", err, r.Applied, r.AutoApplyBlocked)
 	}
 	e.a.Settings.Diagnoses = []finding.Code{finding.IdentityPolicyMissing}
 	r2 := keyMissingReport(e, "ev-2")
-	if err := e.a.Apply(ctx, r2, e.world()); err != nil || !strings.Contains(r2.AutoApplyBlocked, "KMSFIX_APPLY_DIAGNOSES") {
+	if err := e.a.Apply(ctx, r2, denialOf(r2), e.world()); err != nil || !strings.Contains(r2.AutoApplyBlocked, "KMSFIX_APPLY_DIAGNOSES") {
 		t.Fatalf("refused finding: err %v, blocked %q", err, r2.AutoApplyBlocked)
 	}
 	if e.keyPolicy() != e.before {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -76,12 +77,12 @@ func block(r *finding.Report, why string) {
 // always rebuilt from the current finding and checked again (guard, evaluator, Access
 // Analyzer); a record only says whether a change exists and who owns it, and is read only
 // when its integrity code checks out.
-func (a *Applier) Apply(ctx context.Context, r *finding.Report, w *world.World) error {
+func (a *Applier) Apply(ctx context.Context, r *finding.Report, d *cloudtrail.Denial, w *world.World) error {
 	if r == nil || r.Ignored != "" {
 		return nil
 	}
 	s := a.settings()
-	dec := Decide(s, r, w)
+	dec := Decide(s, r, d, w)
 	if !s.Enabled || a.Store == nil {
 		refusal := dec.Refusal
 		if refusal == "" {

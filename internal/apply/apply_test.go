@@ -29,7 +29,7 @@ func keyMissingReport(e *env, eventID string) *finding.Report {
 
 func mustApply(t testing.TB, e *env, r *finding.Report) *finding.Applied {
 	t.Helper()
-	if err := e.a.Apply(ctx, r, e.world()); err != nil {
+	if err := e.a.Apply(ctx, r, denialOf(r), e.world()); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
 	if r.Applied == nil || !r.AutoApply {
@@ -137,7 +137,7 @@ func TestRefusalIsInTheNotification(t *testing.T) {
 	e := newEnv(t, adminOnly)
 	e.a.Settings.Diagnoses = []finding.Code{finding.IdentityPolicyMissing}
 	r := keyMissingReport(e, "ev-1")
-	if err := e.a.Apply(ctx, r, e.world()); err != nil {
+	if err := e.a.Apply(ctx, r, denialOf(r), e.world()); err != nil {
 		t.Fatal(err)
 	}
 	if r.AutoApply || r.Applied != nil || !strings.Contains(r.AutoApplyBlocked, "not in KMSFIX_APPLY_DIAGNOSES") {
@@ -197,7 +197,7 @@ func TestAnalyzerAndQuotaRefusals(t *testing.T) {
 			c.setup(e)
 			before := e.keyPolicy()
 			r := keyMissingReport(e, "ev-1")
-			if err := e.a.Apply(ctx, r, e.world()); err != nil {
+			if err := e.a.Apply(ctx, r, denialOf(r), e.world()); err != nil {
 				t.Fatal(err)
 			}
 			if c.lever == "" {
@@ -308,7 +308,7 @@ func TestIAMRefusalRollsBack(t *testing.T) {
 	e := newEnv(t, delegating)
 	e.iam.AddEntity("role/reader", true)
 	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, key: e.key}, e.world())
-	if err := e.a.Apply(ctx, &r, e.world()); err != nil {
+	if err := e.a.Apply(ctx, &r, denialOf(&r), e.world()); err != nil {
 		t.Fatal(err)
 	}
 	if r.AutoApply || !strings.Contains(r.AutoApplyBlocked, "rolled back") || !strings.Contains(r.AutoApplyBlocked, "UnmodifiableEntity") {
@@ -344,7 +344,7 @@ func TestConcurrentEventsOneChange(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range reports {
-		wg.Go(func() { errs[i] = e.a.Apply(ctx, reports[i], e.world()) })
+		wg.Go(func() { errs[i] = e.a.Apply(ctx, reports[i], denialOf(reports[i]), e.world()) })
 	}
 	wg.Wait()
 	ids := map[string]bool{}

@@ -18,7 +18,7 @@ func BenchmarkDecide(b *testing.B) {
 	s := settings()
 	b.ReportAllocs()
 	for b.Loop() {
-		if d := Decide(s, &r, w); len(d.Candidates) == 0 {
+		if d := Decide(s, &r, denialOf(&r), w); len(d.Candidates) == 0 {
 			b.Fatal(d.Refusal)
 		}
 	}
@@ -33,7 +33,7 @@ func BenchmarkApplyRevertKeyPolicy(b *testing.B) {
 	for b.Loop() {
 		i++
 		r := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: fmt.Sprint("ev-", i)}, w)
-		if err := e.a.Apply(ctx, &r, w); err != nil || r.Applied == nil {
+		if err := e.a.Apply(ctx, &r, denialOf(&r), w); err != nil || r.Applied == nil {
 			b.Fatalf("apply: %v %q", err, r.AutoApplyBlocked)
 		}
 		if _, err := e.a.Revert(ctx, r.Applied.ID); err != nil {

@@ -81,7 +81,7 @@ func TestCrashAfterChangeRecoveredOnRetry(t *testing.T) {
 	w := e.world()
 	r := keyMissingReport(e, "ev-1")
 	sid := r.Patches[0].Name
-	if err := e.a.Apply(ctx, r, w); err == nil {
+	if err := e.a.Apply(ctx, r, denialOf(r), w); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	if countSid(e, sid) != 1 {
@@ -93,7 +93,7 @@ func TestCrashAfterChangeRecoveredOnRetry(t *testing.T) {
 	}
 	// Another event of the finding, within the lease: it must not touch it.
 	other := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-2"}, w)
-	if err := e.a.Apply(ctx, &other, w); err != nil || !strings.Contains(other.AutoApplyBlocked, "another invocation") {
+	if err := e.a.Apply(ctx, &other, denialOf(&other), w); err != nil || !strings.Contains(other.AutoApplyBlocked, "another invocation") {
 		t.Fatalf("second event: %v, blocked %q", err, other.AutoApplyBlocked)
 	}
 	db.set(nil)
@@ -116,7 +116,7 @@ func TestCrashBeforeAuditRecord(t *testing.T) {
 	db.set(func(it map[string]ddbtypes.AttributeValue) bool { return attr(it, "pk") == "apply#active" })
 	w := e.world()
 	r := keyMissingReport(e, "ev-1")
-	if err := e.a.Apply(ctx, r, w); err == nil {
+	if err := e.a.Apply(ctx, r, denialOf(r), w); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	if e.keyPolicy() != e.before {
@@ -125,7 +125,7 @@ func TestCrashBeforeAuditRecord(t *testing.T) {
 	db.set(nil)
 	// Another event, while the claim is young: it might still be running, so hands off.
 	other := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-2"}, w)
-	if err := e.a.Apply(ctx, &other, w); err != nil || !strings.Contains(other.AutoApplyBlocked, "another invocation") {
+	if err := e.a.Apply(ctx, &other, denialOf(&other), w); err != nil || !strings.Contains(other.AutoApplyBlocked, "another invocation") {
 		t.Fatalf("second event: %v, blocked %q", err, other.AutoApplyBlocked)
 	}
 	r2 := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-1"}, w)
@@ -141,7 +141,7 @@ func TestSweeperRollsBackAbandonedChange(t *testing.T) {
 	e := newEnv(t, adminOnly)
 	db := crashing(e)
 	db.set(recordWith(StatusApplied))
-	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), e.world()); err == nil {
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), denialOf(keyMissingReport(e, "ev-1")), e.world()); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	db.set(nil)
@@ -166,13 +166,13 @@ func TestPendingChangeRolledBackWhenGuardNowRefuses(t *testing.T) {
 	db := crashing(e)
 	db.set(recordWith(StatusApplied))
 	w := e.world()
-	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), w); err == nil {
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), denialOf(keyMissingReport(e, "ev-1")), w); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	db.set(nil)
 	e.a.Settings.Diagnoses = []finding.Code{finding.IdentityPolicyMissing}
 	r := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, key: e.key, eventID: "ev-1"}, w)
-	if err := e.a.Apply(ctx, &r, w); err != nil {
+	if err := e.a.Apply(ctx, &r, denialOf(&r), w); err != nil {
 		t.Fatal(err)
 	}
 	if r.Applied != nil || !strings.Contains(r.AutoApplyBlocked, "KMSFIX_APPLY_DIAGNOSES") || e.keyPolicy() != e.before {
@@ -254,7 +254,7 @@ func TestVerificationFailureRollsBack(t *testing.T) {
 	theirs := withOtherTeam(e.before)
 	e.a.KMS = &racyKMS{KeyPolicyAPI: e.kms, theirs: func(int) string { return theirs }}
 	r := keyMissingReport(e, "ev-1")
-	if err := e.a.Apply(ctx, r, e.world()); err != nil {
+	if err := e.a.Apply(ctx, r, denialOf(r), e.world()); err != nil {
 		t.Fatal(err)
 	}
 	if r.Applied != nil || !strings.Contains(r.AutoApplyBlocked, "rolled back") || !strings.Contains(r.AutoApplyBlocked, "changed while it was being written") {
@@ -286,7 +286,7 @@ func TestInlineReadBackMismatchRollsBack(t *testing.T) {
 	e := newEnv(t, delegating)
 	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, key: e.key}, e.world())
 	e.a.IAM = &tamperIAM{IAMAPI: e.a.IAM, name: r.Patches[0].Name}
-	if err := e.a.Apply(ctx, &r, e.world()); err != nil {
+	if err := e.a.Apply(ctx, &r, denialOf(&r), e.world()); err != nil {
 		t.Fatal(err)
 	}
 	if r.Applied != nil || !strings.Contains(r.AutoApplyBlocked, "reads back different") {
@@ -368,7 +368,7 @@ func TestDryRunMakesNoChange(t *testing.T) {
 	e := newEnv(t, adminOnly)
 	e.a.Settings.DryRun = true
 	r := keyMissingReport(e, "ev-1")
-	if err := e.a.Apply(ctx, r, e.world()); err != nil {
+	if err := e.a.Apply(ctx, r, denialOf(r), e.world()); err != nil {
 		t.Fatal(err)
 	}
 	a := r.Applied
@@ -470,7 +470,7 @@ func TestAbandonedGrantRetiredByName(t *testing.T) {
 	e.aa.SetResult("FAIL") // refuses the key-policy statement: the grant serves
 	db := crashing(e)
 	db.set(recordWith(StatusApplied))
-	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), e.world()); err == nil {
+	if err := e.a.Apply(ctx, keyMissingReport(e, "ev-1"), denialOf(keyMissingReport(e, "ev-1")), e.world()); err == nil {
 		t.Fatal("Apply survived the crash")
 	}
 	if g := e.grants.Grants(); len(g) != 1 {

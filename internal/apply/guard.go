@@ -48,13 +48,15 @@ type Decision struct {
 
 // Decide is the pure part of the guard: whether this finding may be applied automatically
 // in this account, and with which levers, best first. A refusal says why in words a person
-// reading the notification understands.
-func Decide(s Settings, r *finding.Report, w *world.World) Decision {
-	cands, why, skipped := decide(s, r, w)
+// reading the notification understands. d is the parsed denial the report was made from (it
+// travels with the report; nothing is rebuilt from the report's fields): the alternative
+// levers are built and verified against it.
+func Decide(s Settings, r *finding.Report, d *cloudtrail.Denial, w *world.World) Decision {
+	cands, why, skipped := decide(s, r, d, w)
 	return Decision{Candidates: cands, Refusal: why, Skipped: skipped}
 }
 
-func decide(s Settings, r *finding.Report, w *world.World) ([]Candidate, string, []string) {
+func decide(s Settings, r *finding.Report, d *cloudtrail.Denial, w *world.World) ([]Candidate, string, []string) {
 	switch {
 	case !s.Enabled:
 		return nil, "automatic fixes are off (KMSFIX_MODE is not apply)", nil
@@ -95,7 +97,9 @@ func decide(s Settings, r *finding.Report, w *world.World) ([]Candidate, string,
 		return nil, "the fix needs more than one change in this account; applying only part of it would not fix the request", nil
 	}
 	p := own[0]
-	d := DenialOf(r)
+	if d == nil {
+		return nil, "the request the finding describes is not known (no parsed denial came with the report)", nil
+	}
 	var out []Candidate
 	var why []string
 	switch p.Kind {
@@ -287,45 +291,4 @@ func patchAccounts(ps []finding.Patch) string {
 		}
 	}
 	return strings.Join(a, ", ")
-}
-
-// DenialOf rebuilds from a report the part of the denial the patch builder and verifier read.
-func DenialOf(r *finding.Report) *cloudtrail.Denial {
-	partition := "aws"
-	if p := strings.SplitN(r.Key, ":", 3); len(p) == 3 && p[1] != "" {
-		partition = p[1]
-	}
-	keyRegion := ""
-	if p := strings.SplitN(r.Key, ":", 5); len(p) == 5 {
-		keyRegion = p[3]
-	}
-	ctxARN := ""
-	if r.Bucket != "" {
-		ctxARN = "arn:" + partition + ":s3:::" + r.Bucket
-		if r.Object != "" {
-			ctxARN += "/" + r.Object
-		}
-	}
-	editable, why := IdentityEditable(r)
-	return &cloudtrail.Denial{
-		EventID:    r.EventID,
-		Region:     r.Region,
-		KeyARN:     r.Key,
-		KeyAccount: r.KeyAccount,
-		KeyRegion:  keyRegion,
-		Partition:  partition,
-		ContextARN: ctxARN,
-		Bucket:     r.Bucket,
-		Object:     r.Object,
-		BucketKey:  r.Bucket != "" && r.Object == "",
-		Actions:    r.Actions,
-		Identity: cloudtrail.Identity{
-			Kind:         cloudtrail.PrincipalKind(r.PrincipalType),
-			SessionARN:   r.SessionARN,
-			PrincipalARN: r.Principal,
-			Account:      r.PrincipalAccount,
-			Editable:     editable,
-			NotEditable:  why,
-		},
-	}
 }

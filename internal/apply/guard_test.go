@@ -114,7 +114,7 @@ func TestDecide(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := c.r
-			dec := Decide(c.s, &r, c.w)
+			dec := Decide(c.s, &r, denialOf(&r), c.w)
 			got, why := dec.Candidates, dec.Refusal
 			var levers []string
 			for _, g := range got {
@@ -141,7 +141,7 @@ func TestDecideGrantIsLimitedToTheRequestContext(t *testing.T) {
 	w := worldFor(key, keyPolicy(sandbox, false), roleARN)
 	for _, bk := range []bool{false, true} {
 		r := report(denialOpts{msg: cloudtrail.MsgNoResourceAllow, bucketKey: bk}, w)
-		dec := Decide(settings(), &r, w)
+		dec := Decide(settings(), &r, denialOf(&r), w)
 		got, why := dec.Candidates, dec.Refusal
 		if why != "" || len(got) != 2 {
 			t.Fatalf("bucketKey=%v: Decide = %+v, %q", bk, got, why)
@@ -227,15 +227,16 @@ func TestCheckGrantOperations(t *testing.T) {
 	}
 }
 
+// The fixture's denial is the request the hand-written report describes.
 func TestDenialOfRebuildsTheRequest(t *testing.T) {
 	r := &finding.Report{Principal: roleARN, PrincipalAccount: sandbox, PrincipalType: "role", Key: keyARNIn(sandbox),
 		KeyAccount: sandbox, Region: region, Bucket: bucket, Object: objectKey, Actions: []string{"kms:Decrypt"}}
-	d := DenialOf(r)
+	d := denialOf(r)
 	if d.ContextARN != "arn:aws:s3:::data-bucket/reports/2026/q3.csv" || d.KeyRegion != region || !d.Identity.Editable || d.BucketKey {
 		t.Fatalf("DenialOf = %+v", d)
 	}
 	r.Object = ""
-	if d := DenialOf(r); d.ContextARN != "arn:aws:s3:::data-bucket" || !d.BucketKey {
+	if d := denialOf(r); d.ContextARN != "arn:aws:s3:::data-bucket" || !d.BucketKey {
 		t.Fatalf("bucket key: DenialOf = %+v", d)
 	}
 }
@@ -249,7 +250,7 @@ func TestDecideSkippedReasons(t *testing.T) {
 	r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow, kind: cloudtrail.KindUser, principal: userARN}, w)
 	s := settings()
 	s.RemediatorRoleARN = ""
-	dec := Decide(s, &r, w)
+	dec := Decide(s, &r, denialOf(&r), w)
 	all := strings.Join(dec.Skipped, "; ")
 	for _, want := range []string{"retiring principal"} {
 		if !strings.Contains(all, want) {
@@ -273,13 +274,13 @@ func TestDecideConditionMismatch(t *testing.T) {
 	if r.Diagnosis != finding.ConditionMismatch {
 		t.Fatalf("diagnosis = %s (%s)", r.Diagnosis, r.Detail)
 	}
-	dec := Decide(settings(), &r, w)
+	dec := Decide(settings(), &r, denialOf(&r), w)
 	if dec.Refusal != "" || len(dec.Candidates) == 0 || dec.Candidates[0].Lever != finding.KindIdentityPolicy {
 		t.Fatalf("Decide = %+v", dec)
 	}
 	s := settings()
 	s.Diagnoses = []finding.Code{finding.IdentityPolicyMissing}
-	if dec := Decide(s, &r, w); !strings.Contains(dec.Refusal, "condition-mismatch is not in KMSFIX_APPLY_DIAGNOSES") {
+	if dec := Decide(s, &r, denialOf(&r), w); !strings.Contains(dec.Refusal, "condition-mismatch is not in KMSFIX_APPLY_DIAGNOSES") {
 		t.Fatalf("refusal = %q", dec.Refusal)
 	}
 }

@@ -1,6 +1,8 @@
 package apply
 
 import (
+	"strings"
+
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/finding"
@@ -97,4 +99,48 @@ func worldFor(key string, kp *policy.Document, principal string) *world.World {
 // report runs the real engine on a denial.
 func report(o denialOpts, w *world.World) finding.Report {
 	return engine.Explain(item(o), w)
+}
+
+// denialOf is the parsed denial a hand-written test report would have come from. Production
+// code never rebuilds a denial from a report: the handler passes the parsed one along
+// (Applier.Apply, Decide). The tests write reports field by field and edit them per case,
+// so the fixture derives the matching denial from the edited report.
+func denialOf(r *finding.Report) *cloudtrail.Denial {
+	partition := "aws"
+	if p := strings.SplitN(r.Key, ":", 3); len(p) == 3 && p[1] != "" {
+		partition = p[1]
+	}
+	keyRegion := ""
+	if p := strings.SplitN(r.Key, ":", 5); len(p) == 5 {
+		keyRegion = p[3]
+	}
+	ctxARN := ""
+	if r.Bucket != "" {
+		ctxARN = "arn:" + partition + ":s3:::" + r.Bucket
+		if r.Object != "" {
+			ctxARN += "/" + r.Object
+		}
+	}
+	editable, why := IdentityEditable(r)
+	return &cloudtrail.Denial{
+		EventID:    r.EventID,
+		Region:     r.Region,
+		KeyARN:     r.Key,
+		KeyAccount: r.KeyAccount,
+		KeyRegion:  keyRegion,
+		Partition:  partition,
+		ContextARN: ctxARN,
+		Bucket:     r.Bucket,
+		Object:     r.Object,
+		BucketKey:  r.Bucket != "" && r.Object == "",
+		Actions:    r.Actions,
+		Identity: cloudtrail.Identity{
+			Kind:         cloudtrail.PrincipalKind(r.PrincipalType),
+			SessionARN:   r.SessionARN,
+			PrincipalARN: r.Principal,
+			Account:      r.PrincipalAccount,
+			Editable:     editable,
+			NotEditable:  why,
+		},
+	}
 }

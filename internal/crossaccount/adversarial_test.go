@@ -43,20 +43,20 @@ func TestAttackReplayedRequestRefused(t *testing.T) {
 	second.Seen = &crossaccount.TableSeenLog{DB: db, Table: table}
 	detail := detailOf(t, callerReport(t, sampleKey))
 	ctx := context.Background()
-	if _, _, _, err := first.Receive(ctx, envelopeWithID(t, "ev-bridge-1", detail)); err != nil {
+	if _, _, _, _, err := first.Receive(ctx, envelopeWithID(t, "ev-bridge-1", detail)); err != nil {
 		t.Fatalf("first request: %v", err)
 	}
-	if _, _, _, err := second.Receive(ctx, envelopeWithID(t, "ev-bridge-1", detail)); err != nil {
+	if _, _, _, _, err := second.Receive(ctx, envelopeWithID(t, "ev-bridge-1", detail)); err != nil {
 		t.Fatalf("Lambda's retry of the same event: %v", err)
 	}
-	_, _, _, err := second.Receive(ctx, envelopeWithID(t, "ev-bridge-2", detail))
+	_, _, _, _, err := second.Receive(ctx, envelopeWithID(t, "ev-bridge-2", detail))
 	wantRejection(t, err, "was accepted before (a replay)")
 	// Without a shared log each container still refuses what it saw.
 	mem := receiver(t, enr)
-	if _, _, _, err := mem.Receive(ctx, envelopeWithID(t, "ev-bridge-3", detail)); err != nil {
+	if _, _, _, _, err := mem.Receive(ctx, envelopeWithID(t, "ev-bridge-3", detail)); err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, err = mem.Receive(ctx, envelopeWithID(t, "ev-bridge-4", detail))
+	_, _, _, _, err = mem.Receive(ctx, envelopeWithID(t, "ev-bridge-4", detail))
 	wantRejection(t, err, "a replay")
 }
 
@@ -89,7 +89,7 @@ func TestAttackStaleAndForgedDenialsRefused(t *testing.T) {
 			for _, f := range c.tamper {
 				f(m)
 			}
-			_, _, _, err := rc.Receive(ctx, envelope(t, callerAcct, m))
+			_, _, _, _, err := rc.Receive(ctx, envelope(t, callerAcct, m))
 			wantRejection(t, err, c.want)
 		})
 	}
@@ -105,11 +105,11 @@ func TestAttackStatementCapPerKey(t *testing.T) {
 	ctx := context.Background()
 	rc := receiver(t, keyWorld{key: sampleKey, policy: pol})
 	rc.MaxStatements = 3
-	_, _, _, err := rc.Receive(ctx, envelope(t, callerAcct, detailOf(t, callerReport(t, sampleKey))))
+	_, _, _, _, err := rc.Receive(ctx, envelope(t, callerAcct, detailOf(t, callerReport(t, sampleKey))))
 	wantRejection(t, err, "already has 3 kmsfix statements (the cap is 3")
 	rc = receiver(t, keyWorld{key: sampleKey, policy: pol})
 	rc.MaxStatements = 4
-	if _, _, _, err := rc.Receive(ctx, envelope(t, callerAcct, detailOf(t, callerReport(t, sampleKey)))); err != nil {
+	if _, _, _, _, err := rc.Receive(ctx, envelope(t, callerAcct, detailOf(t, callerReport(t, sampleKey)))); err != nil {
 		t.Fatalf("under the cap: %v", err)
 	}
 }

@@ -13,12 +13,12 @@ func BenchmarkReceive(b *testing.B) {
 	event := envelope(t, callerAcct, detailOf(t, callerReport(t, sampleKey)))
 	rc := receiver(t, keyWorld{key: sampleKey, policy: defaultKeyPolicy(ownerAcct)}, ownerAcct)
 	ctx := context.Background()
-	if _, _, _, err := rc.Receive(ctx, event); err != nil {
+	if _, _, _, _, err := rc.Receive(ctx, event); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, _, err := rc.Receive(ctx, event); err != nil {
+		if _, _, _, _, err := rc.Receive(ctx, event); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -98,64 +98,65 @@ var DataKeyActions = []string{"kms:Decrypt", "kms:GenerateDataKey"}
 
 // Receive validates one request event and, when it is accepted, returns the key owner's
 // report (only the key-policy side, evaluated against the live key policy, with the merged
-// policy), the world it was made from, and the evidence for the one decision of verified and
+// policy), the denial it describes (for apply, which builds its levers from it), the world it
+// was made from, and the evidence for the one decision of verified and
 // auto_apply (pipeline.Live.Decide runs Access Analyzer and decides). A refused
 // request is a *Rejection; any other error is transient (the event should be retried).
 // A request whose statement the key policy no longer needs returns a report with Ignored set.
-func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, *world.World, decision.Evidence, error) {
+func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, *cloudtrail.Denial, *world.World, decision.Evidence, error) {
 	var env Envelope
 	if err := json.Unmarshal(event, &env); err != nil {
-		return finding.Report{}, nil, decision.Evidence{}, reject("malformed event: %v", err)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("malformed event: %v", err)
 	}
 	if env.Source != Source || env.DetailType != DetailType {
-		return finding.Report{}, nil, decision.Evidence{}, reject("source %q, detail-type %q: want %q, %q", env.Source, env.DetailType, Source, DetailType)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("source %q, detail-type %q: want %q, %q", env.Source, env.DetailType, Source, DetailType)
 	}
 	own, err := rc.ownAccount(ctx)
 	if err != nil {
-		return finding.Report{}, nil, decision.Evidence{}, err
+		return finding.Report{}, nil, nil, decision.Evidence{}, err
 	}
 	sender := env.Account
 	switch {
 	case !accountRE.MatchString(sender):
-		return finding.Report{}, nil, decision.Evidence{}, reject("the event's envelope names no sending account (account %q)", sender)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("the event's envelope names no sending account (account %q)", sender)
 	case sender == own:
-		return finding.Report{}, nil, decision.Evidence{}, reject("the request comes from this account (%s) itself; only other accounts' remediators send requests", own)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("the request comes from this account (%s) itself; only other accounts' remediators send requests", own)
 	case !slices.Contains(rc.TrustedAccounts, sender) && rc.TrustedOrgID == "":
-		return finding.Report{}, nil, decision.Evidence{}, reject("sending account %s is not trusted (KMSFIX_TRUSTED_ACCOUNTS)", sender)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("sending account %s is not trusted (KMSFIX_TRUSTED_ACCOUNTS)", sender)
 	}
 	var req Request
 	if err := json.Unmarshal(env.Detail, &req); err != nil {
-		return finding.Report{}, nil, decision.Evidence{}, reject("malformed detail from account %s: %v", sender, err)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("malformed detail from account %s: %v", sender, err)
 	}
 	f := req.Finding
 	if err := checkRequest(req, sender, own, rc.Region); err != nil {
-		return finding.Report{}, nil, decision.Evidence{}, err
+		return finding.Report{}, nil, nil, decision.Evidence{}, err
 	}
 
 	// The statement is rebuilt from the finding's fields and must be exactly what was sent.
 	d := denialOf(f)
 	want := patch.Build(d, patch.Sides{NeedKeyPolicy: true}, &world.World{})[0].Statement
 	if why := CheckStatement(req.Statement, want); why != "" {
-		return finding.Report{}, nil, decision.Evidence{}, reject("the requested statement from account %s is not least privilege: %s", sender, why)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("the requested statement from account %s is not least privilege: %s", sender, why)
 	}
 
 	now := rc.now()
 	if err := rc.checkFresh(req, sender, now); err != nil {
-		return finding.Report{}, nil, decision.Evidence{}, err
+		return finding.Report{}, nil, nil, decision.Evidence{}, err
 	}
 
 	w := rc.Enricher.World(ctx, d)
 	k := w.Key(f.Key)
 	switch {
 	case slices.Contains(w.MissingKeys, f.Key):
-		return finding.Report{}, nil, decision.Evidence{}, reject("key %s does not exist in account %s", f.Key, own)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("key %s does not exist in account %s", f.Key, own)
 	case k != nil && request.AWSManaged(d, k):
-		return finding.Report{}, nil, decision.Evidence{}, reject("key %s is an AWS managed key: its policy cannot be changed", f.Key)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("key %s is an AWS managed key: its policy cannot be changed", f.Key)
 	}
 	if k != nil && k.Policy != nil {
 		n, max := kmsfixStatements(k.Policy.Statement, want.Sid), rc.maxStatements()
 		if n >= max {
-			return finding.Report{}, nil, decision.Evidence{}, reject("key %s already has %d kmsfix statements (the cap is %d, KMSFIX_MAX_KEY_STATEMENTS); request from account %s refused", f.Key, n, max, sender)
+			return finding.Report{}, nil, nil, decision.Evidence{}, reject("key %s already has %d kmsfix statements (the cap is %d, KMSFIX_MAX_KEY_STATEMENTS); request from account %s refused", f.Key, n, max, sender)
 		}
 	}
 	w.SandboxAccounts = slices.Clone(rc.Sandbox)
@@ -167,12 +168,12 @@ func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, 
 	}
 	first, err := seen.Accept(ctx, sender, req.DenialEventID, env.ID, now, now.Add(2*rc.window()))
 	if err != nil {
-		return finding.Report{}, nil, decision.Evidence{}, err
+		return finding.Report{}, nil, nil, decision.Evidence{}, err
 	}
 	if !first {
-		return finding.Report{}, nil, decision.Evidence{}, reject("a request for denial %s from account %s was accepted before (a replay)", req.DenialEventID, sender)
+		return finding.Report{}, nil, nil, decision.Evidence{}, reject("a request for denial %s from account %s was accepted before (a replay)", req.DenialEventID, sender)
 	}
-	return rep, w, ev, nil
+	return rep, d, w, ev, nil
 }
 
 func (rc *Receiver) now() time.Time {
@@ -283,6 +284,10 @@ func checkRequest(req Request, sender, own, region string) error {
 
 // denialOf is the request the finding describes, as KMS saw it: the principal's call through
 // S3 in the finding's Region, with the bucket's (S3 Bucket Keys) or the object's context.
+// This is the one place a denial is rebuilt from a report, and it is inherent: the key owner
+// receives only the caller's finding as JSON (the CloudTrail record stays in the caller's
+// account), and it validates every field before this runs (checkRequest). Receive returns the
+// rebuilt denial with the report, so apply never rebuilds it again.
 func denialOf(f finding.Report) *cloudtrail.Denial {
 	m := keyARNRE.FindStringSubmatch(f.Key)
 	partition, keyRegion := m[1], m[2]

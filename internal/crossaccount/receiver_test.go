@@ -242,7 +242,7 @@ func TestReceiverRejects(t *testing.T) {
 			for _, f := range tt.tamper {
 				f(m)
 			}
-			_, _, _, err := rc.Receive(context.Background(), envelope(t, tt.account, m))
+			_, _, _, _, err := rc.Receive(context.Background(), envelope(t, tt.account, m))
 			rej, ok := err.(*crossaccount.Rejection)
 			if !ok {
 				t.Fatalf("want a rejection, got %v", err)
@@ -267,7 +267,7 @@ func TestReceiverKeyChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, _, err := receiver(t, tt.enr).Receive(context.Background(), envelope(t, callerAcct, detailOf(t, base)))
+			_, _, _, _, err := receiver(t, tt.enr).Receive(context.Background(), envelope(t, callerAcct, detailOf(t, base)))
 			if rej, ok := err.(*crossaccount.Rejection); !ok || !strings.Contains(rej.Reason, tt.want) {
 				t.Fatalf("got %v, want a rejection containing %q", err, tt.want)
 			}
@@ -309,7 +309,7 @@ func TestReceiverAccepts(t *testing.T) {
 				// Not in the list: the bus policy's aws:PrincipalOrgID admitted it.
 				rc.TrustedAccounts, rc.TrustedOrgID = []string{otherAcct}, tt.org
 			}
-			rep, w, ev, err := rc.Receive(context.Background(), envelope(t, tt.account, detailOf(t, base)))
+			rep, _, w, ev, err := rc.Receive(context.Background(), envelope(t, tt.account, detailOf(t, base)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -34,7 +34,7 @@ type Notifier interface {
 // Applier makes an automatic change for a finding that allows it; it may record what it did in
 // r.Applied.
 type Applier interface {
-	Apply(ctx context.Context, r *finding.Report, w *world.World) error
+	Apply(ctx context.Context, r *finding.Report, d *cloudtrail.Denial, w *world.World) error
 }
 
 // KeyOwnerSender sends the key-policy half of a cross-account finding to the key's owner
@@ -48,7 +48,7 @@ type KeyOwnerSender interface {
 // (internal/crossaccount): it returns the key owner's report, its world and the evidence for
 // the decision, or an error with a RejectionReason for a request refused for good.
 type RequestReceiver interface {
-	Receive(ctx context.Context, event []byte) (finding.Report, *world.World, decision.Evidence, error)
+	Receive(ctx context.Context, event []byte) (finding.Report, *cloudtrail.Denial, *world.World, decision.Evidence, error)
 }
 
 // Handler handles one EventBridge event per call. Its fields live as long as the container.
@@ -146,7 +146,7 @@ func (h *Handler) handleRequest(ctx context.Context, event json.RawMessage) (fin
 		res.outcome, res.reason = outcomeIgnored, "a key-policy change request, but this remediator trusts no account (KMSFIX_TRUSTED_ACCOUNTS)"
 		return finding.Report{EventID: envelopeID(event), Ignored: res.reason}, res, nil
 	}
-	rep, w, ev, rerr := h.Requests.Receive(ctx, event)
+	rep, d, w, ev, rerr := h.Requests.Receive(ctx, event)
 	res.world = w
 	var rej interface{ RejectionReason() string }
 	switch {
@@ -161,7 +161,7 @@ func (h *Handler) handleRequest(ctx context.Context, event json.RawMessage) (fin
 		return rep, res, nil
 	}
 	h.live().Decide(ctx, &rep, ev)
-	if err := h.deliver(ctx, &rep, w); err != nil {
+	if err := h.deliver(ctx, &rep, d, w); err != nil {
 		return rep, res, err
 	}
 	res.outcome = outcomeFinding
@@ -195,7 +195,8 @@ func (h *Handler) handleRecord(ctx context.Context, event json.RawMessage) (find
 	}
 	rep, w := h.live().Explain(ctx, item)
 	res.world = w
-	if err := h.deliver(ctx, &rep, w); err != nil {
+	// The parsed denial travels with the report: apply builds its levers from it.
+	if err := h.deliver(ctx, &rep, item.Denial, w); err != nil {
 		return rep, res, err
 	}
 	// Only after the local notification went out: a retry of a failed send re-notifies
@@ -220,13 +221,13 @@ func (h *Handler) live() *pipeline.Live {
 	return l
 }
 
-// deliver applies what may be applied, and notifies.
-func (h *Handler) deliver(ctx context.Context, rep *finding.Report, w *world.World) error {
+// deliver applies what may be applied, and notifies. d is the denial rep was made from.
+func (h *Handler) deliver(ctx context.Context, rep *finding.Report, d *cloudtrail.Denial, w *world.World) error {
 	var err error
 	// The applier's guard decides for every finding a policy can fix: when IAM cannot edit
 	// the principal it may use the key policy or a grant instead, and it says why it refuses.
 	if h.Applier != nil && (rep.AutoApply || (rep.Diagnosis.PolicyFixable() && len(rep.Patches) > 0)) {
-		if aerr := h.Applier.Apply(ctx, rep, w); aerr != nil {
+		if aerr := h.Applier.Apply(ctx, rep, d, w); aerr != nil {
 			err = fmt.Errorf("apply %s: %w", rep.EventID, aerr)
 		}
 	}

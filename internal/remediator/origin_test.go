@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
@@ -13,7 +14,7 @@ import (
 // countingApplier records that Apply was reached.
 type countingApplier struct{ calls int }
 
-func (c *countingApplier) Apply(context.Context, *finding.Report, *world.World) error {
+func (c *countingApplier) Apply(context.Context, *finding.Report, *cloudtrail.Denial, *world.World) error {
 	c.calls++
 	return nil
 }
