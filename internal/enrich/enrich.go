@@ -34,12 +34,13 @@ type Options struct {
 	Reserve time.Duration
 	// Now is the clock of the caches (default time.Now).
 	Now func() time.Time
-	// KeyOwner, when set (the hub, docs/org.md), returns the enricher of another account of
-	// the organization, reading with that account's reader role: a key of that account is
-	// then read there, policy included, so both halves of a cross-account denial are known.
-	// An error (the role cannot be assumed: no spoke, an account outside the organization)
-	// leaves the key policy unknown, as without KeyOwner.
-	KeyOwner func(ctx context.Context, account string) (*Enricher, error)
+	// OtherAccount, when set (the hub, docs/org.md), returns the enricher of another account
+	// of the organization, reading with that account's reader role: a key or a principal of
+	// that account is then read there (key policy, identity policies), so both halves of a
+	// cross-account denial are known, whichever account's copy of the record came in. An
+	// error (the role cannot be assumed: no spoke, an account outside the organization)
+	// leaves that part unknown, as without OtherAccount.
+	OtherAccount func(ctx context.Context, account string) (*Enricher, error)
 }
 
 // Enricher reads the world from AWS. It is safe for concurrent use and meant to live as long
@@ -105,7 +106,7 @@ func (e *Enricher) World(ctx context.Context, d *cloudtrail.Denial) *world.World
 		}
 	}
 	if princAR != "" {
-		wg.Go(func() { princ = e.principal(ctx, princAR, account) })
+		wg.Go(func() { princ = e.principalOf(ctx, princAR, account) })
 	}
 	wg.Wait()
 
@@ -162,14 +163,29 @@ func (e *Enricher) callerAccount(ctx context.Context) (string, *lookupError) {
 	return e.account, nil
 }
 
-// keyOf reads the key here, or, for a key of another account when Options.KeyOwner is set,
-// through the owner account's enricher, which may read its policy.
+// principalOf reads the principal here, or, for a principal of another account when
+// Options.OtherAccount is set, through that account's enricher.
+func (e *Enricher) principalOf(ctx context.Context, arn, account string) principalResult {
+	owner := arnAccount(arn)
+	if e.opts.OtherAccount == nil || account == "" || owner == "" || owner == account || !strings.HasPrefix(arn, "arn:") {
+		return e.principal(ctx, arn, account)
+	}
+	oe, err := e.opts.OtherAccount(ctx, owner)
+	if err != nil {
+		return principalResult{errs: []*lookupError{{what: "identity policies of " + arn,
+			reason: "the principal is in account " + owner + " and its reader role could not be assumed: " + err.Error()}}}
+	}
+	return oe.principal(ctx, arn, owner)
+}
+
+// keyOf reads the key here, or, for a key of another account when Options.OtherAccount is
+// set, through the owner account's enricher, which may read its policy.
 func (e *Enricher) keyOf(ctx context.Context, arn, account string) keyResult {
 	owner := arnAccount(arn)
-	if e.opts.KeyOwner == nil || account == "" || owner == "" || owner == account {
+	if e.opts.OtherAccount == nil || account == "" || owner == "" || owner == account {
 		return e.key(ctx, arn, account)
 	}
-	oe, err := e.opts.KeyOwner(ctx, owner)
+	oe, err := e.opts.OtherAccount(ctx, owner)
 	if err != nil {
 		r := e.key(ctx, arn, account) // what this account can read (DescribeKey)
 		r.errs = slices.Clone(r.errs) // the cached result is shared

@@ -50,7 +50,7 @@ type Accounts struct {
 	STS stscreds.AssumeRoleAPIClient
 	// Partition of the role ARNs (config.HubPartition).
 	Partition string
-	// Enrich are the per-account enrichers' options (KeyOwner is set here).
+	// Enrich are the per-account enrichers' options (OtherAccount is set here).
 	Enrich enrich.Options
 	// Clients builds the clients of one account from its configuration; nil: the SDK's
 	// NewFromConfig (tests point them at the fakes).
@@ -132,7 +132,7 @@ func (a *Accounts) newAccount(acct string) *account {
 	}
 	k, i, s := clients(cfg)
 	opts := a.Enrich
-	opts.KeyOwner = a.Enricher
+	opts.OtherAccount = a.Enricher
 	return &account{creds: creds, enricher: enrich.New(k, i, s, opts)}
 }
 

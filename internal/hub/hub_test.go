@@ -163,6 +163,30 @@ func TestCrossAccountVerifiedOnBothSides(t *testing.T) {
 	}
 }
 
+// The key owner's copy of the same call (recipientAccountId is the key's account): the key
+// is read in the recipient account, the principal through the caller's reader role, and the
+// finding is the same, verified.
+func TestKeyOwnersCopyReadsThePrincipalInItsAccount(t *testing.T) {
+	o := newOrg(t, time.Hour, callerAccount, ownerAccount)
+	d := *o.item.Denial
+	d.RecipientAccount = ownerAccount
+	item := o.item
+	item.Denial = &d
+	rep, w := o.live().Explain(context.Background(), item)
+	if len(w.Unreadable) != 0 || w.Principal(o.principal) == nil || w.Key(o.keyARN) == nil || w.Key(o.keyARN).Policy == nil {
+		t.Fatalf("world of the key owner's copy: unreadable %v", w.Unreadable)
+	}
+	if !rep.Verified || rep.Diagnosis != finding.CrossAccountAccessMissing {
+		t.Fatalf("diagnosis %s verified %v (unknown %v)", rep.Diagnosis, rep.Verified, rep.Unknown)
+	}
+	if o.iam.Calls(callerAccount) == 0 || o.iam.Calls(ownerAccount) != 0 {
+		t.Errorf("IAM calls: caller %d, owner %d; the principal is the caller's", o.iam.Calls(callerAccount), o.iam.Calls(ownerAccount))
+	}
+	if n := o.members[ownerAccount].KMS.Calls("GetKeyPolicy"); n != 1 {
+		t.Errorf("GetKeyPolicy in the owner's KMS: %d, want 1", n)
+	}
+}
+
 // A key owner without a spoke (outside the organization): its half stays unknown, the finding
 // is reported and never verified; the refusal is named.
 func TestKeyOwnerOutsideOrgIsUnknown(t *testing.T) {
