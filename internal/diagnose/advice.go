@@ -88,7 +88,7 @@ func (in *inputs) requestValues(c policy.Condition) string {
 	if len(in.d.Actions) == 0 {
 		return ""
 	}
-	req := request.For(in.d, in.w, in.d.Actions[0])
+	req := in.request(in.d.Actions[0])
 	var keys []string
 	for _, kv := range c {
 		for k := range kv {

@@ -46,6 +46,20 @@ type inputs struct {
 	unknowns []string
 	// authorized memoizes authorize: the denial and the world do not change during a decision.
 	authorized *policy.KMSResult
+	// base memoizes request.For for the denial; only its Action differs between actions.
+	base *policy.Request
+}
+
+// request is the denied request for one of its actions (request.For), its context built
+// once per decision.
+func (in *inputs) request(action string) policy.Request {
+	if in.base == nil {
+		r := request.For(in.d, in.w, action)
+		in.base = &r
+	}
+	r := *in.base
+	r.Action = action
+	return r
 }
 
 // Diagnose decides one denial.
@@ -561,7 +575,7 @@ func (in *inputs) authorize() policy.KMSResult {
 	// Every action must be allowed; report the first that is not.
 	var res policy.KMSResult
 	for _, a := range in.d.Actions {
-		res = policy.AuthorizeKMS(request.For(in.d, in.w, a), ins)
+		res = policy.AuthorizeKMS(in.request(a), ins)
 		if res.Decision != policy.Allow {
 			break
 		}
@@ -731,7 +745,7 @@ func (in *inputs) identityKnownToAllow() bool {
 	}
 	ins := in.kmsInputs()
 	for _, a := range in.d.Actions {
-		res := policy.AuthorizeKMS(request.For(in.d, in.w, a), ins)
+		res := policy.AuthorizeKMS(in.request(a), ins)
 		if res.Identity.Decision != policy.Allow || res.Boundary.Decision != policy.Allow {
 			return false
 		}

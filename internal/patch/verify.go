@@ -25,16 +25,21 @@ func (v Verification) OK() bool { return v.AllowedAfter && len(v.Widened) == 0 }
 func Verify(d *cloudtrail.Denial, w *world.World, patches []finding.Patch) Verification {
 	before := inputs(d, w, nil)
 	after := inputs(d, w, patches)
+	// The request context is built once per denial: the action is the only part of
+	// request.For's answer that depends on it.
+	base := request.For(d, w, first(d.Actions))
 	var v Verification
 	// Allowed after only when allowed whatever the unknown condition values are: a patch is
 	// never verified on an allow that rests on an unknown.
 	v.AllowedAfter = len(d.Actions) > 0
 	for _, a := range d.Actions {
-		if policy.AuthorizeKMS(request.For(d, w, a), after.forCaller).Decision != policy.Allow {
+		r := base
+		r.Action = a
+		if policy.AuthorizeKMS(r, after.forCaller).Decision != policy.Allow {
 			v.AllowedAfter = false
 		}
 	}
-	for _, p := range probes(d, w) {
+	for _, p := range probes(d, base) {
 		in := func(s kmsInputs) policy.KMSInputs {
 			switch {
 			case p.otherPrincipal:
@@ -99,80 +104,93 @@ type probe struct {
 }
 
 // probes are requests the fix must not newly allow (events/README.md, "How a report is
-// judged", point 4).
-func probes(d *cloudtrail.Denial, w *world.World) []probe {
+// judged", point 4). base is the denied request (request.For).
+//
+// Probes only read their requests, so those that change the context the same way share one
+// derived map: each is built once per denial, whatever the number of actions.
+func probes(d *cloudtrail.Denial, base policy.Request) []probe {
 	needed := map[string]bool{}
 	for _, a := range d.Actions {
 		needed[strings.ToLower(a)] = true
 	}
-	base := request.For(d, w, first(d.Actions))
 	out := make([]probe, 0, 16+6*len(d.Actions))
-	add := func(name string, mutate func(r *policy.Request)) {
+	add := func(name, action string, ctx map[string]string) {
 		r := base
-		r.Context = clone(base.Context)
-		mutate(&r)
+		r.Action = action
+		r.Context = ctx
 		out = append(out, probe{name: name, req: r})
 	}
-	// Probes that keep the base context share its map (probes are only read).
-	addSameContext := func(name string, mutate func(r *policy.Request)) {
-		r := base
-		mutate(&r)
-		out = append(out, probe{name: name, req: r})
+	// The context of a direct call: no kms:ViaService, aws:ViaAWSService false.
+	var direct map[string]string
+	directContext := func() map[string]string {
+		if direct == nil {
+			direct = derive(base.Context, func(c map[string]string) {
+				delete(c, "kms:ViaService")
+				c["aws:ViaAWSService"] = "false"
+			})
+		}
+		return direct
 	}
 	for _, a := range []string{"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:Encrypt", "kms:ReEncryptFrom", "kms:Decrypt", "kms:GenerateDataKey"} {
 		if needed[strings.ToLower(a)] {
 			continue
 		}
-		action := a
-		addSameContext(action+" via S3", func(r *policy.Request) { r.Action = action })
-		add(action+" called directly", func(r *policy.Request) {
-			r.Action = action
-			delete(r.Context, "kms:ViaService")
-			r.Context["aws:ViaAWSService"] = "false"
-		})
+		add(a+" via S3", a, base.Context)
+		add(a+" called directly", a, directContext())
 	}
-	for _, a := range d.Actions {
-		action := a
-		addSameContext(action+" on another key", func(r *policy.Request) {
-			r.Action = action
-			r.Resource = otherKey(d.KeyARN)
-		})
+	var viaOther, otherDirectory, otherPrincipal map[string]string
+	var otherBuckets [2]map[string]string
+	otherARN := "arn:aws:iam::" + d.Identity.Account + ":role/kmsfix-probe-other-principal"
+	for _, action := range d.Actions {
+		add(action+" on another key", action, base.Context)
+		out[len(out)-1].req.Resource = otherKey(d.KeyARN)
 		out[len(out)-1].otherKey = true
-		add(action+" called directly (no kms:ViaService)", func(r *policy.Request) {
-			r.Action = action
-			delete(r.Context, "kms:ViaService")
-			r.Context["aws:ViaAWSService"] = "false"
-		})
-		add(action+" through another service", func(r *policy.Request) {
-			r.Action = action
-			r.Context["kms:ViaService"] = "sqs." + d.Region + ".amazonaws.com"
-		})
+		add(action+" called directly (no kms:ViaService)", action, directContext())
+		if viaOther == nil {
+			viaOther = derive(base.Context, func(c map[string]string) {
+				c["kms:ViaService"] = "sqs." + d.Region + ".amazonaws.com"
+			})
+		}
+		add(action+" through another service", action, viaOther)
 		if d.Bucket != "" && !d.DirectoryBucket {
-			for _, other := range []string{d.Bucket + "-other", d.Bucket + "x"} {
-				b := other
-				add(fmt.Sprintf("%s for bucket %s", action, b), func(r *policy.Request) {
-					r.Action = action
-					r.Context["kms:EncryptionContext:aws:s3:arn"] = "arn:aws:s3:::" + b + "/object"
-				})
+			for i, other := range []string{d.Bucket + "-other", d.Bucket + "x"} {
+				if otherBuckets[i] == nil {
+					otherBuckets[i] = derive(base.Context, func(c map[string]string) {
+						c["kms:EncryptionContext:aws:s3:arn"] = "arn:aws:s3:::" + other + "/object"
+					})
+				}
+				add(fmt.Sprintf("%s for bucket %s", action, other), action, otherBuckets[i])
 			}
 		}
 		if d.DirectoryBucket && d.ContextARN != "" {
 			// Another directory bucket's context: the ARN with another base name.
-			other := strings.Replace(d.ContextARN, "bucket/"+d.Bucket, "bucket/x"+d.Bucket, 1)
-			add(fmt.Sprintf("%s for directory bucket x%s", action, d.Bucket), func(r *policy.Request) {
-				r.Action = action
-				r.Context["kms:EncryptionContext:"+cloudtrail.DirectoryContextKey] = other
-			})
+			if otherDirectory == nil {
+				other := strings.Replace(d.ContextARN, "bucket/"+d.Bucket, "bucket/x"+d.Bucket, 1)
+				otherDirectory = derive(base.Context, func(c map[string]string) {
+					c["kms:EncryptionContext:"+cloudtrail.DirectoryContextKey] = other
+				})
+			}
+			add(fmt.Sprintf("%s for directory bucket x%s", action, d.Bucket), action, otherDirectory)
 		}
 		if d.Identity.Account != "" {
-			otherARN := "arn:aws:iam::" + d.Identity.Account + ":role/kmsfix-probe-other-principal"
-			r := request.For(d, w, action)
-			r.Caller = policy.Caller{ARN: otherARN, SessionARN: "arn:aws:sts::" + d.Identity.Account + ":assumed-role/kmsfix-probe-other-principal/s", Account: d.Identity.Account}
-			r.Context = clone(r.Context)
-			r.Context["aws:PrincipalArn"] = otherARN
-			out = append(out, probe{name: action + " by another principal of account " + d.Identity.Account, req: r, otherPrincipal: true})
+			if otherPrincipal == nil {
+				otherPrincipal = derive(base.Context, func(c map[string]string) {
+					c["aws:PrincipalArn"] = otherARN
+				})
+			}
+			add(action+" by another principal of account "+d.Identity.Account, action, otherPrincipal)
+			p := &out[len(out)-1]
+			p.req.Caller = policy.Caller{ARN: otherARN, SessionARN: "arn:aws:sts::" + d.Identity.Account + ":assumed-role/kmsfix-probe-other-principal/s", Account: d.Identity.Account}
+			p.otherPrincipal = true
 		}
 	}
+	return out
+}
+
+// derive is a copy of the context with a probe's changes.
+func derive(ctx map[string]string, change func(map[string]string)) map[string]string {
+	out := clone(ctx)
+	change(out)
 	return out
 }
 
