@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/crossaccount"
 	"github.com/kmsfix/kmsfix/internal/decision"
 	"github.com/kmsfix/kmsfix/internal/engine"
@@ -94,12 +95,16 @@ func envelope(t *testing.T, account string, detail any) []byte {
 	return b
 }
 
+// optedIn is the opt-in tag apply mode's IAM policy requires on a key it changes.
+var optedIn = map[string]string{config.AutoFixTagKey: config.AutoFixTagValue}
+
 // keyWorld is an Enricher that knows one key of the owner's account (a fresh copy per call).
 type keyWorld struct {
 	key    string
 	policy string // "" → unknown
 	absent bool
 	aws    bool
+	tags   map[string]string // nil → unknown
 }
 
 func (k keyWorld) World(context.Context, *cloudtrail.Denial) *world.World {
@@ -117,6 +122,7 @@ func (k keyWorld) World(context.Context, *cloudtrail.Denial) *world.World {
 		}
 		key.Policy = doc
 	}
+	key.Tags = k.tags
 	return &world.World{Keys: map[string]*world.Key{k.key: key}}
 }
 
@@ -289,9 +295,16 @@ func TestReceiverAccepts(t *testing.T) {
 		merged       bool
 		ignored      string
 		unverifiedIn string
+		blockedIn    string
 	}{
 		{name: "verified, not a sandbox", enr: keyWorld{key: sampleKey, policy: defaultKeyPolicy(ownerAcct)}, account: callerAcct, verified: true, merged: true},
-		{name: "verified, sandbox", enr: keyWorld{key: sampleKey, policy: defaultKeyPolicy(ownerAcct)}, sandbox: []string{ownerAcct}, account: callerAcct, verified: true, autoApply: true, merged: true},
+		{name: "verified, sandbox", enr: keyWorld{key: sampleKey, policy: defaultKeyPolicy(ownerAcct), tags: optedIn}, sandbox: []string{ownerAcct}, account: callerAcct, verified: true, autoApply: true, merged: true},
+		// The key is the target of the statement: apply mode's IAM policy changes only keys
+		// that carry the opt-in tag, so an untagged or unread key is not applied automatically.
+		{name: "verified, sandbox, key not opted in", enr: keyWorld{key: sampleKey, policy: defaultKeyPolicy(ownerAcct), tags: map[string]string{}}, sandbox: []string{ownerAcct}, account: callerAcct, verified: true, merged: true,
+			blockedIn: "is not tagged kmsfix:auto-fix=enabled"},
+		{name: "verified, sandbox, key tags unread", enr: keyWorld{key: sampleKey, policy: defaultKeyPolicy(ownerAcct)}, sandbox: []string{ownerAcct}, account: callerAcct, verified: true, merged: true,
+			blockedIn: "could not be read"},
 		{name: "key policy unreadable", enr: keyWorld{key: sampleKey}, sandbox: []string{ownerAcct}, account: callerAcct, unverifiedIn: "could not read the key policy"},
 		{name: "a Deny in the key policy", account: callerAcct, sandbox: []string{ownerAcct}, merged: true,
 			enr: keyWorld{key: sampleKey, policy: `{"Version":"2012-10-17","Statement":[{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::609284715320:root"},"Action":"kms:*","Resource":"*"},` +
@@ -332,6 +345,9 @@ func TestReceiverAccepts(t *testing.T) {
 			}
 			if rep.Verified != tt.verified || rep.AutoApply != tt.autoApply {
 				t.Errorf("verified=%v auto_apply=%v (%q, %q), want %v %v", rep.Verified, rep.AutoApply, rep.Unverified, rep.AutoApplyBlocked, tt.verified, tt.autoApply)
+			}
+			if !strings.Contains(rep.AutoApplyBlocked, tt.blockedIn) {
+				t.Errorf("auto_apply_blocked = %q, want it to mention %q", rep.AutoApplyBlocked, tt.blockedIn)
 			}
 			if (rep.Patches[0].MergedKeyPolicy != nil) != tt.merged {
 				t.Errorf("merged key policy present = %v, want %v", rep.Patches[0].MergedKeyPolicy != nil, tt.merged)

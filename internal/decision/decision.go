@@ -11,8 +11,11 @@
 //	            validated (live), Access Analyzer found no ERROR or SECURITY_WARNING and ran.
 //	auto_apply  the diagnosis is an implicit deny a policy fixes, the patch is verified, the
 //	            principal is one IAM can edit (never an Identity Center role, a service-linked
-//	            role or root, whatever the patch kind), and at least one patch is for a
-//	            sandbox account.
+//	            role or root, whatever the patch kind), at least one patch is for a
+//	            sandbox account, and the target of every sandbox patch (the principal for an
+//	            identity-policy patch, the key for a key-policy statement or a grant) is known
+//	            to carry the opt-in tag kmsfix:auto-fix=enabled, the only resources apply
+//	            mode's IAM policy lets the function change (docs/apply.md).
 //
 // The apply guard (internal/apply) then chooses the lever in the remediator's own account; it
 // may refuse what auto_apply allows (mode, KMSFIX_APPLY_DIAGNOSES, its own account), and it
@@ -22,6 +25,7 @@ package decision
 import (
 	"strings"
 
+	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/patch"
 )
@@ -43,6 +47,11 @@ type Evidence struct {
 	Principal   string
 	Editable    bool
 	NotEditable string
+	// The tags of the principal and of the key (world.Principal.Tags, world.Key.Tags); nil:
+	// not read. The opt-in tag must be on the target of each patch applied automatically.
+	PrincipalTags map[string]string
+	KeyTags       map[string]string
+	Key           string
 }
 
 // Validation is Access Analyzer's verdict on the proposed documents.
@@ -122,14 +131,50 @@ func autoApply(e Evidence, evaluated bool) (bool, string) {
 	}
 	eligible := 0
 	for _, p := range e.Patches {
-		if e.IsSandbox != nil && e.IsSandbox(p.Account) {
-			eligible++
+		if e.IsSandbox == nil || !e.IsSandbox(p.Account) {
+			continue
+		}
+		eligible++
+		if why := e.notOptedIn(p); why != "" {
+			return false, why
 		}
 	}
 	if eligible == 0 {
 		return false, "no patch is for a sandbox account"
 	}
 	return true, ""
+}
+
+// notOptedIn says why a sandbox patch's target does not carry the opt-in tag, or "". Apply
+// mode's IAM policy lets the function change only roles, users and keys tagged
+// config.AutoFixTagKey=config.AutoFixTagValue (infra/apply.go), so an untagged target would
+// be announced "auto-apply: yes" and then fail with AccessDenied.
+func (e Evidence) notOptedIn(p finding.Patch) string {
+	target, tags := e.Principal, e.PrincipalTags
+	if p.Kind == finding.KindKeyPolicyStatement || p.Kind == finding.KindGrant {
+		target, tags = e.Key, e.KeyTags
+	}
+	if tags == nil {
+		return "the tags of " + target + " could not be read: only resources tagged " + optIn + " are changed automatically"
+	}
+	if !HasOptInTag(tags) {
+		return target + " is not tagged " + optIn + ": only resources that opt in are changed automatically"
+	}
+	return ""
+}
+
+const optIn = config.AutoFixTagKey + "=" + config.AutoFixTagValue
+
+// HasOptInTag reports whether tags carry the opt-in tag as IAM matches aws:ResourceTag/<key>:
+// the key case-insensitively, the value exactly under StringEquals
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag).
+func HasOptInTag(tags map[string]string) bool {
+	for k, v := range tags {
+		if strings.EqualFold(k, config.AutoFixTagKey) && v == config.AutoFixTagValue {
+			return true
+		}
+	}
+	return false
 }
 
 // Set writes the decision into the report.

@@ -15,6 +15,9 @@ func evidence() Evidence {
 		Verification: patch.Verification{AllowedAfter: true},
 		IsSandbox:    func(a string) bool { return a == "111122223333" },
 		Principal:    "arn:aws:iam::111122223333:role/app", Editable: true,
+		PrincipalTags: map[string]string{"kmsfix:auto-fix": "enabled"},
+		Key:           "arn:aws:kms:eu-west-2:111122223333:key/k1",
+		KeyTags:       map[string]string{"kmsfix:auto-fix": "enabled"},
 	}
 }
 
@@ -51,6 +54,33 @@ func TestDecide(t *testing.T) {
 				e.Patches[i].Kind = finding.KindKeyPolicyStatement
 			}
 		}, true, false, "", "IAM cannot edit arn:aws:iam::111122223333:role/app: an IAM Identity Center role", 0},
+		// The opt-in tag (issue 15 item 8): apply mode's IAM policy changes only tagged targets.
+		{"principal tags unread", func(e *Evidence) { e.PrincipalTags = nil },
+			true, false, "", "the tags of arn:aws:iam::111122223333:role/app could not be read", 0},
+		{"principal untagged", func(e *Evidence) { e.PrincipalTags = map[string]string{"team": "data"} },
+			true, false, "", "arn:aws:iam::111122223333:role/app is not tagged kmsfix:auto-fix=enabled", 0},
+		{"principal tag value differs in case", func(e *Evidence) { e.PrincipalTags = map[string]string{"kmsfix:auto-fix": "Enabled"} },
+			true, false, "", "is not tagged kmsfix:auto-fix=enabled", 0},
+		{"principal tag key in another case", func(e *Evidence) { e.PrincipalTags = map[string]string{"KMSFIX:Auto-Fix": "enabled"} },
+			true, true, "", "", 0},
+		{"identity patch ignores the key's tags", func(e *Evidence) { e.KeyTags = nil }, true, true, "", "", 0},
+		{"key-policy patch, key untagged", func(e *Evidence) {
+			e.Patches[0].Kind = finding.KindKeyPolicyStatement
+			e.KeyTags = map[string]string{}
+			e.PrincipalTags = nil // the principal is not the target of a key-policy statement
+		}, true, false, "", "arn:aws:kms:eu-west-2:111122223333:key/k1 is not tagged kmsfix:auto-fix=enabled", 0},
+		{"grant patch, key tags unread", func(e *Evidence) {
+			e.Patches[0].Kind = finding.KindGrant
+			e.KeyTags = nil
+		}, true, false, "", "the tags of arn:aws:kms:eu-west-2:111122223333:key/k1 could not be read", 0},
+		{"key-policy patch, key tagged", func(e *Evidence) {
+			e.Patches[0].Kind = finding.KindKeyPolicyStatement
+			e.PrincipalTags = nil
+		}, true, true, "", "", 0},
+		{"untagged patch outside the sandbox is not applied, so not checked", func(e *Evidence) {
+			e.Patches = append(e.Patches, finding.Patch{Kind: finding.KindKeyPolicyStatement, Account: "444455556666"})
+			e.KeyTags = nil
+		}, true, true, "", "", 0},
 		{"no patch", func(e *Evidence) { e.Patches = nil; e.Validation = &Validation{Unknown: []string{"x"}} }, false, false, "", "", 0},
 	}
 	for _, tt := range tests {
