@@ -2,6 +2,7 @@ package patch
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
@@ -189,7 +190,7 @@ func probes(d *cloudtrail.Denial, base policy.Request) []probe {
 
 // derive is a copy of the context with a probe's changes.
 func derive(ctx map[string]string, change func(map[string]string)) map[string]string {
-	out := clone(ctx)
+	out := maps.Clone(ctx) // copies the table whole: cheaper than inserting key by key
 	change(out)
 	return out
 }
@@ -207,12 +208,4 @@ func first(s []string) string {
 		return ""
 	}
 	return s[0]
-}
-
-func clone(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

@@ -245,6 +245,7 @@ func AuthorizeKMS(req Request, in KMSInputs) KMSResult {
 		return out
 	}
 	upper := newRequestContext(&req, leanAllow)
+	upper.shareEntries(ctx)
 	out.Upper = authorizeKMS(&req, upper, in).Decision
 	if out.Upper != out.Decision {
 		out.Unknown = mergeKeys(ctx.unknown, upper.unknown)
@@ -659,6 +660,14 @@ func (c *condContext) entries() []kv {
 		return c.more
 	}
 	return c.buf[:c.n]
+}
+
+// shareEntries gives c the keys o already copied from the same request's map, in the same
+// order: the second bound of AuthorizeKMS does not copy them again.
+func (c *condContext) shareEntries(o *condContext) {
+	if o.copied {
+		c.copied, c.n, c.buf, c.more = true, o.n, o.buf, o.more
+	}
 }
 
 func (c *condContext) get(key string) (string, bool) {

@@ -72,7 +72,8 @@ func Inputs(d *cloudtrail.Denial, w *world.World) policy.KMSInputs {
 //     a KMS request: absent.
 func For(d *cloudtrail.Denial, w *world.World, action string) policy.Request {
 	id := d.Identity
-	b := builder{ctx: make(map[string]string, 24), multi: map[string][]string{}}
+	b := &builder{ctx: make(map[string]string, 24), multi: map[string][]string{}}
+	b.state, b.prefixes = b.stateBuf[:0], b.prefixBuf[:0]
 	b.set("kms:ViaService", ViaService(d))
 	b.set("kms:CallerAccount", id.Account)
 	b.set("aws:PrincipalArn", id.PrincipalARN)
@@ -117,8 +118,16 @@ func For(d *cloudtrail.Denial, w *world.World, action string) policy.Request {
 type builder struct {
 	ctx      map[string]string
 	multi    map[string][]string
-	state    map[string]policy.KeyState // what this request leaves unknown
+	state    []keyState // what this request leaves unknown, by name (any case)
 	prefixes []prefixState
+	// Backing arrays: a request marks about a dozen keys and sets five prefixes.
+	stateBuf  [16]keyState
+	prefixBuf [8]prefixState
+}
+
+type keyState struct {
+	key   string // as For spells it; compared case-insensitively
+	state policy.KeyState
 }
 
 type prefixState struct {
@@ -163,33 +172,99 @@ func (b *builder) set(key, value string) {
 	b.ctx[key] = value
 }
 
+// mark records what is known of a key the context does not list. Keys are For's own
+// names (ASCII), so EqualFold is lower-case equality.
 func (b *builder) mark(key string, st policy.KeyState) {
-	if b.state == nil {
-		b.state = map[string]policy.KeyState{}
+	for i := range b.state {
+		if strings.EqualFold(b.state[i].key, key) {
+			b.state[i].state = st
+			return
+		}
 	}
-	b.state[strings.ToLower(key)] = st
+	b.state = append(b.state, keyState{key, st})
 }
 
 func (b *builder) unknown(key string) { b.mark(key, policy.KeyUnknown) }
 
 // classify is policy.Request.Unknown: what is known of a key the context does not list.
 func (b *builder) classify(key string) policy.KeyState {
-	k := strings.ToLower(key)
-	if st, ok := b.state[k]; ok {
+	var buf [128]byte
+	if k := lowerASCII(buf[:0], key); k != nil {
+		return b.classifyLower(k) // lower-cased on the stack: no allocation per lookup
+	}
+	return b.classifyLower([]byte(strings.ToLower(key)))
+}
+
+// classifyLower is classify of a key already lower case (strings.ToLower's answer).
+func (b *builder) classifyLower(k []byte) policy.KeyState {
+	for _, e := range b.state {
+		if lowerEquals(e.key, k) {
+			return e.state
+		}
+	}
+	if st, ok := static[string(k)]; ok { // the conversion in a map index does not allocate
 		return st
 	}
-	if st, ok := static[k]; ok {
-		return st
-	}
+	hasPrefix := func(p string) bool { return len(k) >= len(p) && string(k[:len(p)]) == p }
 	for _, p := range b.prefixes {
-		if strings.HasPrefix(k, p.prefix) {
+		if hasPrefix(p.prefix) {
 			return p.state
 		}
 	}
-	if strings.HasPrefix(k, "aws:") || strings.HasPrefix(k, "kms:") {
+	if hasPrefix("aws:") || hasPrefix("kms:") {
 		return policy.KeyUnknown // a key this catalogue does not model
 	}
 	return policy.KeyAbsent // other services' keys are not in a KMS request
+}
+
+// lowerEquals says strings.ToLower(key) is lower.
+func lowerEquals(key string, lower []byte) bool {
+	if len(key) != len(lower) {
+		// Lower-casing keeps an ASCII key's length; a key that is not ASCII is compared
+		// the long way.
+		return !isASCII(key) && strings.ToLower(key) == string(lower)
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c >= 0x80 {
+			return strings.ToLower(key) == string(lower)
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII appends the lower case of an ASCII key that fits in dst's capacity (the key
+// classify is asked about, lower-cased without allocating); nil otherwise.
+func lowerASCII(dst []byte, key string) []byte {
+	if len(key) > cap(dst) {
+		return nil
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 0x80:
+			return nil
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // principal sets the keys that describe the principal whose session S3 forwarded.
@@ -228,28 +303,29 @@ func (b *builder) eventTime(t string) {
 // encryptionContext sets kms:EncryptionContext:<k> for each pair the record logged and
 // kms:EncryptionContextKeys; without a logged context both are unknown.
 func (b *builder) encryptionContext(d *cloudtrail.Denial) {
-	ec := map[string]string{}
-	for k, v := range d.EncryptionContext {
-		ec[k] = v
-	}
+	extra := "" // the context key S3 adds when the record's context lacks it
 	if d.ContextARN != "" {
-		key := d.ContextKey // aws:s3:arn, or aws:s3express:arn for a directory bucket
-		if key == "" {
-			key = cloudtrail.S3ContextKey
+		extra = d.ContextKey // aws:s3:arn, or aws:s3express:arn for a directory bucket
+		if extra == "" {
+			extra = cloudtrail.S3ContextKey
 		}
-		if _, ok := ec[key]; !ok {
-			ec[key] = d.ContextARN
+		if _, ok := d.EncryptionContext[extra]; ok {
+			extra = ""
 		}
 	}
-	if len(ec) == 0 {
+	if len(d.EncryptionContext) == 0 && extra == "" {
 		b.prefixes = append(b.prefixes, prefixState{"kms:encryptioncontext:", policy.KeyUnknown})
 		b.unknown("kms:EncryptionContextKeys")
 		return
 	}
-	keys := make([]string, 0, len(ec))
-	for k, v := range ec {
+	keys := make([]string, 0, len(d.EncryptionContext)+1)
+	for k, v := range d.EncryptionContext {
 		b.ctx["kms:EncryptionContext:"+k] = v
 		keys = append(keys, k)
+	}
+	if extra != "" {
+		b.ctx["kms:EncryptionContext:"+extra] = d.ContextARN
+		keys = append(keys, extra)
 	}
 	slices.Sort(keys)
 	b.multi["kms:EncryptionContextKeys"] = keys

@@ -163,3 +163,36 @@ func TestForDirectoryBucket(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownAnyCase: what is known of a key the context does not list is the same whatever
+// the case a policy spells it in, long keys and keys that are not ASCII included (lower-cased
+// as strings.ToLower does: "ſ" is not "s").
+func TestUnknownAnyCase(t *testing.T) {
+	d := denial()
+	d.EncryptionContext = nil
+	d.ContextARN = ""
+	r := For(d, nil, "kms:Decrypt")
+	long := strings.Repeat("x", 200)
+	for key, want := range map[string]policy.KeyState{
+		"aws:PrincipalOrgID":               policy.KeyUnknown,
+		"AWS:PRINCIPALORGID":               policy.KeyUnknown,
+		"aws:principalorgid":               policy.KeyUnknown,
+		"aws:TokenIssueTime":               policy.KeyUnknownValue,
+		"AWS:SOURCEIP":                     policy.KeyUnknownValue,
+		"Aws:SourceArn":                    policy.KeyAbsent,
+		"kms:ENCRYPTIONCONTEXT:Department": policy.KeyUnknown,
+		"kms:EncryptionContext:" + long:    policy.KeyUnknown,
+		"KMS:EncryptionContextKeys":        policy.KeyUnknown,
+		"aws:ResourceTag/" + long:          policy.KeyUnknown,
+		"aws:uſername":                     policy.KeyUnknown, // not aws:username
+		"aws:RequestTag/Ünïcode":           policy.KeyAbsent,
+		"s3:prefix":                        policy.KeyAbsent,
+		"S3:" + long:                       policy.KeyAbsent,
+		"AWS:" + long:                      policy.KeyUnknown,
+		"ec2:ResourceTag/ünïcode" + long:   policy.KeyAbsent,
+	} {
+		if got := r.Unknown(key); got != want {
+			t.Errorf("Unknown(%q) = %d, want %d", key, got, want)
+		}
+	}
+}
