@@ -6,6 +6,7 @@ package crossaccount_test
 import (
 	"context"
 	"fmt"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,7 @@ func envelopeWithID(t *testing.T, id string, detail any) []byte {
 
 func wantRejection(t *testing.T, err error, want string) {
 	t.Helper()
-	rej, ok := err.(*crossaccount.Rejection)
-	if !ok || !strings.Contains(rej.Reason, want) {
+	if !retry.IsPermanent(err) || !strings.Contains(retry.Reason(err), want) {
 		t.Fatalf("got %v, want a rejection containing %q", err, want)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/patch"
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/request"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -71,16 +72,9 @@ const (
 	clockSkew = 5 * time.Minute
 )
 
-// Rejection is a request refused for good: it is logged with its reason and dropped,
-// never retried.
-type Rejection struct{ Reason string }
-
-func (r *Rejection) Error() string { return "key-policy change request rejected: " + r.Reason }
-
-// RejectionReason is the reason alone, for the log line.
-func (r *Rejection) RejectionReason() string { return r.Reason }
-
-func reject(format string, a ...any) error { return &Rejection{Reason: fmt.Sprintf(format, a...)} }
+// reject refuses a request for good: the error is retry.Permanent, its text the reason alone;
+// the handler logs the reason and drops the event, never retrying it.
+func reject(format string, a ...any) error { return retry.Permanent(fmt.Errorf(format, a...)) }
 
 var (
 	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -101,7 +95,7 @@ var DataKeyActions = []string{"kms:Decrypt", "kms:GenerateDataKey"}
 // policy), the denial it describes (for apply, which builds its levers from it), the world it
 // was made from, and the evidence for the one decision of verified and
 // auto_apply (pipeline.Live.Decide runs Access Analyzer and decides). A refused
-// request is a *Rejection; any other error is transient (the event should be retried).
+// request is retry.Permanent (retry.Reason is why); any other error is transient (the event should be retried).
 // A request whose statement the key policy no longer needs returns a report with Ignored set.
 func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, *cloudtrail.Denial, *world.World, decision.Evidence, error) {
 	var env Envelope

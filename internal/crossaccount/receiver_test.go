@@ -3,6 +3,7 @@ package crossaccount_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"os"
 	"strings"
 	"testing"
@@ -249,12 +250,11 @@ func TestReceiverRejects(t *testing.T) {
 				f(m)
 			}
 			_, _, _, _, err := rc.Receive(context.Background(), envelope(t, tt.account, m))
-			rej, ok := err.(*crossaccount.Rejection)
-			if !ok {
+			if !retry.IsPermanent(err) {
 				t.Fatalf("want a rejection, got %v", err)
 			}
-			if !strings.Contains(rej.Reason, tt.want) {
-				t.Errorf("reason %q\nwant it to contain %q", rej.Reason, tt.want)
+			if reason := retry.Reason(err); !strings.Contains(reason, tt.want) {
+				t.Errorf("reason %q\nwant it to contain %q", reason, tt.want)
 			}
 		})
 	}
@@ -274,7 +274,7 @@ func TestReceiverKeyChecks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, _, _, err := receiver(t, tt.enr).Receive(context.Background(), envelope(t, callerAcct, detailOf(t, base)))
-			if rej, ok := err.(*crossaccount.Rejection); !ok || !strings.Contains(rej.Reason, tt.want) {
+			if !retry.IsPermanent(err) || !strings.Contains(retry.Reason(err), tt.want) {
 				t.Fatalf("got %v, want a rejection containing %q", err, tt.want)
 			}
 		})

@@ -7,6 +7,7 @@ package enrich
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"github.com/kmsfix/kmsfix/internal/world"
 )
 
@@ -147,7 +149,7 @@ func (e *Enricher) callCtx(ctx context.Context) (context.Context, context.Cancel
 }
 
 // callerAccount asks STS once per container; a failure is retried on the next event.
-func (e *Enricher) callerAccount(ctx context.Context) (string, *lookupError) {
+func (e *Enricher) callerAccount(ctx context.Context) (string, error) {
 	e.acctMu.Lock()
 	defer e.acctMu.Unlock()
 	if e.account != "" {
@@ -172,7 +174,7 @@ func (e *Enricher) principalOf(ctx context.Context, arn, account string) princip
 	}
 	oe, err := e.opts.OtherAccount(ctx, owner)
 	if err != nil {
-		return principalResult{errs: []*lookupError{{what: "identity policies of " + arn,
+		return principalResult{errs: []error{&lookupError{what: "identity policies of " + arn,
 			reason: "the principal is in account " + owner + " and its reader role could not be assumed: " + err.Error()}}}
 	}
 	return oe.principal(ctx, arn, owner)
@@ -189,8 +191,9 @@ func (e *Enricher) keyOf(ctx context.Context, arn, account string) keyResult {
 	if err != nil {
 		r := e.key(ctx, arn, account) // what this account can read (DescribeKey)
 		r.errs = slices.Clone(r.errs) // the cached result is shared
-		for i, le := range r.errs {
-			if le.what == "key policy of "+arn {
+		for i, e := range r.errs {
+			var le *lookupError
+			if errors.As(e, &le) && le.what == "key policy of "+arn {
 				r.errs[i] = &lookupError{what: le.what, reason: "the key is in account " + owner +
 					" and its reader role could not be assumed: " + err.Error()}
 			}
@@ -204,7 +207,7 @@ func (e *Enricher) keyOf(ctx context.Context, arn, account string) keyResult {
 type keyResult struct {
 	key     *world.Key
 	missing bool
-	errs    []*lookupError
+	errs    []error
 }
 
 func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
@@ -297,7 +300,7 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 		if polErr != nil {
 			r.errs = append(r.errs, classify("kms:GetKeyPolicy "+arn, polErr))
 		} else if doc, err := policy.Parse([]byte(aws.ToString(pol.Policy))); err != nil {
-			r.errs = append(r.errs, &lookupError{what: "kms:GetKeyPolicy " + arn, reason: "the policy does not parse: " + err.Error(), permanent: true})
+			r.errs = append(r.errs, refused("kms:GetKeyPolicy "+arn, "the policy does not parse: "+err.Error()))
 		} else {
 			k.Policy, known = doc, true
 		}
@@ -316,8 +319,8 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 	case account == "":
 		r.errs = append(r.errs, &lookupError{what: "key policy of " + arn, reason: "this account's id is unknown, so whether the key is ours is unknown"})
 	default:
-		r.errs = append(r.errs, &lookupError{what: "key policy of " + arn,
-			reason: fmt.Sprintf("the key is in account %s and only its owner can read the policy", keyAccount), permanent: true})
+		r.errs = append(r.errs, refused("key policy of "+arn,
+			fmt.Sprintf("the key is in account %s and only its owner can read the policy", keyAccount)))
 	}
 	if known {
 		r.key = k
@@ -330,7 +333,7 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 
 type grantsResult struct {
 	grants []world.Grant
-	err    *lookupError
+	err    error
 }
 
 // grantsFor lists the key's grants whose grantee is the principal.
@@ -365,21 +368,21 @@ func (e *Enricher) grantsFor(ctx context.Context, keyARN, principal string) gran
 			r.grants = append(r.grants, wg)
 		}
 	}
-	if r.err == nil || r.err.permanent {
+	if r.err == nil || retry.IsPermanent(r.err) {
 		e.grants.Put(ck, r)
 	}
 	return r
 }
 
 // decodeIAMPolicy reads a policy document as IAM returns it (URL-encoded JSON).
-func decodeIAMPolicy(what, s string) (*policy.Document, *lookupError) {
+func decodeIAMPolicy(what, s string) (*policy.Document, error) {
 	raw, err := url.QueryUnescape(s)
 	if err != nil {
-		return nil, &lookupError{what: what, reason: "the document is not URL-encoded: " + err.Error(), permanent: true}
+		return nil, refused(what, "the document is not URL-encoded: "+err.Error())
 	}
 	doc, err := policy.Parse([]byte(raw))
 	if err != nil {
-		return nil, &lookupError{what: what, reason: "the document does not parse: " + err.Error(), permanent: true}
+		return nil, refused(what, "the document does not parse: "+err.Error())
 	}
 	return doc, nil
 }
@@ -387,10 +390,10 @@ func decodeIAMPolicy(what, s string) (*policy.Document, *lookupError) {
 // errList collects lookup failures from concurrent readers.
 type errList struct {
 	mu   sync.Mutex
-	errs []*lookupError
+	errs []error
 }
 
-func (l *errList) add(errs ...*lookupError) {
+func (l *errList) add(errs ...error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, e := range errs {
@@ -400,7 +403,7 @@ func (l *errList) add(errs ...*lookupError) {
 	}
 }
 
-func (l *errList) list() []*lookupError {
+func (l *errList) list() []error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.errs)
@@ -415,9 +418,9 @@ func (l *errList) strings() []string {
 	return slices.Compact(out)
 }
 
-func allPermanent(errs []*lookupError) bool {
+func allPermanent(errs []error) bool {
 	for _, e := range errs {
-		if !e.permanent {
+		if !retry.IsPermanent(e) {
 			return false
 		}
 	}

@@ -5,26 +5,33 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/kmsfix/kmsfix/internal/retry"
 )
 
-// lookupError is a failed read: what was read, why it failed, and whether the answer is
-// stable enough to cache (a denial is; a timeout or a throttle is not).
+// lookupError is a failed read: what was read and why it failed. One whose answer is stable
+// enough to cache (a denial is; a timeout or a throttle is not) is marked retry.Permanent
+// (refused).
 type lookupError struct {
-	what      string // "kms:GetKeyPolicy arn:aws:kms:..."
-	reason    string
-	permanent bool
+	what   string // "kms:GetKeyPolicy arn:aws:kms:..."
+	reason string
 }
 
 func (e *lookupError) Error() string { return e.what + ": " + e.reason }
 
+// refused is a failed read a retry would answer the same way: retry.Permanent, so cached.
+func refused(what, reason string) error {
+	return retry.Permanent(&lookupError{what: what, reason: reason})
+}
+
 // classify turns an SDK error into a lookupError for the world's "unreadable" list.
-func classify(what string, err error) *lookupError {
+func classify(what string, err error) error {
 	var ae smithy.APIError
-	var maxAttempts *retry.MaxAttemptsError
+	var maxAttempts *awsretry.MaxAttemptsError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return &lookupError{what: what, reason: "timed out"}
@@ -34,9 +41,9 @@ func classify(what string, err error) *lookupError {
 		code := ae.ErrorCode()
 		switch code {
 		case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "KMSAccessDeniedException":
-			return &lookupError{what: what, reason: "access denied", permanent: true}
+			return refused(what, "access denied")
 		case "NoSuchEntity", "NotFoundException":
-			return &lookupError{what: what, reason: "not found", permanent: true}
+			return refused(what, "not found")
 		}
 		reason := code
 		if ae.ErrorMessage() != "" {
@@ -45,7 +52,10 @@ func classify(what string, err error) *lookupError {
 		if errors.As(err, &maxAttempts) {
 			reason = fmt.Sprintf("%s (gave up after %d attempts)", reason, maxAttempts.Attempt)
 		}
-		return &lookupError{what: what, reason: reason, permanent: ae.ErrorFault() == smithy.FaultClient && !retryable(code)}
+		if ae.ErrorFault() == smithy.FaultClient && !retryable(code) {
+			return refused(what, reason)
+		}
+		return &lookupError{what: what, reason: reason}
 	default:
 		return &lookupError{what: what, reason: err.Error()}
 	}

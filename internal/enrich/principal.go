@@ -3,6 +3,7 @@ package enrich
 import (
 	"context"
 	"fmt"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"strings"
 	"sync"
 
@@ -19,13 +20,13 @@ import (
 // that would be a guess, so any failure leaves the whole principal unknown.
 type principalResult struct {
 	p    *world.Principal
-	errs []*lookupError
+	errs []error
 }
 
 type managedResult struct {
 	name string
 	doc  *policy.Document
-	err  *lookupError
+	err  error
 }
 
 func (e *Enricher) principal(ctx context.Context, arn, account string) principalResult {
@@ -38,12 +39,12 @@ func (e *Enricher) principal(ctx context.Context, arn, account string) principal
 	var r principalResult
 	switch {
 	case kind == "":
-		r.errs = []*lookupError{{what: what, reason: "not an IAM role or user ARN", permanent: true}}
+		r.errs = []error{refused(what, "not an IAM role or user ARN")}
 	case account == "":
 		// Not cached: the account id may be readable on the next event.
-		return principalResult{errs: []*lookupError{{what: what, reason: "this account's id is unknown, so whether the principal is ours is unknown"}}}
+		return principalResult{errs: []error{&lookupError{what: what, reason: "this account's id is unknown, so whether the principal is ours is unknown"}}}
 	case pacct != account:
-		r.errs = []*lookupError{{what: what, reason: fmt.Sprintf("the principal is in account %s and this function reads IAM in %s only", pacct, account), permanent: true}}
+		r.errs = []error{refused(what, fmt.Sprintf("the principal is in account %s and this function reads IAM in %s only", pacct, account))}
 	case kind == "role":
 		r = e.readPrincipal(ctx, arn, e.role(name), false)
 	default:
@@ -231,7 +232,7 @@ func (e *Enricher) attachedOf(ctx context.Context, x iamEntity, prefix string, e
 // another account or path is someone else) and reads its permissions boundary.
 func (e *Enricher) boundary(ctx context.Context, want, got string, pb *types.AttachedPermissionsBoundary, errs *errList) *policy.Document {
 	if got != want {
-		errs.add(&lookupError{what: "identity policies of " + want, reason: fmt.Sprintf("IAM returned %s, another principal", got), permanent: true})
+		errs.add(refused("identity policies of "+want, fmt.Sprintf("IAM returned %s, another principal", got)))
 		return nil
 	}
 	if pb == nil || pb.PermissionsBoundaryArn == nil {
@@ -310,7 +311,7 @@ func (e *Enricher) managedDoc(ctx context.Context, arn string) managedResult {
 		return r
 	}
 	r := e.readManaged(ctx, arn)
-	if r.err == nil || r.err.permanent {
+	if r.err == nil || retry.IsPermanent(r.err) {
 		e.managed.Put(arn, r)
 	}
 	return r

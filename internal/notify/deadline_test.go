@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestSlackHangsSNSOnce(t *testing.T) {
 	}
 	took, err := invoke()
 	var de *DeliveryError
-	if !errors.As(err, &de) || !de.Retryable || de.Channel != "slack" {
+	if !errors.As(err, &de) || retry.IsPermanent(err) || de.Channel != "slack" {
 		t.Fatalf("Notify = %v, want a retryable Slack error", err)
 	}
 	if took > 1200*time.Millisecond {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"io"
 	"log/slog"
 	"net/http"
@@ -287,25 +288,25 @@ func (nt *Notifier) deliver(ctx context.Context, n Notice, p plan) error {
 	wg.Wait()
 	close(results)
 
-	var retry []error
+	var again []error
 	delivered := false
 	for res := range results {
 		var de *DeliveryError
 		switch {
 		case res.err == nil:
 			delivered = true
-		case errors.As(res.err, &de) && de.Retryable:
-			retry = append(retry, res.err)
+		case errors.As(res.err, &de) && !retry.IsPermanent(res.err):
+			again = append(again, res.err)
 		}
 	}
-	if len(retry) == 0 {
+	if len(again) == 0 {
 		return nil
 	}
 	if !p.tracked && delivered {
 		// Without the store a retry would send the delivered copy again: keep what went out.
 		return nil
 	}
-	return fmt.Errorf("notify %s: %w", n.Report.EventID, errors.Join(retry...))
+	return fmt.Errorf("notify %s: %w", n.Report.EventID, errors.Join(again...))
 }
 
 // slackContext is ctx with Slack's own deadline: SlackReserve before ctx's (unchanged when
@@ -325,7 +326,7 @@ func (nt *Notifier) record(ctx context.Context, n Notice, p plan, channel string
 	state := stateSent
 	if err != nil {
 		var de *DeliveryError
-		retryable := errors.As(err, &de) && de.Retryable
+		retryable := errors.As(err, &de) && !retry.IsPermanent(err)
 		state = stateFailed
 		if retryable {
 			state = statePending

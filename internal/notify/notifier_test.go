@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"log/slog"
 	"net"
 	"os"
@@ -243,7 +244,7 @@ func TestSlackDownSNSStillSent(t *testing.T) {
 	r.slack.Down(awsfake.SlackFault{Status: 503, Body: "service_unavailable"})
 	err := r.n.Notify(ctx, report(t, "ev-1"))
 	var de *DeliveryError
-	if !errors.As(err, &de) || !de.Retryable || de.Channel != "slack" {
+	if !errors.As(err, &de) || retry.IsPermanent(err) || de.Channel != "slack" {
 		t.Fatalf("Notify = %v, want a retryable Slack error", err)
 	}
 	r.assertErrClean(t, err)
@@ -320,7 +321,7 @@ func TestSlackRetryAfterBeyondBudgetIsRetryable(t *testing.T) {
 	r.slack.FailNext(awsfake.SlackFault{Status: 429, RetryAfter: "120", Body: "rate_limited"})
 	err := r.n.Notify(context.Background(), report(t, "ev-1"))
 	var de *DeliveryError
-	if !errors.As(err, &de) || !de.Retryable {
+	if !errors.As(err, &de) || retry.IsPermanent(err) {
 		t.Fatalf("Notify = %v, want a retryable error (Lambda retries later)", err)
 	}
 	if len(r.sleeps) != 0 {
@@ -366,7 +367,7 @@ func TestSNSFailsSlackStillSent(t *testing.T) {
 	r.env.sns.Proxy.Fail("Publish", testenv.AWSFault{Code: "InternalError", Status: 500})
 	err := r.n.Notify(context.Background(), report(t, "ev-1"))
 	var de *DeliveryError
-	if !errors.As(err, &de) || !de.Retryable || de.Channel != "sns" {
+	if !errors.As(err, &de) || retry.IsPermanent(err) || de.Channel != "sns" {
 		t.Fatalf("Notify = %v, want a retryable SNS error", err)
 	}
 	r.wantCounts(t, 1, 0)

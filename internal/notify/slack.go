@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -24,16 +25,25 @@ type SecretGetter interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
-// DeliveryError is a failed delivery to one channel. Retryable says a later attempt (a Lambda
-// retry of the event) may succeed. Its text never holds the webhook URL.
+// DeliveryError is a failed delivery to one channel. One a later attempt (a Lambda retry of
+// the event) will not heal comes wrapped in retry.Permanent (see failed). Its text never
+// holds the webhook URL.
 type DeliveryError struct {
-	Channel   string // "slack" or "sns"
-	Retryable bool
-	Status    int // the HTTP status Slack answered, when it answered with an error
-	msg       string
+	Channel string // "slack" or "sns"
+	Status  int    // the HTTP status Slack answered, when it answered with an error
+	msg     string
 }
 
 func (e *DeliveryError) Error() string { return e.Channel + ": " + e.msg }
+
+// failed returns de as the error of a delivery: marked retry.Permanent unless a retry of the
+// event may succeed.
+func failed(de *DeliveryError, retryable bool) error {
+	if retryable {
+		return de
+	}
+	return retry.Permanent(de)
+}
 
 // Rejected says Slack refused the webhook for good: a 4xx other than 429 (404 no_service or
 // 403 invalid_token for a revoked webhook, 410 channel_is_archived, 400 invalid_payload).
@@ -61,12 +71,12 @@ func (w *webhook) get(ctx context.Context) (string, error) {
 	}
 	out, err := w.secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(w.arn)})
 	if err != nil {
-		return "", &DeliveryError{Channel: "slack", Retryable: secretRetryable(err),
-			msg: fmt.Sprintf("read webhook secret %s: %v", w.arn, err)}
+		return "", failed(&DeliveryError{Channel: "slack",
+			msg: fmt.Sprintf("read webhook secret %s: %v", w.arn, err)}, secretRetryable(err))
 	}
 	u, err := ParseWebhookSecret(aws.ToString(out.SecretString))
 	if err != nil {
-		return "", &DeliveryError{Channel: "slack", msg: fmt.Sprintf("webhook secret %s: %v", w.arn, err)}
+		return "", failed(&DeliveryError{Channel: "slack", msg: fmt.Sprintf("webhook secret %s: %v", w.arn, err)}, false)
 	}
 	w.url = u
 	return u, nil
@@ -161,7 +171,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Send posts msg. Every error it returns is a *DeliveryError with the URL redacted.
+// Send posts msg. Every error it returns is a *DeliveryError with the URL redacted (wrapped in
+// retry.Permanent when a retry of the event will not heal it).
 func (s *SlackSender) Send(ctx context.Context, msg *slack.WebhookMessage) error {
 	u, err := s.hook.get(ctx)
 	if err != nil {
@@ -180,14 +191,14 @@ func (s *SlackSender) Send(ctx context.Context, msg *slack.WebhookMessage) error
 			if errors.As(err, &status) {
 				de.Status = status.Code
 			}
-			return de
+			return failed(de, false)
 		}
 		if attempt >= s.maxAttempts || waited+wait > s.maxWait || !fits(ctx, wait) {
-			return &DeliveryError{Channel: "slack", Retryable: true,
-				msg: fmt.Sprintf("gave up after %d attempts (next wait %s): %s", attempt, wait, redact(err.Error(), u))}
+			return failed(&DeliveryError{Channel: "slack",
+				msg: fmt.Sprintf("gave up after %d attempts (next wait %s): %s", attempt, wait, redact(err.Error(), u))}, true)
 		}
 		if err := s.sleep(ctx, wait); err != nil {
-			return &DeliveryError{Channel: "slack", Retryable: true, msg: "waiting to retry: " + err.Error()}
+			return failed(&DeliveryError{Channel: "slack", msg: "waiting to retry: " + err.Error()}, true)
 		}
 		waited += wait
 	}

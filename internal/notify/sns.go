@@ -18,11 +18,11 @@ type Publisher interface {
 func publishSNS(ctx context.Context, p Publisher, topic string, n Notice) error {
 	in, err := PublishInput(topic, n)
 	if err != nil {
-		return &DeliveryError{Channel: "sns", msg: err.Error()}
+		return failed(&DeliveryError{Channel: "sns", msg: err.Error()}, false)
 	}
 	if _, err := p.Publish(ctx, in); err != nil {
-		return &DeliveryError{Channel: "sns", Retryable: snsRetryable(err),
-			msg: fmt.Sprintf("publish %s to %s: %v", n.Report.EventID, topic, err)}
+		return failed(&DeliveryError{Channel: "sns",
+			msg: fmt.Sprintf("publish %s to %s: %v", n.Report.EventID, topic, err)}, snsRetryable(err))
 	}
 	return nil
 }

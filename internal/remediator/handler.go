@@ -7,8 +7,8 @@ package remediator
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/kmsfix/kmsfix/internal/retry"
 	"io"
 	"log/slog"
 	"runtime/debug"
@@ -46,7 +46,7 @@ type KeyOwnerSender interface {
 
 // RequestReceiver accepts key-policy change requests from other accounts' remediators
 // (internal/crossaccount): it returns the key owner's report, its world and the evidence for
-// the decision, or an error with a RejectionReason for a request refused for good.
+// the decision, or a retry.Permanent error (retry.Reason says why) for a request refused for good.
 type RequestReceiver interface {
 	Receive(ctx context.Context, event []byte) (finding.Report, *cloudtrail.Denial, *world.World, decision.Evidence, error)
 }
@@ -148,10 +148,9 @@ func (h *Handler) handleRequest(ctx context.Context, event json.RawMessage) (fin
 	}
 	rep, d, w, ev, rerr := h.Requests.Receive(ctx, event)
 	res.world = w
-	var rej interface{ RejectionReason() string }
 	switch {
-	case errors.As(rerr, &rej):
-		res.outcome, res.reason = outcomeRejected, rej.RejectionReason()
+	case retry.IsPermanent(rerr): // refused for good: logged with its reason and dropped
+		res.outcome, res.reason = outcomeRejected, retry.Reason(rerr)
 		return finding.Report{EventID: envelopeID(event), Ignored: "key-policy change request rejected: " + res.reason}, res, nil
 	case rerr != nil:
 		rep.EventID = envelopeID(event)
