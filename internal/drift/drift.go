@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/kmsfix/kmsfix/internal/policy"
@@ -116,9 +117,9 @@ func bucket(ctx context.Context, s3c s3read.API, kc KMSAPI, region, account, nam
 		return f
 	}
 	out, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &ref})
-	var ae smithy.APIError
+	var missing *kmstypes.NotFoundException
 	switch {
-	case errors.As(err, &ae) && ae.ErrorCode() == "NotFoundException":
+	case errors.As(err, &missing):
 		f.Problem = KeyMissing
 		f.Detail = fmt.Sprintf("The default key %q of s3://%s does not exist in %s (deleted, or an alias or id of another account or Region): every write that names no key fails.", ref, name, region)
 		f.Fix = replaceKeyFix(name, region, account, nil, false)

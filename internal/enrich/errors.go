@@ -39,11 +39,13 @@ func classify(what string, err error) error {
 		return &lookupError{what: what, reason: "cancelled"}
 	case errors.As(err, &ae):
 		code := ae.ErrorCode()
-		switch code {
-		case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "KMSAccessDeniedException":
-			return refused(what, "access denied")
-		case "NoSuchEntity", "NotFoundException":
+		switch {
+		case isNotFound(err): // KMS and IAM model these: typed
 			return refused(what, "not found")
+		case code == "AccessDenied" || code == "AccessDeniedException" || code == "UnauthorizedOperation" || code == "KMSAccessDeniedException":
+			// Common AWS errors the KMS, IAM and STS models have no type for: the code is all
+			// there is.
+			return refused(what, "access denied")
 		}
 		reason := code
 		if ae.ErrorMessage() != "" {
@@ -52,7 +54,7 @@ func classify(what string, err error) error {
 		if errors.As(err, &maxAttempts) {
 			reason = fmt.Sprintf("%s (gave up after %d attempts)", reason, maxAttempts.Attempt)
 		}
-		if ae.ErrorFault() == smithy.FaultClient && !retryable(code) {
+		if ae.ErrorFault() == smithy.FaultClient && !retryable(err, code) {
 			return refused(what, reason)
 		}
 		return &lookupError{what: what, reason: reason}
@@ -61,11 +63,22 @@ func classify(what string, err error) error {
 	}
 }
 
-func retryable(code string) bool {
+// retryable: a throttle or a service-side failure heals with time. KMS's and IAM's own are
+// typed; the common codes (throttling, ServiceUnavailable, InternalFailure, RequestTimeout)
+// have no type in the service models, so the code is all there is for them.
+func retryable(err error, code string) bool {
+	var (
+		kmsInternal *kmstypes.KMSInternalException
+		dependency  *kmstypes.DependencyTimeoutException
+		kmsLimit    *kmstypes.LimitExceededException
+		iamFailure  *iamtypes.ServiceFailureException
+	)
+	if errors.As(err, &kmsInternal) || errors.As(err, &dependency) || errors.As(err, &kmsLimit) || errors.As(err, &iamFailure) {
+		return true
+	}
 	switch code {
 	case "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
-		"LimitExceededException", "ServiceUnavailable", "InternalFailure", "KMSInternalException",
-		"DependencyTimeoutException", "ServiceFailure", "RequestTimeout":
+		"ServiceUnavailable", "InternalFailure", "RequestTimeout":
 		return true
 	}
 	return false

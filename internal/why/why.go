@@ -18,6 +18,7 @@ import (
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
@@ -428,8 +429,8 @@ func (r *run) resolveKey(ctx context.Context, ref string) (string, *KeyFacts) {
 	}
 	out, err := r.c.KMS.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &ref})
 	if err != nil {
-		var ae smithy.APIError
-		if errors.As(err, &ae) && ae.ErrorCode() == "NotFoundException" {
+		var missing *kmstypes.NotFoundException
+		if errors.As(err, &missing) {
 			return "", &KeyFacts{Missing: true}
 		}
 		r.refused(fmt.Sprintf("kms:DescribeKey %s: %s", ref, errText(err)))
@@ -608,6 +609,9 @@ func sseName(sse string) string {
 func errText(err error) string {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
+		// Access denied is a common AWS error the KMS, IAM and STS models have no type for
+		// (S3's AccessDenied type is modelled for a few operations only): the code is all
+		// there is.
 		if ae.ErrorCode() == "AccessDenied" || ae.ErrorCode() == "AccessDeniedException" {
 			return "access denied"
 		}
