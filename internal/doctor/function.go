@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -43,7 +44,8 @@ func CheckFunction(ctx context.Context, api FunctionAPI, name, region string) (C
 	}
 	out, err := api.GetFunction(ctx, lambdaGetFunction(name))
 	if err != nil {
-		if strings.Contains(errorCode(err), "NotFound") {
+		var missing *lambdatypes.ResourceNotFoundException
+		if errors.As(err, &missing) {
 			c.Status, c.Detail = Fail, fmt.Sprintf("function %s does not exist in %s", functionName(name), region)
 			c.Fix = "deploy the stack: make build && cdk deploy"
 			return c, nil

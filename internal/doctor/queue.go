@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -57,7 +58,8 @@ func CheckDeadLetters(ctx context.Context, api QueueAPI, urls, arns []string, ru
 				sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
 			},
 		})
-		if code := errorCode(err); strings.Contains(code, "NonExistentQueue") || strings.Contains(code, "QueueDoesNotExist") {
+		var missing *sqstypes.QueueDoesNotExist
+		if errors.As(err, &missing) {
 			c.Status, c.Detail = Fail, queueName(u)+" does not exist: failed deliveries have nowhere to go"
 			c.Fix = "deploy the stack (cdk deploy) to recreate it, or point the rule target's DeadLetterConfig and the function's on-failure destination at an existing queue"
 			return c

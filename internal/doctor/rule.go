@@ -260,5 +260,5 @@ func functionName(s string) string {
 
 func isNotFound(err error) bool {
 	var nf *ebtypes.ResourceNotFoundException
-	return errors.As(err, &nf) || err != nil && strings.Contains(errorCode(err), "NotFound")
+	return errors.As(err, &nf)
 }

@@ -2,11 +2,12 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/kmsfix/kmsfix/internal/notify"
 	"github.com/kmsfix/kmsfix/internal/quote"
@@ -31,7 +32,8 @@ func CheckSlackSecret(ctx context.Context, api SecretAPI, arn string, fnKnown bo
 	}
 	d, err := api.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
 	if err != nil {
-		if strings.Contains(errorCode(err), "NotFound") {
+		var missing *smtypes.ResourceNotFoundException
+		if errors.As(err, &missing) {
 			c.Status, c.Detail = Fail, arn+" does not exist"
 			c.Fix = "aws secretsmanager create-secret --name kmsfix/slack-webhook --secret-string 'https://hooks.slack.com/services/...'\n" +
 				"then deploy with context slackSecretArn set to the new secret's complete ARN"
@@ -51,8 +53,11 @@ func CheckSlackSecret(ctx context.Context, api SecretAPI, arn string, fnKnown bo
 		code := errorCode(err)
 		c.Status = Fail
 		c.Detail = fmt.Sprintf("%s cannot be read: %s", arn, code)
+		var decrypt *smtypes.DecryptionFailure
 		switch {
-		case code == "DecryptionFailure" || code == "AccessDeniedException" && aws.ToString(d.KmsKeyId) != "":
+		// AccessDeniedException is a common AWS error Secrets Manager's model has no type
+		// for: the code is all there is.
+		case errors.As(err, &decrypt) || code == "AccessDeniedException" && aws.ToString(d.KmsKeyId) != "":
 			c.Fix = fmt.Sprintf("allow secretsmanager:GetSecretValue on the secret and kms:Decrypt on its key %s "+
 				"(the function's role has both when the stack is deployed with slackSecretKeyArn)", aws.ToString(d.KmsKeyId))
 		default:
