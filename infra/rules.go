@@ -49,59 +49,54 @@ func newDenialRule(stack awscdk.Stack, target awsevents.IRuleTarget, hubBus awse
 	return rule
 }
 
-// addRequestRule (key-owner side) accepts key-policy change requests sent by kmsfix in trusted
-// accounts: a bus policy lets them put exactly that kind of event, and a rule hands them to the function.
+// addRequestRule (key-owner side) accepts key-policy change requests sent by the senders'
+// remediators: a bus policy lets exactly their roles put exactly that kind of event, and a
+// rule hands them to the function.
+//
+// The bus policy's Principal is the list of role ARNs (cfg.TrustedSenderRoles), never an
+// account root (which would admit any principal there allowed events:PutEvents) nor "*": the
+// envelope does not say which principal put an event, so this policy is the only place the
+// role can be checked; the receiver checks the envelope's account against the same roles'
+// accounts (cfg.TrustedAccounts). A bus policy is a resource-based policy that admits
+// PutEvents from other accounts' principals, with IAM conditions such as events:source and
+// events:detail-type
+// (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-bus-perms.html,
+// https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-conditions.html).
+// EventBridge's own examples name account roots; a role ARN as Principal is IAM's general
+// resource-policy grammar
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-roles),
+// not exercised against a live bus here (unverified). IAM rewrites a role principal to the
+// role's unique id when the role is deleted: a sender that recreates its role must be
+// listed again (redeploy this stack).
 func addRequestRule(stack awscdk.Stack, cfg config.Config, target awsevents.IRuleTarget) {
 	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
 	busARN := fmt.Sprintf("arn:%s:events:%s:%s:event-bus/default", partition, region, account)
-	onlyRequests := map[string]any{"events:source": requestSource, "events:detail-type": requestDetailType}
-
-	pattern := &awsevents.EventPattern{
-		Source:     jsii.Strings(requestSource),
-		DetailType: jsii.Strings(requestDetailType),
-	}
-	if len(cfg.TrustedAccounts) > 0 {
-		var roots []string
-		for _, a := range cfg.TrustedAccounts {
-			roots = append(roots, fmt.Sprintf("arn:%s:iam::%s:root", partition, a))
-		}
-		awsevents.NewCfnEventBusPolicy(stack, jsii.String("TrustedAccountsPutRequests"), &awsevents.CfnEventBusPolicyProps{
-			EventBusName: jsii.String("default"),
-			StatementId:  jsii.String("kmsfix-requests-from-accounts"),
-			Statement: map[string]any{
-				"Effect":    "Allow",
-				"Principal": map[string]any{"AWS": roots},
-				"Action":    "events:PutEvents",
-				"Resource":  busARN,
-				"Condition": map[string]any{"StringEquals": onlyRequests},
-			},
-		})
-	}
+	conditions := map[string]any{"events:source": requestSource, "events:detail-type": requestDetailType}
 	if cfg.TrustedOrgID != "" {
-		awsevents.NewCfnEventBusPolicy(stack, jsii.String("TrustedOrgPutRequests"), &awsevents.CfnEventBusPolicyProps{
-			EventBusName: jsii.String("default"),
-			StatementId:  jsii.String("kmsfix-requests-from-org"),
-			Statement: map[string]any{
-				"Effect":    "Allow",
-				"Principal": "*", // narrowed to the organization by aws:PrincipalOrgID
-				"Action":    "events:PutEvents",
-				"Resource":  busARN,
-				"Condition": map[string]any{"StringEquals": mergeMaps(onlyRequests,
-					map[string]any{"aws:PrincipalOrgID": cfg.TrustedOrgID})},
-			},
-		})
+		// Defence in depth: the roles must also belong to the organization.
+		conditions["aws:PrincipalOrgID"] = cfg.TrustedOrgID
 	}
-	// EventBridge sets `account` to the sender's account, so it cannot be forged; local
-	// principals could put the same source, hence this account is never accepted.
-	if len(cfg.TrustedAccounts) > 0 && cfg.TrustedOrgID == "" {
-		pattern.Account = jsii.Strings(cfg.TrustedAccounts...)
-	} else {
-		pattern.Account = awsevents.Match_AnythingBut(account)
-	}
+	awsevents.NewCfnEventBusPolicy(stack, jsii.String("TrustedSenderRolesPutRequests"), &awsevents.CfnEventBusPolicyProps{
+		EventBusName: jsii.String("default"),
+		StatementId:  jsii.String("kmsfix-requests-from-sender-roles"),
+		Statement: map[string]any{
+			"Effect":    "Allow",
+			"Principal": map[string]any{"AWS": cfg.TrustedSenderRoles},
+			"Action":    "events:PutEvents",
+			"Resource":  busARN,
+			"Condition": map[string]any{"StringEquals": conditions},
+		},
+	})
+	// EventBridge sets `account` to the sender's account, so it cannot be forged; only the
+	// senders' accounts are taken (never this account's own events).
 	awsevents.NewRule(stack, jsii.String("KeyPolicyRequestRule"), &awsevents.RuleProps{
-		Description:  jsii.String("kmsfix: key-policy change requests from trusted caller accounts"),
-		EventPattern: pattern,
-		Targets:      &[]awsevents.IRuleTarget{target},
+		Description: jsii.String("kmsfix: key-policy change requests from the trusted senders' remediator roles"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings(requestSource),
+			DetailType: jsii.Strings(requestDetailType),
+			Account:    jsii.Strings(cfg.TrustedAccounts...),
+		},
+		Targets: &[]awsevents.IRuleTarget{target},
 	})
 }
 

@@ -66,6 +66,8 @@ const (
 	secretKey  = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	ownerBus   = "arn:aws:events:us-east-1:444455556666:event-bus/default"
 	trustedOrg = "o-abcdefghij"
+	// senderRole is the sender's remediator role in otherAcct, the one principal the bus policy admits.
+	senderRole = "arn:aws:iam::444455556666:role/kmsfix-remediator"
 	// KMSFIX_ROUTES targets (issue 19 item 3).
 	routedSecret = "arn:aws:secretsmanager:us-east-1:444455556666:secret:kmsfix/payments-AbC123"
 	routedTopic  = "arn:aws:sns:us-east-1:444455556666:payments"
@@ -79,11 +81,11 @@ func configFor(t *testing.T, name string) config.Deployment {
 		"full": {
 			"mode": "apply", "sandboxAccounts": sandbox, "slackSecretArn": secretARN, "slackSecretKeyArn": secretKey,
 			"notifyEmails": "sec@example.com,ops@example.com", "keyOwnerBuses": otherAcct + "=" + ownerBus,
-			"trustedAccounts": otherAcct, "trustedOrgId": trustedOrg, "createTrail": "true",
+			"trustedAccounts": otherAcct, "trustedOrgId": trustedOrg, "trustedSenderRoles": senderRole, "createTrail": "true",
 			"reservedConcurrency": "7", "dedupeWindow": "2h",
 			"routes": otherAcct + "=slack:" + routedSecret + "|sns:" + routedTopic + "," + sandbox + "=sns:" + routedTopic,
 		},
-		"accounts-only": {"trustedAccounts": otherAcct},
+		"accounts-only": {"trustedSenderRoles": senderRole},
 		"dryrun":        {"mode": "apply", "sandboxAccounts": sandbox, "dryRun": "true"},
 	}[name]
 	cfg, err := config.LoadDeployment(func(p config.Param) string { return values[p.Context] })
@@ -839,15 +841,37 @@ func TestCrossAccount(t *testing.T) {
 	if !slices.Equal(bus.resources, []string{ownerBus}) || !slices.Equal(bus.actions, []string{"events:PutEvents"}) {
 		t.Errorf("PutEvents statement = %+v", bus)
 	}
-	policies := full.resources("AWS::Events::EventBusPolicy")
-	if len(policies) != 2 {
-		t.Fatalf("want a bus policy for the accounts and one for the organization, got %d", len(policies))
-	}
-	all := asJSON(policies)
-	for _, want := range []string{`"arn:`, `:iam::` + otherAcct + `:root"`, `"aws:PrincipalOrgID":"` + trustedOrg + `"`,
-		`"events:source":"kmsfix.remediator"`, `"events:detail-type":"KMS Key Policy Change Requested"`} {
-		if !strings.Contains(all, want) {
-			t.Errorf("bus policies lack %s: %s", want, all)
+	// Issue 15 item 3: the bus policy admits exactly the sender's remediator role (never the
+	// account root nor "*"), only for this source and detail-type; the organization id only
+	// narrows it further.
+	for name, wantOrg := range map[string]bool{"full": true, "accounts-only": false} {
+		s := full
+		if name != "full" {
+			s = synth(t, name)
+		}
+		policies := s.resources("AWS::Events::EventBusPolicy")
+		if len(policies) != 1 {
+			t.Fatalf("%s: want one bus policy, got %d: %s", name, len(policies), asJSON(policies))
+		}
+		var st map[string]any
+		for _, pol := range policies {
+			st, _ = pol["Statement"].(map[string]any)
+		}
+		if got := asJSON(st["Principal"]); got != `{"AWS":["`+senderRole+`"]}` {
+			t.Errorf("%s: bus policy Principal = %s, want exactly the sender role", name, got)
+		}
+		if st["Effect"] != "Allow" || st["Action"] != "events:PutEvents" || st["NotPrincipal"] != nil {
+			t.Errorf("%s: bus policy statement = %s", name, asJSON(st))
+		}
+		want := map[string]any{"events:source": "kmsfix.remediator", "events:detail-type": "KMS Key Policy Change Requested"}
+		if wantOrg {
+			want["aws:PrincipalOrgID"] = trustedOrg
+		}
+		if got := asJSON(st["Condition"]); got != asJSON(map[string]any{"StringEquals": want}) {
+			t.Errorf("%s: bus policy Condition = %s, want %s", name, got, asJSON(map[string]any{"StringEquals": want}))
+		}
+		if all := asJSON(policies); strings.Contains(all, ":root") || strings.Contains(all, `"*"`) {
+			t.Errorf("%s: bus policy admits a whole account or anyone: %s", name, all)
 		}
 	}
 	requestRule := func(s *synthesized) map[string]any {
@@ -862,8 +886,8 @@ func TestCrossAccount(t *testing.T) {
 	if ep == nil {
 		t.Fatal("no key-policy request rule")
 	}
-	if !strings.Contains(asJSON(ep["account"]), "anything-but") {
-		t.Errorf("with an organization the rule must refuse this account's own events: %s", asJSON(ep))
+	if asJSON(ep["account"]) != `["`+otherAcct+`"]` {
+		t.Errorf("the request rule must take only the senders' accounts, with an organization too: %s", asJSON(ep))
 	}
 	acc := requestRule(synth(t, "accounts-only"))
 	if acc == nil || asJSON(acc["account"]) != `["`+otherAcct+`"]` {
@@ -872,7 +896,7 @@ func TestCrossAccount(t *testing.T) {
 	notify := synth(t, "notify")
 	if requestRule(notify) != nil || len(notify.resources("AWS::Events::EventBusPolicy")) != 0 ||
 		strings.Contains(string(notify.raw), "events:PutEvents") {
-		t.Error("without trusted accounts or buses there is no request rule, bus policy or PutEvents")
+		t.Error("without trusted sender roles or buses there is no request rule, bus policy or PutEvents")
 	}
 }
 

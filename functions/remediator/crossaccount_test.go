@@ -51,7 +51,7 @@ func TestCrossAccountThroughTheBootstrap(t *testing.T) {
 	emus := emulator.StartServices(t, emulator.ServicesOptions{Account: ownerAcct, Region: "eu-west-2",
 		World: &world.World{Keys: map[string]*world.Key{key: {Manager: world.ManagerCustomer, State: world.StateEnabled, Policy: doc}}}})
 	vars := append(emus.Env(), "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_FUNCTION_TIMEOUT=20",
-		"KMSFIX_TOPIC_ARN="+snsEmu.TopicARN, "KMSFIX_TABLE_NAME="+ownTable(t), "KMSFIX_TRUSTED_ACCOUNTS="+callerAcct,
+		"KMSFIX_TOPIC_ARN="+snsEmu.TopicARN, "KMSFIX_TABLE_NAME="+ownTable(t), "KMSFIX_TRUSTED_SENDER_ROLES=arn:aws:iam::"+callerAcct+":role/kmsfix-remediator",
 		"AWS_ENDPOINT_URL_SNS="+snsEmu.Endpoint, "AWS_ENDPOINT_URL_DYNAMODB="+ddb.Endpoint)
 	owner := &fn{aws: emus, rie: emulator.StartRIE(t, bootstrap, vars)}
 

@@ -154,10 +154,13 @@ func main() {
 			Window: cfg.DedupeWindow, Logger: log,
 		}
 	}
-	if len(cfg.TrustedAccounts) > 0 || cfg.TrustedOrgID != "" {
+	// The trusted accounts are those of KMSFIX_TRUSTED_SENDER_ROLES (the bus policy admits only
+	// those roles); an organization id only narrows the bus policy, so it is not passed on:
+	// the receiver checks the envelope's account against the senders' accounts exactly.
+	if cfg.AcceptsRequests() {
 		h.Requests = &crossaccount.Receiver{
 			Enricher: h.Enricher, STS: stsClient, Region: awsCfg.Region,
-			TrustedAccounts: cfg.TrustedAccounts, TrustedOrgID: cfg.TrustedOrgID, Sandbox: cfg.SandboxAccounts,
+			TrustedAccounts: cfg.TrustedAccounts, Sandbox: cfg.SandboxAccounts,
 			Window: cfg.DedupeWindow, MaxStatements: cfg.MaxKeyStatements,
 			Seen: &crossaccount.TableSeenLog{DB: ddb, Table: cfg.TableName},
 		}

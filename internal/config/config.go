@@ -42,10 +42,15 @@ type Config struct {
 	PropagationWindow time.Duration
 	// KeyOwnerBuses maps a key-owner account (or "*") to the event bus that receives
 	// key-policy requests for it.
-	KeyOwnerBuses   map[string]string
-	TrustedAccounts []string // sorted, without duplicates
-	// TrustedOrgID accepts requests from any account of this organization (the stack's bus
-	// policy checks aws:PrincipalOrgID).
+	KeyOwnerBuses map[string]string
+	// TrustedSenderRoles are the senders' remediator roles (exact IAM role ARNs, sorted, without
+	// duplicates): the stack's bus policy admits events:PutEvents from these principals only.
+	TrustedSenderRoles []string
+	// TrustedAccounts are the accounts of TrustedSenderRoles (sorted, without duplicates): the
+	// receiver checks the envelope's account against them, the request rule filters on them.
+	TrustedAccounts []string
+	// TrustedOrgID, with TrustedSenderRoles, adds aws:PrincipalOrgID to the bus policy: the
+	// roles must also be of this organization. It admits no account on its own.
 	TrustedOrgID      string
 	RemediatorRoleARN string
 	// MaxKeyStatements caps kmsfix's statements in one key policy (key-owner side): a request
@@ -131,8 +136,9 @@ var Params = []Param{
 	{"dedupeWindow", "KMSFIX_DEDUPE_WINDOW", "1h", "one notification per finding per window, 1m to 168h", Function},
 	{"propagationWindow", "KMSFIX_PROPAGATION_WINDOW", "10m", "after an automatic change, hold back the same finding, 1m to 24h", Function},
 	{"keyOwnerBuses", "KMSFIX_KEY_OWNER_BUSES", "", "caller side: ACCOUNT=busARN,... and/or *=busARN (an account's own entry wins) to send key-policy change requests to", Function},
-	{"trustedAccounts", "KMSFIX_TRUSTED_ACCOUNTS", "", "key-owner side: comma-separated accounts allowed to send key-policy change requests", Function},
-	{"trustedOrgId", "KMSFIX_TRUSTED_ORG_ID", "", "key-owner side: accept requests from any account of this organization (o-...)", Function},
+	{"trustedSenderRoles", "KMSFIX_TRUSTED_SENDER_ROLES", "", "key-owner side: comma-separated IAM role ARNs of the senders' remediators, the only principals the bus policy lets put key-policy change requests", Function},
+	{"trustedAccounts", "KMSFIX_TRUSTED_ACCOUNTS", "", "key-owner side: the accounts of trustedSenderRoles (derived when empty; when set, must be exactly those accounts)", Function},
+	{"trustedOrgId", "KMSFIX_TRUSTED_ORG_ID", "", "key-owner side: with trustedSenderRoles, also require the senders to be of this organization (o-...)", Function},
 	{"maxKeyStatements", "KMSFIX_MAX_KEY_STATEMENTS", "5", "key-owner side: most kmsfix statements one key policy may hold before requests for it are refused, 1 to 50", Function},
 	{"reservedConcurrency", "KMSFIX_RESERVED_CONCURRENCY", "5", "reserved concurrent executions of the function, 1 to 100", DeploymentOnly},
 	{"logRetentionDays", "KMSFIX_LOG_RETENTION_DAYS", "365", "retention of the function's log group (a CloudWatch Logs value)", DeploymentOnly},
@@ -225,16 +231,17 @@ func LoadDeployment(lookup func(Param) string) (Deployment, error) {
 // (the Function parameters; the stack adds the Stack ones). Load reads them back unchanged.
 func (c Config) Environment() map[string]string {
 	env := map[string]string{
-		"KMSFIX_MODE":               c.Mode,
-		"KMSFIX_SANDBOX_ACCOUNTS":   strings.Join(c.SandboxAccounts, ","),
-		"KMSFIX_APPLY_EXPIRY":       c.ApplyExpiry.String(),
-		"KMSFIX_DRY_RUN":            strconv.FormatBool(c.DryRun),
-		"KMSFIX_DEDUPE_WINDOW":      c.DedupeWindow.String(),
-		"KMSFIX_PROPAGATION_WINDOW": c.PropagationWindow.String(),
-		"KMSFIX_KEY_OWNER_BUSES":    c.keyOwnerBusesEnv(),
-		"KMSFIX_TRUSTED_ACCOUNTS":   strings.Join(c.TrustedAccounts, ","),
-		"KMSFIX_TRUSTED_ORG_ID":     c.TrustedOrgID,
-		"KMSFIX_MAX_KEY_STATEMENTS": strconv.Itoa(c.MaxKeyStatements),
+		"KMSFIX_MODE":                 c.Mode,
+		"KMSFIX_SANDBOX_ACCOUNTS":     strings.Join(c.SandboxAccounts, ","),
+		"KMSFIX_APPLY_EXPIRY":         c.ApplyExpiry.String(),
+		"KMSFIX_DRY_RUN":              strconv.FormatBool(c.DryRun),
+		"KMSFIX_DEDUPE_WINDOW":        c.DedupeWindow.String(),
+		"KMSFIX_PROPAGATION_WINDOW":   c.PropagationWindow.String(),
+		"KMSFIX_KEY_OWNER_BUSES":      c.keyOwnerBusesEnv(),
+		"KMSFIX_TRUSTED_ACCOUNTS":     strings.Join(c.TrustedAccounts, ","),
+		"KMSFIX_TRUSTED_SENDER_ROLES": strings.Join(c.TrustedSenderRoles, ","),
+		"KMSFIX_TRUSTED_ORG_ID":       c.TrustedOrgID,
+		"KMSFIX_MAX_KEY_STATEMENTS":   strconv.Itoa(c.MaxKeyStatements),
 	}
 	// Optional ones are left out when unset, as a deployer who never set them would expect.
 	if c.SlackSecretARN != "" {
@@ -277,7 +284,7 @@ func (c Config) BusAccounts() []string {
 
 // AcceptsRequests reports whether this deployment is a key owner that accepts key-policy change
 // requests from other accounts.
-func (c Config) AcceptsRequests() bool { return len(c.TrustedAccounts) > 0 || c.TrustedOrgID != "" }
+func (c Config) AcceptsRequests() bool { return len(c.TrustedSenderRoles) > 0 }
 
 func (c Config) keyOwnerBusesEnv() string {
 	var parts []string
@@ -315,19 +322,23 @@ func param(name string) Param {
 // function parses the Function parameters, the part both readers share.
 func (p *parser) function() Config {
 	c := Config{
-		Mode:              p.oneOf("mode", ModeNotify, ModeApply),
-		SandboxAccounts:   p.accounts("sandboxAccounts"),
-		ApplyDiagnoses:    p.codes("applyDiagnoses"),
-		ApplyExpiry:       p.duration("applyExpiry", MinApplyExpiry, MaxApplyExpiry),
-		DryRun:            p.boolean("dryRun"),
-		SlackSecretARN:    p.secretARN("slackSecretArn"),
-		DedupeWindow:      p.duration("dedupeWindow", MinDedupeWindow, MaxDedupeWindow),
-		PropagationWindow: p.duration("propagationWindow", MinPropagationWindow, MaxPropagationWindow),
-		KeyOwnerBuses:     p.buses("keyOwnerBuses"),
-		TrustedAccounts:   p.accounts("trustedAccounts"),
-		TrustedOrgID:      p.orgID("trustedOrgId"),
-		MaxKeyStatements:  p.integer("maxKeyStatements"),
-		Routes:            p.routes("routes"),
+		Mode:               p.oneOf("mode", ModeNotify, ModeApply),
+		SandboxAccounts:    p.accounts("sandboxAccounts"),
+		ApplyDiagnoses:     p.codes("applyDiagnoses"),
+		ApplyExpiry:        p.duration("applyExpiry", MinApplyExpiry, MaxApplyExpiry),
+		DryRun:             p.boolean("dryRun"),
+		SlackSecretARN:     p.secretARN("slackSecretArn"),
+		DedupeWindow:       p.duration("dedupeWindow", MinDedupeWindow, MaxDedupeWindow),
+		PropagationWindow:  p.duration("propagationWindow", MinPropagationWindow, MaxPropagationWindow),
+		KeyOwnerBuses:      p.buses("keyOwnerBuses"),
+		TrustedSenderRoles: p.roles("trustedSenderRoles"),
+		TrustedOrgID:       p.orgID("trustedOrgId"),
+		MaxKeyStatements:   p.integer("maxKeyStatements"),
+		Routes:             p.routes("routes"),
+	}
+	c.TrustedAccounts = p.trustedAccounts(c.TrustedSenderRoles)
+	if c.TrustedOrgID != "" && len(c.TrustedSenderRoles) == 0 {
+		p.fail("trustedOrgId", "is set but trustedSenderRoles (KMSFIX_TRUSTED_SENDER_ROLES) is empty: an organization admits no sender on its own; list the senders' remediator roles")
 	}
 	if c.MaxKeyStatements < 1 || c.MaxKeyStatements > MaxKeyStatements {
 		p.fail("maxKeyStatements", "is %d; want 1 to %d", c.MaxKeyStatements, MaxKeyStatements)
@@ -381,6 +392,40 @@ func (p *parser) accounts(name string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// roles returns the listed IAM role ARNs sorted and without duplicates. Each is one exact
+// role (no wildcard): the bus policy names it as its principal.
+func (p *parser) roles(name string) []string {
+	out := p.list(name)
+	for _, r := range out {
+		if _, ok := roleAccount(r); !ok {
+			p.fail(name, "has %q, which is not an IAM role ARN (arn:aws:iam::123456789012:role/name, no wildcard)", r)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// trustedAccounts derives the trusted accounts from the sender roles. A trustedAccounts value
+// must name exactly those accounts: an account without a role would be trusted by the code
+// while the bus policy admits no principal of it, and the old meaning (the account's root in
+// the bus policy, so any principal there allowed events:PutEvents) is gone.
+func (p *parser) trustedAccounts(roles []string) []string {
+	var derived []string
+	for _, r := range roles {
+		if a, ok := roleAccount(r); ok {
+			derived = append(derived, a)
+		}
+	}
+	slices.Sort(derived)
+	derived = slices.Compact(derived)
+	given := p.accounts("trustedAccounts")
+	if len(given) > 0 && !slices.Equal(given, derived) {
+		p.fail("trustedAccounts", "is %s but the accounts of trustedSenderRoles (KMSFIX_TRUSTED_SENDER_ROLES) are %q: list each sender's remediator role; the accounts follow from them",
+			strings.Join(given, ","), strings.Join(derived, ","))
+	}
+	return derived
 }
 
 func (p *parser) codes(name string) []finding.Code {
@@ -567,6 +612,17 @@ func busAccount(s string) (string, bool) {
 	name, found := strings.CutPrefix(resource, "event-bus/")
 	ok = ok && service == "events" && region != "" && isAccount(account) && found && name != "" &&
 		allOf(name, letters+digits+"._/-")
+	return account, ok
+}
+
+// roleAccount returns the account of an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/[path/]name),
+// the name and path in IAM's character set, so never a wildcard
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html#reference_iam-quotas-names).
+func roleAccount(s string) (string, bool) {
+	service, region, account, resource, ok := arnParts(s)
+	name, found := strings.CutPrefix(resource, "role/")
+	ok = ok && service == "iam" && region == "" && isAccount(account) && found && name != "" &&
+		!strings.HasSuffix(name, "/") && !strings.HasPrefix(name, "/") && allOf(name, letters+digits+"+=.@_-/") // IAM also allows "," but the list is comma-separated
 	return account, ok
 }
 

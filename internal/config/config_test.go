@@ -44,9 +44,14 @@ func TestLoadAll(t *testing.T) {
 	m["KMSFIX_DRY_RUN"] = "true"
 	m["KMSFIX_KEY_OWNER_BUSES"] = "444455556666=arn:aws:events:us-east-1:444455556666:event-bus/kmsfix,*=arn:aws:events:us-east-1:999988887777:event-bus/org"
 	m["KMSFIX_TRUSTED_ORG_ID"] = "o-a1b2c3d4e5"
+	m["KMSFIX_TRUSTED_SENDER_ROLES"] = "arn:aws:iam::999988887777:role/kmsfix/remediator, arn:aws:iam::444455556666:role/kmsfix-remediator,arn:aws:iam::444455556666:role/kmsfix-remediator"
 	c, err := Load(env(m))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(c.TrustedSenderRoles, []string{"arn:aws:iam::444455556666:role/kmsfix-remediator", "arn:aws:iam::999988887777:role/kmsfix/remediator"}) ||
+		!slices.Equal(c.TrustedAccounts, []string{"444455556666", "999988887777"}) || !c.AcceptsRequests() {
+		t.Errorf("TrustedSenderRoles = %q, TrustedAccounts = %q", c.TrustedSenderRoles, c.TrustedAccounts)
 	}
 	if c.TrustedOrgID != "o-a1b2c3d4e5" {
 		t.Errorf("TrustedOrgID = %q", c.TrustedOrgID)
@@ -88,6 +93,14 @@ func TestLoadErrors(t *testing.T) {
 		{"no propagation window", map[string]string{"KMSFIX_PROPAGATION_WINDOW": "0s"}, []string{"KMSFIX_PROPAGATION_WINDOW", "positive"}},
 		{"dedupe window too long", map[string]string{"KMSFIX_DEDUPE_WINDOW": "200h"}, []string{"KMSFIX_DEDUPE_WINDOW", "the maximum is 168h"}},
 		{"bad org id", map[string]string{"KMSFIX_TRUSTED_ORG_ID": "org-1"}, []string{`KMSFIX_TRUSTED_ORG_ID is "org-1"`}},
+		// Issue 15 item 3: only exact sender roles are trusted, never an account root or a whole organization.
+		{"sender role is an account root", map[string]string{"KMSFIX_TRUSTED_SENDER_ROLES": "arn:aws:iam::444455556666:root"}, []string{"KMSFIX_TRUSTED_SENDER_ROLES", "not an IAM role ARN"}},
+		{"sender role wildcard", map[string]string{"KMSFIX_TRUSTED_SENDER_ROLES": "arn:aws:iam::444455556666:role/*"}, []string{"not an IAM role ARN"}},
+		{"sender role of a user", map[string]string{"KMSFIX_TRUSTED_SENDER_ROLES": "arn:aws:iam::444455556666:user/bob"}, []string{"not an IAM role ARN"}},
+		{"sender role bare account", map[string]string{"KMSFIX_TRUSTED_SENDER_ROLES": "444455556666"}, []string{"not an IAM role ARN"}},
+		{"accounts without roles", map[string]string{"KMSFIX_TRUSTED_ACCOUNTS": "444455556666"}, []string{"KMSFIX_TRUSTED_ACCOUNTS is 444455556666 but the accounts of trustedSenderRoles"}},
+		{"accounts differ from roles", map[string]string{"KMSFIX_TRUSTED_ACCOUNTS": "111122223333", "KMSFIX_TRUSTED_SENDER_ROLES": "arn:aws:iam::444455556666:role/kmsfix-remediator"}, []string{"KMSFIX_TRUSTED_ACCOUNTS is 111122223333"}},
+		{"organization alone", map[string]string{"KMSFIX_TRUSTED_ORG_ID": "o-a1b2c3d4e5"}, []string{"KMSFIX_TRUSTED_ORG_ID is set but trustedSenderRoles"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

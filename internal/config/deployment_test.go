@@ -31,7 +31,8 @@ func TestLoadDeploymentValues(t *testing.T) {
 		"keyOwnerBuses": "444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/default," +
 			"*=arn:aws:events:eu-west-1:999988887777:event-bus/org-requests",
 		"notifyEmails": "a@example.com, b@example.org", "trustedOrgId": "o-abcdefghij",
-		"applyDiagnoses": "identity-policy-missing, key-policy-missing", "dryRun": "true",
+		"trustedSenderRoles": "arn:aws:iam::444455556666:role/kmsfix-remediator",
+		"applyDiagnoses":     "identity-policy-missing, key-policy-missing", "dryRun": "true",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +115,7 @@ func TestEnvironmentRoundTrip(t *testing.T) {
 			"applyExpiry": "90m", "dryRun": "true", "slackSecretArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:kmsfix/slack-AbC123",
 			"dedupeWindow": "168h", "propagationWindow": "1m",
 			"keyOwnerBuses":   "*=arn:aws:events:eu-west-1:999988887777:event-bus/org,444455556666=arn:aws:events:eu-west-1:444455556666:event-bus/default",
-			"trustedAccounts": "444455556666", "trustedOrgId": "o-abcdefghij",
+			"trustedAccounts": "444455556666", "trustedOrgId": "o-abcdefghij", "trustedSenderRoles": "arn:aws:iam::444455556666:role/kmsfix-remediator",
 			"routes": "444455556666=slack:arn:aws:secretsmanager:us-east-1:999988887777:secret:kmsfix/payments-AbC123|sns:arn:aws:sns:us-east-1:999988887777:payments,111122223333=sns:arn:aws:sns:us-east-1:999988887777:ml"},
 	} {
 		d, err := deploy(values)

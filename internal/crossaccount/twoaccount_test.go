@@ -142,7 +142,7 @@ func twoAccounts(t *testing.T) *accounts {
 	// The key owner's account: a sandbox that trusts the caller's account.
 	ownerCfg := loadConfig(t, map[string]string{
 		"KMSFIX_TOPIC_ARN": "arn:aws:sns:eu-west-2:" + ownerAcct + ":kmsfix", "KMSFIX_TABLE_NAME": ownerTable,
-		"KMSFIX_MODE": "apply", "KMSFIX_SANDBOX_ACCOUNTS": ownerAcct, "KMSFIX_TRUSTED_ACCOUNTS": callerAcct,
+		"KMSFIX_MODE": "apply", "KMSFIX_SANDBOX_ACCOUNTS": ownerAcct, "KMSFIX_TRUSTED_SENDER_ROLES": "arn:aws:iam::" + callerAcct + ":role/kmsfix-remediator",
 		"KMSFIX_REMEDIATOR_ROLE_ARN": "arn:aws:iam::" + ownerAcct + ":role/kmsfix-remediator",
 		"KMSFIX_AUDIT_KEY_ARN":       aws.ToString(mac.KeyMetadata.Arn),
 	})
