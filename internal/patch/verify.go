@@ -2,7 +2,6 @@ package patch
 
 import (
 	"fmt"
-	"maps"
 	"strings"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
@@ -107,91 +106,57 @@ type probe struct {
 // probes are requests the fix must not newly allow (events/README.md, "How a report is
 // judged", point 4). base is the denied request (request.For).
 //
-// Probes only read their requests, so those that change the context the same way share one
-// derived map: each is built once per denial, whatever the number of actions.
+// A probe that changes a key or two of the context says so in Request.Override instead of
+// copying the context's map.
 func probes(d *cloudtrail.Denial, base policy.Request) []probe {
 	needed := map[string]bool{}
 	for _, a := range d.Actions {
 		needed[strings.ToLower(a)] = true
 	}
 	out := make([]probe, 0, 16+6*len(d.Actions))
-	add := func(name, action string, ctx map[string]string) {
+	add := func(name, action string, over []policy.Override) {
 		r := base
 		r.Action = action
-		r.Context = ctx
+		r.Override = over
 		out = append(out, probe{name: name, req: r})
 	}
 	// The context of a direct call: no kms:ViaService, aws:ViaAWSService false.
-	var direct map[string]string
-	directContext := func() map[string]string {
-		if direct == nil {
-			direct = derive(base.Context, func(c map[string]string) {
-				delete(c, "kms:ViaService")
-				c["aws:ViaAWSService"] = "false"
-			})
-		}
-		return direct
-	}
+	direct := []policy.Override{{Key: "kms:ViaService", Drop: true}, {Key: "aws:ViaAWSService", Value: "false"}}
 	for _, a := range []string{"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:Encrypt", "kms:ReEncryptFrom", "kms:Decrypt", "kms:GenerateDataKey"} {
 		if needed[strings.ToLower(a)] {
 			continue
 		}
-		add(a+" via S3", a, base.Context)
-		add(a+" called directly", a, directContext())
+		add(a+" via S3", a, nil)
+		add(a+" called directly", a, direct)
 	}
-	var viaOther, otherDirectory, otherPrincipal map[string]string
-	var otherBuckets [2]map[string]string
+	viaOther := []policy.Override{{Key: "kms:ViaService", Value: "sqs." + d.Region + ".amazonaws.com"}}
 	otherARN := "arn:aws:iam::" + d.Identity.Account + ":role/kmsfix-probe-other-principal"
+	otherPrincipal := []policy.Override{{Key: "aws:PrincipalArn", Value: otherARN}}
 	for _, action := range d.Actions {
-		add(action+" on another key", action, base.Context)
+		add(action+" on another key", action, nil)
 		out[len(out)-1].req.Resource = otherKey(d.KeyARN)
 		out[len(out)-1].otherKey = true
-		add(action+" called directly (no kms:ViaService)", action, directContext())
-		if viaOther == nil {
-			viaOther = derive(base.Context, func(c map[string]string) {
-				c["kms:ViaService"] = "sqs." + d.Region + ".amazonaws.com"
-			})
-		}
+		add(action+" called directly (no kms:ViaService)", action, direct)
 		add(action+" through another service", action, viaOther)
 		if d.Bucket != "" && !d.DirectoryBucket {
-			for i, other := range []string{d.Bucket + "-other", d.Bucket + "x"} {
-				if otherBuckets[i] == nil {
-					otherBuckets[i] = derive(base.Context, func(c map[string]string) {
-						c["kms:EncryptionContext:aws:s3:arn"] = "arn:aws:s3:::" + other + "/object"
-					})
-				}
-				add(fmt.Sprintf("%s for bucket %s", action, other), action, otherBuckets[i])
+			for _, other := range []string{d.Bucket + "-other", d.Bucket + "x"} {
+				add(fmt.Sprintf("%s for bucket %s", action, other), action,
+					[]policy.Override{{Key: "kms:EncryptionContext:aws:s3:arn", Value: "arn:aws:s3:::" + other + "/object"}})
 			}
 		}
 		if d.DirectoryBucket && d.ContextARN != "" {
 			// Another directory bucket's context: the ARN with another base name.
-			if otherDirectory == nil {
-				other := strings.Replace(d.ContextARN, "bucket/"+d.Bucket, "bucket/x"+d.Bucket, 1)
-				otherDirectory = derive(base.Context, func(c map[string]string) {
-					c["kms:EncryptionContext:"+cloudtrail.DirectoryContextKey] = other
-				})
-			}
-			add(fmt.Sprintf("%s for directory bucket x%s", action, d.Bucket), action, otherDirectory)
+			other := strings.Replace(d.ContextARN, "bucket/"+d.Bucket, "bucket/x"+d.Bucket, 1)
+			add(fmt.Sprintf("%s for directory bucket x%s", action, d.Bucket), action,
+				[]policy.Override{{Key: "kms:EncryptionContext:" + cloudtrail.DirectoryContextKey, Value: other}})
 		}
 		if d.Identity.Account != "" {
-			if otherPrincipal == nil {
-				otherPrincipal = derive(base.Context, func(c map[string]string) {
-					c["aws:PrincipalArn"] = otherARN
-				})
-			}
 			add(action+" by another principal of account "+d.Identity.Account, action, otherPrincipal)
 			p := &out[len(out)-1]
 			p.req.Caller = policy.Caller{ARN: otherARN, SessionARN: "arn:aws:sts::" + d.Identity.Account + ":assumed-role/kmsfix-probe-other-principal/s", Account: d.Identity.Account}
 			p.otherPrincipal = true
 		}
 	}
-	return out
-}
-
-// derive is a copy of the context with a probe's changes.
-func derive(ctx map[string]string, change func(map[string]string)) map[string]string {
-	out := maps.Clone(ctx) // copies the table whole: cheaper than inserting key by key
-	change(out)
 	return out
 }
 

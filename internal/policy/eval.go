@@ -45,6 +45,17 @@ type Request struct {
 	// Unknown says what is known of a key that is in neither Context nor Multi: absent from
 	// the request, or unknown. nil: every such key is absent.
 	Unknown func(key string) KeyState
+	// Override changes Context for this request without copying the map (a request derived
+	// from another that differs in a key or two): each entry's key, spelled exactly as in
+	// Context, takes the entry's value, or is dropped from the request when Drop. Keys are
+	// distinct.
+	Override []Override
+}
+
+// Override is one change of Request.Override.
+type Override struct {
+	Key, Value string
+	Drop       bool
 }
 
 // KeyState is what is known of a condition key a request does not list.
@@ -602,6 +613,7 @@ func lowerByte(b byte) byte {
 // keys of every condition that was.
 type condContext struct {
 	m       map[string]string
+	over    []Override
 	multi   map[string][]string
 	state   func(string) KeyState
 	lean    lean
@@ -626,7 +638,7 @@ const (
 func newContext(m map[string]string) *condContext { return &condContext{m: m} }
 
 func newRequestContext(r *Request, l lean) *condContext {
-	return &condContext{m: r.Context, multi: r.Multi, state: r.Unknown, lean: l}
+	return &condContext{m: r.Context, over: r.Override, multi: r.Multi, state: r.Unknown, lean: l}
 }
 
 // resolve takes a condition's truth as the statement's applicability under the context's
@@ -644,22 +656,41 @@ func (c *condContext) resolve(t Tri, deny bool) bool {
 func (c *condContext) entries() []kv {
 	if !c.copied {
 		c.copied = true
-		if len(c.m) > len(c.buf) {
-			c.more = make([]kv, 0, len(c.m))
-			for k, v := range c.m {
-				c.more = append(c.more, kv{k, v})
-			}
+		if n := len(c.m) + len(c.over); n > len(c.buf) {
+			c.more = c.collect(make([]kv, 0, n))
 		} else {
-			for k, v := range c.m {
-				c.buf[c.n] = kv{k, v}
-				c.n++
-			}
+			c.n = len(c.collect(c.buf[:0])) // only the length kept: c stays on the stack
 		}
 	}
 	if c.more != nil {
 		return c.more
 	}
 	return c.buf[:c.n]
+}
+
+// collect appends the request's keys to dst: the context's, less those overridden, then the
+// overrides that are not drops.
+func (c *condContext) collect(dst []kv) []kv {
+	for k, v := range c.m {
+		if !overridden(c.over, k) {
+			dst = append(dst, kv{k, v})
+		}
+	}
+	for _, o := range c.over {
+		if !o.Drop {
+			dst = append(dst, kv{o.Key, o.Value})
+		}
+	}
+	return dst
+}
+
+func overridden(over []Override, key string) bool {
+	for _, o := range over {
+		if o.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // shareEntries gives c the keys o already copied from the same request's map, in the same
