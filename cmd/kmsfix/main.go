@@ -16,7 +16,7 @@ import (
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	now            func() time.Time // the clock of time flags (scan --since)
+	now            func() time.Time // the clock of time flags (scan --since) and of why's CloudTrail window
 	clock          scan.Clock       // paces LookupEvents
 }
 
@@ -43,7 +43,7 @@ func commands() []command {
 		{"scan", "find the S3 KMS denials in CloudTrail history (LookupEvents, or log files with --files)",
 			func(e env, args []string) int { return runScan(e, args) }},
 		{"why", "why can't I read (or write) s3://BUCKET/KEY? from the object, not a CloudTrail record (exit 0 allowed, 1 diagnosis, 2 undecided, 3 error)",
-			func(e env, args []string) int { return runWhy(args, e.stdout, e.stderr) }},
+			func(e env, args []string) int { return runWhy(e, args) }},
 	}
 }
 

@@ -20,22 +20,26 @@ import (
 	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
-// auditFlags are the flags both commands share.
-func auditFlags(fs *flag.FlagSet) (table, region *string) {
-	table = fs.String("table", os.Getenv("KMSFIX_TABLE_NAME"), "the remediator's DynamoDB table (default $KMSFIX_TABLE_NAME)")
-	region = fs.String("region", "", "AWS Region of the table (default from the AWS configuration)")
-	fs.StringVar(&auditKey, "audit-key", os.Getenv("KMSFIX_AUDIT_KEY_ARN"),
-		"the HMAC KMS key that seals the audit records (default $KMSFIX_AUDIT_KEY_ARN); records are checked with it and never trusted without it")
-	return table, region
+// auditOptions are the flags revert and applied share: where the audit table is and the key
+// that seals its records.
+type auditOptions struct {
+	table, region string
+	auditKey      string // --audit-key
 }
 
-// auditKey is the --audit-key flag of the command being run.
-var auditKey string
+// register adds the shared flags to fs.
+func (o *auditOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.table, "table", os.Getenv("KMSFIX_TABLE_NAME"), "the remediator's DynamoDB table (default $KMSFIX_TABLE_NAME)")
+	fs.StringVar(&o.region, "region", "", "AWS Region of the table (default from the AWS configuration)")
+	fs.StringVar(&o.auditKey, "audit-key", os.Getenv("KMSFIX_AUDIT_KEY_ARN"),
+		"the HMAC KMS key that seals the audit records (default $KMSFIX_AUDIT_KEY_ARN); records are checked with it and never trusted without it")
+}
 
 func runRevert(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("revert", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	table, region := auditFlags(fs)
+	var o auditOptions
+	o.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kmsfix revert ID [--table T] [--region R]")
 		fmt.Fprintln(stderr, "Removes exactly what automatic change ID added (the inline policy, the key-policy statement by Sid, or the grant), only while it is what kmsfix wrote, and records it in the audit table; anything changed since is left and reported.")
@@ -55,13 +59,13 @@ func runRevert(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if *table == "" {
+	if o.table == "" {
 		fmt.Fprintln(stderr, "kmsfix revert: no table: pass --table or set KMSFIX_TABLE_NAME")
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a, err := auditApplier(ctx, *table, *region)
+	a, err := auditApplier(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "kmsfix revert: %v\n", err)
 		return 1
@@ -88,18 +92,19 @@ func runRevert(args []string, stdout, stderr io.Writer) int {
 func runApplied(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("applied", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	table, region := auditFlags(fs)
+	var o auditOptions
+	o.register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per change")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *table == "" {
+	if o.table == "" {
 		fmt.Fprintln(stderr, "kmsfix applied: no table: pass --table or set KMSFIX_TABLE_NAME")
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, err := auditApplier(ctx, *table, *region)
+	a, err := auditApplier(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "kmsfix applied: %v\n", err)
 		return 1
@@ -161,23 +166,23 @@ func boolExit(ok bool) int {
 
 // auditApplier builds an applier that can only revert: the audit store and the clients the
 // levers' reverts use (AWS_ENDPOINT_URL_<SERVICE> redirects them, as tests do).
-func auditApplier(ctx context.Context, table, region string) (*apply.Applier, error) {
+func auditApplier(ctx context.Context, o auditOptions) (*apply.Applier, error) {
 	var opts []func(*awsconfig.LoadOptions) error
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
+	if o.region != "" {
+		opts = append(opts, awsconfig.WithRegion(o.region))
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}
 	kc := kms.NewFromConfig(cfg)
-	if auditKey == "" {
+	if o.auditKey == "" {
 		return nil, fmt.Errorf("no audit key: pass --audit-key or set KMSFIX_AUDIT_KEY_ARN (audit records are read only when their integrity code checks out)")
 	}
 	return &apply.Applier{
-		Settings: apply.Settings{Table: table, Region: cfg.Region},
-		Store: &apply.Store{DB: dynamodb.NewFromConfig(cfg), Table: table, Retention: apply.DefaultRetention,
-			Sealer: apply.KMSSealer{API: kc, KeyID: auditKey}},
+		Settings: apply.Settings{Table: o.table, Region: cfg.Region},
+		Store: &apply.Store{DB: dynamodb.NewFromConfig(cfg), Table: o.table, Retention: apply.DefaultRetention,
+			Sealer: apply.KMSSealer{API: kc, KeyID: o.auditKey}},
 		KMS:    kc,
 		Grants: kc,
 		IAM:    iam.NewFromConfig(cfg),

@@ -38,13 +38,12 @@ type whyOptions struct {
 	to        string
 	versionID string
 	since     time.Duration
+	now       func() time.Time // the clock of the CloudTrail window (the env's: a test's own)
 }
 
-// whyNow is the clock of the CloudTrail window; tests replace it.
-var whyNow = time.Now
-
-func runWhy(args []string, stdout, stderr io.Writer) int {
-	var o whyOptions
+func runWhy(e env, args []string) int {
+	stdout, stderr := e.stdout, e.stderr
+	o := whyOptions{now: e.now}
 	fs := flag.NewFlagSet("why", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o.aws.register(fs)
@@ -114,7 +113,7 @@ func runWhy(args []string, stdout, stderr io.Writer) int {
 		Live: livePipeline(cfg),
 	}
 	done := newSlowStep(stderr).start("reading S3, KMS, IAM and CloudTrail")
-	res, err := why.Why(ctx, clients, req, whyNow().UTC())
+	res, err := why.Why(ctx, clients, req, o.now().UTC())
 	done()
 	var fatal *why.FatalError
 	if errors.As(err, &fatal) {

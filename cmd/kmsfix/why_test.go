@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/policy"
+	"github.com/kmsfix/kmsfix/internal/scan"
 	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 	"github.com/kmsfix/kmsfix/internal/testenv/corpus"
 	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
@@ -103,9 +104,6 @@ func startWhy(t *testing.T, records []corpus.Record) *whyFixture {
 	}
 	t.Setenv("AWS_ENDPOINT_URL_S3", f.s3.URL)
 	t.Setenv("AWS_ENDPOINT_URL_CLOUDTRAIL", f.ct.URL)
-	old := whyNow
-	whyNow = func() time.Time { return whyClock }
-	t.Cleanup(func() { whyNow = old })
 
 	kmsObj := func(key string, bucketKey bool) awsfake.S3Object {
 		return awsfake.S3Object{Body: []byte("quarterly"), SSE: "aws:kms", KMSKeyID: key, BucketKey: bucketKey}
@@ -138,7 +136,8 @@ func (f *whyFixture) refuseKMS(bucket, key, msg string) {
 func runWhyCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(append([]string{"why"}, args...), &stdout, &stderr)
+	code := runWith(env{stdout: &stdout, stderr: &stderr, now: func() time.Time { return whyClock }, clock: scan.RealClock{}},
+		append([]string{"why"}, args...))
 	return code, stdout.String(), stderr.String()
 }
 
