@@ -131,6 +131,7 @@ func DefaultEncryption(ctx context.Context, c API, bucket string) (Default, erro
 	out, err := c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: &bucket})
 	if err != nil {
 		r := refused(err, "s3:GetBucketEncryption s3://"+bucket, "s3:GetEncryptionConfiguration")
+		// S3's model has no type for this error: the code is all there is.
 		if r.Code == "ServerSideEncryptionConfigurationNotFoundError" {
 			return Default{Bucket: bucket}, nil
 		}
@@ -158,6 +159,7 @@ func BucketPolicy(ctx context.Context, c API, bucket string) (string, error) {
 	out, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &bucket})
 	if err != nil {
 		r := refused(err, "s3:GetBucketPolicy s3://"+bucket, "s3:GetBucketPolicy")
+		// S3's model has no type for this error: the code is all there is.
 		if r.Code == "NoSuchBucketPolicy" {
 			return "", nil
 		}
