@@ -8,6 +8,8 @@ import (
 	accesstypes "github.com/aws/aws-sdk-go-v2/service/accessanalyzer/types"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/config"
+	"github.com/kmsfix/kmsfix/internal/decision"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/patch"
 	"github.com/kmsfix/kmsfix/internal/world"
@@ -122,10 +124,41 @@ func decide(s Settings, r *finding.Report, d *cloudtrail.Denial, w *world.World)
 	default:
 		return nil, "patch kind " + p.Kind + " is not applied automatically", nil
 	}
+	out, why = optedIn(out, why, r, w)
 	if len(out) == 0 {
 		return nil, strings.Join(why, "; "), nil
 	}
 	return out, "", why
+}
+
+// optedIn keeps the levers whose target carries the opt-in tag (decision.HasOptInTag): apply
+// mode's IAM policy changes only such roles, users and keys, so any other lever would fail
+// with AccessDenied after being announced.
+func optedIn(out []Candidate, why []string, r *finding.Report, w *world.World) ([]Candidate, []string) {
+	var kept []Candidate
+	for _, c := range out {
+		target := r.Principal
+		var tags map[string]string
+		if c.Lever == finding.KindIdentityPolicy {
+			if p := w.Principal(r.Principal); p != nil {
+				tags = p.Tags
+			}
+		} else {
+			target = r.Key
+			if k := w.Key(r.Key); k != nil {
+				tags = k.Tags
+			}
+		}
+		switch {
+		case tags == nil:
+			why = append(why, "no "+c.Lever+": the tags of "+target+" could not be read")
+		case !decision.HasOptInTag(tags):
+			why = append(why, "no "+c.Lever+": "+target+" is not tagged "+config.AutoFixTagKey+"="+config.AutoFixTagValue)
+		default:
+			kept = append(kept, c)
+		}
+	}
+	return kept, why
 }
 
 func addGrant(out []Candidate, why []string, s Settings, d *cloudtrail.Denial, w *world.World) ([]Candidate, []string) {

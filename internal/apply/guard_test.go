@@ -284,3 +284,48 @@ func TestDecideConditionMismatch(t *testing.T) {
 		t.Fatalf("refusal = %q", dec.Refusal)
 	}
 }
+
+// The opt-in tag (issue 15 item 8): the guard keeps only levers whose target carries
+// kmsfix:auto-fix=enabled, the only roles, users and keys apply mode's IAM policy may change;
+// an untagged target is refused before any call rather than failing with AccessDenied.
+func TestDecideNeedsTheOptInTag(t *testing.T) {
+	key := keyARNIn(sandbox)
+	tests := []struct {
+		name       string
+		change     func(*world.World)
+		wantLevers []string
+		wantWhy    string
+	}{
+		{"both tagged", func(*world.World) {}, []string{finding.KindIdentityPolicy, finding.KindKeyPolicyStatement, finding.KindGrant}, ""},
+		{"principal untagged: only the key's levers", func(w *world.World) { w.Principals[roleARN].Tags = map[string]string{} },
+			[]string{finding.KindKeyPolicyStatement, finding.KindGrant}, "is not tagged kmsfix:auto-fix=enabled"},
+		{"key tags unread: only the identity policy", func(w *world.World) { w.Keys[key].Tags = nil },
+			[]string{finding.KindIdentityPolicy}, "the tags of " + key + " could not be read"},
+		{"neither opted in", func(w *world.World) {
+			w.Principals[roleARN].Tags = map[string]string{"KMSFIX:AUTO-FIX": "Enabled"}
+			w.Keys[key].Tags = map[string]string{}
+		}, nil, "is not tagged"},
+		{"key matched case-insensitively", func(w *world.World) {
+			w.Principals[roleARN].Tags = map[string]string{"KMSFIX:Auto-Fix": "enabled"}
+		}, []string{finding.KindIdentityPolicy, finding.KindKeyPolicyStatement, finding.KindGrant}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := worldFor(key, keyPolicy(sandbox, true), roleARN)
+			r := report(denialOpts{msg: cloudtrail.MsgNoIdentityAllow}, w)
+			tt.change(w)
+			dec := Decide(settings(), &r, denialOf(&r), w)
+			var levers []string
+			for _, c := range dec.Candidates {
+				levers = append(levers, c.Lever)
+			}
+			if !slices.Equal(levers, tt.wantLevers) {
+				t.Errorf("levers = %v, want %v (refusal %q, skipped %q)", levers, tt.wantLevers, dec.Refusal, dec.Skipped)
+			}
+			all := dec.Refusal + " " + strings.Join(dec.Skipped, "; ")
+			if !strings.Contains(all, tt.wantWhy) {
+				t.Errorf("reasons %q lack %q", all, tt.wantWhy)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
+	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/engine"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/policy"
@@ -91,8 +92,8 @@ func keyPolicy(account string, rootDelegation bool) *policy.Document {
 func worldFor(key string, kp *policy.Document, principal string) *world.World {
 	return &world.World{
 		SandboxAccounts: []string{sandbox},
-		Keys:            map[string]*world.Key{key: {Manager: world.ManagerCustomer, State: world.StateEnabled, Policy: kp, GrantsKnown: true, Grants: []world.Grant{}}},
-		Principals:      map[string]*world.Principal{principal: {Policies: []world.NamedPolicy{}}},
+		Keys:            map[string]*world.Key{key: {Manager: world.ManagerCustomer, State: world.StateEnabled, Policy: kp, GrantsKnown: true, Grants: []world.Grant{}, Tags: optIn()}},
+		Principals:      map[string]*world.Principal{principal: {Policies: []world.NamedPolicy{}, Tags: optIn()}},
 	}
 }
 
@@ -143,4 +144,9 @@ func denialOf(r *finding.Report) *cloudtrail.Denial {
 			NotEditable:  why,
 		},
 	}
+}
+
+// optIn is the opt-in tag apply mode's IAM policy requires on what it changes (a fresh map).
+func optIn() map[string]string {
+	return map[string]string{config.AutoFixTagKey: config.AutoFixTagValue}
 }

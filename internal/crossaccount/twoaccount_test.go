@@ -101,7 +101,9 @@ func twoAccounts(t *testing.T) *accounts {
 	a.kms = kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(emu.kms), Credentials: creds})
 	db := dynamodb.New(dynamodb.Options{Region: region, BaseEndpoint: aws.String(emu.dynamo), Credentials: creds})
 	a.policyBefore = defaultKeyPolicy(ownerAcct)
-	out, err := a.kms.CreateKey(ctx, &kms.CreateKeyInput{Policy: aws.String(a.policyBefore)})
+	// The key opts in to automatic changes (apply mode changes only tagged keys).
+	out, err := a.kms.CreateKey(ctx, &kms.CreateKeyInput{Policy: aws.String(a.policyBefore),
+		Tags: []kmstypes.Tag{{TagKey: aws.String(config.AutoFixTagKey), TagValue: aws.String(config.AutoFixTagValue)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
