@@ -71,16 +71,7 @@ func addAuditKey(stack awscdk.Stack, r remediator) {
 		Conditions: &map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": []any{
 			r.role.RoleArn(), fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, account, BreakGlassRoleName)}}},
 	}), nil)
-	// As on the stack key: nobody but an AWS service integration may create grants on it.
-	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("GrantsOnlyForAwsServices"),
-		Effect:     awsiam.Effect_DENY,
-		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
-		Actions:    jsii.Strings("kms:CreateGrant"),
-		Resources:  jsii.Strings("*"),
-		Conditions: &map[string]any{"BoolIfExists": map[string]any{
-			"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
-	}), nil)
+	grantsOnlyForAWSServices(key)
 	key.Grant(r.role, jsii.String("kms:GenerateMac"), jsii.String("kms:VerifyMac"))
 	r.fn.AddEnvironment(jsii.String("KMSFIX_AUDIT_KEY_ARN"), key.KeyArn(), nil)
 	cdknag.NagSuppressions_AddResourceSuppressions(key, &[]*cdknag.NagPackSuppression{{

@@ -44,7 +44,13 @@ func newStackKey(stack awscdk.Stack) awskms.Key {
 			"kms:EncryptionContext:aws:logs:arn": arn("arn:%s:logs:%s:%s:log-group:*", partition, region, account)}},
 	}), nil)
 
-	// Nobody but an AWS service integration may create grants on this key (Control Tower CT.KMS.PR.3).
+	grantsOnlyForAWSServices(key)
+	return key
+}
+
+// grantsOnlyForAWSServices: nobody but an AWS service integration may create grants on key
+// (Control Tower CT.KMS.PR.3).
+func grantsOnlyForAWSServices(key awskms.Key) {
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("GrantsOnlyForAwsServices"),
 		Effect:     awsiam.Effect_DENY,
@@ -54,5 +60,4 @@ func newStackKey(stack awscdk.Stack) awskms.Key {
 		Conditions: &map[string]any{"BoolIfExists": map[string]any{
 			"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
 	}), nil)
-	return key
 }

@@ -386,7 +386,7 @@ func (p *parser) oneOf(name string, allowed ...string) string {
 func (p *parser) accounts(name string) []string {
 	out := p.list(name)
 	for _, a := range out {
-		if !isAccount(a) {
+		if !IsAccountID(a) {
 			p.fail(name, "has %q, which is not a 12-digit account id", a)
 		}
 	}
@@ -544,7 +544,7 @@ func (p *parser) buses(name string) map[string]string {
 		switch {
 		case !ok:
 			p.fail(name, "has %q; want ACCOUNT=busARN or *=busARN", it)
-		case acct != "*" && !isAccount(acct):
+		case acct != "*" && !IsAccountID(acct):
 			p.fail(name, "has account %q; want a 12-digit account id or *", acct)
 		case !isBus:
 			p.fail(name, "has %q for %s; want an event bus ARN (arn:aws:events:REGION:ACCOUNT:event-bus/NAME)", bus, acct)
@@ -570,7 +570,8 @@ func (p *parser) orgID(name string) string {
 // The checks below are plain loops rather than regular expressions: compiling those at
 // package init showed up in the Lambda's cold start.
 
-func isAccount(s string) bool { return len(s) == 12 && allOf(s, digits) }
+// IsAccountID says whether s is a 12-digit AWS account id.
+func IsAccountID(s string) bool { return len(s) == 12 && allOf(s, digits) }
 
 // arnParts splits arn:aws[-partition]:service:region:account:resource, account empty or digits.
 func arnParts(s string) (service, region, account, resource string, ok bool) {
@@ -591,7 +592,7 @@ func isARN(s string) bool { _, _, _, _, ok := arnParts(s); return ok }
 func isSecretARN(s string) bool {
 	service, region, account, resource, ok := arnParts(s)
 	name, found := strings.CutPrefix(resource, "secret:")
-	if !ok || service != "secretsmanager" || region == "" || !isAccount(account) || !found {
+	if !ok || service != "secretsmanager" || region == "" || !IsAccountID(account) || !found {
 		return false
 	}
 	i := strings.LastIndexByte(name, '-')
@@ -602,7 +603,7 @@ func isSecretARN(s string) bool {
 func isKeyARN(s string) bool {
 	service, region, account, resource, ok := arnParts(s)
 	id, found := strings.CutPrefix(resource, "key/")
-	return ok && service == "kms" && region != "" && isAccount(account) && found && id != "" &&
+	return ok && service == "kms" && region != "" && IsAccountID(account) && found && id != "" &&
 		allOf(id, "abcdef0123456789-")
 }
 
@@ -610,7 +611,7 @@ func isKeyARN(s string) bool {
 func busAccount(s string) (string, bool) {
 	service, region, account, resource, ok := arnParts(s)
 	name, found := strings.CutPrefix(resource, "event-bus/")
-	ok = ok && service == "events" && region != "" && isAccount(account) && found && name != "" &&
+	ok = ok && service == "events" && region != "" && IsAccountID(account) && found && name != "" &&
 		allOf(name, letters+digits+"._/-")
 	return account, ok
 }
@@ -621,7 +622,7 @@ func busAccount(s string) (string, bool) {
 func roleAccount(s string) (string, bool) {
 	service, region, account, resource, ok := arnParts(s)
 	name, found := strings.CutPrefix(resource, "role/")
-	ok = ok && service == "iam" && region == "" && isAccount(account) && found && name != "" &&
+	ok = ok && service == "iam" && region == "" && IsAccountID(account) && found && name != "" &&
 		!strings.HasSuffix(name, "/") && !strings.HasPrefix(name, "/") && allOf(name, letters+digits+"+=.@_-/") // IAM also allows "," but the list is comma-separated
 	return account, ok
 }

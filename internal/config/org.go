@@ -53,7 +53,7 @@ func (p *parser) org() *Org {
 	if !isOrgID(o.ID) {
 		p.fail("orgId", "is %q; deployment=org needs the organization id (o-...)", o.ID)
 	}
-	if !isAccount(o.HubAccount) {
+	if !IsAccountID(o.HubAccount) {
 		p.fail("hubAccount", "is %q; deployment=org needs the hub's 12-digit account id", o.HubAccount)
 	}
 	if !isRegion(o.HubRegion) {

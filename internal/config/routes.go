@@ -32,7 +32,7 @@ func (p *parser) routes(name string) map[string]Route {
 		case strings.HasPrefix(acct, "ou:") || strings.HasPrefix(acct, "tag:"):
 			p.fail(name, "has %q: routing by OU or tag is not supported yet; name 12-digit accounts", acct)
 			continue
-		case !isAccount(acct):
+		case !IsAccountID(acct):
 			p.fail(name, "has account %q; want a 12-digit account id", acct)
 			continue
 		}
@@ -68,7 +68,7 @@ func (p *parser) routes(name string) map[string]Route {
 // isTopicARN: arn:PARTITION:sns:REGION:ACCOUNT:NAME.
 func isTopicARN(s string) bool {
 	f := strings.Split(s, ":")
-	return len(f) == 6 && f[0] == "arn" && f[1] != "" && f[2] == "sns" && f[3] != "" && isAccount(f[4]) && f[5] != ""
+	return len(f) == 6 && f[0] == "arn" && f[1] != "" && f[2] == "sns" && f[3] != "" && IsAccountID(f[4]) && f[5] != ""
 }
 
 // routesEnv renders Routes back in the form routes reads, sorted by account.

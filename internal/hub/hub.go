@@ -77,7 +77,7 @@ func (a *Accounts) RoleARN(acct string) string {
 // Enricher returns the account's enricher once its reader role's credentials are in hand, or
 // the error of the AssumeRole.
 func (a *Accounts) Enricher(ctx context.Context, acct string) (*enrich.Enricher, error) {
-	if !isAccount(acct) {
+	if !config.IsAccountID(acct) {
 		return nil, fmt.Errorf("%q is not an account id", acct)
 	}
 	now := time.Now
@@ -147,16 +147,4 @@ func (a *Accounts) World(ctx context.Context, d *cloudtrail.Denial) *world.World
 			" (its reader role " + config.ReaderRoleName + " could not be assumed): " + err.Error()}}
 	}
 	return e.World(ctx, d)
-}
-
-func isAccount(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,7 @@ package remediator
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/kmsfix/kmsfix/internal/config"
 	"strings"
 )
 
@@ -92,7 +93,7 @@ func foreignToHub(event []byte) string {
 		return "not an EventBridge event: the hub accepts only the envelopes its spokes forward, not bare CloudTrail records"
 	case env.DetailType != "AWS API Call via CloudTrail" || env.Source != "aws.kms":
 		return fmt.Sprintf("EventBridge event %q from %q is not a CloudTrail record of a KMS call", env.DetailType, env.Source)
-	case !isAccountID(env.Account):
+	case !config.IsAccountID(env.Account):
 		return fmt.Sprintf("the envelope's account %q is not an account id", env.Account)
 	case env.Detail.RecipientAccountID != env.Account:
 		return fmt.Sprintf("a CloudTrail record of account %q (recipientAccountId) in an envelope of account %s: the record is not the sender's",
@@ -107,18 +108,6 @@ func foreignToHub(event []byte) string {
 	}
 	return fmt.Sprintf("a call of account %q that names no resource of account %s: the record is not the sender's",
 		env.Detail.UserIdentity.AccountID, env.Account)
-}
-
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // arnAccountField is the account field of an ARN (arn:partition:service:region:account:...).
