@@ -163,28 +163,12 @@ func (d *store) countRepeat(ctx context.Context, fp, eventID string, now time.Ti
 // claim opens a new window owned by eventID when none (and no hold) is running, and returns
 // the state before it: its since is the number of events held back since the last message.
 func (d *store) claim(ctx context.Context, fp, eventID string, now time.Time, slackState, snsState string, r summary) (fpState, bool, error) {
-	end := now.Add(d.window)
-	in := updateFP(d.table, fp,
-		// msg_repeats and msg_last_sent keep what the owner's message says, so a retry that
-		// re-sends one channel says the same (SET reads the item as it was before the update).
-		"SET #msg_repeats = if_not_exists(#since, :zero), #msg_last_sent = if_not_exists(#window_start, :zero), "+
-			"#owner = :e, #window_start = :now, #window_end = :end, #since = :zero, #slack = :slack, #sns = :sns, "+
-			"#last_seen = :now, #expires_at = :exp, #diagnosis = :diag, #principal = :p, #kms_key = :k ADD #total :one",
-		"attribute_not_exists(#pk) OR (#window_end <= :now AND (attribute_not_exists(#hold_until) OR #hold_until <= :now))",
-		map[string]types.AttributeValue{
-			":e": s(eventID), ":now": ms(now), ":end": ms(end), ":zero": n(0), ":one": n(1),
-			":slack": s(slackState), ":sns": s(snsState), ":exp": n(end.Add(stateTTLAfterEnd).Unix()),
-			":diag": s(orDash(r.diagnosis)), ":p": s(orDash(r.principal)), ":k": s(orDash(r.key)),
-		})
-	in.ReturnValues = types.ReturnValueAllOld
-	out, err := d.db.UpdateItem(ctx, in)
-	switch {
-	case err == nil:
-		return parseState(out.Attributes), true, nil
-	case isConditionFailed(err):
-		return fpState{}, false, nil
+	old, ok, err := d.openWindow(ctx, fp, eventID, now, slackState, snsState, r, "",
+		"attribute_not_exists(#pk) OR (#window_end <= :now AND (attribute_not_exists(#hold_until) OR #hold_until <= :now))", nil)
+	if err != nil {
+		return fpState{}, false, fmt.Errorf("dedupe: claim window of %s: %w", fp, err)
 	}
-	return fpState{}, false, fmt.Errorf("dedupe: claim window of %s: %w", fp, err)
+	return old, ok, nil
 }
 
 // announce opens a new window owned by eventID for the message announcing an automatic
@@ -192,17 +176,35 @@ func (d *store) claim(ctx context.Context, fp, eventID string, now time.Time, sl
 // it, never counted as a repeat of another event's message. The condition makes it once per
 // change (change is the last change announced). false: this change was announced already.
 func (d *store) announce(ctx context.Context, fp, eventID, change string, now time.Time, slackState, snsState string, r summary) (fpState, bool, error) {
+	old, ok, err := d.openWindow(ctx, fp, eventID, now, slackState, snsState, r, ", #change = :chg",
+		"attribute_not_exists(#pk) OR attribute_not_exists(#change) OR #change <> :chg",
+		map[string]types.AttributeValue{":chg": s(change)})
+	if err != nil {
+		return fpState{}, false, fmt.Errorf("dedupe: announce change %s of %s: %w", change, fp, err)
+	}
+	return old, ok, nil
+}
+
+// openWindow starts a window owned by eventID when cond holds, setting extraSet too (with
+// extraValues), and returns the state before it; false when cond does not hold.
+func (d *store) openWindow(ctx context.Context, fp, eventID string, now time.Time, slackState, snsState string, r summary,
+	extraSet, cond string, extraValues map[string]types.AttributeValue) (fpState, bool, error) {
 	end := now.Add(d.window)
+	values := map[string]types.AttributeValue{
+		":e": s(eventID), ":now": ms(now), ":end": ms(end), ":zero": n(0), ":one": n(1),
+		":slack": s(slackState), ":sns": s(snsState), ":exp": n(end.Add(stateTTLAfterEnd).Unix()),
+		":diag": s(orDash(r.diagnosis)), ":p": s(orDash(r.principal)), ":k": s(orDash(r.key)),
+	}
+	for k, v := range extraValues {
+		values[k] = v
+	}
 	in := updateFP(d.table, fp,
+		// msg_repeats and msg_last_sent keep what the owner's message says, so a retry that
+		// re-sends one channel says the same (SET reads the item as it was before the update).
 		"SET #msg_repeats = if_not_exists(#since, :zero), #msg_last_sent = if_not_exists(#window_start, :zero), "+
 			"#owner = :e, #window_start = :now, #window_end = :end, #since = :zero, #slack = :slack, #sns = :sns, "+
-			"#last_seen = :now, #expires_at = :exp, #diagnosis = :diag, #principal = :p, #kms_key = :k, #change = :chg ADD #total :one",
-		"attribute_not_exists(#pk) OR attribute_not_exists(#change) OR #change <> :chg",
-		map[string]types.AttributeValue{
-			":e": s(eventID), ":now": ms(now), ":end": ms(end), ":zero": n(0), ":one": n(1),
-			":slack": s(slackState), ":sns": s(snsState), ":exp": n(end.Add(stateTTLAfterEnd).Unix()),
-			":diag": s(orDash(r.diagnosis)), ":p": s(orDash(r.principal)), ":k": s(orDash(r.key)), ":chg": s(change),
-		})
+			"#last_seen = :now, #expires_at = :exp, #diagnosis = :diag, #principal = :p, #kms_key = :k"+extraSet+" ADD #total :one",
+		cond, values)
 	in.ReturnValues = types.ReturnValueAllOld
 	out, err := d.db.UpdateItem(ctx, in)
 	switch {
@@ -211,7 +213,7 @@ func (d *store) announce(ctx context.Context, fp, eventID, change string, now ti
 	case isConditionFailed(err):
 		return fpState{}, false, nil
 	}
-	return fpState{}, false, fmt.Errorf("dedupe: announce change %s of %s: %w", change, fp, err)
+	return fpState{}, false, err
 }
 
 // updateFP builds a conditional UpdateItem on the finding's item. Every attribute is written as
