@@ -42,4 +42,4 @@ test: tools go-test $(TEST_STEPS)
 	@echo "make test: all steps passed"
 
 clean:
-	rm -rf dist cdk.out
+	rm -rf dist cdk.out cdk.out.org
