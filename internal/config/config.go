@@ -66,6 +66,10 @@ type Config struct {
 	// Routes send an account's findings to its own Slack secret and/or SNS topic
 	// (KMSFIX_ROUTES, routes.go); accounts without a route use TopicARN and SlackSecretARN.
 	Routes map[string]Route
+	// OURoutes (by OU id) and TagRoutes (in their configured order) route the accounts under
+	// an OU or carrying a tag; hub only (the Organizations API resolves them, internal/orgroute).
+	OURoutes  map[string]Route
+	TagRoutes []TagRoute
 }
 
 // Deployment is what the CDK app needs: the function's configuration (without the values the
@@ -150,7 +154,7 @@ var Params = []Param{
 	{"spokeTargets", "KMSFIX_SPOKE_TARGETS", "", "deployment=org: comma-separated OU ids (ou-...) or the root (r-...) the StackSet deploys spokes to", DeploymentOnly},
 	{"spokeRegions", "KMSFIX_SPOKE_REGIONS", "", "deployment=org: comma-separated Regions the StackSet deploys spokes to", DeploymentOnly},
 	{"sandboxOus", "KMSFIX_SANDBOX_OUS", "", "deployment=org: OUs (ou-...) whose spokes also get the apply role the hub assumes in apply mode", DeploymentOnly},
-	{"routes", "KMSFIX_ROUTES", "", "hub: ACCOUNT=slack:SECRET_ARN|sns:TOPIC_ARN,... sends an account's findings there instead of the default topic and secret (accounts only; docs/org.md)", Function},
+	{"routes", "KMSFIX_ROUTES", "", "SELECTOR=slack:SECRET_ARN|sns:TOPIC_ARN,... sends the findings of an account (SELECTOR: its 12-digit id; hub only: ou-ID for the accounts under an OU, tag:KEY=VALUE percent-encoded for those carrying a tag) there instead of the default topic and secret; docs/org.md", Function},
 	{"", "KMSFIX_TOPIC_ARN", "", "SNS topic for the report JSON", Stack},
 	{"", "KMSFIX_TABLE_NAME", "", "DynamoDB table for dedupe and the audit trail", Stack},
 	{"", "KMSFIX_REMEDIATOR_ROLE_ARN", "", "the function's own role, the grant retiring principal", Stack},
@@ -182,6 +186,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RemediatorRoleARN = p.arn("KMSFIX_REMEDIATOR_ROLE_ARN", false)
 	c.AuditKeyARN = p.arn("KMSFIX_AUDIT_KEY_ARN", false)
 	c.HubOrgID = p.orgID("KMSFIX_HUB_ORG_ID")
+	if c.HubOrgID == "" {
+		p.singleAccountRoutes(c)
+	}
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -220,6 +227,8 @@ func LoadDeployment(lookup func(Param) string) (Deployment, error) {
 	d.CreateTrail = p.boolean("createTrail")
 	if p.oneOf("deployment", DeploySingle, DeployOrg) == DeployOrg {
 		d.Org = p.org()
+	} else {
+		p.singleAccountRoutes(d.Function)
 	}
 	if err := errors.Join(p.errs...); err != nil {
 		return Deployment{}, fmt.Errorf("invalid kmsfix parameters:\n%w", err)
@@ -247,7 +256,7 @@ func (c Config) Environment() map[string]string {
 	if c.SlackSecretARN != "" {
 		env["KMSFIX_SLACK_SECRET_ARN"] = c.SlackSecretARN
 	}
-	if len(c.Routes) > 0 {
+	if len(c.Routes) > 0 || c.OrgRoutes() {
 		env["KMSFIX_ROUTES"] = c.routesEnv()
 	}
 	if !slices.Equal(c.ApplyDiagnoses, DefaultApplyDiagnoses) {
@@ -334,8 +343,8 @@ func (p *parser) function() Config {
 		TrustedSenderRoles: p.roles("trustedSenderRoles"),
 		TrustedOrgID:       p.orgID("trustedOrgId"),
 		MaxKeyStatements:   p.integer("maxKeyStatements"),
-		Routes:             p.routes("routes"),
 	}
+	c.Routes, c.OURoutes, c.TagRoutes = p.routes("routes")
 	c.TrustedAccounts = p.trustedAccounts(c.TrustedSenderRoles)
 	if c.TrustedOrgID != "" && len(c.TrustedSenderRoles) == 0 {
 		p.fail("trustedOrgId", "is set but trustedSenderRoles (KMSFIX_TRUSTED_SENDER_ROLES) is empty: an organization admits no sender on its own; list the senders' remediator roles")
