@@ -36,6 +36,12 @@ type Applier struct {
 	Metrics io.Writer
 	// Sleep waits between re-reads of an eventually consistent answer (nil: a timer).
 	Sleep func(context.Context, time.Duration) error
+	// Accounts, in the organization's hub, gives each member account's levers: every change
+	// and every revert is then made in the account that owns it, through its kmsfix-apply
+	// role (hubapply.go), and KMS, Grants and IAM are not used. Nil: the function's own account.
+	Accounts AccountLevers
+
+	scoped bool // a copy acting in one account of the hub (in)
 }
 
 func (a *Applier) log() *slog.Logger {
@@ -53,6 +59,15 @@ func (a *Applier) now() time.Time {
 }
 
 func (a *Applier) settings() Settings { return a.Settings.withDefaults() }
+
+// fingerprint is the key of the finding's change: in the hub, each account's half of a fix
+// is a change of its own, so the account is part of it.
+func (a *Applier) fingerprint(r *finding.Report) string {
+	if a.scoped {
+		return Fingerprint(r) + "@" + a.Settings.Account
+	}
+	return Fingerprint(r)
+}
 
 // Fingerprint is the finding's identity, the same one the notifier deduplicates on.
 func Fingerprint(r *finding.Report) string {
@@ -81,6 +96,9 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, d *cloudtrail.De
 	if r == nil || r.Ignored != "" {
 		return nil
 	}
+	if a.Accounts != nil {
+		return a.applyHub(ctx, r, d, w)
+	}
 	s := a.settings()
 	dec := Decide(s, r, d, w)
 	if !s.Enabled || a.Store == nil {
@@ -99,7 +117,7 @@ func (a *Applier) Apply(ctx context.Context, r *finding.Report, d *cloudtrail.De
 		block(r, refusal)
 		return nil
 	}
-	fp := Fingerprint(r)
+	fp := a.fingerprint(r)
 	reuseID, done, err := a.resume(ctx, r, dec, fp, s)
 	if err != nil || done {
 		return err
@@ -285,7 +303,8 @@ func (a *Applier) dryRun(r *finding.Report, prep *prepared, s Settings) {
 	}
 	r.AutoApply, r.AutoApplyBlocked = true, ""
 	r.Applied = &finding.Applied{
-		Lever: prep.cand.Lever, Account: prep.cand.Patch.Account, Target: prep.cand.Patch.Target, Name: prep.cand.Patch.Name,
+		Lever: prep.cand.Lever, Account: prep.cand.Patch.Account, Role: s.RemediatorRoleARN,
+		Target: prep.cand.Patch.Target, Name: prep.cand.Patch.Name,
 		AppliedAt: now.Format(time.RFC3339), ExpiresAt: now.Add(s.Expiry).Format(time.RFC3339),
 		DryRun: true, Calls: prep.calls,
 	}
@@ -296,6 +315,7 @@ func (a *Applier) commit(ctx context.Context, r *finding.Report, fp string, prep
 	now := a.now()
 	rec := prep.rec
 	rec.Lever, rec.Account, rec.Target, rec.Name = cand.Lever, cand.Patch.Account, cand.Patch.Target, cand.Patch.Name
+	rec.Role = s.RemediatorRoleARN
 	if cand.Lever != finding.KindIdentityPolicy {
 		rec.Region = regionOf(cand.Patch.Target)
 	}
@@ -399,7 +419,7 @@ func (a *Applier) finish(ctx context.Context, r *finding.Report, rec *Record, c 
 func (a *Applier) fillApplied(r *finding.Report, rec *Record) {
 	r.AutoApply, r.AutoApplyBlocked = true, ""
 	r.Applied = &finding.Applied{
-		ID: rec.ID, Lever: rec.Lever, Account: rec.Account, Target: rec.Target, Name: rec.Name,
+		ID: rec.ID, Lever: rec.Lever, Account: rec.Account, Role: rec.Role, Target: rec.Target, Name: rec.Name,
 		AppliedAt: rec.AppliedAt, ExpiresAt: rec.ExpiresAt, EventID: rec.EventID,
 		RevertCommand: a.settings().RevertCommand(rec.ID),
 	}
@@ -419,7 +439,11 @@ func (a *Applier) Revert(ctx context.Context, id string) (*Record, error) {
 	if rec.Status == StatusPending {
 		status = StatusRolledBack
 	}
-	return a.revert(ctx, rec, status, "kmsfix-revert")
+	v, err := a.in(ctx, rec.Account)
+	if err != nil {
+		return rec, fmt.Errorf("change %s in account %s: %w", rec.ID, rec.Account, err)
+	}
+	return v.revert(ctx, rec, status, "kmsfix-revert")
 }
 
 // revert takes the change (a conditional write: one owner at a time), removes exactly what
@@ -490,6 +514,16 @@ func (a *Applier) revert(ctx context.Context, rec *Record, final, owner string) 
 	return rec, nil
 }
 
+// revertIn reverts the change in its own account: in the hub, through that account's levers
+// (an account whose roles cannot be assumed now fails, and the next sweep tries again).
+func (a *Applier) revertIn(ctx context.Context, rec *Record, final, owner string) (*Record, error) {
+	v, err := a.in(ctx, rec.Account)
+	if err != nil {
+		return rec, fmt.Errorf("revert %s in account %s: %w", rec.ID, rec.Account, err)
+	}
+	return v.revert(ctx, rec, final, owner)
+}
+
 // SweepResult says what a sweep did. NeedsReview counts the changes a person must settle
 // (their metric keeps the alarm on until then); Tampered counts records whose integrity
 // check failed (never acted on); Deferred counts the active changes the sweep did not reach
@@ -553,10 +587,10 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 		case rec.Status == StatusNeedsReview:
 			res.NeedsReview++
 		case rec.Status == StatusApplied && !now.Before(rec.Expires()):
-			out, err := a.revert(ctx, rec, StatusReverted, "sweeper")
+			out, err := a.revertIn(ctx, rec, StatusReverted, "sweeper")
 			count(out, err, &res.Reverted)
 		case rec.Status == StatusPending && !now.Before(rec.leaseEnd(s.Lease)):
-			out, err := a.revert(ctx, rec, StatusRolledBack, "sweeper")
+			out, err := a.revertIn(ctx, rec, StatusRolledBack, "sweeper")
 			count(out, err, &res.RolledBack)
 		}
 	}

@@ -43,22 +43,25 @@ type Record struct {
 	Owner       string // the event whose invocation holds the pending lease
 	Lever       string // identity-policy, key-policy-statement, grant
 	Account     string
-	Region      string // of the key (KMS levers)
-	Target      string // role/user ARN or key ARN
-	Name        string // inline policy name, statement Sid, grant name
-	GrantID     string
-	Patch       string // the patch applied (JSON)
-	Finding     string // the report (JSON)
-	Before      string // key policy as GetKeyPolicy returned it before; inline: empty
-	After       string // key policy or inline policy as re-read after the change
-	StartedAt   string
-	AppliedAt   string
-	ExpiresAt   string // when the sweeper reverts it
-	EndedAt     string
-	Error       string // last error of apply or revert (a failed revert is retried next sweep)
-	Note        string // how the revert went, e.g. "key policy restored byte-for-byte"
-	LeaseUntil  string // Owner holds the change until then (RFC 3339); empty: nobody does
-	Attempts    int    // revert attempts
+	// Role is the role that made the change: the function's own, or in the organization's
+	// hub the kmsfix-apply role of Account. Reverts use the same account's role.
+	Role       string
+	Region     string // of the key (KMS levers)
+	Target     string // role/user ARN or key ARN
+	Name       string // inline policy name, statement Sid, grant name
+	GrantID    string
+	Patch      string // the patch applied (JSON)
+	Finding    string // the report (JSON)
+	Before     string // key policy as GetKeyPolicy returned it before; inline: empty
+	After      string // key policy or inline policy as re-read after the change
+	StartedAt  string
+	AppliedAt  string
+	ExpiresAt  string // when the sweeper reverts it
+	EndedAt    string
+	Error      string // last error of apply or revert (a failed revert is retried next sweep)
+	Note       string // how the revert went, e.g. "key policy restored byte-for-byte"
+	LeaseUntil string // Owner holds the change until then (RFC 3339); empty: nobody does
+	Attempts   int    // revert attempts
 	// Version counts the record's writes: every write is conditional on the version read,
 	// so two invocations never both act on one change (the loser gets errLost).
 	Version int
@@ -67,7 +70,7 @@ type Record struct {
 func (r *Record) fields() map[string]*string {
 	return map[string]*string{
 		"id": &r.ID, "status": &r.Status, "fingerprint": &r.Fingerprint, "event_id": &r.EventID,
-		"owner": &r.Owner, "lever": &r.Lever, "account": &r.Account, "region": &r.Region,
+		"owner": &r.Owner, "lever": &r.Lever, "account": &r.Account, "role": &r.Role, "region": &r.Region,
 		"target": &r.Target, "name": &r.Name, "grant_id": &r.GrantID, "patch": &r.Patch,
 		"finding": &r.Finding, "before": &r.Before, "after": &r.After, "started_at": &r.StartedAt,
 		"applied_at": &r.AppliedAt, "revert_at": &r.ExpiresAt, "ended_at": &r.EndedAt,
@@ -138,6 +141,9 @@ var errNoSealer = errors.New("audit: no audit integrity key is configured (KMSFI
 func (s *Store) sealed(r *Record) []byte {
 	m := map[string]string{"table": s.Table, "attempts": strconv.Itoa(r.Attempts), "version": strconv.Itoa(r.Version)}
 	for name, p := range r.fields() {
+		if name == "role" && *p == "" {
+			continue // records written before the field existed keep their MAC
+		}
 		m[name] = *p
 	}
 	b, _ := json.Marshal(m) // map keys are written sorted: canonical

@@ -142,14 +142,20 @@ type Report struct {
 	NeededStatement *policy.Statement `json:"needed_statement,omitempty"`
 	// Applied is the automatic change made for this finding in a sandbox account, if any.
 	Applied *Applied `json:"applied,omitempty"`
+	// AppliedMore are the other changes of the same fix when it needs one in each of two
+	// accounts (the organization's hub applies both halves of a cross-account fix, or none).
+	AppliedMore []Applied `json:"applied_more,omitempty"`
 }
 
 // Applied describes an automatic change (internal/apply): what was changed, when it is
 // reverted, and the command that reverts it now.
 type Applied struct {
-	ID        string `json:"id"`
-	Lever     string `json:"lever"` // identity-policy, key-policy-statement or grant
-	Account   string `json:"account"`
+	ID      string `json:"id"`
+	Lever   string `json:"lever"` // identity-policy, key-policy-statement or grant
+	Account string `json:"account"`
+	// Role is the role that made the change: the function's own, or in the hub the account's
+	// kmsfix-apply role.
+	Role      string `json:"role,omitempty"`
 	Target    string `json:"target"` // role/user ARN or key ARN
 	Name      string `json:"name"`   // inline policy name, statement Sid or grant name
 	AppliedAt string `json:"applied_at"`

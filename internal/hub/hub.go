@@ -8,6 +8,11 @@
 // enricher, so no lookup cached for one account answers for another. A role that cannot be
 // assumed (an account outside the organization, a spoke not deployed) leaves that account's
 // world unknown: findings there are never verified.
+//
+// In apply mode the hub also assumes the kmsfix-apply role of the sandbox accounts it writes in
+// (Levers): those credentials are cached per account exactly as the reader's (their own
+// CredentialsCache, their own refusal memory), and they sign only that account's writes; the
+// reads before and after a write go through the same account's reader role.
 package hub
 
 import (
@@ -22,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/kmsfix/kmsfix/internal/apply"
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/enrich"
@@ -55,18 +61,42 @@ type Accounts struct {
 	// Clients builds the clients of one account from its configuration; nil: the SDK's
 	// NewFromConfig (tests point them at the fakes).
 	Clients func(cfg aws.Config) (enrich.KMSAPI, enrich.IAMAPI, enrich.STSAPI)
+	// LeverClients builds the KMS and IAM clients of the levers (apply mode) from an
+	// account's configuration, once with its reader role's credentials and once with its
+	// apply role's; nil: the SDK's NewFromConfig.
+	LeverClients func(cfg aws.Config) (*kms.Client, *iam.Client)
 	// Now is the clock of the refusal memory (default time.Now).
 	Now func() time.Time
 
 	mu       sync.Mutex
 	accounts map[string]*account
+	appliers map[string]*applyAccount
+}
+
+// role is one assumed role's credentials in one account, and the memory of its refusal.
+type role struct {
+	arn     string
+	creds   *aws.CredentialsCache
+	refused error
+	until   time.Time // the refusal is remembered until then
 }
 
 type account struct {
-	creds    *aws.CredentialsCache
+	role
 	enricher *enrich.Enricher
-	refused  error
-	until    time.Time // the refusal is remembered until then
+	cfg      aws.Config    // signed with the reader role's credentials
+	reads    *leverClients // the levers' reads over cfg (apply mode; built on first use)
+}
+
+// applyAccount is an account's apply role and the clients signed with its credentials.
+type applyAccount struct {
+	role
+	writes *leverClients
+}
+
+type leverClients struct {
+	kms *kms.Client
+	iam *iam.Client
 }
 
 // RoleARN is the reader role the hub assumes in an account.
@@ -74,15 +104,25 @@ func (a *Accounts) RoleARN(acct string) string {
 	return "arn:" + a.Partition + ":iam::" + acct + ":role/" + config.ReaderRoleName
 }
 
+// ApplyRoleARN is the apply role the hub assumes in a sandbox account (apply mode).
+func (a *Accounts) ApplyRoleARN(acct string) string {
+	return "arn:" + a.Partition + ":iam::" + acct + ":role/" + config.ApplyRoleName
+}
+
 // Enricher returns the account's enricher once its reader role's credentials are in hand, or
 // the error of the AssumeRole.
 func (a *Accounts) Enricher(ctx context.Context, acct string) (*enrich.Enricher, error) {
+	ac, err := a.reader(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	return ac.enricher, nil
+}
+
+// reader is the account with its reader role's credentials in hand.
+func (a *Accounts) reader(ctx context.Context, acct string) (*account, error) {
 	if !config.IsAccountID(acct) {
 		return nil, fmt.Errorf("%q is not an account id", acct)
-	}
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
 	}
 	a.mu.Lock()
 	if a.accounts == nil {
@@ -93,37 +133,55 @@ func (a *Accounts) Enricher(ctx context.Context, acct string) (*enrich.Enricher,
 		ac = a.newAccount(acct)
 		a.accounts[acct] = ac
 	}
-	if ac.refused != nil && now().Before(ac.until) {
-		err := ac.refused
+	a.mu.Unlock()
+	return ac, a.live(ctx, &ac.role)
+}
+
+// live makes sure the role's credentials are in hand: a refusal remembered less than
+// RefusedTTL ago is answered without calling STS.
+func (a *Accounts) live(ctx context.Context, r *role) error {
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	a.mu.Lock()
+	if r.refused != nil && now().Before(r.until) {
+		err := r.refused
 		a.mu.Unlock()
-		return nil, err
+		return err
 	}
 	a.mu.Unlock()
 
 	// The cache calls AssumeRole only when it holds no live credentials (one caller at a
 	// time; the others wait for its result).
-	if _, err := ac.creds.Retrieve(ctx); err != nil {
-		err = fmt.Errorf("sts:AssumeRole %s: %w", a.RoleARN(acct), err)
+	if _, err := r.creds.Retrieve(ctx); err != nil {
+		err = fmt.Errorf("sts:AssumeRole %s: %w", r.arn, err)
 		if ctx.Err() == nil { // a deadline of this invocation says nothing of the account
 			a.mu.Lock()
-			ac.refused, ac.until = err, now().Add(RefusedTTL)
+			r.refused, r.until = err, now().Add(RefusedTTL)
 			a.mu.Unlock()
 		}
-		return nil, err
+		return err
 	}
 	a.mu.Lock()
-	ac.refused = nil
+	r.refused = nil
 	a.mu.Unlock()
-	return ac.enricher, nil
+	return nil
 }
 
-func (a *Accounts) newAccount(acct string) *account {
-	prov := stscreds.NewAssumeRoleProvider(a.STS, a.RoleARN(acct), func(o *stscreds.AssumeRoleOptions) {
+// newRole is a role's credentials cache: its own AssumeRole provider, never shared.
+func (a *Accounts) newRole(arn string) (role, aws.Config) {
+	prov := stscreds.NewAssumeRoleProvider(a.STS, arn, func(o *stscreds.AssumeRoleOptions) {
 		o.RoleSessionName = SessionName
 	})
 	creds := aws.NewCredentialsCache(prov, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = ExpiryWindow })
 	cfg := a.Base.Copy()
 	cfg.Credentials = creds
+	return role{arn: arn, creds: creds}, cfg
+}
+
+func (a *Accounts) newAccount(acct string) *account {
+	r, cfg := a.newRole(a.RoleARN(acct))
 	clients := a.Clients
 	if clients == nil {
 		clients = func(cfg aws.Config) (enrich.KMSAPI, enrich.IAMAPI, enrich.STSAPI) {
@@ -133,7 +191,56 @@ func (a *Accounts) newAccount(acct string) *account {
 	k, i, s := clients(cfg)
 	opts := a.Enrich
 	opts.OtherAccount = a.Enricher
-	return &account{creds: creds, enricher: enrich.New(k, i, s, opts)}
+	return &account{role: r, enricher: enrich.New(k, i, s, opts), cfg: cfg}
+}
+
+func (a *Accounts) leverClients(cfg aws.Config) *leverClients {
+	if a.LeverClients != nil {
+		k, i := a.LeverClients(cfg)
+		return &leverClients{kms: k, iam: i}
+	}
+	return &leverClients{kms: kms.NewFromConfig(cfg), iam: iam.NewFromConfig(cfg)}
+}
+
+// Levers implements apply.AccountLevers: the clients that change one account's key policies,
+// grants and inline policies. Reads go through the account's reader role, writes through its
+// apply role (assumed only when write is set: a dry run writes nothing), each with that
+// account's own credentials; neither ever signs a call for another account.
+func (a *Accounts) Levers(ctx context.Context, acct string, write bool) (apply.Levers, error) {
+	ac, err := a.reader(ctx, acct)
+	if err != nil {
+		return apply.Levers{}, err
+	}
+	a.mu.Lock()
+	if ac.reads == nil {
+		ac.reads = a.leverClients(ac.cfg)
+	}
+	reads := ac.reads
+	a.mu.Unlock()
+	var writes *leverClients
+	if write {
+		a.mu.Lock()
+		if a.appliers == nil {
+			a.appliers = map[string]*applyAccount{}
+		}
+		ap := a.appliers[acct]
+		if ap == nil {
+			r, cfg := a.newRole(a.ApplyRoleARN(acct))
+			ap = &applyAccount{role: r, writes: a.leverClients(cfg)}
+			a.appliers[acct] = ap
+		}
+		a.mu.Unlock()
+		if err := a.live(ctx, &ap.role); err != nil {
+			return apply.Levers{}, err
+		}
+		writes = ap.writes
+	}
+	k := &keyLevers{account: acct, reads: reads.kms}
+	i := &iamLevers{account: acct, reads: reads.iam}
+	if writes != nil {
+		k.writes, i.writes = writes.kms, writes.iam
+	}
+	return apply.Levers{Account: acct, Role: a.ApplyRoleARN(acct), KMS: k, Grants: k, IAM: i}, nil
 }
 
 // World builds the denial's world in the account that recorded it (the event's account,

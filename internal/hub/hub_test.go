@@ -102,6 +102,10 @@ func newOrg(t *testing.T, lifetime time.Duration, members ...string) *org {
 				iam.NewFromConfig(c, func(io *iam.Options) { io.BaseEndpoint = aws.String(o.iam.URL) }),
 				sts.NewFromConfig(c, stsEndpoint)
 		},
+		LeverClients: func(c aws.Config) (*kms.Client, *iam.Client) {
+			return kms.NewFromConfig(c, func(ko *kms.Options) { ko.BaseEndpoint = aws.String(o.kms.URL) }),
+				iam.NewFromConfig(c, func(io *iam.Options) { io.BaseEndpoint = aws.String(o.iam.URL) })
+		},
 	}
 	aa := accessanalyzer.NewFromConfig(cfg, func(ao *accessanalyzer.Options) {
 		ao.BaseEndpoint = aws.String(o.members[callerAccount].AA.URL)

@@ -1,6 +1,9 @@
 package awsfake
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,7 +19,11 @@ import (
 // header, issued by the STS fake's AssumeRole). A call signed with credentials the STS fake
 // did not issue, or of an account without a backend, is refused (403), as AWS refuses
 // credentials it does not know; Calls counts the calls per signing account, so a test can
-// prove which account's credentials read what.
+// prove which account's credentials read what, and Ops the operations per signing role.
+// KMS's GetKeyPolicy and PutKeyPolicy do not work across accounts
+// (https://docs.aws.amazon.com/kms/latest/APIReference/API_PutKeyPolicy.html, "Cross-account
+// use: No"): one naming another account's key ARN is refused (AccessDeniedException) and
+// counted by Foreign.
 type AccountRouter struct {
 	URL string
 
@@ -24,13 +31,15 @@ type AccountRouter struct {
 	backends map[string]*httputil.ReverseProxy
 	mu       sync.Mutex
 	calls    map[string]int
+	ops      map[string]map[string]int // role ARN → operation → calls
 	refused  int
+	foreign  int
 }
 
 // NewAccountRouter starts the router over backends (account → base URL); it stops at cleanup.
 func NewAccountRouter(t testenv.Harness, sts *STS, backends map[string]string) *AccountRouter {
 	t.Helper()
-	a := &AccountRouter{sts: sts, backends: map[string]*httputil.ReverseProxy{}, calls: map[string]int{}}
+	a := &AccountRouter{sts: sts, backends: map[string]*httputil.ReverseProxy{}, calls: map[string]int{}, ops: map[string]map[string]int{}}
 	for acct, raw := range backends {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -58,16 +67,67 @@ func (a *AccountRouter) Refused() int {
 	return a.refused
 }
 
-func (a *AccountRouter) serve(w http.ResponseWriter, r *http.Request) {
-	acct := a.sts.AccountOf(AccessKeyID(r))
-	backend := a.backends[acct]
+// Ops is how many times each operation was called with credentials of a role.
+func (a *AccountRouter) Ops(roleARN string) map[string]int {
 	a.mu.Lock()
-	if backend == nil {
+	defer a.mu.Unlock()
+	out := map[string]int{}
+	for op, n := range a.ops[roleARN] {
+		out[op] = n
+	}
+	return out
+}
+
+// Foreign is how many key-policy calls named a key of another account than the signer's.
+func (a *AccountRouter) Foreign() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.foreign
+}
+
+// operation reads the operation of a JSON 1.1 call (X-Amz-Target) or a query-protocol call
+// (the form's Action), and the KeyId of a JSON call; the body is left readable.
+func operation(r *http.Request) (op, keyID string) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		_, op, _ = strings.Cut(t, ".")
+		var in struct{ KeyId string }
+		_ = json.Unmarshal(body, &in)
+		return op, in.KeyId
+	}
+	v, _ := url.ParseQuery(string(body))
+	return v.Get("Action"), ""
+}
+
+func (a *AccountRouter) serve(w http.ResponseWriter, r *http.Request) {
+	akid := AccessKeyID(r)
+	acct := a.sts.AccountOf(akid)
+	backend := a.backends[acct]
+	op, keyID := operation(r)
+	foreign := (op == "GetKeyPolicy" || op == "PutKeyPolicy") && strings.HasPrefix(keyID, "arn:") &&
+		len(strings.SplitN(keyID, ":", 6)) == 6 && strings.SplitN(keyID, ":", 6)[4] != acct
+	a.mu.Lock()
+	switch {
+	case backend == nil:
 		a.refused++
-	} else {
+	case foreign:
+		a.foreign++
+	default:
 		a.calls[acct]++
+		role := a.sts.RoleOf(akid)
+		if a.ops[role] == nil {
+			a.ops[role] = map[string]int{}
+		}
+		a.ops[role][op]++
 	}
 	a.mu.Unlock()
+	if backend != nil && foreign {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"__type":"AccessDeniedException","message":"` + op + ` does not work across accounts: the key is not the caller's account's"}`))
+		return
+	}
 	if backend == nil {
 		const msg = "The security token included in the request is invalid."
 		if strings.Contains(r.Header.Get("Content-Type"), "json") {

@@ -26,7 +26,9 @@ type STS struct {
 	mu      sync.Mutex
 	arn     string // set by SetCaller
 	members map[string]bool
+	refuse  map[string]bool // role ARNs refused even in a member account (RefuseRole)
 	issued  map[string]string // access key id → account
+	roleOf  map[string]string // access key id → role ARN it was issued for
 	assumed map[string]int    // account → AssumeRole calls that issued credentials
 	roles   []string          // role ARNs assumed, in order
 }
@@ -42,11 +44,29 @@ func (f *STS) AddMember(account string) {
 	f.members[account] = true
 }
 
+// RefuseRole makes AssumeRole of one role fail with AccessDenied, as for a member account
+// whose spoke has no such role (the apply role exists only in sandbox OUs).
+func (f *STS) RefuseRole(roleARN string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refuse == nil {
+		f.refuse = map[string]bool{}
+	}
+	f.refuse[roleARN] = true
+}
+
 // AccountOf is the account whose credentials carry the access key id ("" when not issued).
 func (f *STS) AccountOf(accessKeyID string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.issued[accessKeyID]
+}
+
+// RoleOf is the role ARN whose credentials carry the access key id ("" when not issued).
+func (f *STS) RoleOf(accessKeyID string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.roleOf[accessKeyID]
 }
 
 // AssumeRoleCalls is how many credentials were issued for an account.
@@ -72,15 +92,16 @@ func (f *STS) assumeRole(roleARN string) (akid string, expires time.Time, code s
 	acct := parts[4]
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.members[acct] {
+	if !f.members[acct] || f.refuse[roleARN] {
 		return "", time.Time{}, "AccessDenied"
 	}
 	if f.issued == nil {
-		f.issued, f.assumed = map[string]string{}, map[string]int{}
+		f.issued, f.assumed, f.roleOf = map[string]string{}, map[string]int{}, map[string]string{}
 	}
 	f.assumed[acct]++
 	akid = fmt.Sprintf("ASIA%s%04d", acct, len(f.issued)%10000)
 	f.issued[akid] = acct
+	f.roleOf[akid] = roleARN
 	f.roles = append(f.roles, roleARN)
 	now, life := time.Now, f.Lifetime
 	if f.Now != nil {
