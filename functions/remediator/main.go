@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
@@ -29,6 +30,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/hub"
 	"github.com/kmsfix/kmsfix/internal/notify"
+	"github.com/kmsfix/kmsfix/internal/orgroute"
 	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 )
@@ -84,23 +86,28 @@ func main() {
 		os.Exit(1)
 	}
 	var sender remediator.Notifier = notifier
-	if len(cfg.Routes) > 0 {
+	if len(cfg.Routes) > 0 || cfg.OrgRoutes() {
 		// Findings of a routed account go to its own secret and topic (KMSFIX_ROUTES); every
 		// route shares the table, so one finding is one message wherever it was seen.
 		if nc.Secrets == nil {
 			nc.Secrets = secretsmanager.NewFromConfig(awsCfg)
 		}
-		rt := &notify.Routed{Default: notifier, Routes: map[string]notify.Sender{}}
-		for acct, r := range cfg.Routes {
-			n, err := notify.New(notify.Config{
+		newRoute := func(r config.Route) (notify.Sender, error) {
+			return notify.New(notify.Config{
 				TopicARN: r.TopicARN, Table: cfg.TableName, SlackSecretARN: r.SlackSecretARN,
 				Window: cfg.DedupeWindow, Propagation: cfg.PropagationWindow, Logger: log, Metrics: os.Stdout,
 			}, nc)
-			if err != nil {
-				log.Error("cold start: route of "+acct+": "+err.Error(), "phase", "config")
-				os.Exit(1)
-			}
-			rt.Routes[acct] = n
+		}
+		var resolver *orgroute.Resolver
+		if cfg.OrgRoutes() {
+			// OU and tag entries (the hub only; config refuses them elsewhere): the account's
+			// OU chain and tags come from Organizations, cached per account (internal/orgroute).
+			resolver = &orgroute.Resolver{Org: organizations.NewFromConfig(awsCfg), Log: log, Metrics: os.Stdout}
+		}
+		rt, err := orgroute.Routed(cfg, notifier, newRoute, resolver)
+		if err != nil {
+			log.Error("cold start: "+err.Error(), "phase", "config")
+			os.Exit(1)
 		}
 		sender = rt
 	}

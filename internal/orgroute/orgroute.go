@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/organizations/types"
 
 	"github.com/kmsfix/kmsfix/internal/config"
+	"github.com/kmsfix/kmsfix/internal/notify"
 )
 
 // API is the part of the Organizations client the resolver calls (*organizations.Client).
@@ -256,4 +257,37 @@ func (r *Resolver) failed(acct string, err error, retryAfter time.Duration) {
 	r.metricMu.Lock()
 	defer r.metricMu.Unlock()
 	_, _ = r.Metrics.Write(append(line, '\n'))
+}
+
+// Routed builds the notifier of cfg's routes: one Sender per entry, made by newSender, keyed
+// by the name Route returns for it (account id, tag entry's Name, OU id), and resolver when
+// OU or tag entries exist (it must be nil otherwise: nothing to resolve).
+func Routed(cfg config.Config, def notify.Sender, newSender func(config.Route) (notify.Sender, error), resolver *Resolver) (*notify.Routed, error) {
+	rt := &notify.Routed{Default: def, Routes: map[string]notify.Sender{}}
+	add := func(name string, r config.Route) error {
+		s, err := newSender(r)
+		if err != nil {
+			return fmt.Errorf("route of %s: %w", name, err)
+		}
+		rt.Routes[name] = s
+		return nil
+	}
+	var errs []error
+	for acct, r := range cfg.Routes {
+		errs = append(errs, add(acct, r))
+	}
+	for _, t := range cfg.TagRoutes {
+		errs = append(errs, add(t.Name(), t.Route))
+	}
+	for ou, r := range cfg.OURoutes {
+		errs = append(errs, add(ou, r))
+	}
+	if cfg.OrgRoutes() {
+		if resolver == nil {
+			return nil, errors.New("OU or tag routes without a resolver")
+		}
+		resolver.Config = cfg
+		rt.Resolver = resolver
+	}
+	return rt, errors.Join(errs...)
 }
