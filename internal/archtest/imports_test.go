@@ -22,12 +22,13 @@ var layer = map[string]int{
 	"internal/cloudtrail": 1, "internal/finding": 1, "internal/world": 1,
 	"internal/request": 2, "internal/config": 2,
 	"internal/diagnose": 3, "internal/patch": 3, "internal/enrich": 3,
-	"internal/decision": 4, "internal/hub": 4,
+	"internal/decision": 4,
 	"internal/engine":   5,
 	"internal/pipeline": 6,
 	"internal/notify":   7, "internal/apply": 7, "internal/crossaccount": 7, "internal/scan": 7,
 	"internal/why": 7, "internal/drift": 7,
 	"internal/remediator": 8, "internal/doctor": 8, // doctor checks the notifier's secret format
+	"internal/hub": 8, // the organization's accounts: enrich's reads and apply's levers, per account
 
 	"functions/remediator": 9, "cmd/kmsfix": 9, "infra": 9, "bench/storm": 9,
 }
