@@ -29,6 +29,9 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	if wantsBuckets(args) {
 		return runDoctorBuckets(args, stdout, stderr)
 	}
+	if which := wantsOrg(args); which != "" {
+		return runDoctorOrg(which, args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o doctor.Options
@@ -44,6 +47,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kmsfix doctor [--region R] [--rule NAME | --stack NAME] [--function NAME] [--dlq URL] [--slack-secret ARN] [--json]")
 		fmt.Fprintln(stderr, "       kmsfix doctor --buckets [--bucket B]... [--profile P] [--region R] [--output text|json]   # default-encryption drift")
+		fmt.Fprintln(stderr, "       kmsfix doctor --hub --org-id O --hub-account A --hub-region R --spoke-targets OU,... --spoke-regions R,... [--json]   # organization hub")
+		fmt.Fprintln(stderr, "       kmsfix doctor --spoke --org-id O --hub-account A --hub-region R [--sandbox true|false] [--json]   # organization spoke")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

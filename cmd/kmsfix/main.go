@@ -34,7 +34,7 @@ func commands() []command {
 			func(e env, args []string) int { return runApplied(args, e.stdout, e.stderr) }},
 		{"check", "preflight: will a principal be able to get/put a bucket's objects, KMS included? (exit 0 allowed, 1 denied with the fix, 2 undecided, 3 error)",
 			func(e env, args []string) int { return runCheck(args, e.stdout, e.stderr) }},
-		{"doctor", "check that KMS denials can reach the remediator and its alerts can go out (exit 1 on a failure)",
+		{"doctor", "check that KMS denials can reach the remediator and its alerts can go out; --hub/--spoke: an organization deployment (exit 1 on a failure)",
 			func(e env, args []string) int { return runDoctor(args, e.stdout, e.stderr) }},
 		{"explain", "explain KMS denials in CloudTrail files (or - for stdin) and propose the fix",
 			func(e env, args []string) int { return runExplain(e, args) }},

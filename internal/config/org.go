@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -41,14 +43,24 @@ type Org struct {
 // HubPartition is the partition of the hub ARNs; organizations do not span partitions.
 const HubPartition = "aws"
 
-func (p *parser) org() *Org {
+// LoadHub reads only the organization and its hub (orgId, hubAccount, hubRegion) through
+// lookup, validated as LoadDeployment does: what a spoke needs to know of its hub (the hub's
+// bus and role ARNs), for `kmsfix doctor --spoke` in a member account.
+func LoadHub(lookup func(Param) string) (*Org, error) {
+	p := parser{get: lookup, label: func(pr Param) string { return pr.Context + " (" + pr.Env + ")" }}
+	o := p.hub()
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, fmt.Errorf("invalid kmsfix parameters:\n%w", err)
+	}
+	return o, nil
+}
+
+// hub reads the organization and its hub, with the derived ARNs.
+func (p *parser) hub() *Org {
 	o := &Org{
 		ID:         p.value("orgId"),
 		HubAccount: p.value("hubAccount"),
 		HubRegion:  p.value("hubRegion"),
-		Targets:    p.list("spokeTargets"),
-		Regions:    p.list("spokeRegions"),
-		SandboxOUs: p.list("sandboxOus"),
 	}
 	if !isOrgID(o.ID) {
 		p.fail("orgId", "is %q; deployment=org needs the organization id (o-...)", o.ID)
@@ -59,6 +71,14 @@ func (p *parser) org() *Org {
 	if !isRegion(o.HubRegion) {
 		p.fail("hubRegion", "is %q; deployment=org needs the hub's Region (e.g. us-east-1)", o.HubRegion)
 	}
+	o.HubBusARN = "arn:" + HubPartition + ":events:" + o.HubRegion + ":" + o.HubAccount + ":event-bus/" + HubBusName
+	o.HubRoleARN = "arn:" + HubPartition + ":iam::" + o.HubAccount + ":role/" + HubRoleName
+	return o
+}
+
+func (p *parser) org() *Org {
+	o := p.hub()
+	o.Targets, o.Regions, o.SandboxOUs = p.list("spokeTargets"), p.list("spokeRegions"), p.list("sandboxOus")
 	if len(o.Targets) == 0 {
 		p.fail("spokeTargets", "is empty; deployment=org needs the OUs (ou-...) or root (r-...) to deploy spokes to")
 	}
@@ -82,8 +102,6 @@ func (p *parser) org() *Org {
 			p.fail("spokeRegions", "has %q, which is not a Region name", r)
 		}
 	}
-	o.HubBusARN = "arn:" + HubPartition + ":events:" + o.HubRegion + ":" + o.HubAccount + ":event-bus/" + HubBusName
-	o.HubRoleARN = "arn:" + HubPartition + ":iam::" + o.HubAccount + ":role/" + HubRoleName
 	return o
 }
 

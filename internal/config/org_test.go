@@ -61,3 +61,26 @@ func TestLoadHubOrgID(t *testing.T) {
 		t.Error("a malformed organization id was accepted")
 	}
 }
+
+// LoadHub reads the hub alone (what `kmsfix doctor --spoke` needs), with the same rules and
+// the same ARNs as LoadDeployment.
+func TestLoadHub(t *testing.T) {
+	values := map[string]string{"orgId": "o-abcdefghij", "hubAccount": "999988887777", "hubRegion": "eu-west-1"}
+	lookup := func(p Param) string { return values[p.Context] }
+	o, err := LoadHub(lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := deploy(orgValues())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.HubBusARN != full.Org.HubBusARN || o.HubRoleARN != full.Org.HubRoleARN || o.ID != full.Org.ID || len(o.Targets) != 0 {
+		t.Errorf("hub = %+v, want the ARNs of %+v", o, full.Org)
+	}
+	values["hubAccount"], values["orgId"] = "9999", ""
+	if _, err := LoadHub(lookup); err == nil || !strings.Contains(err.Error(), `hubAccount (KMSFIX_HUB_ACCOUNT) is "9999"`) ||
+		!strings.Contains(err.Error(), `orgId (KMSFIX_ORG_ID) is ""`) {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -28,6 +28,7 @@ type FunctionAPI interface {
 // FunctionInfo is what the later checks need of the function.
 type FunctionInfo struct {
 	ARN            string
+	Role           string // the execution role's ARN
 	Env            map[string]string
 	DeadLetterARNs []string // SQS queues of failed asynchronous invocations
 }
@@ -60,7 +61,7 @@ func CheckFunction(ctx context.Context, api FunctionAPI, name, region string) (C
 		c.Status, c.Detail = Fail, "GetFunction returned no configuration"
 		return c, nil
 	}
-	info := &FunctionInfo{ARN: aws.ToString(cfg.FunctionArn), Env: map[string]string{}}
+	info := &FunctionInfo{ARN: aws.ToString(cfg.FunctionArn), Role: aws.ToString(cfg.Role), Env: map[string]string{}}
 	if cfg.Environment != nil {
 		info.Env = cfg.Environment.Variables
 	}

@@ -15,7 +15,8 @@ import (
 
 // Doctor is one httptest server answering the read-only calls of `kmsfix doctor` for one
 // account and Region: CloudTrail (DescribeTrails, GetTrailStatus, GetEventSelectors),
-// EventBridge (DescribeRule, ListRules, ListTargetsByRule, ListRuleNamesByTarget), SQS
+// EventBridge (DescribeEventBus, DescribeRule, ListRules, ListTargetsByRule,
+// ListRuleNamesByTarget), SQS
 // (GetQueueUrl, GetQueueAttributes), Secrets Manager (DescribeSecret, GetSecretValue), all JSON
 // protocols dispatched on X-Amz-Target, and Lambda's REST GetFunction and
 // GetFunctionEventInvokeConfig. Point each SDK client (or AWS_ENDPOINT_URL_<SERVICE>) at URL.
@@ -27,6 +28,7 @@ type Doctor struct {
 
 	mu        sync.Mutex
 	Trails    []*Trail
+	Buses     []*Bus // custom event buses (the default bus always exists)
 	Rules     []*Rule
 	Functions []*Function
 	Queues    []*Queue
@@ -53,14 +55,21 @@ type Rule struct {
 	Targets                                []Target
 }
 
-// Target is a rule target; DeadLetter is an SQS ARN or "".
-type Target struct{ ID, ARN, DeadLetter string }
+// Bus is a custom event bus; Policy is its resource policy JSON ("" for none).
+type Bus struct{ Name, Policy string }
 
-// Function is a Lambda function.
+// Target is a rule target; DeadLetter is an SQS ARN or "", RoleARN the role EventBridge
+// assumes or "", Retries and MaxAge the retry policy (both 0: none).
+type Target struct {
+	ID, ARN, DeadLetter, RoleARN string
+	Retries, MaxAge              int
+}
+
+// Function is a Lambda function; Role is its execution role ARN ("" for a default one).
 type Function struct {
-	Name, State, StateReason string
-	Env                      map[string]string
-	OnFailure                string // asynchronous invocation failure destination (SQS ARN)
+	Name, State, StateReason, Role string
+	Env                            map[string]string
+	OnFailure                      string // asynchronous invocation failure destination (SQS ARN)
 }
 
 // Queue is an SQS queue with message counts.
@@ -138,7 +147,15 @@ func (f *Doctor) trailARN(t *Trail) string {
 }
 
 func (f *Doctor) ruleARN(r *Rule) string {
+	if r.Bus != "default" {
+		return "arn:aws:events:" + f.Region + ":" + f.Account + ":rule/" + r.Bus + "/" + r.Name
+	}
 	return "arn:aws:events:" + f.Region + ":" + f.Account + ":rule/" + r.Name
+}
+
+// BusARN is the ARN of a bus of this account and Region.
+func (f *Doctor) BusARN(name string) string {
+	return "arn:aws:events:" + f.Region + ":" + f.Account + ":event-bus/" + name
 }
 
 func (f *Doctor) serve(w http.ResponseWriter, r *http.Request) {
@@ -216,6 +233,26 @@ func (f *Doctor) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fail(http.StatusBadRequest, "TrailNotFoundException", "no trail "+key)
+	case "DescribeEventBus":
+		name := busOr(str("Name"))
+		if i := strings.LastIndex(name, ":event-bus/"); i >= 0 {
+			name = name[i+len(":event-bus/"):]
+		}
+		for _, b := range f.Buses {
+			if b.Name == name {
+				out := map[string]any{"Name": b.Name, "Arn": f.BusARN(b.Name)}
+				if b.Policy != "" {
+					out["Policy"] = b.Policy
+				}
+				reply(out)
+				return
+			}
+		}
+		if name == "default" {
+			reply(map[string]any{"Name": "default", "Arn": f.BusARN("default")})
+			return
+		}
+		fail(http.StatusBadRequest, "ResourceNotFoundException", "Event bus "+name+" does not exist.")
 	case "DescribeRule":
 		rule := f.rule(str("Name"), str("EventBusName"))
 		if rule == nil {
@@ -259,6 +296,12 @@ func (f *Doctor) serve(w http.ResponseWriter, r *http.Request) {
 			m := map[string]any{"Id": t.ID, "Arn": t.ARN}
 			if t.DeadLetter != "" {
 				m["DeadLetterConfig"] = map[string]any{"Arn": t.DeadLetter}
+			}
+			if t.RoleARN != "" {
+				m["RoleArn"] = t.RoleARN
+			}
+			if t.Retries != 0 || t.MaxAge != 0 {
+				m["RetryPolicy"] = map[string]any{"MaximumRetryAttempts": t.Retries, "MaximumEventAgeInSeconds": t.MaxAge}
 			}
 			targets = append(targets, m)
 		}
@@ -355,8 +398,12 @@ func (f *Doctor) serveLambda(w http.ResponseWriter, r *http.Request) {
 				"DestinationConfig": map[string]any{"OnFailure": map[string]any{"Destination": fn.OnFailure}}})
 			return
 		}
+		role := fn.Role
+		if role == "" {
+			role = "arn:aws:iam::" + f.Account + ":role/" + fn.Name + "-role"
+		}
 		cfg := map[string]any{"FunctionName": fn.Name, "FunctionArn": f.FunctionARN(fn.Name), "Runtime": "provided.al2023",
-			"State": fn.State, "LastUpdateStatus": "Successful", "Environment": map[string]any{"Variables": fn.Env}}
+			"State": fn.State, "LastUpdateStatus": "Successful", "Environment": map[string]any{"Variables": fn.Env}, "Role": role}
 		if fn.StateReason != "" {
 			cfg["StateReason"] = fn.StateReason
 		}

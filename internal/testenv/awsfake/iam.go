@@ -52,6 +52,7 @@ type IAMPrincipal struct {
 	Boundary string      // managed policy ARN of the permissions boundary
 	Groups   []string    // users only
 	Tags     map[string]string
+	Trust    string // roles: the trust policy (AssumeRolePolicyDocument) JSON; "" for none
 }
 
 // IAMGroup is a group with its policies.
@@ -78,6 +79,25 @@ func (f *IAM) PutPrincipal(p IAMPrincipal) {
 	defer f.mu.Unlock()
 	kind, name := iamfakeName(p.ARN)
 	f.byName[kind+"/"+name] = &p
+}
+
+// EditPrincipal changes a role or user ("role/<name>" or "user/<name>") in place; it reports
+// whether the entity exists.
+func (f *IAM) EditPrincipal(entity string, edit func(*IAMPrincipal)) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.byName[entity]
+	if p != nil {
+		edit(p)
+	}
+	return p != nil
+}
+
+// DeleteEntity removes a role or user ("role/<name>" or "user/<name>").
+func (f *IAM) DeleteEntity(entity string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.byName, entity)
 }
 
 // AddEntity creates a role or user by kind and name ("role/<name>" or "user/<name>", in
@@ -227,6 +247,9 @@ func (f *IAM) answer(op string, form url.Values) (body, code, msg string) {
 		_, name := iamfakeName(p.ARN)
 		b := fmt.Sprintf("<%s><Path>%s</Path><%sName>%s</%sName><%sId>AID%s</%sId><Arn>%s</Arn><CreateDate>2026-01-01T00:00:00Z</CreateDate>",
 			tag, xmlEsc(iamfakePath(p.ARN)), tag, xmlEsc(name), tag, tag, xmlEsc(strings.ToUpper(name)), tag, xmlEsc(p.ARN))
+		if p.Trust != "" {
+			b += "<AssumeRolePolicyDocument>" + xmlEsc(iamEncode(p.Trust)) + "</AssumeRolePolicyDocument>"
+		}
 		if p.Boundary != "" {
 			b += "<PermissionsBoundary><PermissionsBoundaryType>Policy</PermissionsBoundaryType><PermissionsBoundaryArn>" + xmlEsc(p.Boundary) + "</PermissionsBoundaryArn></PermissionsBoundary>"
 		}
