@@ -15,8 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kmsfix/kmsfix/internal/apply"
+	"github.com/kmsfix/kmsfix/internal/config"
+	"github.com/kmsfix/kmsfix/internal/hub"
 	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
@@ -25,6 +28,7 @@ import (
 type auditOptions struct {
 	table, region string
 	auditKey      string // --audit-key
+	hub           bool   // --hub: the organization hub's table (docs/org.md)
 }
 
 // register adds the shared flags to fs.
@@ -33,6 +37,8 @@ func (o *auditOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.region, "region", "", "AWS Region of the table (default from the AWS configuration)")
 	fs.StringVar(&o.auditKey, "audit-key", os.Getenv("KMSFIX_AUDIT_KEY_ARN"),
 		"the HMAC KMS key that seals the audit records (default $KMSFIX_AUDIT_KEY_ARN); records are checked with it and never trusted without it")
+	fs.BoolVar(&o.hub, "hub", os.Getenv("KMSFIX_HUB_ORG_ID") != "",
+		"the table is the organization hub's (default: $KMSFIX_HUB_ORG_ID is set): a change is reverted in its own account, reading through its kmsfix-reader role and writing through its kmsfix-apply role, assumed with your credentials")
 }
 
 func runRevert(args []string, stdout, stderr io.Writer) int {
@@ -41,7 +47,7 @@ func runRevert(args []string, stdout, stderr io.Writer) int {
 	var o auditOptions
 	o.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kmsfix revert ID [--table T] [--region R]")
+		fmt.Fprintln(stderr, "usage: kmsfix revert ID [--table T] [--region R] [--hub]")
 		fmt.Fprintln(stderr, "Removes exactly what automatic change ID added (the inline policy, the key-policy statement by Sid, or the grant), only while it is what kmsfix wrote, and records it in the audit table; anything changed since is left and reported.")
 		fs.PrintDefaults()
 	}
@@ -118,6 +124,7 @@ func runApplied(args []string, stdout, stderr io.Writer) int {
 	if !*asJSON {
 		fmt.Fprintln(tw, "ID\tSTATUS\tLEVER\tTARGET\tNAME\tEXPIRES\tERROR")
 	}
+	// In the hub the target's ARN names the account; the role that wrote is in --json.
 	ok := true
 	for _, id := range ids {
 		rec, err := a.Store.Get(ctx, id)
@@ -142,7 +149,7 @@ func runApplied(args []string, stdout, stderr io.Writer) int {
 		}
 		if *asJSON {
 			b, _ := json.Marshal(map[string]any{"id": rec.ID, "status": rec.Status, "lever": rec.Lever,
-				"account": rec.Account, "target": rec.Target, "name": rec.Name, "event_id": rec.EventID,
+				"account": rec.Account, "role": rec.Role, "target": rec.Target, "name": rec.Name, "event_id": rec.EventID,
 				"applied_at": rec.AppliedAt, "expires_at": rec.ExpiresAt, "error": rec.Error, "note": rec.Note})
 			fmt.Fprintln(stdout, string(b))
 			continue
@@ -179,12 +186,19 @@ func auditApplier(ctx context.Context, o auditOptions) (*apply.Applier, error) {
 	if o.auditKey == "" {
 		return nil, fmt.Errorf("no audit key: pass --audit-key or set KMSFIX_AUDIT_KEY_ARN (audit records are read only when their integrity code checks out)")
 	}
-	return &apply.Applier{
-		Settings: apply.Settings{Table: o.table, Region: cfg.Region},
+	a := &apply.Applier{
+		Settings: apply.Settings{Table: o.table, Region: cfg.Region, Hub: o.hub},
 		Store: &apply.Store{DB: dynamodb.NewFromConfig(cfg), Table: o.table, Retention: apply.DefaultRetention,
 			Sealer: apply.KMSSealer{API: kc, KeyID: o.auditKey}},
 		KMS:    kc,
 		Grants: kc,
 		IAM:    iam.NewFromConfig(cfg),
-	}, nil
+	}
+	if o.hub {
+		// Each change in its own account, through that account's roles (the record's account,
+		// sealed): the caller's credentials only assume them.
+		a.KMS, a.Grants, a.IAM = nil, nil, nil
+		a.Accounts = &hub.Accounts{Base: cfg, STS: sts.NewFromConfig(cfg), Partition: config.HubPartition}
+	}
+	return a, nil
 }

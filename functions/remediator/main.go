@@ -115,10 +115,12 @@ func main() {
 	stsClient := sts.NewFromConfig(awsCfg)
 	enrichOpts := enrich.Options{TTL: cacheTTL, CallTimeout: callTimeout}
 	var enricher pipeline.Enricher = enrich.New(kmsClient, iamClient, stsClient, enrichOpts)
+	var accounts *hub.Accounts // the organization's hub, else nil
 	if cfg.HubOrgID != "" {
 		// The organization's hub (docs/org.md): each account's world is read through its
 		// reader role, with credentials of that account only.
-		enricher = &hub.Accounts{Base: awsCfg, STS: stsClient, Partition: config.HubPartition, Enrich: enrichOpts}
+		accounts = &hub.Accounts{Base: awsCfg, STS: stsClient, Partition: config.HubPartition, Enrich: enrichOpts}
+		enricher = accounts
 	}
 	h := &remediator.Handler{
 		Enricher:  enricher,
@@ -131,23 +133,24 @@ func main() {
 		Log:     log,
 		Metrics: os.Stdout,
 	}
-	var applier *apply.Applier // nil outside apply mode: a nil *Applier must not go into h.Applier
-	if cfg.Mode == config.ModeApply && cfg.HubOrgID != "" {
-		// The applier writes with the function's own credentials; through the spokes'
-		// kmsfix-apply roles it is not wired yet (docs/org.md), so the hub only notifies.
-		log.Warn("cold start: apply mode is not available in the hub yet; notifying only", "phase", "config")
-	} else if cfg.Mode == config.ModeApply {
+	if cfg.Mode == config.ModeApply {
 		store := &apply.Store{DB: ddb, Table: cfg.TableName}
 		if cfg.AuditKeyARN != "" {
 			store.Sealer = apply.KMSSealer{API: kmsClient, KeyID: cfg.AuditKeyARN}
 		}
-		applier = &apply.Applier{
+		applier := &apply.Applier{
 			Settings: apply.SettingsFrom(cfg, awsCfg.Region),
 			Store:    store,
 			KMS:      kmsClient, Grants: kmsClient, IAM: iamClient, Analyzer: analyzer,
 			Logger:  log, // no Hold: notify.Notifier.Notify holds the finding back itself after announcing the change
 			Metrics: os.Stdout,
 			Alerter: topicAlerter{sns: snsClient, topic: cfg.TopicARN},
+		}
+		if accounts != nil {
+			// In the hub every change is made in the account that owns it, through that
+			// account's kmsfix-apply role; the function's own credentials write nothing.
+			applier.KMS, applier.Grants, applier.IAM = nil, nil, nil
+			applier.Accounts = accounts
 		}
 		h.Applier = applier
 		h.Sweeper = applier

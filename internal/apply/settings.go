@@ -25,7 +25,10 @@ type Settings struct {
 	Account           string
 	RemediatorRoleARN string // the grants' retiring principal
 	Table             string // audit table (shared; pk/sk strings)
-	Region            string // of the table, for the revert command
+	// Hub: the table is the organization hub's (KMSFIX_HUB_ORG_ID): the revert command says
+	// --hub, so it acts in each change's own account.
+	Hub    bool
+	Region string // of the table, for the revert command
 	// Lease is how long a pending change belongs to the invocation that started it; after it,
 	// another invocation (or the sweeper) completes or rolls it back. At least the function's
 	// timeout.
@@ -67,6 +70,7 @@ func SettingsFrom(c config.Config, region string) Settings {
 		RemediatorRoleARN: c.RemediatorRoleARN,
 		Table:             c.TableName,
 		Region:            region,
+		Hub:               c.HubOrgID != "",
 	}
 }
 
@@ -115,6 +119,9 @@ func (s Settings) RevertCommand(id string) string {
 	}
 	if s.Region != "" {
 		words = append(words, "--region", s.Region)
+	}
+	if s.Hub {
+		words = append(words, "--hub")
 	}
 	return quote.Command(words...) // one shell word each, as every command kmsfix suggests
 }

@@ -2,7 +2,10 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/apply"
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv/emulator"
 )
 
@@ -321,5 +325,66 @@ func TestHubNeverWritesWithAnotherAccountsLevers(t *testing.T) {
 	o.nothingWritten(t, before)
 	if o.kms.Foreign() != 0 {
 		t.Errorf("a key-policy call crossed accounts")
+	}
+}
+
+// sampleEnvelope wraps sample 25's record as the hub's bus delivers it: the envelope's account is
+// the sender's, the record's recipientAccountId says whose copy it is.
+func sampleEnvelope(t *testing.T, account, recipient string) json.RawMessage {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", sample, "event.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["recipientAccountId"] = recipient
+	ev, err := json.Marshal(map[string]any{"version": "0", "id": "env-" + account + "-" + recipient,
+		"detail-type": "AWS API Call via CloudTrail", "source": "aws.kms", "account": account,
+		"time": rec["eventTime"], "region": rec["awsRegion"], "resources": []any{}, "detail": rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// Through the hub's handler: the caller's copy is applied on both sides and the notification
+// carries both changes; an event a sandbox account sends with a record of another account is
+// refused before anything is read, assumed or written.
+func TestHubHandlerAppliesBothHalvesAndRefusesForgedEvent(t *testing.T) {
+	o := newOrg(t, time.Hour, callerAccount, ownerAccount)
+	var logs strings.Builder
+	sandbox := []string{callerAccount, ownerAccount}
+	a := hubApplier(t, o, sandbox, &logs)
+	notes := &recorder{}
+	h := &remediator.Handler{Enricher: o.accounts, Validator: o.validator, Notifier: notes, Applier: a, Sweeper: a,
+		Sandbox: sandbox, Hub: true, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx := context.Background()
+	before := o.keyPolicy(t)
+
+	// Forged: the key owner's (sandbox) account sends the caller's record as its own.
+	rep, err := h.Handle(ctx, sampleEnvelope(t, ownerAccount, callerAccount))
+	if err != nil || !strings.Contains(rep.Ignored, "refused") || rep.Applied != nil {
+		t.Fatalf("forged event: %v %q %+v", err, rep.Ignored, rep.Applied)
+	}
+	if n := len(o.sts.AssumedRoles()); n != 0 {
+		t.Errorf("a forged event assumed %d roles", n)
+	}
+	o.nothingWritten(t, before)
+
+	rep, err = h.Handle(ctx, sampleEnvelope(t, callerAccount, callerAccount))
+	if err != nil || rep.Applied == nil || len(rep.AppliedMore) != 1 {
+		t.Fatalf("caller's copy: %v applied %+v more %+v blocked %q\n%s", err, rep.Applied, rep.AppliedMore, rep.AutoApplyBlocked, logs.String())
+	}
+	if len(notes.got) != 1 || notes.got[0].Applied == nil || len(notes.got[0].AppliedMore) != 1 {
+		t.Errorf("notified: %+v", notes.got)
+	}
+	if !strings.Contains(o.keyPolicy(t), rep.AppliedMore[0].Name) || o.writes(applyRole(callerAccount)) != 1 {
+		t.Errorf("not applied on both sides")
+	}
+	if !strings.Contains(rep.Applied.RevertCommand, "kmsfix revert "+rep.Applied.ID) {
+		t.Errorf("revert command %q", rep.Applied.RevertCommand)
 	}
 }

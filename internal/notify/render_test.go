@@ -70,7 +70,24 @@ func extraNotices(t *testing.T, reports map[finding.Code]finding.Report) map[str
 		Calls: []string{"kms:PutKeyPolicy KeyId=" + keyARN + " PolicyName=default (policy with statement KmsfixAppReaderDecrypt appended)"},
 	}
 	dry := NewNotice(r)
-	return map[string]Notice{"repeat-after-window": repeat, "applied": applied, "dry-run": dry}
+
+	// The organization's hub applied both halves of a cross-account fix, each in its account.
+	r = reports[finding.CrossAccountAccessMissing]
+	var halves []finding.Applied
+	for i, p := range r.Patches {
+		halves = append(halves, finding.Applied{
+			ID: fmt.Sprintf("chg-hub-half-%d", i+1), Lever: p.Kind, Account: p.Account,
+			Role: "arn:aws:iam::" + p.Account + ":role/kmsfix-apply", Target: p.Target, Name: p.Name,
+			AppliedAt: "2026-11-28T09:14:08Z", ExpiresAt: "2026-11-29T09:14:08Z",
+			RevertCommand: fmt.Sprintf("kmsfix revert chg-hub-half-%d --table kmsfix-hub --hub", i+1),
+		})
+	}
+	if len(halves) != 2 {
+		t.Fatalf("the cross-account sample has %d patches, want 2", len(halves))
+	}
+	r.Applied, r.AppliedMore = &halves[0], halves[1:]
+	hubBoth := NewNotice(r)
+	return map[string]Notice{"repeat-after-window": repeat, "applied": applied, "dry-run": dry, "applied-hub-both-halves": hubBoth}
 }
 
 // goldenNotices is every diagnosis code's notice and the extra cases, by golden file name.

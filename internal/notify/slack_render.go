@@ -47,6 +47,9 @@ func SlackMessage(n Notice) *slack.WebhookMessage {
 	if r.Applied != nil {
 		b.applied(*r.Applied)
 	}
+	for _, a := range r.AppliedMore { // the other account's half (the organization's hub)
+		b.applied(a)
+	}
 	if len(r.Patches) > 0 {
 		b.patches(r)
 	}

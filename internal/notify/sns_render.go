@@ -201,7 +201,11 @@ func EmailText(n Notice) string {
 	line("Region:     %s", orUnknown(r.Region))
 	line("Time:       %s", orUnknown(displayTime(r.EventTime)))
 	line("Event:      %s", orUnknown(r.EventID))
-	if a := r.Applied; a != nil {
+	applied := r.AppliedMore // the other account's half (the organization's hub)
+	if r.Applied != nil {
+		applied = append([]finding.Applied{*r.Applied}, applied...)
+	}
+	for _, a := range applied {
 		line("")
 		if a.DryRun {
 			line("Dry run: would apply %s %s on %s (account %s). Nothing was changed.", a.Lever, a.Name, a.Target, a.Account)

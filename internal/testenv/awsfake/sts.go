@@ -26,7 +26,7 @@ type STS struct {
 	mu      sync.Mutex
 	arn     string // set by SetCaller
 	members map[string]bool
-	refuse  map[string]bool // role ARNs refused even in a member account (RefuseRole)
+	refuse  map[string]bool   // role ARNs refused even in a member account (RefuseRole)
 	issued  map[string]string // access key id → account
 	roleOf  map[string]string // access key id → role ARN it was issued for
 	assumed map[string]int    // account → AssumeRole calls that issued credentials
@@ -53,6 +53,17 @@ func (f *STS) RefuseRole(roleARN string) {
 		f.refuse = map[string]bool{}
 	}
 	f.refuse[roleARN] = true
+}
+
+// Know makes credentials the fake did not issue (the hub's own, static in a test) those of
+// account, so an AccountRouter sends their calls to that account's backend.
+func (f *STS) Know(accessKeyID, account string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.issued == nil {
+		f.issued, f.assumed, f.roleOf = map[string]string{}, map[string]int{}, map[string]string{}
+	}
+	f.issued[accessKeyID] = account
 }
 
 // AccountOf is the account whose credentials carry the access key id ("" when not issued).
