@@ -32,45 +32,50 @@ func stmtName(s policy.Statement, i int) string {
 	return fmt.Sprintf("statement %d", i+1)
 }
 
-// conditionValues returns the values a statement's condition requires for key under one of the
-// operators ops (both case-insensitive, as IAM reads them). ok is false when no such operator
-// names the key: then the key does not restrict the statement the way the check needs. An
-// ...IfExists operator never counts, as it admits a request without the key
+// conditionValues returns, per operator of ops that names key (both case-insensitive, as IAM
+// reads them), the values the statement's condition requires. An ...IfExists operator never
+// counts, as it admits a request without the key
 // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists).
-// When several accepted operators name the key, all of them apply (IAM ANDs the operators):
-// the values of the first are returned.
-func conditionValues(s policy.Statement, key string, ops ...string) ([]string, bool) {
-	for op, kv := range s.Condition {
-		if !slices.ContainsFunc(ops, func(o string) bool { return strings.EqualFold(o, op) }) {
-			continue
-		}
-		for k, v := range kv {
-			if strings.EqualFold(k, key) && len(v.Items) > 0 {
-				return v.Items, true
+// The operators are in the order of ops, so the answer does not depend on map order.
+func conditionValues(s policy.Statement, key string, ops ...string) [][]string {
+	var out [][]string
+	for _, want := range ops {
+		for op, kv := range s.Condition {
+			if !strings.EqualFold(op, want) {
+				continue
+			}
+			for k, v := range kv {
+				if strings.EqualFold(k, key) && len(v.Items) > 0 {
+					out = append(out, v.Items)
+				}
 			}
 		}
 	}
-	return nil, false
+	return out
 }
 
 // requireCondition says what is wrong with the statement's condition on key: "" when one of
-// the operators ops names it and every value is one ok accepts (a condition with several
-// values admits a request matching any of them).
+// the operators ops names it with only values ok accepts (a condition with several values
+// admits a request matching any of them; IAM ANDs the operators, so one narrow enough is
+// enough).
 func requireCondition(s policy.Statement, key string, ops []string, ok func(string) bool, want string) string {
-	vals, found := conditionValues(s, key, ops...)
-	if !found {
+	sets := conditionValues(s, key, ops...)
+	if len(sets) == 0 {
 		return fmt.Sprintf("no %s condition %s = %s", strings.Join(ops, "/"), key, want)
 	}
 	var bad []string
-	for _, v := range vals {
-		if !ok(v) {
-			bad = append(bad, v)
+	for _, vals := range sets {
+		bad = bad[:0]
+		for _, v := range vals {
+			if !ok(v) {
+				bad = append(bad, v)
+			}
+		}
+		if len(bad) == 0 {
+			return ""
 		}
 	}
-	if len(bad) > 0 {
-		return fmt.Sprintf("%s also admits %s (want only %s)", key, strings.Join(bad, ", "), want)
-	}
-	return ""
+	return fmt.Sprintf("%s also admits %s (want only %s)", key, strings.Join(bad, ", "), want)
 }
 
 // principals lists a statement's principals as "Type:value" ("AWS:*" for a bare "*").
