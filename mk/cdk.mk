@@ -14,7 +14,8 @@ CT_RULES   := $(CFNGUARD_PKG)/rules/control-tower/cfn-guard
 CDK_STACK  ?= $(or $(KMSFIX_STACK_NAME),Kmsfix)
 CDK_ARGS   ?=
 ORG_ARGS   ?= -c deployment=org -c orgId=o-exampleorg1 -c hubAccount=111111111111 -c hubRegion=eu-west-1 \
-              -c spokeTargets=ou-exam-ple00001 -c spokeRegions=eu-west-1,us-east-1 -c sandboxOus=ou-exam-ple00002
+              -c spokeTargets=ou-exam-ple00001 -c spokeRegions=eu-west-1,us-east-1 -c sandboxOus=ou-exam-ple00002 \
+              -c routes=tag:team=payments=sns:arn:aws:sns:eu-west-1:111111111111:payments,ou-exam-ple00002=sns:arn:aws:sns:eu-west-1:111111111111:sandbox
 
 synth: tools build
 	$(CDK) synth --quiet $(CDK_ARGS)

@@ -28,7 +28,8 @@ var layer = map[string]int{
 	"internal/notify":   7, "internal/apply": 7, "internal/crossaccount": 7, "internal/scan": 7,
 	"internal/why": 7, "internal/drift": 7,
 	"internal/remediator": 8, "internal/doctor": 8, // doctor checks the notifier's secret format
-	"internal/hub": 8, // the organization's accounts: enrich's reads and apply's levers, per account
+	"internal/hub":      8, // the organization's accounts: enrich's reads and apply's levers, per account
+	"internal/orgroute": 8, // the hub's routes: config's entries and Organizations -> notify.Routed
 
 	"functions/remediator": 9, "cmd/kmsfix": 9, "infra": 9, "bench/storm": 9,
 }

@@ -67,8 +67,8 @@ func (c Config) AllRoutes() []Route {
 //	ou-ab12-cdef3456    an OU id (the real id, not its name): accounts anywhere below it
 //	tag:KEY=VALUE       accounts carrying that tag; KEY and VALUE are percent-encoded
 //
-// An Organizations tag may contain "=" (and ":", "/", spaces), so in a tag entry "=" and "%"
-// must be written %3D and %25 (any other character may be): the first "=" ends the key, the
+// An Organizations tag may contain "=" (and ":", "/", spaces), so in a tag entry "=" must be
+// written %3D ("%" starts an escape; any other character may be escaped): the first "=" ends the key, the
 // second the value, and what follows must be targets, so an unencoded "=" can only make the
 // entry invalid, never route elsewhere. A key or value may not start or end with a literal
 // space (write %20), and decoded it must be a valid Organizations tag. OU and tag entries
@@ -152,7 +152,7 @@ func (p *parser) tagSelector(name, it string) (TagRoute, string, bool) {
 	value, errV := url.PathUnescape(rawValue)
 	switch {
 	case errK != nil || errV != nil:
-		p.fail(name, "has a tag entry %q with a %% not followed by two hex digits (write %% as %%25)", tagHead(it))
+		p.fail(name, "has a tag entry %q with a %% not followed by two hex digits (%% starts an escape such as %%3D)", tagHead(it))
 	case strings.TrimSpace(rawKey) != rawKey || strings.TrimSpace(rawValue) != rawValue:
 		p.fail(name, "has a tag entry %q whose key or value starts or ends with a space; write %%20 if the tag really does", tagHead(it))
 	case !isTagText(key, 1, MaxTagKey) || !isTagText(value, 0, MaxTagValue):
