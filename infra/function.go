@@ -84,9 +84,9 @@ func newRemediator(stack awscdk.Stack, p remediatorProps) remediator {
 		suppressWildcards(policy, []string{
 			"Resource::arn:<AWS::Partition>:iam::*:role/" + config.ReaderRoleName,
 			"Resource::arn:<AWS::Partition>:iam::*:role/" + config.ApplyRoleName,
-		}, "The hub assumes the spokes' reader (and in apply mode apply) role in whichever account of the "+
-			"organization an event comes from: the role name is fixed, the account is any, and aws:ResourceOrgID "+
-			"limits it to the organization's accounts.")
+		}, "The hub assumes the spokes' reader role in whichever account of the organization an event comes "+
+			"from: the role name is fixed, the account is any, and aws:ResourceOrgID limits it to the organization's "+
+			"accounts. The apply role is named per sandbox account, or, above 100 sandbox accounts, the same way.")
 		if cfg.OrgRoutes() {
 			suppressWildcards(policy, orgRouteWildcards(p.org), "OU and tag routes read the parents and tags of whichever "+
 				"account of the organization a finding names: the accounts and OUs of this organization only; the "+

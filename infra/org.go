@@ -62,20 +62,50 @@ func newHubBus(stack awscdk.Stack, org *config.Org) awsevents.EventBus {
 	return bus
 }
 
-// hubAssumeStatements let the hub function assume the spokes' reader roles (and, in apply
-// mode, their apply roles), only in accounts of its organization: aws:ResourceOrgID is the
-// organization of the role being assumed
-// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourceorgid).
+// hubAssumeStatements let the hub function assume the spokes' reader roles, only in accounts
+// of its organization: aws:ResourceOrgID is the organization of the role being assumed
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourceorgid;
+// sts:AssumeRole's resource is the role:
+// https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecuritytokenservice.html).
+//
+// In apply mode (not a dry run, which writes nothing) it may also assume the apply role, and
+// only in the hub's sandbox accounts (KMSFIX_SANDBOX_ACCOUNTS): each is named by its exact ARN,
+// so IAM refuses the hub an apply role of any other account even where a spoke of a sandbox
+// OU has one. An account is 47 characters of the function's inline policies (10,240 in all per
+// role, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html): above
+// maxListedApplyRoles accounts the statement names every account's kmsfix-apply role of the
+// organization instead, and the function's own sandbox check is the only list.
+// aws:ResourceAccount with the list would be shorter, but that the key is in the request
+// context of sts:AssumeRole was not confirmed here (unverified), and a key that is absent
+// would refuse every apply.
 func hubAssumeStatements(cfg config.Config, org *config.Org) []awsiam.PolicyStatement {
 	partition := *awscdk.Aws_PARTITION()
-	roles := []string{fmt.Sprintf("arn:%s:iam::*:role/%s", partition, config.ReaderRoleName)}
+	inOrg := map[string]any{"StringEquals": map[string]any{"aws:ResourceOrgID": org.ID}}
+	s := []awsiam.PolicyStatement{
+		statement("AssumeSpokeRoles", []string{"sts:AssumeRole"},
+			[]string{fmt.Sprintf("arn:%s:iam::*:role/%s", partition, config.ReaderRoleName)}, inOrg),
+	}
 	if cfg.Mode == config.ModeApply && !cfg.DryRun {
-		roles = append(roles, fmt.Sprintf("arn:%s:iam::*:role/%s", partition, config.ApplyRoleName))
+		s = append(s, statement("AssumeSandboxApplyRoles", []string{"sts:AssumeRole"}, applyRoleARNs(partition, cfg.SandboxAccounts), inOrg))
 	}
-	return []awsiam.PolicyStatement{
-		statement("AssumeSpokeRoles", []string{"sts:AssumeRole"}, roles,
-			map[string]any{"StringEquals": map[string]any{"aws:ResourceOrgID": org.ID}}),
+	return s
+}
+
+// maxListedApplyRoles is how many sandbox accounts' apply roles the hub's policy names one by
+// one (about 4,700 characters of the role's 10,240).
+const maxListedApplyRoles = 100
+
+// applyRoleARNs are the apply roles of the sandbox accounts, or every account's when there
+// are more than maxListedApplyRoles.
+func applyRoleARNs(partition string, sandbox []string) []string {
+	if len(sandbox) > maxListedApplyRoles {
+		return []string{fmt.Sprintf("arn:%s:iam::*:role/%s", partition, config.ApplyRoleName)}
 	}
+	arns := make([]string, len(sandbox))
+	for i, acct := range sandbox {
+		arns[i] = fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, acct, config.ApplyRoleName)
+	}
+	return arns
 }
 
 // SpokeProps configures a spoke.

@@ -140,17 +140,41 @@ func TestHubFunctionAssumesOnlyOrgSpokeRoles(t *testing.T) {
 	if !named {
 		t.Errorf("the hub function's role must be named %s (the spokes trust it by ARN)", config.HubRoleName)
 	}
+	inOrg := `{"StringEquals":{"aws:ResourceOrgID":"o-abcdefghij"}}`
 	st := findStmt(t, o.hub, "AssumeSpokeRoles")
-	if got := asJSON(st.condition); got != `{"StringEquals":{"aws:ResourceOrgID":"o-abcdefghij"}}` {
+	if got := asJSON(st.condition); got != inOrg {
 		t.Errorf("assume condition = %s", got)
 	}
-	if got := strings.Join(st.resources, ","); !strings.Contains(got, "role/kmsfix-reader") ||
-		!strings.Contains(got, "role/kmsfix-apply") {
-		t.Errorf("assume resources = %s", got)
+	if got := strings.Join(st.resources, ","); len(st.resources) != 1 || !strings.Contains(got, ":iam::*:role/kmsfix-reader") {
+		t.Errorf("reader roles assumed = %s", got)
+	}
+	// Apply mode: the apply role of each sandbox account by its exact ARN, in the organization.
+	ap := findStmt(t, o.hub, "AssumeSandboxApplyRoles")
+	if got := asJSON(ap.condition); got != inOrg {
+		t.Errorf("apply-role condition = %s", got)
+	}
+	if got := strings.Join(ap.resources, ","); len(ap.resources) != 1 || !strings.Contains(got, `":iam::`+sandbox+`:role/kmsfix-apply"`) {
+		t.Errorf("apply roles assumed = %s", got)
+	}
+	if len(ap.actions) != 1 || ap.actions[0] != "sts:AssumeRole" || ap.effect != "Allow" {
+		t.Errorf("apply-role statement: %+v", ap)
+	}
+	// The hub's own role holds no lever: every change goes through a spoke's apply role.
+	for _, x := range o.hub.statements() {
+		for _, a := range x.actions {
+			if a == "iam:PutRolePolicy" || a == "iam:PutUserPolicy" || (a == "kms:PutKeyPolicy" && x.effect == "Allow") ||
+				(a == "kms:CreateGrant" && x.effect == "Allow") {
+				t.Errorf("the hub's role may %s (%s)", a, x.sid)
+			}
+		}
 	}
 	_, fn := o.hub.one(t, "AWS::Lambda::Function")
-	if v := fn["Environment"].(map[string]any)["Variables"].(map[string]any)["KMSFIX_HUB_ORG_ID"]; v != orgID {
+	vars := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if v := vars["KMSFIX_HUB_ORG_ID"]; v != orgID {
 		t.Errorf("KMSFIX_HUB_ORG_ID = %v", v)
+	}
+	if vars["KMSFIX_AUDIT_KEY_ARN"] == nil {
+		t.Error("the hub in apply mode has no audit key")
 	}
 }
 
@@ -311,4 +335,59 @@ func TestOrgTemplatesNagAndGuardClean(t *testing.T) {
 func asSlice(v any) []any {
 	s, _ := v.([]any)
 	return s
+}
+
+// The hub's right to assume apply roles exists only in apply mode and not in a dry run; it
+// names each sandbox account's role, and above maxListedApplyRoles accounts every account's
+// of the organization.
+func TestHubAssumesApplyRolesOnlyInApplyMode(t *testing.T) {
+	org := &config.Org{ID: orgID}
+	render := func(cfg config.Config) map[string]string {
+		out := map[string]string{}
+		for _, st := range hubAssumeStatements(cfg, org) {
+			out[*st.Sid()] = asJSON(st.ToStatementJson())
+		}
+		return out
+	}
+	if got := render(config.Config{Mode: config.ModeNotify, SandboxAccounts: []string{sandbox}}); len(got) != 1 || got["AssumeSpokeRoles"] == "" {
+		t.Errorf("notify mode: %v", got)
+	}
+	if got := render(config.Config{Mode: config.ModeApply, DryRun: true, SandboxAccounts: []string{sandbox}}); len(got) != 1 {
+		t.Errorf("dry run: %v", got)
+	}
+	two := render(config.Config{Mode: config.ModeApply, SandboxAccounts: []string{"111122223333", "111122224444"}})["AssumeSandboxApplyRoles"]
+	for _, want := range []string{":iam::111122223333:role/kmsfix-apply", ":iam::111122224444:role/kmsfix-apply", `"aws:ResourceOrgID":"o-abcdefghij"`} {
+		if !strings.Contains(two, want) {
+			t.Errorf("apply roles of two sandboxes lack %s: %s", want, two)
+		}
+	}
+	if strings.Contains(two, ":iam::*:") {
+		t.Errorf("a wildcard account with two sandboxes: %s", two)
+	}
+	many := make([]string, maxListedApplyRoles+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("2000000%05d", i)
+	}
+	if got := render(config.Config{Mode: config.ModeApply, SandboxAccounts: many})["AssumeSandboxApplyRoles"]; !strings.Contains(got, ":iam::*:role/kmsfix-apply") ||
+		!strings.Contains(got, `"aws:ResourceOrgID":"o-abcdefghij"`) || strings.Contains(got, many[0]) {
+		t.Errorf("%d sandboxes: %s", len(many), got)
+	}
+}
+
+// With maxListedApplyRoles sandbox accounts the hub function's inline policies stay within
+// IAM's 10,240 characters per role (whitespace not counted; the template's intrinsic
+// functions stand in for the ARNs they resolve to).
+func TestHubPolicyFitsWithListedApplyRoles(t *testing.T) {
+	o := synthOrg(t)
+	size := 0
+	for id, p := range o.hub.resources("AWS::IAM::Policy") {
+		if strings.Contains(asJSON(p["Roles"]), "FunctionRole") {
+			size += len(asJSON(p["PolicyDocument"]))
+			t.Logf("%s: %d characters", id, len(asJSON(p["PolicyDocument"])))
+		}
+	}
+	perAccount := len(`"arn:aws:iam::111122223333:role/kmsfix-apply",`)
+	if total := size + (maxListedApplyRoles-1)*perAccount; size < 1000 || total > 10240 {
+		t.Errorf("the function's inline policies: %d characters now, %d with %d listed apply roles (quota 10,240)", size, total, maxListedApplyRoles)
+	}
 }

@@ -54,7 +54,15 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 	if cfg.AcceptsRequests() {
 		addRequestRule(stack, cfg, fn.target())
 	}
-	if cfg.Mode == config.ModeApply {
+	if cfg.Mode == config.ModeApply && deployment.Org != nil {
+		// The hub changes nothing with its own role: every change is made through the
+		// kmsfix-apply role of the account that owns it (hubAssumeStatements). It only seals
+		// the audit records.
+		if !cfg.DryRun {
+			addAuditKey(stack, fn)
+		}
+		addExpirySweeper(stack, fn.target())
+	} else if cfg.Mode == config.ModeApply {
 		addApplyPermissions(stack, cfg, fn, key)
 		addExpirySweeper(stack, fn.target())
 	}
