@@ -11,14 +11,17 @@ import (
 
 	kmsapply "github.com/kmsfix/kmsfix/internal/apply"
 	"github.com/kmsfix/kmsfix/internal/notify"
+	"github.com/kmsfix/kmsfix/internal/orgroute"
 )
 
 // addAlarms: the function failing or throttled, events in the dead-letter queue, (with
 // Slack) a webhook Slack refuses for good, which no retry heals (notify.MetricWebhookRejected),
 // and (in apply mode) a change whose revert could not be proven exact or an audit record that
 // failed its integrity check (apply.AlertRevertNotExact, apply.AlertTampered): EMF metrics the
-// function writes, fed again on every sweep until a person settles them.
-func addAlarms(stack awscdk.Stack, fn awslambda.Function, deadLetters awssqs.Queue, topic awssns.Topic, slack, apply bool) {
+// function writes, fed again on every sweep until a person settles them; (with OU or tag
+// routes) an account whose OU chain or tags could not be read, whose findings went to the
+// default route (orgroute.MetricLookupFailed).
+func addAlarms(stack awscdk.Stack, fn awslambda.Function, deadLetters awssqs.Queue, topic awssns.Topic, slack, apply, orgRoutes bool) {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	alarms := []struct {
 		id, description string
@@ -59,6 +62,19 @@ func addAlarms(stack awscdk.Stack, fn awslambda.Function, deadLetters awssqs.Que
 				Period:        five, Statistic: jsii.String("Maximum"),
 			})})
 		}
+	}
+	if orgRoutes {
+		alarms = append(alarms, struct {
+			id, description string
+			metric          awscloudwatch.IMetric
+		}{orgroute.MetricLookupFailed, "kmsfix could not read an account's OU or tags from Organizations (throttled, " +
+			"or the hub is not allowed: docs/org.md, Routing): that account's findings went to the default route",
+			awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+				Namespace:     jsii.String(orgroute.MetricNamespace),
+				MetricName:    jsii.String(orgroute.MetricLookupFailed),
+				DimensionsMap: &map[string]*string{"Service": jsii.String("remediator")},
+				Period:        five, Statistic: jsii.String("Sum"),
+			})})
 	}
 	action := awscloudwatchactions.NewSnsAction(topic)
 	for _, a := range alarms {

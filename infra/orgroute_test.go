@@ -90,6 +90,13 @@ func TestHubOrgRoutesGrants(t *testing.T) {
 		!strings.Contains(v, "ou-ab12-sandbox01=slack:") {
 		t.Errorf("KMSFIX_ROUTES = %q", v)
 	}
+	var alarmed bool
+	for _, a := range s.resources("AWS::CloudWatch::Alarm") {
+		alarmed = alarmed || a["MetricName"] == "RouteLookupFailed"
+	}
+	if !alarmed {
+		t.Error("no alarm on RouteLookupFailed: a hub whose lookups fail would route to the default channel unseen")
+	}
 	var ann assertions.Annotations
 	if err := try(func() { ann = assertions.Annotations_FromStack(stack) }); err != nil {
 		t.Fatal(err)
@@ -103,6 +110,11 @@ func TestHubOrgRoutesGrants(t *testing.T) {
 		t.Errorf("cfn-guard failed (%v):\n%s", err, out)
 	}
 
+	for _, a := range synthOrg(t).hub.resources("AWS::CloudWatch::Alarm") {
+		if a["MetricName"] == "RouteLookupFailed" {
+			t.Error("a hub without OU or tag routes alarms on RouteLookupFailed")
+		}
+	}
 	for _, st := range synthOrg(t).hub.statements() {
 		for _, a := range st.actions {
 			if strings.HasPrefix(a, "organizations:") {

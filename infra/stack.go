@@ -66,7 +66,7 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 		addApplyPermissions(stack, cfg, fn, key)
 		addExpirySweeper(stack, fn.target())
 	}
-	addAlarms(stack, fn.fn, deadLetters, topic, cfg.SlackSecretARN != "", cfg.Mode == config.ModeApply)
+	addAlarms(stack, fn.fn, deadLetters, topic, cfg.SlackSecretARN != "", cfg.Mode == config.ModeApply, cfg.OrgRoutes())
 	if deployment.CreateTrail {
 		addTrail(stack, key)
 	}
