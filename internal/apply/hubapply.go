@@ -136,6 +136,17 @@ func (a *Applier) applyHub(ctx context.Context, r *finding.Report, d *cloudtrail
 		}
 		if part.Applied == nil {
 			why := fmt.Sprintf("%s %s: %s", hs[i].whose, hs[i].account, part.AutoApplyBlocked)
+			held, err := v.Store.Pointer(ctx, v.fingerprint(r))
+			if err != nil {
+				return err
+			}
+			if held != nil && !Closed(held.Status) && len(made) > 0 {
+				// Another invocation holds this half (an event of the same finding at the same
+				// time): it completes the same fix, so what this event made stays.
+				block(r, why+"; the change made here stays: that change completes the fix")
+				r.Applied, r.AppliedMore = &made[0], made[1:]
+				return nil
+			}
 			if undone := a.undo(ctx, views[:i], made, r.EventID); undone != "" {
 				why += "; " + undone
 			}

@@ -388,3 +388,32 @@ func TestHubHandlerAppliesBothHalvesAndRefusesForgedEvent(t *testing.T) {
 		t.Errorf("revert command %q", rep.Applied.RevertCommand)
 	}
 }
+
+// Two events of one finding at once: while another invocation holds the key owner's half, this
+// event's identity half is not rolled back (that would leave the other half alone); the report
+// says the other invocation completes the fix.
+func TestHubHalfHeldElsewhereKeepsTheOther(t *testing.T) {
+	o := newOrg(t, time.Hour, callerAccount, ownerAccount)
+	var logs strings.Builder
+	a := hubApplier(t, o, []string{callerAccount, ownerAccount}, &logs)
+	ctx := context.Background()
+	rep, w := o.live().Explain(ctx, o.item)
+	fp := apply.Fingerprint(&rep) + "@" + ownerAccount
+	if err := a.Store.Claim(ctx, fp, "chg-elsewhere", "another-event", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, &rep, o.item.Denial, w); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Applied == nil || rep.Applied.Account != callerAccount || len(rep.AppliedMore) != 0 ||
+		!strings.Contains(rep.AutoApplyBlocked, "another invocation") || !strings.Contains(rep.AutoApplyBlocked, "completes the fix") {
+		t.Fatalf("applied %+v more %+v blocked %q", rep.Applied, rep.AppliedMore, rep.AutoApplyBlocked)
+	}
+	rec, err := a.Store.Get(ctx, rep.Applied.ID)
+	if err != nil || rec.Status != apply.StatusApplied {
+		t.Errorf("the caller's half was not kept: %+v %v", rec, err)
+	}
+	if n := len(o.members[callerAccount].IAM.Inline(principal)); n != 2 {
+		t.Errorf("inline policies of the caller's role: %d, want 2 (its own and kmsfix's)", n)
+	}
+}
