@@ -9,7 +9,9 @@
 // account wait for the one lookup in flight. A lookup that fails (throttled, access denied,
 // an answer that does not parse) sends the account's findings to the default route — never
 // dropped, never to a route it might not belong to — with one log line and one metric per
-// failed lookup, and is remembered for FailTTL so a storm does not retry it per event.
+// failed lookup, and is remembered for FailTTL so a storm does not retry it per event. An
+// account Organizations does not know (a caller from outside the organization) is an answer,
+// not a failure: no OU, no tag, the default route, cached for TTL.
 //
 // What Organizations returns is untrusted text: parent ids must be OU or root ids, and tag
 // values are only ever compared with the configured ones, never written anywhere.
@@ -152,6 +154,11 @@ func (r *Resolver) lookup(ctx context.Context, acct string) (*lookup, error) {
 	r.mu.Unlock()
 
 	l.ous, l.tags, l.err = r.fetch(ctx, acct)
+	if errors.Is(l.err, errNotInOrg) {
+		// An account outside the organization (a caller from another organization, say)
+		// has no OU and no tag here: an answer, not a failure, and the default route.
+		l.ous, l.tags, l.err = nil, nil, nil
+	}
 	ttl := r.TTL
 	if ttl <= 0 {
 		ttl = TTL
@@ -171,6 +178,17 @@ func (r *Resolver) lookup(ctx context.Context, acct string) (*lookup, error) {
 	return l, l.err
 }
 
+// errNotInOrg: Organizations does not know the account.
+var errNotInOrg = errors.New("not an account of the organization")
+
+// notFound reports whether err says the id asked about is not in the organization.
+func notFound(err error) bool {
+	var child *types.ChildNotFoundException
+	var target *types.TargetNotFoundException
+	var account *types.AccountNotFoundException
+	return errors.As(err, &child) || errors.As(err, &target) || errors.As(err, &account)
+}
+
 // fetch asks Organizations what the routes need: the tags only when a tag entry exists, the
 // OU chain only when an OU entry does.
 func (r *Resolver) fetch(ctx context.Context, acct string) (ous []string, tags map[string]string, err error) {
@@ -179,6 +197,9 @@ func (r *Resolver) fetch(ctx context.Context, acct string) (ous []string, tags m
 		pages := organizations.NewListTagsForResourcePaginator(r.Org, &organizations.ListTagsForResourceInput{ResourceId: aws.String(acct)})
 		for pages.HasMorePages() {
 			out, err := pages.NextPage(ctx)
+			if notFound(err) {
+				return nil, nil, errNotInOrg
+			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("organizations:ListTagsForResource %s: %w", acct, err)
 			}
@@ -191,8 +212,11 @@ func (r *Resolver) fetch(ctx context.Context, acct string) (ous []string, tags m
 		child := acct
 		for {
 			p, err := r.parent(ctx, child)
+			if child == acct && notFound(err) {
+				return nil, nil, errNotInOrg
+			}
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, err // an OU of the chain not found (moved meanwhile) is a failure
 			}
 			if p.Type == types.ParentTypeRoot {
 				break

@@ -119,6 +119,23 @@ func TestRoutePrecedence(t *testing.T) {
 	if g.org.CallsFor("ListParents", "not-an-id") != 0 {
 		t.Error("a malformed account id was sent to Organizations")
 	}
+	// An account outside the organization is an answer (default route), not a failure: no log
+	// line, no metric, and cached like any other.
+	for range 3 {
+		g.r.Route(ctx, acctNotInOrg)
+	}
+	if n := g.org.CallsFor("ListTagsForResource", acctNotInOrg) + g.org.CallsFor("ListParents", acctNotInOrg); n != 1 {
+		t.Errorf("an account outside the organization was looked up %d times for 4 events, want 1", n)
+	}
+	if g.log.Len() != 0 || g.metrics.Len() != 0 {
+		t.Errorf("logged or counted without a failure:\n%s%s", g.log, g.metrics)
+	}
+	ous := routes()
+	ous.TagRoutes = nil // ListParents alone says it too
+	og := newRig(t, ous)
+	if got := og.r.Route(ctx, acctNotInOrg); got != "" || og.log.Len() != 0 || og.metrics.Len() != 0 {
+		t.Errorf("outside the organization, OU routes only: %q, log %q", got, og.log)
+	}
 
 	// Two matching tags: the order of the entries decides, nothing else.
 	swapped := routes()
