@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -16,6 +18,9 @@ func main() {
 }
 
 func cli(args []string, stdout, stderr io.Writer) (code int) {
+	if len(args) > 0 && args[0] == "hub" {
+		return hubCLI(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("storm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := config{}
@@ -86,4 +91,97 @@ func (h *harness) close() {
 	for i := len(h.cleanups) - 1; i >= 0; i-- {
 		h.cleanups[i]()
 	}
+}
+
+// hubCLI is `storm hub`: the organization storm through the hub handler (hub.go).
+func hubCLI(args []string, stdout, stderr io.Writer) (code int) {
+	fs := flag.NewFlagSet("storm hub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := hubConfig{}
+	fs.IntVar(&cfg.Events, "events", 100000, "denial events")
+	fs.IntVar(&cfg.Findings, "findings", 5000, "distinct findings among them (at least one per account)")
+	fs.IntVar(&cfg.Accounts, "accounts", 1000, "member accounts")
+	fs.IntVar(&cfg.Regions, "regions", 3, "Regions (1 to 3), one local-kms each")
+	fs.IntVar(&cfg.Routed, "routed", 20, "accounts with a KMSFIX_ROUTES route, the others use the default channel (20 routes take 3 KB of Lambda's 4 KB environment)")
+	fs.IntVar(&cfg.Channels, "channels", 4, "team channels (a Slack webhook and an SNS topic each) the routed accounts share")
+	fs.IntVar(&cfg.Containers, "containers", 5, "Lambda containers (the hub's reserved concurrency, 5 by default)")
+	fs.IntVar(&cfg.Workers, "workers", 5, "concurrent invocations")
+	fs.DurationVar(&cfg.Lifetime, "lifetime", 0, "usable lifetime of the reader roles' credentials (0: the STS default hour, usable 55m); short makes the hub renew")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "shuffle seed")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the storm (the Go process) to this file")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if cfg.Accounts <= 0 || cfg.Findings < cfg.Accounts || cfg.Events < cfg.Findings || cfg.Regions < 1 || cfg.Regions > len(hubRegions) ||
+		cfg.Containers <= 0 || cfg.Workers <= 0 || cfg.Routed < 0 || cfg.Channels < 0 || (cfg.Routed > 0 && cfg.Channels == 0) || cfg.Lifetime < 0 {
+		fmt.Fprintln(stderr, "storm hub: need events >= findings >= accounts > 0, 1 to 3 regions, containers and workers > 0, channels > 0 when routed > 0")
+		return 2
+	}
+	h := &harness{}
+	defer h.close()
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(stderr, "storm hub: %v\n", p)
+			code = 1
+		}
+	}()
+	res, err := runHub(context.Background(), h, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "storm hub: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(res)
+	} else {
+		reportHub(stdout, cfg, res)
+	}
+	if len(res.Problems) > 0 {
+		fmt.Fprintf(stderr, "storm hub: FAILED:\n  %s\n", strings.Join(res.Problems[:min(len(res.Problems), 20)], "\n  "))
+		return 1
+	}
+	return 0
+}
+
+func reportHub(w io.Writer, cfg hubConfig, r *hubResult) {
+	fmt.Fprintf(w, "storm hub: %d events, %d findings, %d accounts in %d Regions; %d containers, %d concurrent invocations, GOMAXPROCS %d\n",
+		r.Events, r.Findings, r.Accounts, cfg.Regions, cfg.Containers, cfg.Workers, runtime.GOMAXPROCS(0))
+	chans := slices.Sorted(maps.Keys(r.Want))
+	fmt.Fprintf(w, "  delivered:   ")
+	for i, ch := range chans {
+		if i > 0 {
+			fmt.Fprint(w, "; ")
+		}
+		fmt.Fprintf(w, "%s %d Slack/%d SNS (want %d)", ch, r.Slack[ch], r.SNS[ch], r.Want[ch])
+	}
+	fmt.Fprintf(w, "\n  counts:      %d of %d findings counted every event; handler errors or unverified events %d\n", r.CountOK, r.Findings, r.HandlerErrors)
+	fmt.Fprintf(w, "  credentials: %d AssumeRole (%d accounts x %d containers; at most %d per account and container, bound %d; %d pairs renewed); %d KMS and %d IAM calls, each signed by its own account\n",
+		r.AssumeTotal, r.Accounts, cfg.Containers, r.MaxAssumePerContainer, r.AssumeBound, r.Renewed, r.KMSCalls, r.IAMCalls)
+	fmt.Fprintf(w, "  throughput:  %.0f events/s (%.1f s); %.0f events per CPU second of all processes, %.0f per CPU second of the Go process\n",
+		r.EventsPerSec, r.Duration.Seconds(), r.EventsPerCPUSec, r.EventsPerGoCPUSec)
+	fmt.Fprintf(w, "  CPU seconds: ")
+	for i, name := range slices.Sorted(maps.Keys(r.CPU)) {
+		if i > 0 {
+			fmt.Fprint(w, ", ")
+		}
+		fmt.Fprintf(w, "%s %.1f", name, r.CPU[name])
+	}
+	fmt.Fprintf(w, "; load average %s before, %s after\n", r.LoadBefore, r.LoadAfter)
+	fmt.Fprintf(w, "  live heap at each tenth (MiB): %s (growth from 20%% to 100%%: %s)\n", tenths(r.LiveHeapMiB), r.MemoryCheck)
+	fmt.Fprintf(w, "  RSS at each tenth (MiB):       %s; heap in use peak %.1f MiB; dynalite peak RSS %.1f MiB, goaws %.1f MiB\n",
+		tenths(r.RSSMiB), r.PeakHeapMiB, r.EmulatorPeakRSSMiB["dynalite"], r.EmulatorPeakRSSMiB["goaws"])
+	fmt.Fprintf(w, "  KMSFIX_ROUTES: %d bytes for %d routed accounts\n", r.RoutesEnvBytes, min(cfg.Routed, cfg.Accounts))
+	if len(r.Problems) == 0 {
+		fmt.Fprintln(w, "  result:      OK")
+	}
+}
+
+func tenths(v [10]float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.1f", x)
+	}
+	return strings.Join(s, " ")
 }

@@ -193,6 +193,9 @@ func (f *IAM) Fail(op string, fault testenv.AWSFault) { f.faults.Set(op, fault) 
 func (f *IAM) Calls(op string) int { return f.faults.Count(op) }
 func (f *IAM) Total() int          { return f.faults.Total() }
 
+// ServeHTTP answers a call in process (behind NewAccountRouterTo).
+func (f *IAM) ServeHTTP(w http.ResponseWriter, r *http.Request) { f.serve(w, r) }
+
 func (f *IAM) serve(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		iamfakeError(w, 400, "MalformedInput", err.Error())

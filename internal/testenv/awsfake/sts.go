@@ -29,6 +29,7 @@ type STS struct {
 	refuse  map[string]bool   // role ARNs refused even in a member account (RefuseRole)
 	issued  map[string]string // access key id → account
 	roleOf  map[string]string // access key id → role ARN it was issued for
+	expires map[string]time.Time
 	assumed map[string]int    // account → AssumeRole calls that issued credentials
 	roles   []string          // role ARNs assumed, in order
 }
@@ -73,6 +74,29 @@ func (f *STS) AccountOf(accessKeyID string) string {
 	return f.issued[accessKeyID]
 }
 
+// Credential is the account of credentials the fake issued or knows ("" otherwise) and,
+// for issued ones, their expiry (zero for Know's, which do not expire): AccountRouter refuses
+// expired ones, as AWS does (ExpiredToken).
+func (f *STS) Credential(accessKeyID string) (account string, expires time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.issued[accessKeyID], f.expires[accessKeyID]
+}
+
+// Expired says whether credentials the fake issued have expired by its clock.
+func (f *STS) Expired(accessKeyID string) bool {
+	_, exp := f.Credential(accessKeyID)
+	return !exp.IsZero() && !f.Clock().Before(exp)
+}
+
+// Clock is the fake's clock (Now, or time.Now).
+func (f *STS) Clock() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
 // RoleOf is the role ARN whose credentials carry the access key id ("" when not issued).
 func (f *STS) RoleOf(accessKeyID string) string {
 	f.mu.Lock()
@@ -109,19 +133,22 @@ func (f *STS) assumeRole(roleARN string) (akid string, expires time.Time, code s
 	if f.issued == nil {
 		f.issued, f.assumed, f.roleOf = map[string]string{}, map[string]int{}, map[string]string{}
 	}
+	if f.expires == nil {
+		f.expires = map[string]time.Time{}
+	}
 	f.assumed[acct]++
-	akid = fmt.Sprintf("ASIA%s%04d", acct, len(f.issued)%10000)
+	// Unique per issue (AWS never reuses one), so expired credentials stay recognisable.
+	akid = fmt.Sprintf("ASIA%s%08d", acct, len(f.issued))
 	f.issued[akid] = acct
 	f.roleOf[akid] = roleARN
 	f.roles = append(f.roles, roleARN)
-	now, life := time.Now, f.Lifetime
-	if f.Now != nil {
-		now = f.Now
-	}
+	life := f.Lifetime
 	if life <= 0 {
 		life = time.Hour
 	}
-	return akid, now().Add(life), ""
+	expires = f.Clock().Add(life)
+	f.expires[akid] = expires
+	return akid, expires, ""
 }
 
 // AccessKeyID reads the access key id from a SigV4 Authorization header ("" when unsigned).
