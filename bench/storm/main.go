@@ -113,6 +113,7 @@ func hubCLI(args []string, stdout, stderr io.Writer) (code int) {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	cfg.Progress = stderr
 	if cfg.Accounts <= 0 || cfg.Findings < cfg.Accounts || cfg.Events < cfg.Findings || cfg.Regions < 1 || cfg.Regions > len(hubRegions) ||
 		cfg.Containers <= 0 || cfg.Workers <= 0 || cfg.Routed < 0 || cfg.Channels < 0 || (cfg.Routed > 0 && cfg.Channels == 0) || cfg.Lifetime < 0 {
 		fmt.Fprintln(stderr, "storm hub: need events >= findings >= accounts > 0, 1 to 3 regions, containers and workers > 0, channels > 0 when routed > 0")
@@ -169,7 +170,7 @@ func reportHub(w io.Writer, cfg hubConfig, r *hubResult) {
 		fmt.Fprintf(w, "%s %.1f", name, r.CPU[name])
 	}
 	fmt.Fprintf(w, "; load average %s before, %s after\n", r.LoadBefore, r.LoadAfter)
-	fmt.Fprintf(w, "  live heap at each tenth (MiB): %s (growth from 20%% to 100%%: %s)\n", tenths(r.LiveHeapMiB), r.MemoryCheck)
+	fmt.Fprintf(w, "  live heap before the storm %.1f MiB, at each tenth (MiB): %s\n  second half above the half-way mark: %s\n", r.HeapBeforeMiB, tenths(r.LiveHeapMiB), r.MemoryCheck)
 	fmt.Fprintf(w, "  RSS at each tenth (MiB):       %s; heap in use peak %.1f MiB; dynalite peak RSS %.1f MiB, goaws %.1f MiB\n",
 		tenths(r.RSSMiB), r.PeakHeapMiB, r.EmulatorPeakRSSMiB["dynalite"], r.EmulatorPeakRSSMiB["goaws"])
 	fmt.Fprintf(w, "  KMSFIX_ROUTES: %d bytes for %d routed accounts\n", r.RoutesEnvBytes, min(cfg.Routed, cfg.Accounts))
