@@ -10,8 +10,9 @@ storm: tools
 
 # `make storm-hub`: the organization storm (docs/org.md "Scale"): 100,000 denials of 1,000
 # accounts in 3 Regions holding 5,000 findings through the hub handler (5 containers, the
-# stack's default reserved concurrency) against local-kms per Region, dynalite, goaws, Slack
-# receivers and the STS/IAM fakes, then a renewal phase whose credentials last 15 s. Each run
+# stack's default reserved concurrency; 16 accounts routed by account, 200 by OU) against
+# local-kms per Region, dynalite, goaws, Slack receivers and the STS, IAM and Organizations
+# fakes, then a renewal phase whose credentials last 15 s. Each run
 # fails unless every finding reached its routed channel exactly once, every event was
 # verified from its own account's world and counted, AssumeRole stayed within one per
 # account, container and credential lifetime, and the live heap stayed flat. Not in

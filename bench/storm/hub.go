@@ -2,7 +2,8 @@ package main
 
 // The organization storm (`make storm-hub`, docs/org.md "Scale"): denials of many accounts in
 // several Regions through the hub handler, wired as functions/remediator wires it in hub mode
-// (KMSFIX_HUB_ORG_ID set: hub.Accounts over the SDK's clients, routes from KMSFIX_ROUTES), each
+// (KMSFIX_HUB_ORG_ID set: hub.Accounts over the SDK's clients, routes from KMSFIX_ROUTES by
+// account and by OU through orgroute), each
 // Lambda container with its own configuration, caches and notifiers. What stands where AWS
 // would be:
 //
@@ -17,12 +18,12 @@ package main
 //     IAM of the account whose credentials signed it. Role names differ per account, so a
 //     principal read with another account's credentials is refused, not silently answered.
 //   - DynamoDB: dynalite (the one dedupe table); SNS: one goaws per topic; Slack: one webhook
-//     receiver per channel; Secrets Manager: awsfake.Secrets.
+//     receiver per channel; Secrets Manager: awsfake.Secrets; Organizations (the OU routes):
+//     awsfake.Organizations.
 //   - Access Analyzer: quietAnalyzer, which answers as awsfake.AccessAnalyzer does for these
 //     patches (no findings) but records nothing, so its memory is not counted as the handler's.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,8 +31,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -50,6 +49,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -59,6 +59,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/hub"
 	"github.com/kmsfix/kmsfix/internal/notify"
+	"github.com/kmsfix/kmsfix/internal/orgroute"
 	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv"
@@ -72,7 +73,8 @@ type hubConfig struct {
 	Events, Findings int
 	Accounts         int // member accounts; finding f belongs to account f % Accounts
 	Regions          int // 1 to len(hubRegions)
-	Routed           int // accounts 0..Routed-1 have a KMSFIX_ROUTES route
+	Routed           int // accounts 0..Routed-1 have a KMSFIX_ROUTES account route
+	OURouted         int // the next OURouted accounts are in team OUs that KMSFIX_ROUTES routes
 	Channels         int // the team channels (a Slack webhook and an SNS topic each) those routes share
 	Containers       int // Lambda containers; reserved concurrency 5 is the stack's default
 	Workers          int
@@ -123,13 +125,25 @@ func (l layout) keyARN(f int) string {
 	return "arn:aws:kms:" + hubRegions[r] + ":" + acct + ":key/" + keyID(acct, r)
 }
 
-// channelOf is the team channel of account a, or -1 for the default channel.
+// channelOf is the team channel of account a, or -1 for the default channel: accounts
+// 0..Routed-1 by their account route, the next OURouted by their team OU's route.
 func (l layout) channelOf(a int) int {
-	if a >= l.Routed || l.Channels == 0 {
+	if a >= l.Routed+l.OURouted || l.Channels == 0 {
 		return -1
 	}
 	return a % l.Channels
 }
+
+// ouOf is the OU account a sits in: its team's (channel c: ou-stor-0000000<c+1>, routed when
+// OURouted places it there) or ou-stor-99999999 (no route); all under ou-stor-88888888.
+func (l layout) ouOf(a int) string {
+	if a >= l.Routed && a < l.Routed+l.OURouted {
+		return teamOU(a % l.Channels)
+	}
+	return "ou-stor-99999999"
+}
+
+func teamOU(c int) string { return fmt.Sprintf("ou-stor-%08d", c+1) }
 
 func b2i(b bool) int {
 	if b {
@@ -162,7 +176,9 @@ type hubResult struct {
 	PeakHeapMiB         float64
 	EmulatorPeakRSSMiB  map[string]float64
 	MemoryCheck         string // what the growth check found, or why it was not made
-	RoutesEnvBytes      int    // the size of KMSFIX_ROUTES (Lambda's environment holds 4 KB in all)
+	RoutesEnvBytes      int    // the size of KMSFIX_ROUTES
+	EnvBytes            int    // the function's kmsfix variables in all (Lambda's environment holds 4 KB)
+	OrgCalls            int    // Organizations calls of the route resolvers
 	Problems            []string
 }
 
@@ -267,7 +283,21 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 	snsRouter := newSNSByTopic(h, topics)
 	analyzer := newQuietAnalyzer(h)
 
+	// Organizations: every account in an OU under ou-stor-88888888 under the root; the team
+	// OUs are routed (KMSFIX_ROUTES OU entries), the other is not.
+	orgs := awsfake.NewOrganizations(h, "r-stor")
+	orgs.Place("ou-stor-88888888", "r-stor")
+	orgs.Place("ou-stor-99999999", "ou-stor-88888888")
 	var routes []string
+	for c := range cfg.Channels {
+		orgs.Place(teamOU(c), "ou-stor-88888888")
+		if cfg.OURouted > 0 {
+			routes = append(routes, teamOU(c)+"=slack:"+secretOf[chans[1+c]]+"|sns:"+topicOf[chans[1+c]])
+		}
+	}
+	for a := range cfg.Accounts {
+		orgs.Place(l.account(a), l.ouOf(a))
+	}
 	for a := range min(cfg.Routed, cfg.Accounts) {
 		ch := chans[1+l.channelOf(a)]
 		routes = append(routes, l.account(a)+"=slack:"+secretOf[ch]+"|sns:"+topicOf[ch])
@@ -288,6 +318,7 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 		"AWS_ENDPOINT_URL_STS":      stsFake.URL, "AWS_ENDPOINT_URL_KMS": kmsRouter.URL, "AWS_ENDPOINT_URL_IAM": iamRouter.URL,
 		"AWS_ENDPOINT_URL_DYNAMODB": dyn.Direct, "AWS_ENDPOINT_URL_SNS": snsRouter.URL,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets.URL, "AWS_ENDPOINT_URL_ACCESSANALYZER": analyzer.URL,
+		"AWS_ENDPOINT_URL_ORGANIZATIONS": orgs.URL,
 	})
 	containers := make([]*hubContainer, cfg.Containers)
 	for i := range containers {
@@ -296,7 +327,11 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 		}
 	}
 
-	res := &hubResult{Events: cfg.Events, Findings: cfg.Findings, Accounts: cfg.Accounts, RoutesEnvBytes: len(fnEnv["KMSFIX_ROUTES"]),
+	envBytes := 0
+	for k, v := range fnEnv {
+		envBytes += len(k) + len(v)
+	}
+	res := &hubResult{Events: cfg.Events, Findings: cfg.Findings, Accounts: cfg.Accounts, RoutesEnvBytes: len(fnEnv["KMSFIX_ROUTES"]), EnvBytes: envBytes,
 		Slack: map[string]int{}, SNS: map[string]int{}, Want: map[string]int{}, CPU: map[string]float64{}, EmulatorPeakRSSMiB: map[string]float64{}}
 	replacer := func(i int) *strings.Replacer {
 		f := i % cfg.Findings
@@ -398,6 +433,10 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 		res.EmulatorPeakRSSMiB["goaws"] = max(res.EmulatorPeakRSSMiB["goaws"], float64(g.PeakRSS())/1024)
 	}
 
+	res.OrgCalls = orgs.Calls("ListParents") + orgs.Calls("ListTagsForResource")
+	if res.EnvBytes > 4096 {
+		res.problem("the function's environment takes %d bytes, over Lambda's 4 KB: not deployable", res.EnvBytes)
+	}
 	checkHub(ctx, l, res, checkParts{
 		sts: stsFake, kms: kmsRouter, iam: iamRouter, containers: containers, usable: usable,
 		chans: chans, slack: slackOf, goaws: goawsOf, db: dyn.Client(3),
@@ -588,21 +627,28 @@ func newHubContainer(ctx context.Context, env map[string]string) (*hubContainer,
 	if err != nil {
 		return nil, err
 	}
-	rt := &notify.Routed{Default: notifier, Routes: map[string]notify.Sender{}}
-	for acct, r := range cfg.Routes {
-		n, err := notify.New(notify.Config{TopicARN: r.TopicARN, Table: cfg.TableName, SlackSecretARN: r.SlackSecretARN,
-			Window: cfg.DedupeWindow, Propagation: cfg.PropagationWindow, Logger: discard, Metrics: io.Discard}, nc)
-		if err != nil {
-			return nil, fmt.Errorf("route of %s: %w", acct, err)
+	var sender remediator.Notifier = notifier
+	if len(cfg.Routes) > 0 || cfg.OrgRoutes() {
+		newRoute := func(r kmsconfig.Route) (notify.Sender, error) {
+			return notify.New(notify.Config{TopicARN: r.TopicARN, Table: cfg.TableName, SlackSecretARN: r.SlackSecretARN,
+				Window: cfg.DedupeWindow, Propagation: cfg.PropagationWindow, Logger: discard, Metrics: io.Discard}, nc)
 		}
-		rt.Routes[acct] = n
+		var resolver *orgroute.Resolver
+		if cfg.OrgRoutes() {
+			resolver = &orgroute.Resolver{Org: organizations.NewFromConfig(awsCfg), Log: discard, Metrics: io.Discard}
+		}
+		rt, err := orgroute.Routed(cfg, notifier, newRoute, resolver)
+		if err != nil {
+			return nil, err
+		}
+		sender = rt
 	}
 	counter := &assumeCounter{api: sts.NewFromConfig(awsCfg), n: map[string]int{}}
 	h := &remediator.Handler{
 		Enricher: &hub.Accounts{Base: awsCfg, STS: counter, Partition: kmsconfig.HubPartition,
 			Enrich: enrich.Options{TTL: cacheTTL, CallTimeout: callTimeout}},
 		Validator: pipeline.NewValidator(accessanalyzer.NewFromConfig(awsCfg), cacheTTL, callTimeout),
-		Notifier:  rt, Hub: cfg.HubOrgID != "", Log: discard, Metrics: io.Discard,
+		Notifier:  sender, Hub: cfg.HubOrgID != "", Log: discard, Metrics: io.Discard,
 	}
 	if !h.Hub {
 		return nil, fmt.Errorf("KMSFIX_HUB_ORG_ID is not set: not the hub")
@@ -774,210 +820,4 @@ func cpuSeconds() map[string]float64 {
 		_ = pid
 	}
 	return out
-}
-
-// kmsScope stands at the KMS endpoint in front of one local-kms per Region. A call passes
-// only when it is signed with live credentials the STS fake issued, for a Region with a
-// local-kms, and names the signing account's own key of that Region (by ARN or id); the
-// member account is then mapped onto the account local-kms plays, and back in the answer
-// (account ids are all 12 digits, so lengths do not change). Anything else is refused as AWS
-// would and counted: the storm fails on any.
-type kmsScope struct {
-	URL string
-
-	sts      *awsfake.STS
-	local    string            // the account local-kms plays
-	backends map[string]string // Region → local-kms shim URL
-	client   *http.Client
-
-	refused, expired, foreign atomic.Int64
-	mu                        sync.Mutex
-	perAcct                   map[string]int
-	firstBad                  string
-}
-
-func newKMSScope(h testenv.Harness, st *awsfake.STS, local string, backends map[string]string) *kmsScope {
-	k := &kmsScope{sts: st, local: local, backends: backends, perAcct: map[string]int{},
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	srv := httptest.NewServer(http.HandlerFunc(k.serve))
-	h.Cleanup(srv.Close)
-	k.URL = srv.URL
-	return k
-}
-
-func (k *kmsScope) calls(acct string) int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.perAcct[acct]
-}
-
-func (k *kmsScope) first() string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.firstBad
-}
-
-func (k *kmsScope) bad(counter *atomic.Int64, why string) {
-	counter.Add(1)
-	k.mu.Lock()
-	if k.firstBad == "" {
-		k.firstBad = why
-	}
-	k.mu.Unlock()
-}
-
-func (k *kmsScope) serve(w http.ResponseWriter, r *http.Request) {
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
-	acct, expires := k.sts.Credential(awsfake.AccessKeyID(r))
-	if acct == "" {
-		k.bad(&k.refused, op+" with credentials the STS fake did not issue")
-		awsfake.RefuseCredentials(w, r, "UnrecognizedClientException", "InvalidClientTokenId", "The security token included in the request is invalid.")
-		return
-	}
-	if !k.sts.Clock().Before(expires) {
-		k.bad(&k.expired, op+" with expired credentials of "+acct)
-		awsfake.RefuseCredentials(w, r, "ExpiredTokenException", "ExpiredToken", "The security token included in the request is expired")
-		return
-	}
-	region := signingRegion(r)
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		testenv.JSONError(w, 400, "SerializationException", err.Error())
-		return
-	}
-	var in struct{ KeyId string }
-	_ = json.Unmarshal(body, &in)
-	r0 := slices.Index(hubRegions, region)
-	backend := k.backends[region]
-	if backend == "" || r0 < 0 || (in.KeyId != keyID(acct, r0) && in.KeyId != "arn:aws:kms:"+region+":"+acct+":key/"+keyID(acct, r0)) {
-		k.bad(&k.foreign, fmt.Sprintf("%s of %q signed by %s for %s", op, in.KeyId, acct, region))
-		testenv.JSONError(w, 400, "AccessDeniedException", "User: arn:aws:sts::"+acct+":assumed-role/"+kmsconfig.ReaderRoleName+"/"+hub.SessionName+
-			" is not authorized to perform: kms:"+op+" on resource: "+in.KeyId)
-		return
-	}
-	k.mu.Lock()
-	k.perAcct[acct]++
-	k.mu.Unlock()
-	body = bytes.ReplaceAll(body, []byte(":"+acct+":"), []byte(":"+k.local+":"))
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, backend+r.URL.Path, bytes.NewReader(body))
-	if err != nil {
-		testenv.JSONError(w, 500, "KMSInternalException", err.Error())
-		return
-	}
-	req.Header = r.Header.Clone()
-	resp, err := k.client.Do(req)
-	if err != nil {
-		testenv.JSONError(w, 500, "KMSInternalException", err.Error())
-		return
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		testenv.JSONError(w, 500, "KMSInternalException", err.Error())
-		return
-	}
-	out = bytes.ReplaceAll(out, []byte(k.local), []byte(acct))
-	for h, v := range resp.Header {
-		if h != "Content-Length" {
-			w.Header()[h] = v
-		}
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(out)
-}
-
-// signingRegion reads the Region of a SigV4 credential scope (Credential=AKID/DATE/REGION/...).
-func signingRegion(r *http.Request) string {
-	_, rest, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
-	if !ok {
-		return ""
-	}
-	f := strings.Split(rest, "/")
-	if len(f) < 3 {
-		return ""
-	}
-	return f[2]
-}
-
-// snsByTopic stands at the SNS endpoint and sends each Publish to the goaws holding its topic
-// (one goaws per topic: the default channel's and each team's).
-type snsByTopic struct {
-	URL    string
-	topics map[string]string // topic ARN → goaws URL
-	client *http.Client
-}
-
-func newSNSByTopic(h testenv.Harness, topics map[string]string) *snsByTopic {
-	s := &snsByTopic{topics: topics, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
-	srv := httptest.NewServer(http.HandlerFunc(s.serve))
-	h.Cleanup(srv.Close)
-	s.URL = srv.URL
-	return s
-}
-
-func (s *snsByTopic) serve(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), 400)
-		return
-	}
-	var topic string
-	if strings.Contains(r.Header.Get("Content-Type"), "json") {
-		var in struct{ TopicArn string }
-		_ = json.Unmarshal(body, &in)
-		topic = in.TopicArn
-	} else if form, err := url.ParseQuery(string(body)); err == nil {
-		topic = form.Get("TopicArn")
-	}
-	backend := s.topics[topic]
-	if backend == "" {
-		http.Error(w, "<ErrorResponse><Error><Type>Sender</Type><Code>NotFound</Code><Message>Topic does not exist</Message></Error></ErrorResponse>", 404)
-		return
-	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, backend+r.URL.Path, bytes.NewReader(body))
-	if err != nil {
-		http.Error(w, err.Error(), 500)
-		return
-	}
-	req.Header = r.Header.Clone()
-	resp, err := s.client.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), 502)
-		return
-	}
-	defer resp.Body.Close()
-	for h, v := range resp.Header {
-		w.Header()[h] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
-}
-
-// quietAnalyzer answers ValidatePolicy with no findings and CheckAccessNotGranted with PASS,
-// as awsfake.AccessAnalyzer does by default, without recording the requests.
-type quietAnalyzer struct {
-	URL   string
-	calls atomic.Int64
-}
-
-func newQuietAnalyzer(h testenv.Harness) *quietAnalyzer {
-	q := &quietAnalyzer{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q.calls.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Path {
-		case "/policy/validation":
-			_, _ = w.Write([]byte(`{"findings":[]}`))
-		case "/policy/check-access-not-granted":
-			_, _ = w.Write([]byte(`{"result":"PASS","message":"The policy document does not grant access to perform the listed actions.","reasons":[]}`))
-		default:
-			w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
-			w.WriteHeader(404)
-			_, _ = w.Write([]byte(`{"message":"not implemented"}`))
-		}
-	}))
-	h.Cleanup(srv.Close)
-	q.URL = srv.URL
-	return q
 }

@@ -18,12 +18,13 @@ import (
 )
 
 // TestSmallHubStorm is the organization storm reduced: 1,200 events of 30 accounts in 3
-// Regions holding 60 findings through the hub handler in 2 containers, 6 accounts routed to
-// 2 team channels, credentials usable for 2 s so the containers renew them. The run checks
+// Regions holding 60 findings through the hub handler in 2 containers, 4 accounts routed to
+// 2 team channels by account and 6 by their team's OU, credentials usable for 2 s so the
+// containers renew them. The run checks
 // itself (checkHub); the test also asks that renewal happened and that every channel got
 // exactly its findings.
 func TestSmallHubStorm(t *testing.T) {
-	cfg := hubConfig{Events: 1200, Findings: 60, Accounts: 30, Regions: 3, Routed: 6, Channels: 2,
+	cfg := hubConfig{Events: 1200, Findings: 60, Accounts: 30, Regions: 3, Routed: 4, OURouted: 6, Channels: 2,
 		Containers: 2, Workers: 4, Lifetime: 2 * time.Second, Seed: 3}
 	res, err := runHub(context.Background(), t, cfg)
 	if err != nil {
@@ -35,8 +36,11 @@ func TestSmallHubStorm(t *testing.T) {
 	if len(res.Problems) > 0 {
 		t.Fatalf("storm problems:\n%s", strings.Join(res.Problems, "\n"))
 	}
-	if res.Want["default"] != 48 || res.Want["team0"] != 6 || res.Want["team1"] != 6 {
-		t.Errorf("findings per channel %v, want 48 default and 6 per team", res.Want)
+	if res.Want["default"] != 40 || res.Want["team0"] != 10 || res.Want["team1"] != 10 {
+		t.Errorf("findings per channel %v, want 40 default and 10 per team", res.Want)
+	}
+	if res.OrgCalls == 0 {
+		t.Error("no Organizations calls: the OU routes were not resolved")
 	}
 	for ch, n := range res.Want {
 		if res.Slack[ch] != n || res.SNS[ch] != n {

@@ -102,7 +102,8 @@ func hubCLI(args []string, stdout, stderr io.Writer) (code int) {
 	fs.IntVar(&cfg.Findings, "findings", 5000, "distinct findings among them (at least one per account)")
 	fs.IntVar(&cfg.Accounts, "accounts", 1000, "member accounts")
 	fs.IntVar(&cfg.Regions, "regions", 3, "Regions (1 to 3), one local-kms each")
-	fs.IntVar(&cfg.Routed, "routed", 20, "accounts with a KMSFIX_ROUTES route, the others use the default channel (20 routes take 3 KB of Lambda's 4 KB environment)")
+	fs.IntVar(&cfg.Routed, "routed", 16, "accounts with a KMSFIX_ROUTES account route (each takes about 150 bytes of Lambda's 4 KB environment)")
+	fs.IntVar(&cfg.OURouted, "ou-routed", 200, "the next accounts, in team OUs routed by KMSFIX_ROUTES OU entries (one per channel); the others use the default channel")
 	fs.IntVar(&cfg.Channels, "channels", 4, "team channels (a Slack webhook and an SNS topic each) the routed accounts share")
 	fs.IntVar(&cfg.Containers, "containers", 5, "Lambda containers (the hub's reserved concurrency, 5 by default)")
 	fs.IntVar(&cfg.Workers, "workers", 5, "concurrent invocations")
@@ -115,7 +116,7 @@ func hubCLI(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	cfg.Progress = stderr
 	if cfg.Accounts <= 0 || cfg.Findings < cfg.Accounts || cfg.Events < cfg.Findings || cfg.Regions < 1 || cfg.Regions > len(hubRegions) ||
-		cfg.Containers <= 0 || cfg.Workers <= 0 || cfg.Routed < 0 || cfg.Channels < 0 || (cfg.Routed > 0 && cfg.Channels == 0) || cfg.Lifetime < 0 {
+		cfg.Containers <= 0 || cfg.Workers <= 0 || cfg.Routed < 0 || cfg.OURouted < 0 || cfg.Channels < 0 || (cfg.Routed+cfg.OURouted > 0 && cfg.Channels == 0) || cfg.Lifetime < 0 {
 		fmt.Fprintln(stderr, "storm hub: need events >= findings >= accounts > 0, 1 to 3 regions, containers and workers > 0, channels > 0 when routed > 0")
 		return 2
 	}
@@ -173,7 +174,8 @@ func reportHub(w io.Writer, cfg hubConfig, r *hubResult) {
 	fmt.Fprintf(w, "  live heap before the storm %.1f MiB, at each tenth (MiB): %s\n  second half above the half-way mark: %s\n", r.HeapBeforeMiB, tenths(r.LiveHeapMiB), r.MemoryCheck)
 	fmt.Fprintf(w, "  RSS at each tenth (MiB):       %s; heap in use peak %.1f MiB; dynalite peak RSS %.1f MiB, goaws %.1f MiB\n",
 		tenths(r.RSSMiB), r.PeakHeapMiB, r.EmulatorPeakRSSMiB["dynalite"], r.EmulatorPeakRSSMiB["goaws"])
-	fmt.Fprintf(w, "  KMSFIX_ROUTES: %d bytes for %d routed accounts\n", r.RoutesEnvBytes, min(cfg.Routed, cfg.Accounts))
+	fmt.Fprintf(w, "  routes:      %d accounts by account, %d by OU; KMSFIX_ROUTES %d bytes, kmsfix environment %d bytes (Lambda: 4 KB); %d Organizations calls\n",
+		min(cfg.Routed, cfg.Accounts), min(cfg.OURouted, max(cfg.Accounts-cfg.Routed, 0)), r.RoutesEnvBytes, r.EnvBytes, r.OrgCalls)
 	if len(r.Problems) == 0 {
 		fmt.Fprintln(w, "  result:      OK")
 	}

@@ -30,8 +30,8 @@ type STS struct {
 	issued  map[string]string // access key id → account
 	roleOf  map[string]string // access key id → role ARN it was issued for
 	expires map[string]time.Time
-	assumed map[string]int    // account → AssumeRole calls that issued credentials
-	roles   []string          // role ARNs assumed, in order
+	assumed map[string]int // account → AssumeRole calls that issued credentials
+	roles   []string       // role ARNs assumed, in order
 }
 
 // AddMember lets AssumeRole into role arn:aws:iam::<account>:role/<anything>; any other
