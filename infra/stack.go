@@ -57,10 +57,9 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 	if cfg.Mode == config.ModeApply && deployment.Org != nil {
 		// The hub changes nothing with its own role: every change is made through the
 		// kmsfix-apply role of the account that owns it (hubAssumeStatements). It only seals
-		// the audit records.
-		if !cfg.DryRun {
-			addAuditKey(stack, fn)
-		}
+		// the audit records, a dry run's too: the applier keys a finding's changes by the
+		// audit key's MAC of its fingerprint, and refuses everything without it.
+		addAuditKey(stack, fn)
 		addExpirySweeper(stack, fn.target())
 	} else if cfg.Mode == config.ModeApply {
 		addApplyPermissions(stack, cfg, fn, key)

@@ -417,3 +417,34 @@ func TestHubHalfHeldElsewhereKeepsTheOther(t *testing.T) {
 		t.Errorf("inline policies of the caller's role: %d, want 2 (its own and kmsfix's)", n)
 	}
 }
+
+// A dry run in the hub: both halves are checked and shown with their exact calls, through the
+// reader roles only; no apply role is assumed and nothing is written or recorded.
+func TestHubDryRunShowsBothHalvesWritesNothing(t *testing.T) {
+	o := newOrg(t, time.Hour, callerAccount, ownerAccount)
+	var logs strings.Builder
+	a := hubApplier(t, o, []string{callerAccount, ownerAccount}, &logs)
+	a.Settings.DryRun = true
+	ctx := context.Background()
+	before := o.keyPolicy(t)
+	rep, w := o.live().Explain(ctx, o.item)
+	if err := a.Apply(ctx, &rep, o.item.Denial, w); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Applied == nil || !rep.Applied.DryRun || len(rep.AppliedMore) != 1 || !rep.AppliedMore[0].DryRun {
+		t.Fatalf("dry run: %+v %+v (%s)\n%s", rep.Applied, rep.AppliedMore, rep.AutoApplyBlocked, logs.String())
+	}
+	calls := strings.Join(append(rep.Applied.Calls, rep.AppliedMore[0].Calls...), "\n")
+	if !strings.Contains(calls, "iam:PutRolePolicy") || !strings.Contains(calls, "kms:PutKeyPolicy") {
+		t.Errorf("dry-run calls: %s", calls)
+	}
+	o.nothingWritten(t, before)
+	for _, acct := range []string{callerAccount, ownerAccount} {
+		if n := count(o.sts.AssumedRoles(), applyRole(acct)); n != 0 {
+			t.Errorf("a dry run assumed the apply role of %s", acct)
+		}
+	}
+	if ids, err := a.Store.Active(ctx); err != nil || len(ids) != 0 {
+		t.Errorf("a dry run recorded changes: %v %v", ids, err)
+	}
+}
