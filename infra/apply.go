@@ -29,10 +29,15 @@ const (
 	cdkBootstrapRoles = "cdk-hnb659fds-*"
 )
 
-// addApplyPermissions gives the function the levers of apply mode (applyStatements); the
-// function is deployed only after they exist. A dry run makes no change, so it gets no write
-// right at all: its reads (GetKeyPolicy, ListGrants) are the enrichment's.
+// addApplyPermissions gives the function the audit key and the levers of apply mode
+// (applyStatements); the function is deployed only after they exist. A dry run makes no
+// change, so it gets no write right at all (its reads, GetKeyPolicy and ListGrants, are the
+// enrichment's), but it keeps the audit key: the applier addresses a finding's change by the
+// key's MAC of its fingerprint (internal/apply Store.Pointer) and refuses every finding
+// without it, so a dry run without the key would only ever report "no audit integrity key".
+// The hub does the same (stack.go).
 func addApplyPermissions(stack awscdk.Stack, cfg config.Config, r remediator, key awskms.Key) {
+	addAuditKey(stack, r)
 	if cfg.DryRun {
 		return
 	}
@@ -43,7 +48,6 @@ func addApplyPermissions(stack awscdk.Stack, cfg config.Config, r remediator, ke
 	})
 	suppressWildcards(applyPolicy, applyWildcards, applyWildcardReason)
 	r.fn.Node().AddDependency(applyPolicy)
-	addAuditKey(stack, r)
 }
 
 // BreakGlassRoleName is the one role besides the function's that may seal audit records
