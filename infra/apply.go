@@ -44,9 +44,9 @@ func addApplyPermissions(stack awscdk.Stack, cfg config.Config, r remediator, ke
 	role := r.role
 	applyPolicy := awsiam.NewPolicy(stack, jsii.String("ApplyPolicy"), &awsiam.PolicyProps{
 		Roles:      &[]awsiam.IRole{role},
-		Statements: applyStatements(role.RoleArn(), key.KeyArn()),
+		Statements: applyStatements(role.RoleArn(), key.KeyArn(), nil),
 	})
-	suppressWildcards(applyPolicy, applyWildcards, applyWildcardReason)
+	suppressWildcards(applyPolicy, applyWildcards(nil), applyWildcardReason)
 	r.fn.Node().AddDependency(applyPolicy)
 }
 
@@ -85,15 +85,21 @@ func addAuditKey(stack awscdk.Stack, r remediator) {
 	}}, jsii.Bool(true))
 }
 
-// applyWildcards are the wildcards of applyStatements, required for the reason below.
-var applyWildcards = []string{
-	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
-	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
-	"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*",
+// applyWildcards are the wildcards of applyStatements(..., regions), required for the reason
+// below.
+func applyWildcards(regions []string) []string {
+	out := []string{
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
+	}
+	for _, r := range nagRegions(regions) {
+		out = append(out, "Resource::arn:<AWS::Partition>:kms:"+r+":<AWS::AccountId>:key/*")
+	}
+	return out
 }
 
 const applyWildcardReason = "Apply mode changes the principal or key a finding names, which is not known at " +
-	"deploy time: resources are scoped to this account's roles, users and this Region's keys, and only those " +
+	"deploy time: resources are scoped to this account's roles, users and the keys of this Region (a spoke: of its listed Regions), and only those " +
 	"tagged " + optInTagKey + "=" + optInTagValue + " (opt-in); explicit Denies exclude the function's own role, its " +
 	"stack key and the CDK bootstrap roles; grants are limited by kms:GranteePrincipal, kms:GrantOperations " +
 	"and kms:RetiringPrincipal."
@@ -116,11 +122,16 @@ const applyWildcardReason = "Apply mode changes the principal or key a finding n
 //     https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html).
 //
 // roleARN is the role that holds the levers (the function's, or a spoke's apply role);
-// ownKey is the key of the stack's own resources, nil where the stack has none (a spoke).
-func applyStatements(roleARN, ownKey *string) *[]awsiam.PolicyStatement {
-	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
+// ownKey is the key of the stack's own resources, nil where the stack has none (a spoke);
+// regions are the Regions of the keys it may change (nil: the stack's own; a spoke's global
+// apply role: every spoke Region).
+func applyStatements(roleARN, ownKey *string, regions []string) *[]awsiam.PolicyStatement {
+	partition, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_ACCOUNT_ID()
 	optedIn := map[string]any{"aws:ResourceTag/" + optInTagKey: optInTagValue}
-	keys := fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account)
+	var keys []string
+	for _, region := range keyRegions(regions) {
+		keys = append(keys, fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account))
+	}
 	roles := fmt.Sprintf("arn:%s:iam::%s:role/*", partition, account)
 	users := fmt.Sprintf("arn:%s:iam::%s:user/*", partition, account)
 	bootstrap := fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, account, cdkBootstrapRoles)
@@ -128,11 +139,11 @@ func applyStatements(roleARN, ownKey *string) *[]awsiam.PolicyStatement {
 		statement("ApplyIdentityPolicies", []string{"iam:PutRolePolicy", "iam:DeleteRolePolicy",
 			"iam:PutUserPolicy", "iam:DeleteUserPolicy"}, []string{roles, users},
 			map[string]any{"StringEquals": optedIn}),
-		statement("ApplyKeyPolicies", []string{"kms:PutKeyPolicy"}, []string{keys},
+		statement("ApplyKeyPolicies", []string{"kms:PutKeyPolicy"}, keys,
 			map[string]any{"StringEquals": optedIn}),
 		// A grant only to a role or user of this account, only for Decrypt and GenerateDataKey,
 		// retired by this function (https://docs.aws.amazon.com/kms/latest/developerguide/grant-authorization.html).
-		statement("ApplyGrants", []string{"kms:CreateGrant"}, []string{keys},
+		statement("ApplyGrants", []string{"kms:CreateGrant"}, keys,
 			map[string]any{
 				"StringEquals":              mergeMaps(optedIn, map[string]any{"kms:RetiringPrincipal": *roleARN}),
 				"StringLike":                map[string]any{"kms:GranteePrincipal": []string{roles, users}},
@@ -140,7 +151,7 @@ func applyStatements(roleARN, ownKey *string) *[]awsiam.PolicyStatement {
 			}),
 		// Retiring removes only a grant this function is the retiring principal of; it must work
 		// even after the tag is gone, so the change can always be undone.
-		statement("RetireGrants", []string{"kms:RetireGrant"}, []string{keys}, nil),
+		statement("RetireGrants", []string{"kms:RetireGrant"}, keys, nil),
 	}
 	deny := func(sid string, actions []string, resources []*string, conditions map[string]any) awsiam.PolicyStatement {
 		p := &awsiam.PolicyStatementProps{Sid: jsii.String(sid), Effect: awsiam.Effect_DENY,
@@ -158,10 +169,10 @@ func applyStatements(roleARN, ownKey *string) *[]awsiam.PolicyStatement {
 		deny("NeverChangeOwnRole", roleWrites, []*string{roleARN}, nil),
 		deny("NeverChangeCdkBootstrapRoles", roleWrites, []*string{jsii.String(bootstrap)}, nil),
 		// Nor give a grant to itself or to the deployment roles.
-		deny("NeverGrantToOwnOrBootstrapRoles", []string{"kms:CreateGrant"}, []*string{jsii.String(keys)},
+		deny("NeverGrantToOwnOrBootstrapRoles", []string{"kms:CreateGrant"}, *jsii.Strings(keys...),
 			map[string]any{"ArnLike": map[string]any{"kms:GranteePrincipal": []any{*roleARN, bootstrap}}}),
 		// Nor skip KMS's check that the new key policy still lets someone manage the key.
-		deny("NeverBypassLockoutCheck", []string{"kms:PutKeyPolicy"}, []*string{jsii.String(keys)},
+		deny("NeverBypassLockoutCheck", []string{"kms:PutKeyPolicy"}, *jsii.Strings(keys...),
 			map[string]any{"Bool": map[string]any{"kms:BypassPolicyLockoutSafetyCheck": "true"}}),
 	)
 	if ownKey != nil {

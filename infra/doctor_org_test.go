@@ -77,11 +77,22 @@ type spokeFakes struct {
 	iam *awsfake.IAM
 }
 
-func deployedSpoke(t *testing.T, o *orgSynth, account, sandbox string) spokeFakes {
+// deployedSpoke is an account's spokes as the StackSet leaves them: the instance of the role
+// Region (the hub's, eu-west-1) creates the global roles, the one of spokeRegion, which the
+// doctor checks, only its rule and queue. withRoles false: the role Region's instance is
+// missing.
+func deployedSpoke(t *testing.T, o *orgSynth, account, sandbox string, withRoles ...bool) spokeFakes {
 	t.Helper()
 	s := spokeFakes{ev: awsfake.NewDoctor(t, ""), iam: awsfake.NewIAM(t)}
 	env := awsfake.CFNEnv{Partition: "aws", Account: account, Region: spokeRegion, StackName: "StackSet-kmsfix-spokes-0a1b2c3d",
 		Parameters: map[string]string{config.SandboxParameter: sandbox}}
+	if len(withRoles) == 0 || withRoles[0] {
+		roleEnv := env
+		roleEnv.Region = "eu-west-1"
+		if err := awsfake.LoadTemplate(awsfake.NewDoctor(t, ""), s.iam, []byte(o.spokeBody), roleEnv); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The StackSet's template body, exactly what each member account receives.
 	if err := awsfake.LoadTemplate(s.ev, s.iam, []byte(o.spokeBody), env); err != nil {
 		t.Fatal(err)
@@ -256,6 +267,19 @@ func TestDoctorSpokeOnTheSynthesizedSpoke(t *testing.T) {
 	allPass(t, deployedSpoke(t, o, sandboxAccount, "true").run(t, org, sandboxAccount, &yes), 11)
 	// Not told whether it is a sandbox: the apply role is checked, not required.
 	allPass(t, deployedSpoke(t, o, sandboxAccount, "true").run(t, org, sandboxAccount, nil), 11)
+
+	// Without the role Region's instance, the spoke of spokeRegion has its rule and no role:
+	// each missing role is reported with the Region whose instance creates it.
+	noRoles := deployedSpoke(t, o, sandboxAccount, "true", false).run(t, org, sandboxAccount, &yes)
+	for _, name := range []string{doctor.NameForwardTrust, doctor.NameReaderTrust, doctor.NameApplyTrust} {
+		reported(t, noRoles, name, "no role")
+		if c := noRoles[slices.IndexFunc(noRoles, func(c doctor.Check) bool { return c.Name == name })]; !strings.Contains(c.Fix, "--stack-instance-region eu-west-1") {
+			t.Errorf("%s: fix %q does not name the role Region's instance", name, c.Fix)
+		}
+	}
+	if c := noRoles[slices.IndexFunc(noRoles, func(c doctor.Check) bool { return c.Name == doctor.NameSpokeTarget })]; c.Status != doctor.Pass {
+		t.Errorf("the rule of a Region without roles: %s %s", c.Status, c.Detail)
+	}
 
 	rule := func(s spokeFakes) *awsfake.Rule {
 		for _, r := range s.ev.Rules {

@@ -64,7 +64,7 @@ func newRemediator(stack awscdk.Stack, p remediatorProps) remediator {
 		Roles:      &[]awsiam.IRole{role},
 		Statements: functionStatements(deployment, role, key, topic, table, deadLetters, logGroup),
 	})
-	suppressWildcards(policy, readWildcards, "The enrichment reads whichever key and principal an event names, so KMS keys are "+
+	suppressWildcards(policy, readWildcards(nil), "The enrichment reads whichever key and principal an event names, so KMS keys are "+
 		"scoped to this Region (key policies to this account's keys), IAM reads to this account's roles, users, groups and policies (plus AWS managed "+
 		"policies); kms:ListAliases and the Access Analyzer checks have no resource type, so IAM requires \"*\" "+
 		"(narrowed with aws:RequestedRegion); log streams are created under the function's own log group.")
@@ -164,7 +164,7 @@ func functionStatements(deployment config.Deployment, role awsiam.Role, key awsk
 		statement("WriteOwnLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 			[]string{*logGroup.LogGroupArn()}, nil),
 	}
-	s = append(s, enrichmentReads()...)
+	s = append(s, enrichmentReads(nil)...)
 	s = append(s,
 		statement("CheckPolicies", []string{"access-analyzer:ValidatePolicy", "access-analyzer:CheckAccessNotGranted",
 			"access-analyzer:CheckNoNewAccess"}, []string{"*"}, inRegion),
@@ -247,33 +247,68 @@ func orgRouteWildcards(org *config.Org) []string {
 	}
 }
 
-// readWildcards are the wildcards of enrichmentReads, each required (see the reasons where
-// they are suppressed).
-var readWildcards = []string{
-	"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*",
-	"Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*",
-	"Resource::*",
-	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
-	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
-	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:group/*",
-	"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*",
-	"Resource::arn:<AWS::Partition>:iam::aws:policy/*",
+// readWildcards are the wildcards of enrichmentReads(regions), each required (see the reasons
+// where they are suppressed).
+func readWildcards(regions []string) []string {
+	var out []string
+	for _, r := range nagRegions(regions) {
+		out = append(out, "Resource::arn:<AWS::Partition>:kms:"+r+":*:key/*",
+			"Resource::arn:<AWS::Partition>:kms:"+r+":<AWS::AccountId>:key/*")
+	}
+	return append(out,
+		"Resource::*",
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*",
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:group/*",
+		"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*",
+		"Resource::arn:<AWS::Partition>:iam::aws:policy/*",
+	)
+}
+
+// keyRegions are the Regions whose KMS keys a policy covers: the listed ones (a spoke's roles
+// are global and serve every spoke Region of the account), or none listed: the stack's own.
+func keyRegions(regions []string) []string {
+	if len(regions) == 0 {
+		return []string{*awscdk.Aws_REGION()}
+	}
+	return regions
+}
+
+// nagRegions are keyRegions as cdk-nag writes them in its findings.
+func nagRegions(regions []string) []string {
+	if len(regions) == 0 {
+		return []string{"<AWS::Region>"}
+	}
+	return regions
+}
+
+// requestedRegion is the aws:RequestedRegion value of keyRegions: one Region as a string (as
+// the single-account stack has always rendered it), several as a list.
+func requestedRegion(regions []string) any {
+	if r := keyRegions(regions); len(r) > 1 {
+		return r
+	}
+	return keyRegions(regions)[0]
 }
 
 // enrichmentReads are the reads that build the world: the keys an event names (any account,
-// this Region) and this account's principals and policies. The function has them in its own
-// account; a spoke's reader role grants the same to the hub function (docs/org.md).
-func enrichmentReads() []awsiam.PolicyStatement {
-	partition, region, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()
-	inRegion := map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": region}}
+// in the given Regions; nil: this Region) and this account's principals and policies. The
+// function has them in its own account; a spoke's reader role grants the same to the hub
+// function for every spoke Region (docs/org.md).
+func enrichmentReads(regions []string) []awsiam.PolicyStatement {
+	partition, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_ACCOUNT_ID()
+	inRegion := map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": requestedRegion(regions)}}
 	iamARN := func(kind string) string { return fmt.Sprintf("arn:%s:iam::%s:%s/*", partition, account, kind) }
+	var anyKeys, ownKeys []string
+	for _, region := range keyRegions(regions) {
+		anyKeys = append(anyKeys, fmt.Sprintf("arn:%s:kms:%s:*:key/*", partition, region))
+		ownKeys = append(ownKeys, fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account))
+	}
 	return []awsiam.PolicyStatement{
-		// The denied key may belong to any account (cross-account keys), but always to this Region;
+		// The denied key may belong to any account (cross-account keys), but always to these Regions;
 		// its policy and tags are read only for this account's keys (another account's are not ours to read).
-		statement("DescribeKeys", []string{"kms:DescribeKey", "kms:ListGrants"},
-			[]string{fmt.Sprintf("arn:%s:kms:%s:*:key/*", partition, region)}, nil),
-		statement("ReadOwnKeyPolicies", []string{"kms:GetKeyPolicy", "kms:ListResourceTags"},
-			[]string{fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account)}, nil),
+		statement("DescribeKeys", []string{"kms:DescribeKey", "kms:ListGrants"}, anyKeys, nil),
+		statement("ReadOwnKeyPolicies", []string{"kms:GetKeyPolicy", "kms:ListResourceTags"}, ownKeys, nil),
 		statement("ListAliases", []string{"kms:ListAliases"}, []string{"*"}, inRegion),
 		statement("ReadRoles", []string{"iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy",
 			"iam:ListAttachedRolePolicies"}, []string{iamARN("role")}, nil),

@@ -137,6 +137,17 @@ func NewSpokeStack(scope constructs.Construct, id string, props *SpokeProps) aws
 	isSandbox := awscdk.NewCfnCondition(stack, jsii.String("IsSandbox"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionEquals(sandbox.ValueAsString(), jsii.String("true")),
 	})
+	// IAM role names are global per account, so the roles (and their policies) are created by
+	// one stack instance per account only, the one in the role Region (config.Org.RoleRegion:
+	// the hub's Region, which every account's spokes include); the other Regions' instances
+	// use them by their fixed names. An instance in another Region creating them again would
+	// fail with "already exists".
+	isRoleRegion := awscdk.NewCfnCondition(stack, jsii.String("IsRoleRegion"), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionEquals(awscdk.Aws_REGION(), jsii.String(org.RoleRegion())),
+	})
+	isSandboxRoleRegion := awscdk.NewCfnCondition(stack, jsii.String("IsSandboxRoleRegion"), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionAnd(isSandbox, isRoleRegion),
+	})
 
 	deadLetters := awssqs.NewQueue(stack, jsii.String("ForwardDeadLetters"), &awssqs.QueueProps{
 		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
@@ -170,6 +181,14 @@ func NewSpokeStack(scope constructs.Construct, id string, props *SpokeProps) aws
 		})},
 	})
 
+	// Every Region's rule names the forwarding role by its fixed-name ARN; in the role Region
+	// through the role itself, so that CloudFormation creates the role before the rule there.
+	// Elsewhere the role comes from the role Region's instance, which the StackSet deploys first
+	// (NewSpokeStackSet); whether EventBridge's PutTargets checks that the role exists is not
+	// documented (unverified): if it does not, an event forwarded before the role exists fails
+	// and is retried by the retry policy, then kept in the dead-letter queue.
+	forwardARN := awscdk.Fn_ConditionIf(isRoleRegion.LogicalId(), forward.RoleArn(),
+		jsii.String(fmt.Sprintf("arn:%s:iam::%s:role/%s", *awscdk.Aws_PARTITION(), account, config.ForwardRoleName)))
 	pattern := KmsDenialPattern()
 	pattern.Account = jsii.Strings(account)
 	rule := awsevents.NewCfnRule(stack, jsii.String("KmsDenialRule"), &awsevents.CfnRuleProps{
@@ -179,7 +198,7 @@ func NewSpokeStack(scope constructs.Construct, id string, props *SpokeProps) aws
 		Targets: &[]*awsevents.CfnRule_TargetProperty{{
 			Id:               jsii.String("HubBus"),
 			Arn:              jsii.String(org.HubBusARN),
-			RoleArn:          forward.RoleArn(),
+			RoleArn:          forwardARN.ToString(),
 			DeadLetterConfig: &awsevents.CfnRule_DeadLetterConfigProperty{Arn: deadLetters.QueueArn()},
 			RetryPolicy: &awsevents.CfnRule_RetryPolicyProperty{
 				MaximumRetryAttempts:     jsii.Number(185),
@@ -214,11 +233,13 @@ func NewSpokeStack(scope constructs.Construct, id string, props *SpokeProps) aws
 		Roles:      &[]awsiam.IRole{reader},
 		Statements: &[]awsiam.PolicyStatement{},
 	})
-	for _, s := range enrichmentReads() {
+	// The reader role is global: the hub assumes it for a denial of any spoke Region, so it
+	// reads the keys of every spoke Region (and of no other).
+	for _, s := range enrichmentReads(org.Regions) {
 		readPolicy.AddStatements(s)
 	}
-	suppressWildcards(readPolicy, readWildcards, "The hub reads whichever key and principal an event of this account names: "+
-		"KMS keys are scoped to this Region (key policies to this account's keys), IAM reads to this account's roles, users, "+
+	suppressWildcards(readPolicy, readWildcards(org.Regions), "The hub reads whichever key and principal an event of this account names: "+
+		"KMS keys are scoped to the spoke Regions (key policies to this account's keys), IAM reads to this account's roles, users, "+
 		"groups and policies (plus AWS managed policies); kms:ListAliases has no resource type, so IAM requires \"*\" "+
 		"(narrowed with aws:RequestedRegion).")
 
@@ -230,14 +251,21 @@ func NewSpokeStack(scope constructs.Construct, id string, props *SpokeProps) aws
 	})
 	applyPolicy := awsiam.NewPolicy(stack, jsii.String("ApplyPolicy"), &awsiam.PolicyProps{
 		Roles:      &[]awsiam.IRole{apply},
-		Statements: applyStatements(apply.RoleArn(), nil),
+		Statements: applyStatements(apply.RoleArn(), nil, org.Regions),
 	})
-	suppressWildcards(applyPolicy, applyWildcards, applyWildcardReason)
+	suppressWildcards(applyPolicy, applyWildcards(org.Regions), applyWildcardReason)
+	for _, c := range []awscdk.CfnResource{
+		forward.Node().DefaultChild().(awscdk.CfnResource),
+		reader.Node().DefaultChild().(awscdk.CfnResource),
+		readPolicy.Node().DefaultChild().(awscdk.CfnResource),
+	} {
+		c.CfnOptions().SetCondition(isRoleRegion)
+	}
 	for _, c := range []awscdk.CfnResource{
 		apply.Node().DefaultChild().(awscdk.CfnResource),
 		applyPolicy.Node().DefaultChild().(awscdk.CfnResource),
 	} {
-		c.CfnOptions().SetCondition(isSandbox)
+		c.CfnOptions().SetCondition(isSandboxRoleRegion)
 	}
 	return stack
 }
@@ -283,14 +311,15 @@ func NewSpokeStackSet(scope constructs.Construct, id string, props awscdk.StackP
 		props.Description = jsii.String("kmsfix: the StackSet that deploys the spoke to the organization's accounts")
 	}
 	stack := awscdk.NewStack(scope, &id, &props)
+	regions := org.RegionOrder()
 	groups := []any{&awscdk.CfnStackSet_StackInstancesProperty{
 		DeploymentTargets: &awscdk.CfnStackSet_DeploymentTargetsProperty{OrganizationalUnitIds: jsii.Strings(org.Targets...)},
-		Regions:           jsii.Strings(org.Regions...),
+		Regions:           jsii.Strings(regions...),
 	}}
 	if len(org.SandboxOUs) > 0 {
 		groups = append(groups, &awscdk.CfnStackSet_StackInstancesProperty{
 			DeploymentTargets: &awscdk.CfnStackSet_DeploymentTargetsProperty{OrganizationalUnitIds: jsii.Strings(org.SandboxOUs...)},
-			Regions:           jsii.Strings(org.Regions...),
+			Regions:           jsii.Strings(regions...),
 			ParameterOverrides: []any{&awscdk.CfnStackSet_ParameterProperty{
 				ParameterKey: jsii.String(config.SandboxParameter), ParameterValue: jsii.String("true"),
 			}},
@@ -306,10 +335,18 @@ func NewSpokeStackSet(scope constructs.Construct, id string, props awscdk.StackP
 		},
 		Capabilities:     jsii.Strings("CAPABILITY_NAMED_IAM"),
 		ManagedExecution: map[string]any{"Active": true},
+		// The role Region first, one Region at a time: the other Regions' spokes use the roles
+		// it creates (NewSpokeStack), and a Region whose failures exceed the tolerance stops
+		// the operation before the next Region. These preferences order the operations
+		// CloudFormation runs for this resource (create, update); they "don't apply to
+		// AutoDeployment" (StackSetOperationPreferences,
+		// https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/cloudformation/aws.sdk.kotlin.services.cloudformation.model/-stack-set-operation-preferences/index.html),
+		// so an account joining a target OU may get its Regions' spokes in any order (docs/org.md).
 		OperationPreferences: &awscdk.CfnStackSet_OperationPreferencesProperty{
 			FailureTolerancePercentage: jsii.Number(10),
 			MaxConcurrentPercentage:    jsii.Number(25),
-			RegionConcurrencyType:      jsii.String("PARALLEL"),
+			RegionConcurrencyType:      jsii.String("SEQUENTIAL"),
+			RegionOrder:                jsii.Strings(regions...),
 		},
 		Parameters:          []any{&awscdk.CfnStackSet_ParameterProperty{ParameterKey: jsii.String(config.SandboxParameter), ParameterValue: jsii.String("false")}},
 		StackInstancesGroup: groups,

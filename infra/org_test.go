@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/eventpattern"
+	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
 )
 
 const (
@@ -29,7 +31,7 @@ func orgDeployment(t *testing.T, mode string) config.Deployment {
 	t.Helper()
 	values := map[string]string{
 		"deployment": "org", "orgId": orgID, "hubAccount": hubAccount, "hubRegion": "eu-west-1",
-		"spokeTargets": "ou-ab12-workload1", "spokeRegions": "eu-west-1,us-east-1", "sandboxOus": "ou-ab12-sandbox01",
+		"spokeTargets": "ou-ab12-workload1", "spokeRegions": "us-east-1,eu-west-1", "sandboxOus": "ou-ab12-sandbox01",
 		"mode": mode,
 	}
 	if mode == "apply" {
@@ -208,13 +210,27 @@ func TestSpokeRolesTrustOnlyTheHubFunction(t *testing.T) {
 		!strings.Contains(got, `"aws:SourceAccount"`) {
 		t.Errorf("forward role trust = %s", got)
 	}
-	// The apply role and its policy exist only where the StackSet says the OU is a sandbox.
+	// The roles and their policies exist only in the role Region (IAM names are global), and
+	// the apply role and its policy only there and where the StackSet says the OU is a sandbox.
 	for id, r := range o.spoke.json["Resources"].(map[string]any) {
 		res := r.(map[string]any)
 		props, _ := res["Properties"].(map[string]any)
-		isApply := props["RoleName"] == config.ApplyRoleName || strings.HasPrefix(id, "ApplyPolicy")
-		if isApply != (res["Condition"] == "IsSandbox") {
-			t.Errorf("%s: condition %v", id, res["Condition"])
+		want := ""
+		switch {
+		case props["RoleName"] == config.ApplyRoleName || strings.HasPrefix(id, "ApplyPolicy"):
+			want = "IsSandboxRoleRegion"
+		case res["Type"] == "AWS::IAM::Role" || res["Type"] == "AWS::IAM::Policy":
+			want = "IsRoleRegion"
+		}
+		if got, _ := res["Condition"].(string); got != want {
+			t.Errorf("%s (%v): condition %q, want %q", id, res["Type"], got, want)
+		}
+	}
+	conds := asJSON(o.spoke.json["Conditions"])
+	for _, want := range []string{`"IsRoleRegion":{"Fn::Equals":[{"Ref":"AWS::Region"},"eu-west-1"]}`,
+		`"IsSandboxRoleRegion":{"Fn::And":[{"Condition":"IsSandbox"},{"Condition":"IsRoleRegion"}]}`} {
+		if !strings.Contains(conds, want) {
+			t.Errorf("spoke conditions lack %s: %s", want, conds)
 		}
 	}
 	// No wildcard action anywhere: managed policies and the roles' inline ones.
@@ -236,6 +252,69 @@ func TestSpokeRolesTrustOnlyTheHubFunction(t *testing.T) {
 		if strings.Contains(a, "*") {
 			t.Errorf("wildcard action %s", a)
 		}
+	}
+}
+
+// The StackSet's template deployed as CloudFormation would in each Region of a sandbox
+// account (awsfake.LoadTemplate resolves its conditions and intrinsics): the role Region's
+// stack creates the three roles, another Region's none, and both Regions' rules forward with
+// the same fixed-name role, so the second Region of an account never creates a role again.
+func TestSpokeRolesOnlyInTheRoleRegion(t *testing.T) {
+	o := synthOrg(t)
+	org := orgDeployment(t, "apply").Org
+	const account = "444455556666"
+	roleARN := "arn:aws:iam::" + account + ":role/" + config.ForwardRoleName
+	for _, region := range org.Regions {
+		t.Run(region, func(t *testing.T) {
+			ev, iamFake := awsfake.NewDoctor(t, ""), awsfake.NewIAM(t)
+			env := awsfake.CFNEnv{Partition: "aws", Account: account, Region: region, StackName: "StackSet-kmsfix-spokes-0a1b2c3d",
+				Parameters: map[string]string{config.SandboxParameter: "true"}}
+			if err := awsfake.LoadTemplate(ev, iamFake, []byte(o.spokeBody), env); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{config.ForwardRoleName, config.ReaderRoleName, config.ApplyRoleName} {
+				exists := iamFake.EditPrincipal("role/"+name, func(*awsfake.IAMPrincipal) {})
+				if want := region == org.RoleRegion(); exists != want {
+					t.Errorf("role %s created: %v, want %v", name, exists, want)
+				}
+			}
+			if len(ev.Rules) != 1 || len(ev.Rules[0].Targets) != 1 {
+				t.Fatalf("rules: %+v", ev.Rules)
+			}
+			if tg := ev.Rules[0].Targets[0]; tg.RoleARN != roleARN || tg.ARN != hubBusARN {
+				t.Errorf("target %s as %s, want %s as %s", tg.ARN, tg.RoleARN, hubBusARN, roleARN)
+			}
+		})
+	}
+}
+
+// The spoke's roles are global, so their policies cover the keys of every spoke Region, and
+// of no other: each KMS statement names each listed Region's keys and none of "this Region".
+func TestSpokePoliciesCoverEveryRegion(t *testing.T) {
+	o := synthOrg(t)
+	org := orgDeployment(t, "apply").Org
+	for _, sid := range []string{"DescribeKeys", "ReadOwnKeyPolicies", "ApplyKeyPolicies", "ApplyGrants", "RetireGrants",
+		"NeverGrantToOwnOrBootstrapRoles", "NeverBypassLockoutCheck"} {
+		st := findStmt(t, o.spoke, sid)
+		if len(st.resources) != len(org.Regions) {
+			t.Errorf("%s: %d resources, want one per Region: %v", sid, len(st.resources), st.resources)
+		}
+		for _, region := range org.Regions {
+			if !slices.ContainsFunc(st.resources, func(r string) bool { return strings.Contains(r, ":kms:"+region+":") }) {
+				t.Errorf("%s: no key of %s in %v", sid, region, st.resources)
+			}
+		}
+		if got := strings.Join(st.resources, " "); strings.Contains(got, "AWS::Region") {
+			t.Errorf("%s: keys of the stack's own Region only: %s", sid, got)
+		}
+	}
+	if got := asJSON(findStmt(t, o.spoke, "ListAliases").condition); got != `{"StringEquals":{"aws:RequestedRegion":["us-east-1","eu-west-1"]}}` {
+		t.Errorf("ListAliases condition = %s", got)
+	}
+	// The single-account stack keeps its own Region.
+	single := findStmt(t, synth(t, "notify"), "DescribeKeys").resources
+	if len(single) != 1 || !strings.Contains(single[0], `{"Ref":"AWS::Region"}`) {
+		t.Errorf("single-account DescribeKeys = %v", single)
 	}
 }
 
@@ -294,6 +373,11 @@ func TestStackSetDeploysTheSpoke(t *testing.T) {
 		!strings.Contains(groups, `"ParameterKey":"SandboxApply","ParameterValue":"true"`) ||
 		!strings.Contains(groups, `"Regions":["eu-west-1","us-east-1"]`) {
 		t.Errorf("stack instances = %s", groups)
+	}
+	// The role Region (the hub's) first, one Region at a time.
+	if got := asJSON(ss["OperationPreferences"]); !strings.Contains(got, `"RegionConcurrencyType":"SEQUENTIAL"`) ||
+		!strings.Contains(got, `"RegionOrder":["eu-west-1","us-east-1"]`) {
+		t.Errorf("operation preferences = %s", got)
 	}
 	if ss["TemplateBody"] != o.spokeBody {
 		t.Error("the StackSet's template is not the spoke's")

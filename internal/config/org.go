@@ -87,6 +87,19 @@ func (p *parser) org() *Org {
 			p.fail("spokeTargets", "has %q, which is not an OU id (ou-xxxx-xxxxxxxx) or root id (r-xxxx)", t)
 		}
 	}
+	// Two StackInstancesGroup entries reaching one account would both set its stack
+	// instance's SandboxApply (one instance per account and Region), and AWS documents no rule
+	// for which wins, neither for the StackSet's operations nor for auto-deployment
+	// (unverified): the root contains every OU, so it cannot be a target beside sandbox OUs. An
+	// OU nested under a target OU cannot be seen here (that takes the Organizations API); the
+	// rule is written in docs/org.md and `kmsfix doctor --spoke --sandbox` shows the result.
+	if len(o.SandboxOUs) > 0 {
+		for _, t := range o.Targets {
+			if strings.HasPrefix(t, "r-") {
+				p.fail("spokeTargets", "has the root %q beside sandboxOus, which are inside it; list the OUs that are not sandboxes instead of the root", t)
+			}
+		}
+	}
 	for _, t := range o.SandboxOUs {
 		if !isOUOrRoot(t) || strings.HasPrefix(t, "r-") {
 			p.fail("sandboxOus", "has %q, which is not an OU id (ou-xxxx-xxxxxxxx)", t)
@@ -102,7 +115,29 @@ func (p *parser) org() *Org {
 			p.fail("spokeRegions", "has %q, which is not a Region name", r)
 		}
 	}
+	if len(o.Regions) > 0 && isRegion(o.HubRegion) && !slices.Contains(o.Regions, o.HubRegion) {
+		p.fail("spokeRegions", "lacks the hub's Region %q; the spokes' IAM roles (global, one per account) are created by the spoke of the hub's Region, so every account needs a spoke there", o.HubRegion)
+	}
 	return o
+}
+
+// RoleRegion is the one Region whose spoke creates an account's spoke roles (kmsfix-reader,
+// kmsfix-apply, kmsfix-forward): IAM names are global per account, so a stack instance in
+// every Region creating them would fail from the second Region on ("already exists"). It is
+// the hub's Region, which the configuration requires among the spoke Regions, so every
+// account that gets spokes gets this one too.
+func (o *Org) RoleRegion() string { return o.HubRegion }
+
+// RegionOrder is the spoke Regions with the role Region first: the order the StackSet
+// deploys them in.
+func (o *Org) RegionOrder() []string {
+	out := []string{o.RoleRegion()}
+	for _, r := range o.Regions {
+		if r != o.RoleRegion() {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // ReaderRoleARN is the reader role a spoke creates in account (docs/org.md).

@@ -8,7 +8,7 @@ import (
 func orgValues() map[string]string {
 	return map[string]string{
 		"deployment": "org", "orgId": "o-abcdefghij", "hubAccount": "999988887777", "hubRegion": "eu-west-1",
-		"spokeTargets": "ou-ab12-cdefgh34, r-ab12", "spokeRegions": "eu-west-1,us-east-1", "sandboxOus": "ou-ab12-sandbox1",
+		"spokeTargets": "ou-ab12-cdefgh34, ou-ab12-cdefgh56", "spokeRegions": "us-east-1,eu-west-1", "sandboxOus": "ou-ab12-sandbox1",
 	}
 }
 
@@ -20,8 +20,15 @@ func TestLoadDeploymentOrg(t *testing.T) {
 	o := d.Org
 	if o == nil || o.HubBusARN != "arn:aws:events:eu-west-1:999988887777:event-bus/kmsfix-hub" ||
 		o.HubRoleARN != "arn:aws:iam::999988887777:role/kmsfix-hub-remediator" ||
-		strings.Join(o.Targets, ",") != "ou-ab12-cdefgh34,r-ab12" || len(o.Regions) != 2 || len(o.SandboxOUs) != 1 {
+		strings.Join(o.Targets, ",") != "ou-ab12-cdefgh34,ou-ab12-cdefgh56" || len(o.Regions) != 2 || len(o.SandboxOUs) != 1 ||
+		o.RoleRegion() != "eu-west-1" || strings.Join(o.RegionOrder(), ",") != "eu-west-1,us-east-1" {
 		t.Errorf("org = %+v", o)
+	}
+	// The root is a valid target when no sandbox OU sits inside it.
+	root := orgValues()
+	root["spokeTargets"], root["sandboxOus"] = "r-ab12", ""
+	if d, err := deploy(root); err != nil || strings.Join(d.Org.Targets, ",") != "r-ab12" {
+		t.Errorf("root target: %+v, %v", d.Org, err)
 	}
 	if single, err := deploy(nil); err != nil || single.Org != nil {
 		t.Errorf("the default deployment is single-account: %+v, %v", single.Org, err)
@@ -38,6 +45,8 @@ func TestLoadDeploymentOrgErrors(t *testing.T) {
 		{"spokeRegions", "*", "has \"*\", which is not a Region"},
 		{"sandboxOus", "r-ab12", "has \"r-ab12\", which is not an OU id"},
 		{"sandboxOus", "ou-ab12-cdefgh34", "also in spokeTargets"},
+		{"spokeTargets", "r-ab12", "has the root \"r-ab12\" beside sandboxOus"},
+		{"spokeRegions", "us-east-1,us-west-2", "lacks the hub's Region \"eu-west-1\""},
 		{"deployment", "hubs", "want one of single, org"},
 	} {
 		v := orgValues()

@@ -142,8 +142,18 @@ func roleChecks(ctx context.Context, api RoleAPI, roleName, trustName, permName,
 
 const redeploySpoke = "redeploy the spoke (the StackSet restores it: aws cloudformation update-stack-instances for this account, or redeploy KmsfixSpokes)"
 
+// missingRoleFix: IAM role names are global per account, so the spoke roles are created by the
+// account's spoke of the role Region alone (config.Org.RoleRegion, infra NewSpokeStack); the
+// doctor reads them through IAM, the same from every Region, and a missing role is that
+// Region's stack instance's to create.
+func missingRoleFix(o SpokeOptions) string {
+	return fmt.Sprintf("the spoke roles are created once per account, by its spoke in the hub's Region %s (in other Regions the spoke only uses them): "+
+		"check that stack instance from the hub account (aws cloudformation describe-stack-instance --stack-set-name %s --stack-instance-account %s --stack-instance-region %s --call-as DELEGATED_ADMIN), then ",
+		o.Org.RoleRegion(), config.SpokeStackSet, quote.Shell(o.Account), quote.Shell(o.Org.RoleRegion())) + redeploySpoke
+}
+
 func checkForwardRole(ctx context.Context, api RoleAPI, o SpokeOptions) []Check {
-	return roleChecks(ctx, api, config.ForwardRoleName, NameForwardTrust, NameForwardPermission, redeploySpoke,
+	return roleChecks(ctx, api, config.ForwardRoleName, NameForwardTrust, NameForwardPermission, missingRoleFix(o),
 		func(r *spokeRole) Check { return checkForwardTrust(r) },
 		func(r *spokeRole) Check { return checkForwardPermissions(r, o.Org) })
 }
@@ -212,7 +222,7 @@ func checkForwardPermissions(r *spokeRole, org *config.Org) Check {
 
 func checkReaderRole(ctx context.Context, api RoleAPI, o SpokeOptions) []Check {
 	return roleChecks(ctx, api, config.ReaderRoleName, NameReaderTrust, NameReaderPermission,
-		redeploySpoke+" (deploy the hub first: the trust names its role)",
+		missingRoleFix(o)+" (deploy the hub first: the trust names its role)",
 		func(r *spokeRole) Check { return checkHubOnlyTrust(r, NameReaderTrust, config.ReaderRoleName, o.Org) },
 		func(r *spokeRole) Check { return checkReadOnly(r) })
 }
@@ -312,7 +322,8 @@ func checkApplyRole(ctx context.Context, api RoleAPI, o SpokeOptions) []Check {
 	switch {
 	case r == nil && o.Sandbox != nil && *o.Sandbox:
 		return []Check{{Name: NameApplyTrust, Status: Fail, Detail: "no role " + config.ApplyRoleName + " in a sandbox account: the hub cannot apply fixes here",
-			Fix: "list the account's OU in -c sandboxOus and redeploy KmsfixSpokes (its instances there get SandboxApply=true)"},
+			Fix: "list the account's OU in -c sandboxOus and redeploy KmsfixSpokes (its instances there get SandboxApply=true; the one in the hub's Region " +
+				o.Org.RoleRegion() + " creates the role); if it is listed: " + missingRoleFix(o)},
 			skipped(NameApplyPermission, "no role")}
 	case r == nil:
 		return []Check{{Name: NameApplyTrust, Status: Pass, Detail: "no apply role (not a sandbox): the hub can only read here"},

@@ -53,7 +53,9 @@ type SpokeClients struct {
 
 // RunSpoke checks a spoke in a member account and Region: the rule that forwards denials to
 // the hub's bus and its delivery settings, and the roles of the spoke (forwarding, reader,
-// apply).
+// apply). The roles are global: the account's spoke of the hub's Region creates them and every
+// Region's rule uses the forwarding role by its fixed name, so their checks read the same IAM
+// roles whichever Region the doctor runs in.
 func RunSpoke(ctx context.Context, c SpokeClients, o SpokeOptions) []Check {
 	var out []Check
 	rule, exists := findSpokeRule(ctx, c.EventBridge, o)

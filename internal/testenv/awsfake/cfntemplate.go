@@ -10,7 +10,8 @@ import (
 // The loaders below fill the fakes from a synthesized CloudFormation template, as the stack
 // would leave the account once deployed: a test then checks the doctor against what the CDK
 // app actually renders, not against a copy written by hand. They resolve the intrinsics the
-// kmsfix templates use (Ref, Fn::GetAtt ...Arn, Fn::Join, the IsSandbox condition) and fail
+// kmsfix templates use (Ref, Fn::GetAtt ...Arn, Fn::Join, Fn::If, conditions of Fn::Equals,
+// Fn::And and Fn::Not: the spoke's IsSandbox and role-Region conditions) and fail
 // on any other.
 
 // CFNEnv is where a template is deployed.
@@ -81,16 +82,60 @@ func (r *resolver) exists(id string) (bool, error) {
 	if cond == "" {
 		return true, nil
 	}
-	eq, _ := r.t.Conditions[cond].(map[string]any)["Fn::Equals"].([]any)
-	if len(eq) != 2 {
-		return false, fmt.Errorf("condition %s: only Fn::Equals is resolved", cond)
+	return r.condition(cond)
+}
+
+// condition evaluates a named condition: Fn::Equals, Fn::And and Fn::Not over values and
+// other conditions (the spoke's IsSandbox and its role-Region conditions).
+func (r *resolver) condition(name string) (bool, error) {
+	c, ok := r.t.Conditions[name]
+	if !ok {
+		return false, fmt.Errorf("unknown condition %s", name)
 	}
-	a, err := r.resolve(eq[0])
+	v, err := r.evalCondition(c)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("condition %s: %w", name, err)
 	}
-	b, err := r.resolve(eq[1])
-	return a == b, err
+	return v, nil
+}
+
+func (r *resolver) evalCondition(c any) (bool, error) {
+	m, _ := c.(map[string]any)
+	if len(m) != 1 {
+		return false, fmt.Errorf("not a condition function: %v", c)
+	}
+	for fn, arg := range m {
+		args := asList(arg)
+		switch fn {
+		case "Condition":
+			return r.condition(fmt.Sprint(arg))
+		case "Fn::Equals":
+			if len(args) != 2 {
+				return false, fmt.Errorf("Fn::Equals takes two values")
+			}
+			a, err := r.resolve(args[0])
+			if err != nil {
+				return false, err
+			}
+			b, err := r.resolve(args[1])
+			return a == b, err
+		case "Fn::And":
+			for _, x := range args {
+				if v, err := r.evalCondition(x); err != nil || !v {
+					return false, err
+				}
+			}
+			return len(args) > 0, nil
+		case "Fn::Not":
+			if len(args) != 1 {
+				return false, fmt.Errorf("Fn::Not takes one condition")
+			}
+			v, err := r.evalCondition(args[0])
+			return !v, err
+		}
+		return false, fmt.Errorf("only Fn::Equals, Fn::And, Fn::Not and Condition are resolved, not %s", fn)
+	}
+	return false, nil
 }
 
 // resolve returns v with every intrinsic replaced by its deployed value.
@@ -131,6 +176,16 @@ func (r *resolver) resolve(v any) (any, error) {
 				}
 			}
 			return nil, fmt.Errorf("unresolved Fn::GetAtt %v", ga)
+		}
+		if branches, ok := t["Fn::If"].([]any); ok && len(t) == 1 && len(branches) == 3 {
+			holds, err := r.condition(fmt.Sprint(branches[0]))
+			if err != nil {
+				return nil, err
+			}
+			if holds {
+				return r.resolve(branches[1])
+			}
+			return r.resolve(branches[2])
 		}
 		if j, ok := t["Fn::Join"].([]any); ok && len(t) == 1 && len(j) == 2 {
 			parts, err := r.resolve(j[1])
