@@ -340,7 +340,7 @@ func NewSpokeStackSet(scope constructs.Construct, id string, props awscdk.StackP
 		// the operation before the next Region. These preferences order the operations
 		// CloudFormation runs for this resource (create, update); they "don't apply to
 		// AutoDeployment" (StackSetOperationPreferences,
-		// https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/cloudformation/aws.sdk.kotlin.services.cloudformation.model/-stack-set-operation-preferences/index.html),
+		// https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/cloudformation/aws.sdk.kotlin.services.cloudformation.model/-stack-set-operation-preferences),
 		// so an account joining a target OU may get its Regions' spokes in any order (docs/org.md).
 		OperationPreferences: &awscdk.CfnStackSet_OperationPreferencesProperty{
 			FailureTolerancePercentage: jsii.Number(10),
