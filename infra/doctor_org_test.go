@@ -241,6 +241,20 @@ func TestDoctorHubOnTheSynthesizedHub(t *testing.T) {
 					}
 				})
 			}},
+		{"an account without its role Region's spoke", doctor.NameStackSetRegions, []string{"1 account(s) without a spoke in the hub's Region eu-west-1", "222233334444"},
+			func(h hubFakes) {
+				h.cf.Edit(config.SpokeStackSet, func(s *awsfake.StackSet) {
+					s.Instances = slices.DeleteFunc(s.Instances, func(in awsfake.StackInstance) bool {
+						return in.Account == "222233334444" && in.Region == "eu-west-1"
+					})
+				})
+			}},
+		{"the role Region missing", doctor.NameStackSetRegions, []string{"no spoke in eu-west-1", "whose spokes create the accounts' roles"},
+			func(h hubFakes) {
+				h.cf.Edit(config.SpokeStackSet, func(s *awsfake.StackSet) {
+					s.Instances = slices.DeleteFunc(s.Instances, func(in awsfake.StackInstance) bool { return in.Region == "eu-west-1" })
+				})
+			}},
 		{"a Region missing", doctor.NameStackSetRegions, []string{"no spoke in us-east-1"},
 			func(h hubFakes) {
 				h.cf.Edit(config.SpokeStackSet, func(s *awsfake.StackSet) {

@@ -131,9 +131,13 @@ func checkStackInstances(ctx context.Context, api StackSetAPI, o HubOptions) []C
 	}
 	var bad []string
 	seen := map[string]bool{}
+	// accounts with a spoke, and whether one is in the role Region: IAM role names are global,
+	// so only that Region's instance creates an account's roles (infra NewSpokeStack).
+	roleRegion := map[string]bool{}
 	for _, si := range instances {
 		region := aws.ToString(si.Region)
 		seen[region] = true
+		roleRegion[aws.ToString(si.Account)] = roleRegion[aws.ToString(si.Account)] || region == o.Org.RoleRegion()
 		if si.Status == cftypes.StackInstanceStatusCurrent {
 			continue
 		}
@@ -175,13 +179,43 @@ func checkStackInstances(ctx context.Context, api StackSetAPI, o HubOptions) []C
 			missing = append(missing, r)
 		}
 	}
-	if len(missing) > 0 {
+	var noRoles []string
+	if slices.Contains(o.Org.Regions, o.Org.RoleRegion()) && !slices.Contains(missing, o.Org.RoleRegion()) {
+		for acct, ok := range roleRegion {
+			if !ok {
+				noRoles = append(noRoles, acct)
+			}
+		}
+		slices.Sort(noRoles)
+	}
+	switch {
+	case len(missing) > 0:
 		reg.Status = Fail
 		reg.Detail = "no spoke in " + strings.Join(missing, ", ") + ": denials there are never forwarded"
+		if slices.Contains(missing, o.Org.RoleRegion()) {
+			reg.Detail += "; " + o.Org.RoleRegion() + " is the hub's Region, whose spokes create the accounts' roles: no other Region's rule can deliver, the hub can read no account"
+		}
 		reg.Fix = fmt.Sprintf("aws cloudformation create-stack-instances --region %s --stack-set-name %s --call-as %s --deployment-targets OrganizationalUnitIds=%s --regions %s",
 			quote.Shell(o.Region), config.SpokeStackSet, o.CallAs, quote.Shell(strings.Join(o.Org.Targets, ",")), quote.Shell(strings.Join(missing, " ")))
-	} else {
+	case len(noRoles) > 0:
+		reg.Status = Fail
+		shown := noRoles
+		if len(shown) > maxListedInstances {
+			shown = shown[:maxListedInstances]
+		}
+		reg.Detail = fmt.Sprintf("%d account(s) without a spoke in the hub's Region %s, whose spoke creates an account's roles (their other Regions' rules cannot deliver, the hub cannot read them): %s",
+			len(noRoles), o.Org.RoleRegion(), strings.Join(shown, ", "))
+		if len(noRoles) > len(shown) {
+			reg.Detail += fmt.Sprintf("; and %d more", len(noRoles)-len(shown))
+		}
+		reg.Fix = "check that the Region is enabled in those accounts (aws account get-region-opt-status --account-id ACCOUNT --region-name " + o.Org.RoleRegion() + "), then:\n" +
+			fmt.Sprintf("aws cloudformation create-stack-instances --region %s --stack-set-name %s --call-as %s --deployment-targets OrganizationalUnitIds=%s --regions %s",
+				quote.Shell(o.Region), config.SpokeStackSet, o.CallAs, quote.Shell(strings.Join(o.Org.Targets, ",")), quote.Shell(o.Org.RoleRegion()))
+	default:
 		reg.Status, reg.Detail = Pass, "instances in "+strings.Join(o.Org.Regions, ", ")
+		if slices.Contains(o.Org.Regions, o.Org.RoleRegion()) {
+			reg.Detail += "; every account has one in the hub's Region " + o.Org.RoleRegion() + " (its roles)"
+		}
 	}
 	return []Check{cur, reg}
 }
