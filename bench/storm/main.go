@@ -8,9 +8,12 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/signal"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 )
 
 func main() {
@@ -37,7 +40,7 @@ func cli(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintln(stderr, "storm: need events >= findings > 0, containers > 0, workers > 0")
 		return 2
 	}
-	h := &harness{}
+	h := newHarness()
 	defer h.close()
 	defer func() {
 		if p := recover(); p != nil {
@@ -80,17 +83,44 @@ func report(w io.Writer, cfg config, r *result) {
 	}
 }
 
-// harness lets the command start the same emulators as the tests.
-type harness struct{ cleanups []func() }
+// harness lets the command start the same emulators as the tests. An interrupt (Ctrl-C,
+// kill) runs the cleanups too, so no emulator outlives the command.
+type harness struct {
+	mu       sync.Mutex
+	cleanups []func()
+	once     sync.Once
+}
+
+func newHarness() *harness {
+	h := new(harness)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "storm: %v: stopping the emulators\n", s)
+		h.close()
+		os.Exit(130)
+	}()
+	return h
+}
 
 func (h *harness) Helper()                           {}
 func (h *harness) Logf(format string, args ...any)   { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 func (h *harness) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
-func (h *harness) Cleanup(f func())                  { h.cleanups = append(h.cleanups, f) }
+func (h *harness) Cleanup(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cleanups = append(h.cleanups, f)
+}
 func (h *harness) close() {
-	for i := len(h.cleanups) - 1; i >= 0; i-- {
-		h.cleanups[i]()
-	}
+	h.once.Do(func() {
+		h.mu.Lock()
+		cs := h.cleanups
+		h.mu.Unlock()
+		for i := len(cs) - 1; i >= 0; i-- {
+			cs[i]()
+		}
+	})
 }
 
 // hubCLI is `storm hub`: the organization storm through the hub handler (hub.go).
@@ -120,7 +150,7 @@ func hubCLI(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintln(stderr, "storm hub: need events >= findings >= accounts > 0, 1 to 3 regions, containers and workers > 0, channels > 0 when routed > 0")
 		return 2
 	}
-	h := &harness{}
+	h := newHarness()
 	defer h.close()
 	defer func() {
 		if p := recover(); p != nil {
