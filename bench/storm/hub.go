@@ -162,6 +162,8 @@ type hubResult struct {
 	EventsPerGoCPUSec          float64
 	LoadBefore, LoadAfter      string // /proc/loadavg
 	HandlerErrors              int64
+	TimedOut                   int64 // events left unverified only by a call's timeout (tolerated up to 1 in 1,000)
+	FirstTimeout               string
 	// Per channel ("default", "team0", ...): messages that arrived and that should have.
 	Slack, SNS, Want map[string]int
 	// AssumeRole per account and container: the most, the bound it must stay under, the
@@ -378,14 +380,14 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 		sampleTenths(stop, &done, cfg.Events, res, &peak, func(tenth int) {
 			if cfg.Progress != nil {
 				el := time.Since(start)
-				fmt.Fprintf(cfg.Progress, "storm hub: %3d%% of the events in %s (%.0f/s), live heap %.1f MiB, RSS %.1f MiB, load %s\n",
-					10*(tenth+1), el.Round(time.Second), float64(done.Load())/el.Seconds(), res.LiveHeapMiB[tenth], res.RSSMiB[tenth], loadavg())
+				fmt.Fprintf(cfg.Progress, "storm hub: %3d%% of the events in %s (%.0f/s), live heap %.1f MiB, RSS %.1f MiB, load %s, %d TCP sockets in TIME-WAIT\n",
+					10*(tenth+1), el.Round(time.Second), float64(done.Load())/el.Seconds(), res.LiveHeapMiB[tenth], res.RSSMiB[tenth], loadavg(), timeWait())
 			}
 		})
 	}()
 
 	var wg sync.WaitGroup
-	var errs atomic.Int64
+	var errs, timeouts atomic.Int64
 	var mu sync.Mutex
 	for w := range cfg.Workers {
 		wg.Go(func() {
@@ -394,8 +396,20 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 				f := i % cfg.Findings
 				acct := l.account(l.acctOf(f))
 				rep, err := c.handler.Handle(ctx, json.RawMessage(replacer(i).Replace(string(rawTmpl))))
-				if err != nil || rep.Diagnosis != finding.IdentityPolicyMissing || !rep.Verified || len(rep.Unknown) > 0 ||
-					rep.PrincipalAccount != acct || finding.Fingerprint(rep) != l.fingerprint(f) {
+				right := err == nil && rep.Diagnosis == finding.IdentityPolicyMissing && rep.PrincipalAccount == acct &&
+					finding.Fingerprint(rep) == l.fingerprint(f)
+				switch {
+				case right && rep.Verified && len(rep.Unknown) == 0:
+				case right && !rep.Verified && onlyTimeouts(rep.Unknown):
+					// A read that outlived the 3 s call timeout on a starved machine: the
+					// handler rightly leaves it unknown and the finding unverified (still
+					// notified once). Counted apart, tolerated up to 1 event in 1,000.
+					if timeouts.Add(1) == 1 {
+						mu.Lock()
+						res.FirstTimeout = fmt.Sprintf("event %d (account %s): %q", i, acct, rep.Unknown)
+						mu.Unlock()
+					}
+				default:
 					errs.Add(1)
 					mu.Lock()
 					res.problem("event %d (account %s): error %v, diagnosis %s, verified %v, unknown %q, principal account %s",
@@ -413,6 +427,10 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 	cpuAfter := cpuSeconds()
 	res.LoadAfter = loadavg()
 	res.HandlerErrors = errs.Load()
+	res.TimedOut = timeouts.Load()
+	if res.TimedOut*1000 > int64(cfg.Events) {
+		res.problem("%d events unverified because a call timed out, over 1 in 1,000; first: %s", res.TimedOut, res.FirstTimeout)
+	}
 	res.PeakHeapMiB = float64(peak.Load()) / (1 << 20)
 	var total float64
 	for name, s := range cpuAfter {
@@ -656,6 +674,16 @@ func newHubContainer(ctx context.Context, env map[string]string) (*hubContainer,
 	return &hubContainer{handler: h, assumed: counter}, nil
 }
 
+// onlyTimeouts says whether every unknown of a report is a call that timed out.
+func onlyTimeouts(unknown []string) bool {
+	for _, u := range unknown {
+		if !strings.HasSuffix(u, "timed out") {
+			return false
+		}
+	}
+	return len(unknown) > 0
+}
+
 // assumeCounter counts one container's AssumeRole calls per account.
 type assumeCounter struct {
 	api stscreds.AssumeRoleAPIClient
@@ -759,6 +787,20 @@ func rssKiB() int64 {
 		}
 	}
 	return 0
+}
+
+// timeWait counts the machine's IPv4 and IPv6 TCP sockets in TIME-WAIT (state 06 in /proc/net/tcp*).
+func timeWait() int {
+	n := 0
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, _ := os.ReadFile(f)
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if fs := strings.Fields(line); len(fs) > 3 && fs[3] == "06" {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func loadavg() string {

@@ -188,7 +188,7 @@ func reportHub(w io.Writer, cfg hubConfig, r *hubResult) {
 		}
 		fmt.Fprintf(w, "%s %d Slack/%d SNS (want %d)", ch, r.Slack[ch], r.SNS[ch], r.Want[ch])
 	}
-	fmt.Fprintf(w, "\n  counts:      %d of %d findings counted every event; handler errors or unverified events %d\n", r.CountOK, r.Findings, r.HandlerErrors)
+	fmt.Fprintf(w, "\n  counts:      %d of %d findings counted every event; events wrong or unverified %d, unverified only by a call's timeout %d\n", r.CountOK, r.Findings, r.HandlerErrors, r.TimedOut)
 	fmt.Fprintf(w, "  credentials: %d AssumeRole (%d accounts x %d containers; at most %d per account and container, bound %d; %d pairs renewed); %d KMS and %d IAM calls, each signed by its own account\n",
 		r.AssumeTotal, r.Accounts, cfg.Containers, r.MaxAssumePerContainer, r.AssumeBound, r.Renewed, r.KMSCalls, r.IAMCalls)
 	fmt.Fprintf(w, "  throughput:  %.0f events/s (%.1f s); %.0f events per CPU second of all processes, %.0f per CPU second of the Go process\n",
