@@ -53,12 +53,12 @@ func addApplyPermissions(stack awscdk.Stack, cfg config.Config, r remediator, ke
 // BreakGlassRoleName is the one role besides the function's that may seal audit records
 // (kms:GenerateMac on the audit key): the people who run `kmsfix revert` assume it. The stack
 // does not create it (docs/apply.md).
-const BreakGlassRoleName = "kmsfix-break-glass"
+const BreakGlassRoleName = config.BreakGlassRoleName
 
 // addAuditKey creates the HMAC key that seals apply's audit records (internal/apply/seal.go)
 // and hands it to the function. Only the function role and the break-glass role may produce a
 // MAC (a Deny in the key policy, whatever identity policies say); verifying is left to IAM.
-func addAuditKey(stack awscdk.Stack, r remediator) {
+func addAuditKey(stack awscdk.Stack, r remediator) awskms.Key {
 	partition, account := *awscdk.Aws_PARTITION(), *awscdk.Aws_ACCOUNT_ID()
 	key := awskms.NewKey(stack, jsii.String("AuditKey"), &awskms.KeyProps{
 		Description:   jsii.String("kmsfix: seals the audit records of automatic changes (HMAC)"),
@@ -83,6 +83,7 @@ func addAuditKey(stack awscdk.Stack, r remediator) {
 		Reason: jsii.String("An HMAC key cannot rotate automatically (KMS rotates symmetric encryption keys only); " +
 			"the key only seals kmsfix's audit records."),
 	}}, jsii.Bool(true))
+	return key
 }
 
 // applyWildcards are the wildcards of applyStatements(..., regions), required for the reason

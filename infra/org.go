@@ -215,13 +215,18 @@ func NewSpokeStack(scope constructs.Construct, id string, props *SpokeProps) aws
 		Conditions: &map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": rule.AttrArn()}},
 	}))
 
-	// Only the hub function's role, and only while it belongs to the organization, may assume
-	// the spoke's roles. The trust names the exact role ARN, so IAM checks the role exists when
-	// the spoke is deployed: deploy the hub first (docs/org.md).
+	// Only the hub function's role and the hub's break-glass role (a person reverting an
+	// automatic change early: infra/breakglass.go), each only while it belongs to the
+	// organization (aws:PrincipalOrgID, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalorgid),
+	// may assume the spoke's roles. The trust names the exact role ARNs, which IAM keeps as the
+	// roles' unique ids, so it checks they exist when the spoke is deployed (deploy the hub
+	// first, docs/org.md) and a role deleted and recreated under the same name is not trusted
+	// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-roles).
 	hubOnly := func() awsiam.IPrincipal {
-		return awsiam.NewArnPrincipal(jsii.String(org.HubRoleARN)).WithConditions(&map[string]any{
-			"StringEquals": map[string]any{"aws:PrincipalOrgID": org.ID},
-		})
+		inOrg := &map[string]any{"StringEquals": map[string]any{"aws:PrincipalOrgID": org.ID}}
+		return awsiam.NewCompositePrincipal(
+			awsiam.NewArnPrincipal(jsii.String(org.HubRoleARN)).WithConditions(inOrg),
+			awsiam.NewArnPrincipal(jsii.String(org.BreakGlassRoleARN)).WithConditions(inOrg))
 	}
 	reader := awsiam.NewRole(stack, jsii.String("ReaderRole"), &awsiam.RoleProps{
 		RoleName:           jsii.String(config.ReaderRoleName),

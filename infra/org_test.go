@@ -180,7 +180,9 @@ func TestHubFunctionAssumesOnlyOrgSpokeRoles(t *testing.T) {
 	}
 }
 
-func TestSpokeRolesTrustOnlyTheHubFunction(t *testing.T) {
+// The spokes' reader and apply roles trust exactly the hub function's role and the hub's
+// break-glass role (a person reverting early), each with the organization condition.
+func TestSpokeRolesTrustTheHubAndBreakGlass(t *testing.T) {
 	o := synthOrg(t)
 	if n := len(o.spoke.resources("AWS::Lambda::Function")); n != 0 {
 		t.Errorf("the spoke has %d functions; it must carry no code", n)
@@ -199,8 +201,9 @@ func TestSpokeRolesTrustOnlyTheHubFunction(t *testing.T) {
 			t.Fatalf("no role %s", name)
 		}
 		trust := r["AssumeRolePolicyDocument"].(map[string]any)["Statement"].([]any)
-		want := `[{"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}},` +
-			`"Effect":"Allow","Principal":{"AWS":"` + hubRoleARN + `"}}]`
+		inOrg := `{"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}},"Effect":"Allow",`
+		want := `[` + inOrg + `"Principal":{"AWS":"` + hubRoleARN + `"}},` +
+			inOrg + `"Principal":{"AWS":"arn:aws:iam::` + hubAccount + `:role/kmsfix-break-glass"}}]`
 		if got := asJSON(trust); got != want {
 			t.Errorf("%s trust = %s\nwant %s", name, got, want)
 		}
@@ -473,5 +476,77 @@ func TestHubPolicyFitsWithListedApplyRoles(t *testing.T) {
 	perAccount := len(`"arn:aws:iam::111122223333:role/kmsfix-apply",`)
 	if total := size + (maxListedApplyRoles-1)*perAccount; size < 1000 || total > 10240 {
 		t.Errorf("the function's inline policies: %d characters now, %d with %d listed apply roles (quota 10,240)", size, total, maxListedApplyRoles)
+	}
+}
+
+// The hub creates kmsfix-break-glass (the spokes' trust names it, so it must exist before them):
+// trusted by the hub account alone, and in apply mode allowed exactly what a revert needs: the
+// audit records, their seal, and the function's own AssumeRole statements (readers in the
+// organization, the sandbox accounts' apply roles); no lever of its own. The audit key's and
+// the table's policies admit it by name.
+func TestHubBreakGlassRole(t *testing.T) {
+	o := synthOrg(t)
+	var role map[string]any
+	for _, r := range o.hub.resources("AWS::IAM::Role") {
+		if r["RoleName"] == config.BreakGlassRoleName {
+			role = r
+		}
+	}
+	if role == nil {
+		t.Fatal("the hub has no break-glass role")
+	}
+	trust := asJSON(role["AssumeRolePolicyDocument"].(map[string]any)["Statement"])
+	want := `[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"AWS":{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":iam::` + hubAccount + `:root"]]}}}]`
+	if trust != want {
+		t.Errorf("break-glass trust = %s\nwant the hub account alone: %s", trust, want)
+	}
+	if got := fmt.Sprint(role["MaxSessionDuration"]); got != "3600" {
+		t.Errorf("MaxSessionDuration = %s", got)
+	}
+	var sids []string
+	for id, p := range o.hub.resources("AWS::IAM::Policy") {
+		if !strings.HasPrefix(id, "BreakGlassPolicy") {
+			continue
+		}
+		for _, raw := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := raw.(map[string]any)
+			sid, _ := st["Sid"].(string)
+			sids = append(sids, sid)
+			if st["Effect"] != "Allow" {
+				t.Errorf("%s: %v", sid, st["Effect"])
+			}
+			want := map[string]string{
+				"AuditRecords":            "dynamodb:GetItem,dynamodb:PutItem,dynamodb:DeleteItem,dynamodb:Query",
+				"SealAuditRecords":        "kms:GenerateMac,kms:VerifyMac",
+				"AssumeSpokeRoles":        "sts:AssumeRole",
+				"AssumeSandboxApplyRoles": "sts:AssumeRole",
+			}[sid]
+			if got := strings.Join(strs(st["Action"]), ","); got != want {
+				t.Errorf("%s allows %s, want %s", sid, got, want)
+			}
+			if strings.HasPrefix(sid, "Assume") && asJSON(st["Condition"]) != `{"StringEquals":{"aws:ResourceOrgID":"`+orgID+`"}}` {
+				t.Errorf("%s condition = %s", sid, asJSON(st["Condition"]))
+			}
+		}
+	}
+	slices.Sort(sids)
+	if strings.Join(sids, ",") != "AssumeSandboxApplyRoles,AssumeSpokeRoles,AuditRecords,SealAuditRecords" {
+		t.Errorf("break-glass statements %v", sids)
+	}
+	if ap := findStmt(t, o.hub, "AssumeSandboxApplyRoles"); !strings.Contains(strings.Join(ap.resources, ","), ":iam::"+sandbox+":role/kmsfix-apply") {
+		t.Errorf("apply roles %v", ap.resources)
+	}
+	// The audit key and the table admit it by name (their Denies spare it).
+	bg := `:role/` + config.BreakGlassRoleName // in the hub's own account (AWS::AccountId)
+	for _, typ := range []string{"AWS::KMS::Key", "AWS::DynamoDB::Table"} {
+		found := false
+		for _, r := range o.hub.resources(typ) {
+			if strings.Contains(asJSON(r), bg) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no %s admits %s", typ, config.BreakGlassRoleName)
+		}
 	}
 }

@@ -59,8 +59,11 @@ func NewKmsfixStack(scope constructs.Construct, id string, props *StackProps) aw
 		// kmsfix-apply role of the account that owns it (hubAssumeStatements). It only seals
 		// the audit records, a dry run's too: the applier keys a finding's changes by the
 		// audit key's MAC of its fingerprint, and refuses everything without it.
-		addAuditKey(stack, fn)
+		auditKey := addAuditKey(stack, fn)
 		addExpirySweeper(stack, fn.target())
+		newBreakGlassRole(stack, cfg, deployment.Org, table, auditKey)
+	} else if deployment.Org != nil {
+		newBreakGlassRole(stack, cfg, deployment.Org, table, nil) // the spokes' trust names it
 	} else if cfg.Mode == config.ModeApply {
 		addApplyPermissions(stack, cfg, fn, key)
 		addExpirySweeper(stack, fn.target())

@@ -7,6 +7,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/kmsfix/kmsfix/internal/config"
 )
 
 // newTable holds the dedupe entries and the audit trail of automatic changes.
@@ -31,7 +33,7 @@ func newTable(stack awscdk.Stack) awsdynamodb.Table {
 
 // breakGlassRole is the one role besides the function that may write the table: a person
 // fixing the audit trail by hand (`kmsfix revert` run with it) creates a role of this name.
-const breakGlassRole = "kmsfix-break-glass"
+const breakGlassRole = config.BreakGlassRoleName
 
 // onlyFunctionWrites makes the table's resource policy refuse item writes to every IAM
 // principal but the function's role and the break-glass role: the table holds the dedupe

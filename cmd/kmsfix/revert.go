@@ -11,7 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -29,6 +31,7 @@ type auditOptions struct {
 	table, region string
 	auditKey      string // --audit-key
 	hub           bool   // --hub: the organization hub's table (docs/org.md)
+	role          string // --role: assumed with the caller's credentials before anything else
 }
 
 // register adds the shared flags to fs.
@@ -38,7 +41,10 @@ func (o *auditOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.auditKey, "audit-key", os.Getenv("KMSFIX_AUDIT_KEY_ARN"),
 		"the HMAC KMS key that seals the audit records (default $KMSFIX_AUDIT_KEY_ARN); records are checked with it and never trusted without it")
 	fs.BoolVar(&o.hub, "hub", os.Getenv("KMSFIX_HUB_ORG_ID") != "",
-		"the table is the organization hub's (default: $KMSFIX_HUB_ORG_ID is set): a change is reverted in its own account, reading through its kmsfix-reader role and writing through its kmsfix-apply role, assumed with your credentials")
+		"the table is the organization hub's (default: $KMSFIX_HUB_ORG_ID is set): a change is reverted in its own account, reading through its kmsfix-reader role and writing through its kmsfix-apply role, assumed with your credentials (or --role's)")
+	fs.StringVar(&o.role, "role", "",
+		"an IAM role ARN to assume with your credentials first, and act as: the break-glass role "+config.BreakGlassRoleName+
+			" (in the hub, the one person's role the spokes' roles trust; the revert command in messages names it)")
 }
 
 func runRevert(args []string, stdout, stderr io.Writer) int {
@@ -47,7 +53,7 @@ func runRevert(args []string, stdout, stderr io.Writer) int {
 	var o auditOptions
 	o.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kmsfix revert ID [--table T] [--region R] [--hub]")
+		fmt.Fprintln(stderr, "usage: kmsfix revert ID [--table T] [--region R] [--hub] [--role BREAK_GLASS_ROLE_ARN] [--audit-key KEY_ARN]")
 		fmt.Fprintln(stderr, "Removes exactly what automatic change ID added (the inline policy, the key-policy statement by Sid, or the grant), only while it is what kmsfix wrote, and records it in the audit table; anything changed since is left and reported.")
 		fs.PrintDefaults()
 	}
@@ -182,6 +188,11 @@ func auditApplier(ctx context.Context, o auditOptions) (*apply.Applier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}
+	if o.role != "" {
+		if cfg, err = assumeFirst(ctx, cfg, o.role); err != nil {
+			return nil, err
+		}
+	}
 	kc := kms.NewFromConfig(cfg)
 	if o.auditKey == "" {
 		return nil, fmt.Errorf("no audit key: pass --audit-key or set KMSFIX_AUDIT_KEY_ARN (audit records are read only when their integrity code checks out)")
@@ -201,4 +212,26 @@ func auditApplier(ctx context.Context, o auditOptions) (*apply.Applier, error) {
 		a.Accounts = &hub.Accounts{Base: cfg, STS: sts.NewFromConfig(cfg), Partition: config.HubPartition}
 	}
 	return a, nil
+}
+
+// revertSession names the break-glass session in CloudTrail; the AssumeRole event also records
+// who assumed it (the caller's own identity).
+const revertSession = "kmsfix-revert"
+
+// assumeFirst replaces cfg's credentials with the role's, assumed with them now, so that a
+// refusal names the role before anything is read (in the hub every later AssumeRole, of the
+// spokes' roles, is then made by this role: role chaining, sessions of at most one hour,
+// https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_manage-assume.html).
+func assumeFirst(ctx context.Context, cfg aws.Config, role string) (aws.Config, error) {
+	if !config.IsRoleARN(role) {
+		return cfg, fmt.Errorf("--role %s is not an IAM role ARN (arn:aws:iam::123456789012:role/%s)", quote.Text(role), config.BreakGlassRoleName)
+	}
+	prov := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), role, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = revertSession
+	})
+	cfg.Credentials = aws.NewCredentialsCache(prov)
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return cfg, fmt.Errorf("sts:AssumeRole %s with your credentials (they must be allowed to assume it: docs/apply.md, \"Early revert by a person\"): %w", role, err)
+	}
+	return cfg, nil
 }

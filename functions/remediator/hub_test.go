@@ -95,7 +95,8 @@ func TestHubApplyThroughTheBootstrap(t *testing.T) {
 		byAcct[caller].Role != "arn:aws:iam::"+caller+":role/kmsfix-apply" || byAcct[owner].Role != "arn:aws:iam::"+owner+":role/kmsfix-apply" {
 		t.Errorf("halves: %+v", byAcct)
 	}
-	if !strings.Contains(rep.Applied.RevertCommand, "--hub") {
+	// The command a person runs to revert early: the break-glass role the spokes trust, the audit key.
+	if !strings.HasSuffix(rep.Applied.RevertCommand, " --hub --role arn:aws:iam::"+hubAcct+":role/kmsfix-break-glass --audit-key "+aws.ToString(mac.KeyMetadata.Arn)) {
 		t.Errorf("revert command %q", rep.Applied.RevertCommand)
 	}
 	if n := iamRouter.Ops("arn:aws:iam::" + caller + ":role/kmsfix-apply")["PutRolePolicy"]; n != 1 {

@@ -29,6 +29,13 @@ type Settings struct {
 	// --hub, so it acts in each change's own account.
 	Hub    bool
 	Region string // of the table, for the revert command
+	// AuditKeyARN is the audit key (KMSFIX_AUDIT_KEY_ARN): the revert command names it, since
+	// `kmsfix revert` trusts no record it cannot check with it.
+	AuditKeyARN string
+	// BreakGlassRoleARN (the hub only) is the role the revert command assumes with the
+	// person's credentials: the spokes' reader and apply roles trust the hub function's role
+	// and this one alone (docs/apply.md, "Early revert by a person").
+	BreakGlassRoleARN string
 	// Lease is how long a pending change belongs to the invocation that started it; after it,
 	// another invocation (or the sweeper) completes or rolls it back. At least the function's
 	// timeout.
@@ -71,7 +78,19 @@ func SettingsFrom(c config.Config, region string) Settings {
 		Table:             c.TableName,
 		Region:            region,
 		Hub:               c.HubOrgID != "",
+		AuditKeyARN:       c.AuditKeyARN,
+		BreakGlassRoleARN: breakGlassRole(c),
 	}
+}
+
+// breakGlassRole is the hub account's kmsfix-break-glass role (the account and partition of
+// the function's role), or "" outside the hub.
+func breakGlassRole(c config.Config) string {
+	p := strings.SplitN(c.RemediatorRoleARN, ":", 6)
+	if c.HubOrgID == "" || len(p) < 6 || !config.IsAccountID(p[4]) {
+		return ""
+	}
+	return "arn:" + p[1] + ":iam::" + p[4] + ":role/" + config.BreakGlassRoleName
 }
 
 func (s Settings) withDefaults() Settings {
@@ -111,7 +130,10 @@ func AccountOf(arn string) string {
 	return p[4]
 }
 
-// RevertCommand is the one command that reverts a change now.
+// RevertCommand is the one command that reverts a change now: it names the table, its Region
+// and the audit key (the command reads no record without it); in the hub it says --hub and
+// --role with the break-glass role, which the command assumes with the caller's credentials
+// (the spokes' roles trust no person's own).
 func (s Settings) RevertCommand(id string) string {
 	words := []string{"kmsfix", "revert", id}
 	if s.Table != "" {
@@ -122,6 +144,12 @@ func (s Settings) RevertCommand(id string) string {
 	}
 	if s.Hub {
 		words = append(words, "--hub")
+		if s.BreakGlassRoleARN != "" {
+			words = append(words, "--role", s.BreakGlassRoleARN)
+		}
+	}
+	if s.AuditKeyARN != "" {
+		words = append(words, "--audit-key", s.AuditKeyARN)
 	}
 	return quote.Command(words...) // one shell word each, as every command kmsfix suggests
 }

@@ -22,7 +22,11 @@ const (
 	ReaderRoleName  = "kmsfix-reader"
 	ApplyRoleName   = "kmsfix-apply"
 	ForwardRoleName = "kmsfix-forward"
-	SpokeStackSet   = "kmsfix-spokes"
+	// BreakGlassRoleName is the role of the people who revert an automatic change early
+	// (`kmsfix revert`, docs/apply.md): in the hub account the spokes' reader and apply roles
+	// trust it beside the hub function's role, and the audit key and table admit it.
+	BreakGlassRoleName = "kmsfix-break-glass"
+	SpokeStackSet      = "kmsfix-spokes"
 	// SandboxParameter is the spoke template's parameter that adds the apply role; the
 	// StackSet sets it to "true" for the sandbox OUs only.
 	SandboxParameter = "SandboxApply"
@@ -38,6 +42,9 @@ type Org struct {
 	SandboxOUs []string // targets whose spokes also get the apply role
 	HubBusARN  string   // derived: arn:PARTITION:events:HubRegion:HubAccount:event-bus/kmsfix-hub
 	HubRoleARN string   // derived: the hub function's role
+	// BreakGlassRoleARN is derived: the hub account's kmsfix-break-glass role, the one other
+	// principal the spokes' roles trust (a person reverting a change early).
+	BreakGlassRoleARN string
 }
 
 // HubPartition is the partition of the hub ARNs; organizations do not span partitions.
@@ -73,6 +80,7 @@ func (p *parser) hub() *Org {
 	}
 	o.HubBusARN = "arn:" + HubPartition + ":events:" + o.HubRegion + ":" + o.HubAccount + ":event-bus/" + HubBusName
 	o.HubRoleARN = "arn:" + HubPartition + ":iam::" + o.HubAccount + ":role/" + HubRoleName
+	o.BreakGlassRoleARN = "arn:" + HubPartition + ":iam::" + o.HubAccount + ":role/" + BreakGlassRoleName
 	return o
 }
 
@@ -166,4 +174,11 @@ func isOUOrRoot(s string) bool {
 	root, ou, ok := strings.Cut(rest, "-")
 	return ok && len(root) >= 4 && len(root) <= 32 && allOf(root, lowerDigits) &&
 		len(ou) >= 8 && len(ou) <= 32 && allOf(ou, lowerDigits)
+}
+
+// IsRoleARN says whether s is one exact IAM role ARN (no wildcard): what `kmsfix revert
+// --role` accepts.
+func IsRoleARN(s string) bool {
+	_, ok := roleAccount(s)
+	return ok
 }

@@ -227,15 +227,18 @@ func checkReaderRole(ctx context.Context, api RoleAPI, o SpokeOptions) []Check {
 		func(r *spokeRole) Check { return checkReadOnly(r) })
 }
 
-// checkHubOnlyTrust: only the hub function's role, by its exact ARN and while it belongs to
-// the organization, may assume the role: no wildcard, no account root, no other principal
+// checkHubOnlyTrust: only the hub function's role and the hub's break-glass role (a person
+// reverting a change early, docs/apply.md), by their exact ARNs and while they belong to the
+// organization, may assume the role: no wildcard, no account root, no other principal
 // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-roles;
 // aws:PrincipalOrgID: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalorgid).
+// The hub function's role must be trusted; the break-glass role may be (a spoke deployed
+// before it was added does not trust it: the pass says so).
 func checkHubOnlyTrust(r *spokeRole, name, roleName string, org *config.Org) Check {
 	c := Check{Name: name}
-	want := "AWS:" + org.HubRoleARN
+	want, breakGlass := "AWS:"+org.HubRoleARN, "AWS:"+org.BreakGlassRoleARN
 	var wrong []string
-	allows := 0
+	allows, hub, glass := 0, false, false
 	for i, s := range r.Trust.Statement {
 		if s.Effect != "Allow" {
 			continue
@@ -246,8 +249,8 @@ func checkHubOnlyTrust(r *spokeRole, name, roleName string, org *config.Org) Che
 		switch {
 		case s.NotPrincipal != nil:
 			principalProblem = "uses NotPrincipal"
-		case len(got) != 1 || got[0] != want:
-			principalProblem = "trusts " + strings.Join(got, ", ") + ", not only " + org.HubRoleARN
+		case len(got) == 0 || len(without(without(got, want), breakGlass)) > 0:
+			principalProblem = "trusts " + strings.Join(got, ", ") + ", not only " + org.HubRoleARN + " and " + org.BreakGlassRoleARN
 			for _, p := range got {
 				if strings.HasPrefix(p, "AWS:AROA") {
 					principalProblem += " (" + p[len("AWS:"):] + " is a deleted role's unique id: the hub role was recreated, redeploy the spoke)"
@@ -258,15 +261,25 @@ func checkHubOnlyTrust(r *spokeRole, name, roleName string, org *config.Org) Che
 			requireCondition(s, "aws:PrincipalOrgID", []string{"StringEquals"}, func(v string) bool { return v == org.ID }, org.ID),
 		); p != "" {
 			wrong = append(wrong, p)
+		} else {
+			hub = hub || slices.Contains(got, want)
+			glass = glass || slices.Contains(got, breakGlass)
 		}
 	}
-	if allows == 0 {
+	if !hub && len(wrong) == 0 {
 		wrong = append(wrong, "no statement lets the hub assume it")
 	}
-	trust := map[string]any{"Effect": "Allow", "Principal": map[string]any{"AWS": org.HubRoleARN}, "Action": "sts:AssumeRole",
-		"Condition": map[string]any{"StringEquals": map[string]any{"aws:PrincipalOrgID": org.ID}}}
-	return verdict(c, wrong, "only "+org.HubRoleARN+" of "+org.ID,
-		redeploySpoke+", or:\naws iam update-assume-role-policy --role-name "+roleName+" --policy-document "+quote.Shell(policyJSON(trust)))
+	inOrg := map[string]any{"StringEquals": map[string]any{"aws:PrincipalOrgID": org.ID}}
+	trust := []map[string]any{
+		{"Effect": "Allow", "Principal": map[string]any{"AWS": org.HubRoleARN}, "Action": "sts:AssumeRole", "Condition": inOrg},
+		{"Effect": "Allow", "Principal": map[string]any{"AWS": org.BreakGlassRoleARN}, "Action": "sts:AssumeRole", "Condition": inOrg},
+	}
+	ok := "only " + org.HubRoleARN + " and " + org.BreakGlassRoleARN + " of " + org.ID
+	if !glass {
+		ok = "only " + org.HubRoleARN + " of " + org.ID + " (not " + org.BreakGlassRoleARN + ": a person cannot revert a change early; redeploy the spoke)"
+	}
+	return verdict(c, wrong, ok,
+		redeploySpoke+", or:\naws iam update-assume-role-policy --role-name "+roleName+" --policy-document "+quote.Shell(policyJSON(trust...)))
 }
 
 // readVerbs begin the names of the actions that only read. An action is judged by its name

@@ -79,7 +79,10 @@ func extraNotices(t *testing.T, reports map[finding.Code]finding.Report) map[str
 			ID: fmt.Sprintf("chg-hub-half-%d", i+1), Lever: p.Kind, Account: p.Account,
 			Role: "arn:aws:iam::" + p.Account + ":role/kmsfix-apply", Target: p.Target, Name: p.Name,
 			AppliedAt: "2026-11-28T09:14:08Z", ExpiresAt: "2026-11-29T09:14:08Z",
-			RevertCommand: fmt.Sprintf("kmsfix revert chg-hub-half-%d --table kmsfix-hub --hub", i+1),
+			// As apply.Settings.RevertCommand writes it in the hub (the break-glass role, the audit key).
+			RevertCommand: fmt.Sprintf("kmsfix revert chg-hub-half-%d --table kmsfix-hub --region eu-west-1 --hub "+
+				"--role arn:aws:iam::999988887777:role/kmsfix-break-glass "+
+				"--audit-key arn:aws:kms:eu-west-1:999988887777:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", i+1),
 		})
 	}
 	if len(halves) != 2 {

@@ -30,8 +30,63 @@ type STS struct {
 	issued  map[string]string // access key id → account
 	roleOf  map[string]string // access key id → role ARN it was issued for
 	expires map[string]time.Time
-	assumed map[string]int // account → AssumeRole calls that issued credentials
-	roles   []string       // role ARNs assumed, in order
+	assumed map[string]int      // account → AssumeRole calls that issued credentials
+	roles   []string            // role ARNs assumed, in order
+	trust   map[string][]string // role name → the principals its trust admits (Trust)
+	known   map[string]string   // access key id → principal ARN (KnowAs)
+	by      map[string][]string // role ARN → the caller of each AssumeRole that issued credentials
+}
+
+// Trust models the trust policy of every role named name (in any account): AssumeRole of it
+// succeeds only for a caller whose principal is listed, as IAM admits only the principals a
+// trust policy names (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html).
+// The caller's principal is the role its credentials were issued for (AssumeRole), or the
+// one KnowAs names; "arn:aws:iam::ACCOUNT:root" admits any principal of that account (the
+// account's own identity policies then decide, which the fake does not model). A role without
+// Trust admits every caller, as before. Conditions (aws:PrincipalOrgID) are not modelled: the
+// members (AddMember) stand for the organization.
+func (f *STS) Trust(name string, principals ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.trust == nil {
+		f.trust = map[string][]string{}
+	}
+	f.trust[name] = append([]string(nil), principals...)
+}
+
+// KnowAs is Know for the credentials of a named principal (a person's user or role of
+// account), which Trust then judges by that ARN.
+func (f *STS) KnowAs(accessKeyID, account, principalARN string) {
+	f.Know(accessKeyID, account)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.known == nil {
+		f.known = map[string]string{}
+	}
+	f.known[accessKeyID] = principalARN
+}
+
+// AssumedBy are the callers (principal ARNs, "" for credentials the fake cannot name) of the
+// AssumeRole calls that issued credentials for a role, in order.
+func (f *STS) AssumedBy(roleARN string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.by[roleARN]...)
+}
+
+// admits says whether the role's modelled trust admits the caller (locked).
+func (f *STS) admits(roleARN, callerAccount, caller string) bool {
+	_, name, _ := strings.Cut(roleARN, ":role/")
+	list, ok := f.trust[name]
+	if !ok {
+		return true
+	}
+	for _, p := range list {
+		if (caller != "" && p == caller) || (callerAccount != "" && p == "arn:aws:iam::"+callerAccount+":root") {
+			return true
+		}
+	}
+	return false
 }
 
 // AddMember lets AssumeRole into role arn:aws:iam::<account>:role/<anything>; any other
@@ -118,8 +173,9 @@ func (f *STS) AssumedRoles() []string {
 	return append([]string(nil), f.roles...)
 }
 
-// assumeRole issues credentials of the role's account, or says why not.
-func (f *STS) assumeRole(roleARN string) (akid string, expires time.Time, code string) {
+// assumeRole issues credentials of the role's account to the caller signing with
+// callerKey, or says why not.
+func (f *STS) assumeRole(roleARN, callerKey string) (akid string, expires time.Time, code string) {
 	parts := strings.SplitN(roleARN, ":", 6)
 	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" || !strings.HasPrefix(parts[5], "role/") {
 		return "", time.Time{}, "ValidationError"
@@ -127,9 +183,17 @@ func (f *STS) assumeRole(roleARN string) (akid string, expires time.Time, code s
 	acct := parts[4]
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.members[acct] || f.refuse[roleARN] {
+	caller := f.roleOf[callerKey]
+	if caller == "" {
+		caller = f.known[callerKey]
+	}
+	if !f.members[acct] || f.refuse[roleARN] || !f.admits(roleARN, f.issued[callerKey], caller) {
 		return "", time.Time{}, "AccessDenied"
 	}
+	if f.by == nil {
+		f.by = map[string][]string{}
+	}
+	f.by[roleARN] = append(f.by[roleARN], caller)
 	if f.issued == nil {
 		f.issued, f.assumed, f.roleOf = map[string]string{}, map[string]int{}, map[string]string{}
 	}
@@ -196,7 +260,7 @@ func (f *STS) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if op == "AssumeRole" {
-		akid, exp, code := f.assumeRole(r.Form.Get("RoleArn"))
+		akid, exp, code := f.assumeRole(r.Form.Get("RoleArn"), AccessKeyID(r))
 		if code != "" {
 			stsfakeError(w, 403, code, "not authorized to perform sts:AssumeRole on "+r.Form.Get("RoleArn"))
 			return
