@@ -354,6 +354,12 @@ func TestDoctorSpokeOnTheSynthesizedSpoke(t *testing.T) {
 			func(s spokeFakes) {
 				trust(s, config.ReaderRoleName, hubTrust(intruder, true))
 			}},
+		// Only the hub account's break-glass role: one of a member account is another principal.
+		{"apply role trusts a member account's break-glass", doctor.NameApplyTrust, sandboxAccount, "true", nil,
+			[]string{"arn:aws:iam::" + spokeAccount + ":role/kmsfix-break-glass"},
+			func(s spokeFakes) {
+				trust(s, config.ApplyRoleName, hubTrust(map[string]any{"AWS": "arn:aws:iam::" + spokeAccount + ":role/kmsfix-break-glass"}, true))
+			}},
 		{"reader trusts a wildcard", doctor.NameReaderTrust, spokeAccount, "false", &no, []string{"AWS:*"},
 			func(s spokeFakes) { trust(s, config.ReaderRoleName, hubTrust("*", true)) }},
 		{"reader trust without the org condition", doctor.NameReaderTrust, spokeAccount, "false", &no, []string{"aws:PrincipalOrgID"},
