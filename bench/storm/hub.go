@@ -84,7 +84,11 @@ type hubConfig struct {
 	Lifetime   time.Duration
 	Seed       uint64
 	CPUProfile string
-	Progress   io.Writer // a line per tenth of the events (nil: none)
+	// sabotage breaks the run on purpose, for the tests that prove the checks fail: "routes"
+	// leaves KMSFIX_ROUTES out of the function's environment (the layout still expects the
+	// routes), "leak" keeps 64 KiB per event for the rest of the run.
+	sabotage string
+	Progress io.Writer // a line per tenth of the events (nil: none)
 }
 
 // Fixed names of the organization storm.
@@ -310,6 +314,10 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 		"KMSFIX_REMEDIATOR_ROLE_ARN": "arn:aws:iam::" + hubAcct + ":role/kmsfix-hub",
 		"KMSFIX_ROUTES":              strings.Join(routes, ","),
 	}
+	if cfg.sabotage == "routes" {
+		delete(fnEnv, "KMSFIX_ROUTES")
+	}
+	var leaked [][]byte
 	// The SDK's own configuration, as in the Lambda: credentials and endpoints from the
 	// environment (the stack sets none of the endpoints; here they are the fakes).
 	setEnv(h, map[string]string{
@@ -396,6 +404,11 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 				f := i % cfg.Findings
 				acct := l.account(l.acctOf(f))
 				rep, err := c.handler.Handle(ctx, json.RawMessage(replacer(i).Replace(string(rawTmpl))))
+				if cfg.sabotage == "leak" {
+					mu.Lock()
+					leaked = append(leaked, make([]byte, 64<<10))
+					mu.Unlock()
+				}
 				right := err == nil && rep.Diagnosis == finding.IdentityPolicyMissing && rep.PrincipalAccount == acct &&
 					finding.Fingerprint(rep) == l.fingerprint(f)
 				switch {
@@ -423,6 +436,7 @@ func runHub(ctx context.Context, h testenv.Harness, cfg hubConfig) (*hubResult, 
 	wg.Wait()
 	res.Duration = time.Since(start)
 	<-sampled // the sampler ends once it has sampled the last tenth
+	runtime.KeepAlive(leaked)
 	close(stop)
 	cpuAfter := cpuSeconds()
 	res.LoadAfter = loadavg()

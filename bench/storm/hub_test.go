@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +132,27 @@ func stsAssume(st *awsfake.STS, acct string) (string, error) {
 		return "", err
 	}
 	return aws.ToString(out.Credentials.AccessKeyId), nil
+}
+
+// The storm's checks fail when what they check breaks: findings that reach the default
+// channel instead of their routes, and a heap that grows with every event.
+func TestHubStormChecksFail(t *testing.T) {
+	for _, tc := range []struct {
+		sabotage, want string
+	}{
+		{"routes", "does not belong to this channel"},
+		{"leak", "live heap rose"},
+	} {
+		t.Run(tc.sabotage, func(t *testing.T) {
+			cfg := hubConfig{Events: 400, Findings: 20, Accounts: 10, Regions: 3, Routed: 2, OURouted: 2, Channels: 2,
+				Containers: 1, Workers: 2, Seed: 5, sabotage: tc.sabotage}
+			res, err := runHub(context.Background(), t, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(res.Problems, func(p string) bool { return strings.Contains(p, tc.want) }) {
+				t.Errorf("sabotage %q: no problem saying %q; problems: %q", tc.sabotage, tc.want, res.Problems)
+			}
+		})
+	}
 }
