@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -292,7 +293,7 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Header = r.Header.Clone()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := localKMSClient.Do(req)
 	if err != nil {
 		testenv.JSONError(w, 500, "KMSInternalException", err.Error())
 		return
@@ -304,6 +305,11 @@ func (k *LocalKMS) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
 }
+
+// localKMSClient forwards to local-kms keeping idle connections for concurrent callers: the
+// default client keeps two per host, so a storm of concurrent calls opened and closed a
+// connection per call (thousands of sockets in TIME-WAIT, bench/storm hub).
+var localKMSClient = &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}
 
 // localKMSReads are the operations enrichment makes.
 var localKMSReads = map[string]bool{"DescribeKey": true, "GetKeyPolicy": true, "ListAliases": true, "ListGrants": true}
