@@ -8,7 +8,7 @@ STORM_ARGS ?= -events 10000 -findings 500
 storm: tools
 	go run ./bench/storm $(STORM_ARGS)
 
-# `make storm-hub`: the organization storm (docs/org.md "Scale"): 100,000 denials of 1,000
+# `make storm-hub`: the organization storm (docs/org.md "The organization storm"): 100,000 denials of 1,000
 # accounts in 3 Regions holding 5,000 findings through the hub handler (5 containers, the
 # stack's default reserved concurrency; 16 accounts routed by account, 200 by OU) against
 # local-kms per Region, dynalite, goaws, Slack receivers and the STS, IAM and Organizations
@@ -16,7 +16,8 @@ storm: tools
 # fails unless every finding reached its routed channel exactly once, every event was
 # verified from its own account's world and counted, AssumeRole stayed within one per
 # account, container and credential lifetime, and the live heap stayed flat. Not in
-# `make test`: about 9 minutes on two busy cores (2026-12-07: 551 s, load 3 to 9). Scale down with e.g.
+# `make test`: 6 to 9 minutes on two busy cores (2026-12-07: 376 s at load 4 to 7, 551 s
+# at 3 to 9). Scale down with e.g.
 # STORM_HUB_ARGS="-events 20000 -findings 1000 -accounts 200"; the tests run a reduced
 # storm (bench/storm TestSmallHubStorm).
 .PHONY: storm-hub
