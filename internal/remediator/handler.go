@@ -200,7 +200,7 @@ func (h *Handler) handleRecord(ctx context.Context, event json.RawMessage) (find
 	}
 	// Only after the local notification went out: a retry of a failed send re-notifies
 	// nothing (the notifier dedupes) and sends again.
-	if h.KeyOwner != nil && rep.Diagnosis == finding.CrossAccountAccessMissing {
+	if h.KeyOwner != nil && rep.Diagnosis == finding.CrossAccountAccessMissing && !(h.Hub && keyPolicyRead(w, rep.Key)) {
 		sent, serr := h.KeyOwner.Send(ctx, rep)
 		res.extra = append(res.extra, "key_owner_request", sent)
 		if serr != nil {
@@ -209,6 +209,14 @@ func (h *Handler) handleRecord(ctx context.Context, event json.RawMessage) (find
 	}
 	res.outcome = outcomeFinding
 	return rep, res, nil
+}
+
+// keyPolicyRead says whether the world holds key's policy. In the hub, a key owner inside the
+// organization is read (and, in a sandbox, written) through its own spoke roles
+// (docs/org.md), so the key owner's request event serves only a key owner the hub could not
+// read: one outside the organization, or without a spoke.
+func keyPolicyRead(w *world.World, key string) bool {
+	return w != nil && w.Keys[key] != nil && w.Keys[key].Policy != nil
 }
 
 // live is the pipeline over the handler's enricher and validator.
