@@ -4,7 +4,8 @@
 # Parameters: CDK context, e.g. `make deploy CDK_ARGS="-c mode=apply -c sandboxAccounts=111122223333"`,
 # or the KMSFIX_* environment variables (docs/deploy.md).
 # `make synth-org` synthesizes the organization shape (docs/org.md: KmsfixHub, KmsfixSpoke,
-# KmsfixSpokes) into cdk.out.org/ with the example values of ORG_ARGS; cdk-check guards both.
+# KmsfixSpokes) into cdk.out.org/ with the example values of ORG_ARGS; `make synth` does it too,
+# so it always shows both shapes; cdk-check guards both.
 .PHONY: synth synth-org deploy destroy cdk-check
 
 CDK        := $(TOOLS)/node/node_modules/.bin/cdk
@@ -15,9 +16,10 @@ CDK_STACK  ?= $(or $(KMSFIX_STACK_NAME),Kmsfix)
 CDK_ARGS   ?=
 ORG_ARGS   ?= -c deployment=org -c orgId=o-exampleorg1 -c hubAccount=111111111111 -c hubRegion=eu-west-1 \
               -c spokeTargets=ou-exam-ple00001 -c spokeRegions=eu-west-1,us-east-1 -c sandboxOus=ou-exam-ple00002 \
+              -c mode=apply -c sandboxAccounts=222222222222,333333333333 \
               -c routes=tag:team=payments=sns:arn:aws:sns:eu-west-1:111111111111:payments,ou-exam-ple00002=sns:arn:aws:sns:eu-west-1:111111111111:sandbox
 
-synth: tools build
+synth: tools build synth-org
 	$(CDK) synth --quiet $(CDK_ARGS)
 	@for t in cdk.out/*.template.json; do echo "synth: $$t"; done
 
@@ -32,7 +34,7 @@ destroy: tools
 	$(CDK) destroy $(CDK_ARGS)
 
 # Rules listed in infra/guard/disabled-ct-rules.txt (each with its reason) are left out.
-cdk-check: synth synth-org
+cdk-check: synth
 	@rules=$$(mktemp -d); trap 'rm -rf "$$rules"' EXIT; \
 	disabled=$$(grep -v '^#' infra/guard/disabled-ct-rules.txt | awk 'NF {print $$1}'); \
 	n=0; for f in $$(find $(CT_RULES) -name '*.guard'); do \
