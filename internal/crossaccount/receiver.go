@@ -41,11 +41,10 @@ type Receiver struct {
 	STS      CallerIdentityAPI
 	// Region is the function's Region: keys elsewhere are refused (empty: not checked).
 	Region string
-	// TrustedAccounts may send requests (KMSFIX_TRUSTED_ACCOUNTS). With TrustedOrgID set,
-	// any other account is accepted in code: the bus policy admits only the organization's
-	// accounts (aws:PrincipalOrgID), and EventBridge's envelope account cannot be forged.
+	// TrustedAccounts may send requests (KMSFIX_TRUSTED_ACCOUNTS), and no other account: an
+	// organization id (KMSFIX_TRUSTED_ORG_ID) only narrows the bus policy; it never widens
+	// what the code accepts.
 	TrustedAccounts []string
-	TrustedOrgID    string
 	// Sandbox lists the accounts where automatic fixes are allowed (KMSFIX_SANDBOX_ACCOUNTS).
 	Sandbox []string
 	// Window is how old a request's denial may be (KMSFIX_DEDUPE_WINDOW; 0: DefaultWindow):
@@ -115,7 +114,7 @@ func (rc *Receiver) Receive(ctx context.Context, event []byte) (finding.Report, 
 		return finding.Report{}, nil, nil, decision.Evidence{}, reject("the event's envelope names no sending account (account %q)", sender)
 	case sender == own:
 		return finding.Report{}, nil, nil, decision.Evidence{}, reject("the request comes from this account (%s) itself; only other accounts' remediators send requests", own)
-	case !slices.Contains(rc.TrustedAccounts, sender) && rc.TrustedOrgID == "":
+	case !slices.Contains(rc.TrustedAccounts, sender):
 		return finding.Report{}, nil, nil, decision.Evidence{}, reject("sending account %s is not trusted (KMSFIX_TRUSTED_ACCOUNTS)", sender)
 	}
 	var req Request

@@ -288,7 +288,6 @@ func TestReceiverAccepts(t *testing.T) {
 		name         string
 		enr          keyWorld
 		sandbox      []string
-		org          string
 		account      string
 		verified     bool
 		autoApply    bool
@@ -313,15 +312,10 @@ func TestReceiverAccepts(t *testing.T) {
 		{name: "already allowed", account: callerAcct,
 			enr:     keyWorld{key: sampleKey, policy: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + principal + `"},"Action":"kms:GenerateDataKey","Resource":"*"}]}`},
 			ignored: "the key policy already allows"},
-		{name: "organization trust", enr: keyWorld{key: sampleKey, policy: defaultKeyPolicy(ownerAcct)}, org: "o-a1b2c3d4e5", account: callerAcct, verified: true, merged: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rc := receiver(t, tt.enr, tt.sandbox...)
-			if tt.org != "" {
-				// Not in the list: the bus policy's aws:PrincipalOrgID admitted it.
-				rc.TrustedAccounts, rc.TrustedOrgID = []string{otherAcct}, tt.org
-			}
 			rep, _, w, ev, err := rc.Receive(context.Background(), envelope(t, tt.account, detailOf(t, base)))
 			if err != nil {
 				t.Fatal(err)

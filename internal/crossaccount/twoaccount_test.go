@@ -162,7 +162,7 @@ func twoAccounts(t *testing.T) *accounts {
 		},
 		Requests: &crossaccount.Receiver{
 			Enricher: enricher, STS: ownerSTS, Region: region,
-			TrustedAccounts: ownerCfg.TrustedAccounts, TrustedOrgID: ownerCfg.TrustedOrgID, Sandbox: ownerCfg.SandboxAccounts,
+			TrustedAccounts: ownerCfg.TrustedAccounts, Sandbox: ownerCfg.SandboxAccounts,
 			Window: ownerCfg.DedupeWindow, MaxStatements: ownerCfg.MaxKeyStatements,
 			Seen: &crossaccount.TableSeenLog{DB: db, Table: ownerCfg.TableName},
 			Now:  func() time.Time { return sampleTime.Add(time.Minute) },
