@@ -20,7 +20,7 @@ func main() {
 	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func cli(args []string, stdout, stderr io.Writer) (code int) {
+func cli(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "hub" {
 		return hubCLI(args[1:], stdout, stderr)
 	}
@@ -40,28 +40,38 @@ func cli(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintln(stderr, "storm: need events >= findings > 0, containers > 0, workers > 0")
 		return 2
 	}
+	return runStorm("storm", stdout, stderr, *asJSON,
+		func(h *harness) (*result, error) { return run(context.Background(), h, cfg) },
+		func(r *result) []string { return r.Problems },
+		func(w io.Writer, r *result) { report(w, cfg, r) })
+}
+
+// runStorm runs one storm against fresh emulators, prints its result (JSON or the report) and
+// its problems, and returns the exit status: 1 when it could not run or found a problem.
+func runStorm[R any](name string, stdout, stderr io.Writer, asJSON bool, run func(*harness) (R, error),
+	problems func(R) []string, report func(io.Writer, R)) (code int) {
 	h := newHarness()
 	defer h.close()
 	defer func() {
 		if p := recover(); p != nil {
-			fmt.Fprintf(stderr, "storm: %v\n", p)
+			fmt.Fprintf(stderr, "%s: %v\n", name, p)
 			code = 1
 		}
 	}()
-	res, err := run(context.Background(), h, cfg)
+	res, err := run(h)
 	if err != nil {
-		fmt.Fprintf(stderr, "storm: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(res)
 	} else {
-		report(stdout, cfg, res)
+		report(stdout, res)
 	}
-	if len(res.Problems) > 0 {
-		fmt.Fprintf(stderr, "storm: FAILED:\n  %s\n", strings.Join(res.Problems[:min(len(res.Problems), 20)], "\n  "))
+	if p := problems(res); len(p) > 0 {
+		fmt.Fprintf(stderr, "%s: FAILED:\n  %s\n", name, strings.Join(p[:min(len(p), 20)], "\n  "))
 		return 1
 	}
 	return 0
@@ -124,7 +134,7 @@ func (h *harness) close() {
 }
 
 // hubCLI is `storm hub`: the organization storm through the hub handler (hub.go).
-func hubCLI(args []string, stdout, stderr io.Writer) (code int) {
+func hubCLI(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("storm hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := hubConfig{}
@@ -150,31 +160,10 @@ func hubCLI(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintln(stderr, "storm hub: need events >= findings >= accounts > 0, 1 to 3 regions, containers and workers > 0, channels > 0 when routed > 0")
 		return 2
 	}
-	h := newHarness()
-	defer h.close()
-	defer func() {
-		if p := recover(); p != nil {
-			fmt.Fprintf(stderr, "storm hub: %v\n", p)
-			code = 1
-		}
-	}()
-	res, err := runHub(context.Background(), h, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "storm hub: %v\n", err)
-		return 1
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(res)
-	} else {
-		reportHub(stdout, cfg, res)
-	}
-	if len(res.Problems) > 0 {
-		fmt.Fprintf(stderr, "storm hub: FAILED:\n  %s\n", strings.Join(res.Problems[:min(len(res.Problems), 20)], "\n  "))
-		return 1
-	}
-	return 0
+	return runStorm("storm hub", stdout, stderr, *asJSON,
+		func(h *harness) (*hubResult, error) { return runHub(context.Background(), h, cfg) },
+		func(r *hubResult) []string { return r.Problems },
+		func(w io.Writer, r *hubResult) { reportHub(w, cfg, r) })
 }
 
 func reportHub(w io.Writer, cfg hubConfig, r *hubResult) {
