@@ -42,25 +42,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
-	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/organizations"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	kmsconfig "github.com/kmsfix/kmsfix/internal/config"
-	"github.com/kmsfix/kmsfix/internal/enrich"
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/function"
 	"github.com/kmsfix/kmsfix/internal/hub"
-	"github.com/kmsfix/kmsfix/internal/notify"
-	"github.com/kmsfix/kmsfix/internal/orgroute"
-	"github.com/kmsfix/kmsfix/internal/pipeline"
 	"github.com/kmsfix/kmsfix/internal/remediator"
 	"github.com/kmsfix/kmsfix/internal/testenv"
 	"github.com/kmsfix/kmsfix/internal/testenv/awsfake"
@@ -631,59 +622,33 @@ type hubContainer struct {
 	assumed *assumeCounter
 }
 
-// newHubContainer wires a handler the way functions/remediator/main.go does in hub mode
-// (configuration from the environment through kmsconfig.Load, the SDK's default configuration,
-// its retryer and API options, hub.Accounts, a notifier per route sharing the table); only
-// the STS client is wrapped, to count AssumeRole per container.
+// newHubContainer builds a handler exactly as functions/remediator/main.go does
+// (internal/function: the configuration from the environment through kmsconfig.Load, the SDK's
+// default configuration, its retryer and API options, hub.Accounts, a notifier per route
+// sharing the table); only the STS client the hub assumes roles with is wrapped, to count
+// AssumeRole per container.
 func newHubContainer(ctx context.Context, env map[string]string) (*hubContainer, error) {
 	cfg, err := kmsconfig.Load(func(k string) string { return env[k] })
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx,
-		awsconfig.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 5
-				o.MaxBackoff = time.Second
-			})
-		}),
-		awsconfig.WithAPIOptions(enrich.APIOptions))
-	if err != nil {
-		return nil, err
-	}
-	const cacheTTL, callTimeout = time.Minute, 3 * time.Second // main.go's
-	nc := notify.Clients{SNS: sns.NewFromConfig(awsCfg), DynamoDB: dynamodb.NewFromConfig(awsCfg), Secrets: secretsmanager.NewFromConfig(awsCfg)}
-	discard := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	notifier, err := notify.New(notify.Config{TopicARN: cfg.TopicARN, Table: cfg.TableName, SlackSecretARN: cfg.SlackSecretARN,
-		Window: cfg.DedupeWindow, Propagation: cfg.PropagationWindow, Logger: discard, Metrics: io.Discard}, nc)
-	if err != nil {
-		return nil, err
-	}
-	var sender remediator.Notifier = notifier
-	if len(cfg.Routes) > 0 || cfg.OrgRoutes() {
-		newRoute := func(r kmsconfig.Route) (notify.Sender, error) {
-			return notify.New(notify.Config{TopicARN: r.TopicARN, Table: cfg.TableName, SlackSecretARN: r.SlackSecretARN,
-				Window: cfg.DedupeWindow, Propagation: cfg.PropagationWindow, Logger: discard, Metrics: io.Discard}, nc)
-		}
-		var resolver *orgroute.Resolver
-		if cfg.OrgRoutes() {
-			resolver = &orgroute.Resolver{Org: organizations.NewFromConfig(awsCfg), Log: discard, Metrics: io.Discard}
-		}
-		rt, err := orgroute.Routed(cfg, notifier, newRoute, resolver)
-		if err != nil {
-			return nil, err
-		}
-		sender = rt
-	}
-	counter := &assumeCounter{api: sts.NewFromConfig(awsCfg), n: map[string]int{}}
-	h := &remediator.Handler{
-		Enricher: &hub.Accounts{Base: awsCfg, STS: counter, Partition: kmsconfig.HubPartition,
-			Enrich: enrich.Options{TTL: cacheTTL, CallTimeout: callTimeout}},
-		Validator: pipeline.NewValidator(accessanalyzer.NewFromConfig(awsCfg), cacheTTL, callTimeout),
-		Notifier:  sender, Hub: cfg.HubOrgID != "", Log: discard, Metrics: io.Discard,
-	}
-	if !h.Hub {
+	if cfg.HubOrgID == "" {
 		return nil, fmt.Errorf("KMSFIX_HUB_ORG_ID is not set: not the hub")
+	}
+	awsCfg, err := function.AWSConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var counter *assumeCounter
+	h, err := function.New(cfg, awsCfg, function.Options{
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: io.Discard,
+		HubSTS: func(api stscreds.AssumeRoleAPIClient) stscreds.AssumeRoleAPIClient {
+			counter = &assumeCounter{api: api, n: map[string]int{}}
+			return counter
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &hubContainer{handler: h, assumed: counter}, nil
 }

@@ -31,7 +31,9 @@ var layer = map[string]int{
 	"internal/hub":      8, // the organization's accounts: enrich's reads and apply's levers, per account
 	"internal/orgroute": 8, // the hub's routes: config's entries and Organizations -> notify.Routed
 
-	"functions/remediator": 9, "cmd/kmsfix": 9, "infra": 9, "bench/storm": 9,
+	"internal/function": 9, // the function's one wiring: the Lambda's handler from its configuration
+
+	"functions/remediator": 10, "cmd/kmsfix": 10, "infra": 10, "bench/storm": 10,
 }
 
 // pure packages decide from what they are given: no AWS SDK, no clock-driven I/O packages.
@@ -103,8 +105,8 @@ func TestImportsFlowDown(t *testing.T) {
 			if okp && okd && ld >= lp {
 				t.Errorf("%s (layer %d) imports %s (layer %d): imports go down the layers (docs/architecture.md)", pkg, lp, dep, ld)
 			}
-			if dep == "internal/remediator" && shipped(pkg) && pkg != "functions/remediator" {
-				t.Errorf("%s imports the Lambda handler; only functions/remediator may", pkg)
+			if dep == "internal/remediator" && shipped(pkg) && pkg != "internal/function" && pkg != "functions/remediator" {
+				t.Errorf("%s imports the Lambda handler; only the function (functions/remediator) and its wiring (internal/function) may", pkg)
 			}
 		}
 	}
