@@ -1,7 +1,7 @@
 package main
 
 // The organization storm (`make storm-hub`, docs/org.md "Scale"): denials of many accounts in
-// several Regions through the hub handler, wired as functions/remediator wires it in hub mode
+// several Regions through the hub handler, built by internal/function as the Lambda builds it
 // (KMSFIX_HUB_ORG_ID set: hub.Accounts over the SDK's clients, routes from KMSFIX_ROUTES by
 // account and by OU through orgroute), each
 // Lambda container with its own configuration, caches and notifiers. What stands where AWS
