@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kmsfix/kmsfix/internal/finding"
+	"github.com/kmsfix/kmsfix/internal/retry"
 )
 
 // Alerts the applier raises. Each is a log line at error level carrying "alert", a metric
@@ -117,12 +118,5 @@ func (a *Applier) sleep(ctx context.Context, d time.Duration) error {
 	if a.Sleep != nil {
 		return a.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return retry.Sleep(ctx, d)
 }

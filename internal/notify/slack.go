@@ -155,20 +155,9 @@ func newSlackSender(secrets SecretGetter, arn string, c Config) *SlackSender {
 		s.backoff = 500 * time.Millisecond
 	}
 	if s.sleep == nil {
-		s.sleep = sleepCtx
+		s.sleep = retry.Sleep
 	}
 	return s
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Send posts msg. Every error it returns is a *DeliveryError with the URL redacted (wrapped in

@@ -1,10 +1,15 @@
 // Package retry holds the one "do not retry" vocabulary: an error marked Permanent will fail
 // the same way if the same work is tried again (a refused request, a webhook Slack revoked, a
 // read IAM denies), so the caller drops it (logged with its reason) or caches it instead of
-// returning it for a Lambda retry. An error not marked may heal on a retry.
+// returning it for a Lambda retry. An error not marked may heal on a retry; Sleep is the
+// one wait before another attempt.
 package retry
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // permanent marks err as one a retry will not heal. It wraps err, so errors.As still
 // finds the error's own type and its text is unchanged.
@@ -35,4 +40,20 @@ func Reason(err error) string {
 		return ""
 	}
 	return p.err.Error()
+}
+
+// Sleep waits d, or until ctx ends (then it returns ctx's error): the one wait between
+// attempts and paced calls.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
