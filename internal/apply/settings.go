@@ -121,10 +121,11 @@ func (s Settings) withDefaults() Settings {
 	return s
 }
 
-// AccountOf returns the account field of an ARN.
+// AccountOf returns the account field of an ARN (arn:partition:service:region:account:...),
+// or "" for text that is not an ARN.
 func AccountOf(arn string) string {
 	p := strings.SplitN(arn, ":", 6)
-	if len(p) < 6 {
+	if len(p) < 6 || p[0] != "arn" {
 		return ""
 	}
 	return p[4]

@@ -171,17 +171,9 @@ func (h *Handler) handleRequest(ctx context.Context, event json.RawMessage) (fin
 // the key owner's half of a cross-account finding.
 func (h *Handler) handleRecord(ctx context.Context, event json.RawMessage) (finding.Report, result, error) {
 	res := result{outcome: outcomeError}
-	if h.Account != "" {
-		if why := foreign(event, h.Account); why != "" {
-			res.outcome, res.reason = outcomeRejected, why
-			return finding.Report{EventID: envelopeID(event), Ignored: "refused: " + why}, res, nil
-		}
-	}
-	if h.Hub {
-		if why := foreignToHub(event); why != "" {
-			res.outcome, res.reason = outcomeRejected, why
-			return finding.Report{EventID: envelopeID(event), Ignored: "refused: " + why}, res, nil
-		}
+	if why := refused(event, h.Account, h.Hub); why != "" {
+		res.outcome, res.reason = outcomeRejected, why
+		return finding.Report{EventID: envelopeID(event), Ignored: "refused: " + why}, res, nil
 	}
 	item, perr := cloudtrail.Parse(event)
 	if perr != nil {
