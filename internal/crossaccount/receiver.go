@@ -378,12 +378,7 @@ func (rc *Receiver) ownerReport(d *cloudtrail.Denial, req Request, sender, own s
 	}
 	// The opt-in tag decides auto_apply (decision.Decide); nil tags: not read.
 	ev.Key = f.Key
-	if p := w.Principal(d.Identity.PrincipalARN); p != nil {
-		ev.PrincipalTags = p.Tags
-	}
-	if k := w.Key(f.Key); k != nil {
-		ev.KeyTags = k.Tags
-	}
+	ev.TagsFrom(w)
 	rep.Detail = fmt.Sprintf("Account %s's remediator asks for this key-policy statement (request %s): %s in account %s was refused %s on key %s through S3 for bucket %s, and a denied cross-account call is logged only in the caller's account. "+
 		"The statement names only that principal, only those actions, only through S3 in %s and only for that bucket; the caller's account adds its identity policy itself.",
 		sender, req.RequestID, diagnose.Describe(d.Identity), sender, strings.Join(d.Actions, " and "), f.Key, f.Bucket, d.Region)

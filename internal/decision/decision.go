@@ -28,6 +28,7 @@ import (
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/patch"
+	"github.com/kmsfix/kmsfix/internal/world"
 )
 
 // Evidence is what the decision reads, each part from the step of the pipeline that knows it.
@@ -52,6 +53,17 @@ type Evidence struct {
 	PrincipalTags map[string]string
 	KeyTags       map[string]string
 	Key           string
+}
+
+// TagsFrom reads the tags of e's principal and key from w; one w does not hold keeps nil (not
+// read), so the opt-in tag is then unknown, never absent.
+func (e *Evidence) TagsFrom(w *world.World) {
+	if p := w.Principal(e.Principal); p != nil {
+		e.PrincipalTags = p.Tags
+	}
+	if k := w.Key(e.Key); k != nil {
+		e.KeyTags = k.Tags
+	}
 }
 
 // Validation is Access Analyzer's verdict on the proposed documents.

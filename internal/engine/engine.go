@@ -62,12 +62,7 @@ func Examine(item cloudtrail.Item, w *world.World) (finding.Report, decision.Evi
 	}
 	// The opt-in tag decides auto_apply (decision.Decide); nil tags: not read.
 	ev.Key = d.KeyARN
-	if p := w.Principal(d.Identity.PrincipalARN); p != nil {
-		ev.PrincipalTags = p.Tags
-	}
-	if k := w.Key(d.KeyARN); k != nil {
-		ev.KeyTags = k.Tags
-	}
+	ev.TagsFrom(w)
 	if f.Code != finding.Undetermined && !f.Code.PolicyFixable() {
 		return r, ev // no policy patch for key states, denies, managed keys, principals
 	}
