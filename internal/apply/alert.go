@@ -2,11 +2,11 @@ package apply
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/kmsfix/kmsfix/internal/emf"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/retry"
 )
@@ -45,22 +45,7 @@ func (a *Applier) metric(name string, v int) {
 	if a.Metrics == nil {
 		return
 	}
-	doc := map[string]any{
-		"Service": "remediator",
-		name:      v,
-		"_aws": map[string]any{
-			"Timestamp": a.now().UnixMilli(),
-			"CloudWatchMetrics": []map[string]any{{
-				"Namespace":  "kmsfix",
-				"Dimensions": [][]string{{"Service"}},
-				"Metrics":    []map[string]string{{"Name": name, "Unit": "Count"}},
-			}},
-		},
-	}
-	b, err := json.Marshal(doc)
-	if err == nil {
-		_, _ = a.Metrics.Write(append(b, '\n'))
-	}
+	_ = emf.Count(a.Metrics, a.now(), name, v, nil)
 }
 
 // sweepMetrics keeps the two alarms' metrics fed on every sweep: they stay above zero until

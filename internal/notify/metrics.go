@@ -1,13 +1,11 @@
 package notify
 
-import (
-	"encoding/json"
-)
+import "github.com/kmsfix/kmsfix/internal/emf"
 
 // MetricNamespace and MetricWebhookRejected name the metric a refused webhook adds (the
 // remediator's namespace); the stack's alarm reads the same names.
 const (
-	MetricNamespace       = "kmsfix"
+	MetricNamespace       = emf.Namespace
 	MetricWebhookRejected = "SlackWebhookRejected"
 )
 
@@ -18,25 +16,9 @@ func (nt *Notifier) webhookRejected(status int) {
 	if nt.cfg.Metrics == nil {
 		return
 	}
-	line, err := json.Marshal(map[string]any{
-		"Service":             "remediator",
-		MetricWebhookRejected: 1,
-		"SlackStatus":         status,
-		"_aws": map[string]any{
-			"Timestamp": nt.now().UnixMilli(),
-			"CloudWatchMetrics": []map[string]any{{
-				"Namespace":  MetricNamespace,
-				"Dimensions": [][]string{{"Service"}},
-				"Metrics":    []map[string]string{{"Name": MetricWebhookRejected, "Unit": "Count"}},
-			}},
-		},
-	})
-	if err != nil {
-		return // cannot happen: strings and numbers
-	}
 	nt.metricsMu.Lock()
 	defer nt.metricsMu.Unlock()
-	if _, err := nt.cfg.Metrics.Write(append(line, '\n')); err != nil {
+	if err := emf.Count(nt.cfg.Metrics, nt.now(), MetricWebhookRejected, 1, map[string]any{"SlackStatus": status}); err != nil {
 		nt.log.Warn("notify: metrics line", "error", err.Error())
 	}
 }

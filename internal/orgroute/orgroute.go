@@ -19,7 +19,6 @@ package orgroute
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/organizations/types"
 
 	"github.com/kmsfix/kmsfix/internal/config"
+	"github.com/kmsfix/kmsfix/internal/emf"
 	"github.com/kmsfix/kmsfix/internal/notify"
 )
 
@@ -56,7 +56,7 @@ const (
 
 // Metric names (namespace kmsfix, dimension Service=remediator).
 const (
-	MetricNamespace    = "kmsfix"
+	MetricNamespace    = emf.Namespace
 	MetricLookupFailed = "RouteLookupFailed"
 )
 
@@ -266,21 +266,9 @@ func (r *Resolver) failed(acct string, err error, retryAfter time.Duration) {
 	if r.Metrics == nil {
 		return
 	}
-	line, _ := json.Marshal(map[string]any{
-		"Service":          "remediator",
-		MetricLookupFailed: 1,
-		"_aws": map[string]any{
-			"Timestamp": r.now().UnixMilli(),
-			"CloudWatchMetrics": []map[string]any{{
-				"Namespace":  MetricNamespace,
-				"Dimensions": [][]string{{"Service"}},
-				"Metrics":    []map[string]string{{"Name": MetricLookupFailed, "Unit": "Count"}},
-			}},
-		},
-	})
 	r.metricMu.Lock()
 	defer r.metricMu.Unlock()
-	_, _ = r.Metrics.Write(append(line, '\n'))
+	_ = emf.Count(r.Metrics, r.now(), MetricLookupFailed, 1, nil)
 }
 
 // Routed builds the notifier of cfg's routes: one Sender per entry, made by newSender, keyed

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"io"
 	"time"
+
+	"github.com/kmsfix/kmsfix/internal/emf"
 )
 
 // Namespace is the CloudWatch namespace of the remediator's metrics.
-const Namespace = "kmsfix"
+const Namespace = emf.Namespace
 
 // metrics is what one event adds to CloudWatch, written as one Embedded Metric Format line
 // (CloudWatch Logs turns it into metrics; no API call is made).
