@@ -148,9 +148,10 @@ func (o *Org) RegionOrder() []string {
 	return out
 }
 
-// ReaderRoleARN is the reader role a spoke creates in account (docs/org.md).
-func ReaderRoleARN(partition, account string) string {
-	return "arn:" + partition + ":iam::" + account + ":role/" + ReaderRoleName
+// RoleARN is the ARN of the role name (ReaderRoleName, ApplyRoleName, ForwardRoleName: the
+// spoke's fixed names, docs/org.md) in account.
+func RoleARN(partition, account, name string) string {
+	return "arn:" + partition + ":iam::" + account + ":role/" + name
 }
 
 // isRegion: lower-case letters, digits and dashes with at least two dashes (us-east-1,

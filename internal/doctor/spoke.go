@@ -179,7 +179,7 @@ func checkSpokeTargets(ctx context.Context, api TargetLister, r *eventbridge.Des
 	if err != nil {
 		return []Check{cannotRead(tc, "rule's targets", err, "events:ListTargetsByRule"), skipped(NameSpokeDelivery, "targets not read")}
 	}
-	roleARN := "arn:" + arnPartition(o.Org.HubBusARN) + ":iam::" + o.Account + ":role/" + config.ForwardRoleName
+	roleARN := config.RoleARN(arnPartition(o.Org.HubBusARN), o.Account, config.ForwardRoleName)
 	want := fmt.Sprintf("Id=HubBus,Arn=%s,RoleArn=%s,DeadLetterConfig={Arn=QUEUE_ARN},RetryPolicy={MaximumRetryAttempts=185,MaximumEventAgeInSeconds=86400}", o.Org.HubBusARN, roleARN)
 	fix := fmt.Sprintf("redeploy the spoke (the StackSet restores it), or:\naws events put-targets --rule %s --event-bus-name default --targets %s",
 		quote.Shell(aws.ToString(r.Name)), quote.Shell(want))

@@ -101,12 +101,12 @@ type leverClients struct {
 
 // RoleARN is the reader role the hub assumes in an account.
 func (a *Accounts) RoleARN(acct string) string {
-	return "arn:" + a.Partition + ":iam::" + acct + ":role/" + config.ReaderRoleName
+	return config.RoleARN(a.Partition, acct, config.ReaderRoleName)
 }
 
 // ApplyRoleARN is the apply role the hub assumes in a sandbox account (apply mode).
 func (a *Accounts) ApplyRoleARN(acct string) string {
-	return "arn:" + a.Partition + ":iam::" + acct + ":role/" + config.ApplyRoleName
+	return config.RoleARN(a.Partition, acct, config.ApplyRoleName)
 }
 
 // Enricher returns the account's enricher once its reader role's credentials are in hand, or
