@@ -1,13 +1,8 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -36,9 +31,7 @@ type checkOptions struct {
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	var o checkOptions
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o.aws.register(fs)
+	fs := o.aws.flagSet("check", stderr)
 	fs.StringVar(&o.principal, "principal", "", "the IAM role or user ARN (with its path) that will use the bucket")
 	fs.StringVar(&o.bucket, "bucket", "", "the bucket")
 	fs.StringVar(&o.prefix, "prefix", "", "the key prefix the principal works under")
@@ -55,10 +48,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitError
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "kmsfix check: "+format+"\n", a...)
-		return exitError
-	}
+	fail := failer(stderr, "kmsfix check", exitError)
 	if fs.NArg() > 0 {
 		return fail("unexpected argument %q", fs.Arg(0))
 	}
@@ -91,9 +81,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return fail("--key must be a key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not %q", o.key)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := commandContext(2 * time.Minute)
 	defer cancel()
 	var res *why.Check
 	if o.world != "" {
@@ -123,11 +111,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if format == "json" {
-		b, err := json.Marshal(res)
-		if err != nil {
+		if err := printJSON(stdout, res); err != nil {
 			return fail("%v", err)
 		}
-		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
 		writeCheck(stdout, res)
 	}

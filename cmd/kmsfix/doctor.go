@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -60,11 +58,9 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	}
 	o.DeadLetterQueues = dlqs
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := commandContext(2 * time.Minute)
 	defer cancel()
-	cfg, err := loadAWSConfig(ctx, *region)
+	cfg, err := loadAWSConfig(ctx, *region, "", regionFlagHint)
 	if err != nil {
 		fmt.Fprintf(stderr, "kmsfix doctor: %v\n", err)
 		return 1

@@ -1,19 +1,12 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kmsfix/kmsfix/internal/drift"
 	"github.com/kmsfix/kmsfix/internal/quote"
@@ -27,29 +20,23 @@ func wantsBuckets(args []string) bool {
 
 // doctorBucketsOptions are the flags of `kmsfix doctor --buckets`.
 type doctorBucketsOptions struct {
-	aws     awsFlags
-	buckets bool
-	names   listFlag
+	aws   awsFlags
+	names listFlag
 }
 
 // runDoctorBuckets finds default-encryption drift: exit 0 none, 1 drift (with the fix), 2 a
 // bucket could not be checked, 3 usage or AWS error.
 func runDoctorBuckets(args []string, stdout, stderr io.Writer) int {
 	var o doctorBucketsOptions
-	fs := flag.NewFlagSet("doctor --buckets", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o.aws.register(fs)
-	fs.BoolVar(&o.buckets, "buckets", false, "check the buckets' default encryption keys")
+	fs := o.aws.flagSet("doctor --buckets", stderr)
+	fs.Bool("buckets", false, "check the buckets' default encryption keys")
 	fs.Var(&o.names, "bucket", "check only this `BUCKET` (repeatable; default: every bucket of the account in the Region)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kmsfix doctor --buckets [--bucket B]... [--profile P] [--region R] [--output text|json]")
 		fmt.Fprintln(stderr, "exit: 0 no drift, 1 drift found (each with its fix), 2 a bucket could not be checked, 3 usage or AWS error")
 		fs.PrintDefaults()
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "kmsfix doctor --buckets: "+format+"\n", a...)
-		return exitError
-	}
+	fail := failer(stderr, "kmsfix doctor --buckets", exitError)
 	if err := fs.Parse(args); err != nil {
 		return exitError
 	}
@@ -65,20 +52,18 @@ func runDoctorBuckets(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	ctx, cancel := commandContext(5 * time.Minute)
 	defer cancel()
 	cfg, err := o.aws.config(ctx)
 	if err != nil {
 		return fail("%v", err)
 	}
-	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	account, err := callerAccount(ctx, cfg)
 	if err != nil {
-		return fail("sts:GetCallerIdentity: %v", err)
+		return fail("%v", err)
 	}
 	done := newSlowStep(stderr).start("reading the buckets' default encryption")
-	findings, err := drift.Check(ctx, s3Client(cfg), kms.NewFromConfig(cfg), cfg.Region, aws.ToString(id.Account), o.names)
+	findings, err := drift.Check(ctx, s3Client(cfg), kms.NewFromConfig(cfg), cfg.Region, account, o.names)
 	done()
 	if err != nil {
 		return fail("%v (name buckets with --bucket to check them without listing)", err)
@@ -93,15 +78,13 @@ func runDoctorBuckets(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if format == "json" {
-		b, err := json.Marshal(struct {
+		if err := printJSON(stdout, struct {
 			Region   string          `json:"region"`
 			Buckets  []drift.Finding `json:"buckets"`
 			ExitCode int             `json:"exit_code"`
-		}{cfg.Region, findings, code})
-		if err != nil {
+		}{cfg.Region, findings, code}); err != nil {
 			return fail("%v", err)
 		}
-		fmt.Fprintf(stdout, "%s\n", b)
 		return code
 	}
 	writeDrift(stdout, cfg.Region, findings, code)

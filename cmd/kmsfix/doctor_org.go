@@ -1,23 +1,19 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/doctor"
@@ -84,10 +80,8 @@ func (f orgFlags) lookup(p config.Param) string {
 // a member account and Region): exit 0 every check passed (warnings allowed), 1 a check failed
 // or AWS could not be reached, 2 usage or invalid parameters.
 func runDoctorOrg(which string, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("doctor --"+which, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var a awsFlags
-	a.register(fs)
+	fs := a.flagSet("doctor --"+which, stderr)
 	fs.Bool(which, true, "check the "+which+" of an organization deployment (docs/org.md)")
 	var org orgFlags
 	var stack, callAs, rule *string
@@ -110,10 +104,8 @@ func runDoctorOrg(which string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "exit: 0 every check passed, 1 a check failed (each with its fix) or AWS could not be reached, 2 usage or invalid parameters")
 		fs.PrintDefaults()
 	}
-	usage := func(format string, args ...any) int {
-		fmt.Fprintf(stderr, "kmsfix doctor --%s: "+format+"\n", append([]any{which}, args...)...)
-		return 2
-	}
+	usage := failer(stderr, "kmsfix doctor --"+which, 2)
+	fail := failer(stderr, "kmsfix doctor --"+which, 1)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -138,21 +130,16 @@ func runDoctorOrg(which string, args []string, stdout, stderr io.Writer) int {
 		return usage("%v", err)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	ctx, cancel := commandContext(5 * time.Minute)
 	defer cancel()
 	cfg, err := a.config(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "kmsfix doctor --%s: %v\n", which, err)
-		return 1
+		return fail("%v", err)
 	}
-	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	account, err := callerAccount(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "kmsfix doctor --%s: sts:GetCallerIdentity: %v\n", which, err)
-		return 1
+		return fail("%v", err)
 	}
-	account := aws.ToString(id.Account)
 	var checks []doctor.Check
 	if which == "hub" {
 		if account != o.HubAccount || cfg.Region != o.HubRegion {
@@ -176,8 +163,7 @@ func runDoctorOrg(which string, args []string, stdout, stderr io.Writer) int {
 		err = doctor.WriteTable(stdout, checks)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "kmsfix doctor --%s: %v\n", which, err)
-		return 1
+		return fail("%v", err)
 	}
 	if doctor.Failed(checks) {
 		return 1

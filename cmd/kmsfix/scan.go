@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/accessanalyzer"
 	awsct "github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -131,7 +129,7 @@ func (o scanOptions) run(e env) int {
 	var cfg aws.Config
 	if o.files == "" || o.live {
 		var err error
-		if cfg, err = loadAWSConfig(ctx, o.region); err != nil {
+		if cfg, err = loadAWSConfig(ctx, o.region, "", regionFlagHint); err != nil {
 			fmt.Fprintf(stderr, "kmsfix scan: %v\n", err)
 			return 1
 		}
@@ -179,29 +177,6 @@ func (o scanOptions) run(e env) int {
 		return 1
 	}
 	return 0
-}
-
-// loadAWSConfig loads the SDK's default configuration (environment, shared files, role), with
-// the Region flag and the request-body workaround of scan.BufferBodies. Endpoints follow
-// AWS_ENDPOINT_URL_<SERVICE>.
-func loadAWSConfig(ctx context.Context, region string) (aws.Config, error) {
-	var opts []func(*awsconfig.LoadOptions) error
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return cfg, fmt.Errorf("AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		return cfg, errors.New("no AWS Region: set --region or AWS_REGION")
-	}
-	// Wrapped after loading, so what the loader set on the client (AWS_CA_BUNDLE) stays.
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = awshttp.NewBuildableClient()
-	}
-	cfg.HTTPClient = scan.BufferBodies(cfg.HTTPClient)
-	return cfg, nil
 }
 
 // parseWhen reads a time flag: a duration back from now ("90m", "24h", "7d"), an RFC 3339

@@ -1,14 +1,8 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -38,15 +32,12 @@ type whyOptions struct {
 	to        string
 	versionID string
 	since     time.Duration
-	now       func() time.Time // the clock of the CloudTrail window (the env's: a test's own)
 }
 
 func runWhy(e env, args []string) int {
 	stdout, stderr := e.stdout, e.stderr
-	o := whyOptions{now: e.now}
-	fs := flag.NewFlagSet("why", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o.aws.register(fs)
+	var o whyOptions
+	fs := o.aws.flagSet("why", stderr)
 	fs.StringVar(&o.as, "as", "", "diagnose this principal (IAM role or user ARN, or STS session ARN) instead of the caller")
 	fs.StringVar(&o.action, "action", "get", "the S3 request: get (download), put (upload with the bucket's default key) or copy (needs --to)")
 	fs.StringVar(&o.to, "to", "", "destination s3://BUCKET/KEY of a copy")
@@ -57,6 +48,7 @@ func runWhy(e env, args []string) int {
 		fmt.Fprintln(stderr, "exit: 0 allowed now (or KMS not involved), 1 a diagnosis, 2 could not decide, 3 usage or AWS error")
 		fs.PrintDefaults()
 	}
+	fail := failer(stderr, "kmsfix why", exitError)
 	// The address may come before or after the flags, as with the AWS CLI.
 	var addr string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -75,36 +67,28 @@ func runWhy(e env, args []string) int {
 	}
 	format, err := o.aws.format()
 	if err != nil {
-		fmt.Fprintf(stderr, "kmsfix why: %v\n", err)
-		return exitError
+		return fail("%v", err)
 	}
 	req := why.Request{Action: o.action, VersionID: o.versionID, As: o.as, Lookback: o.since}
 	if req.Bucket, req.Key, err = s3read.ParseURL(addr, false); err != nil {
-		fmt.Fprintf(stderr, "kmsfix why: %v\n", err)
-		return exitError
+		return fail("%v", err)
 	}
 	switch {
 	case o.action == why.ActionCopy && o.to == "":
-		fmt.Fprintln(stderr, "kmsfix why: --action copy needs --to s3://DEST/KEY")
-		return exitError
+		return fail("--action copy needs --to s3://DEST/KEY")
 	case o.action != why.ActionCopy && o.to != "":
-		fmt.Fprintln(stderr, "kmsfix why: --to goes with --action copy")
-		return exitError
+		return fail("--to goes with --action copy")
 	case o.to != "":
 		if req.DestBucket, req.DestKey, err = s3read.ParseURL(o.to, false); err != nil {
-			fmt.Fprintf(stderr, "kmsfix why: --to: %v\n", err)
-			return exitError
+			return fail("--to: %v", err)
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := commandContext(2 * time.Minute)
 	defer cancel()
 	cfg, err := o.aws.config(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "kmsfix why: %v\n", err)
-		return exitError
+		return fail("%v", err)
 	}
 	req.Region = cfg.Region
 	clients := why.Clients{
@@ -113,23 +97,15 @@ func runWhy(e env, args []string) int {
 		Live: livePipeline(cfg),
 	}
 	done := newSlowStep(stderr).start("reading S3, KMS, IAM and CloudTrail")
-	res, err := why.Why(ctx, clients, req, o.now().UTC())
+	res, err := why.Why(ctx, clients, req, e.now().UTC()) // the env's clock: a test's own
 	done()
-	var fatal *why.FatalError
-	if errors.As(err, &fatal) {
-		fmt.Fprintf(stderr, "kmsfix why: %v\n", err)
-		return exitError
-	} else if err != nil {
-		fmt.Fprintf(stderr, "kmsfix why: %v\n", err)
-		return exitError
+	if err != nil { // a *why.FatalError or any other: no answer
+		return fail("%v", err)
 	}
 	if format == "json" {
-		b, err := json.Marshal(whyJSON{Result: res, Exit: res.Verdict.ExitCode()})
-		if err != nil {
-			fmt.Fprintf(stderr, "kmsfix why: %v\n", err)
-			return exitError
+		if err := printJSON(stdout, whyJSON{Result: res, Exit: res.Verdict.ExitCode()}); err != nil {
+			return fail("%v", err)
 		}
-		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
 		writeWhy(stdout, res)
 	}
