@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsfix/kmsfix/internal/arns"
 	"github.com/kmsfix/kmsfix/internal/config"
 	"github.com/kmsfix/kmsfix/internal/finding"
 	"github.com/kmsfix/kmsfix/internal/quote"
@@ -123,13 +124,7 @@ func (s Settings) withDefaults() Settings {
 
 // AccountOf returns the account field of an ARN (arn:partition:service:region:account:...),
 // or "" for text that is not an ARN.
-func AccountOf(arn string) string {
-	p := strings.SplitN(arn, ":", 6)
-	if len(p) < 6 || p[0] != "arn" {
-		return ""
-	}
-	return p[4]
-}
+func AccountOf(arn string) string { return arns.Account(arn) }
 
 // RevertCommand is the one command that reverts a change now: it names the table, its Region
 // and the audit key (the command reads no record without it); in the hub it says --hub and

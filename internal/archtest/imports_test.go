@@ -18,7 +18,7 @@ const module = "github.com/kmsfix/kmsfix/"
 // layer of each package, in flow order (docs/architecture.md): a package may import only
 // packages of a lower layer. A package not listed is checked only by the rules below it.
 var layer = map[string]int{
-	"internal/policy": 0, "internal/quote": 0, "internal/retry": 0, "internal/emf": 0, "internal/eventpattern": 0, "internal/s3read": 0,
+	"internal/policy": 0, "internal/quote": 0, "internal/retry": 0, "internal/emf": 0, "internal/arns": 0, "internal/eventpattern": 0, "internal/s3read": 0,
 	"internal/cloudtrail": 1, "internal/finding": 1, "internal/world": 1,
 	"internal/request": 2, "internal/config": 2,
 	"internal/diagnose": 3, "internal/patch": 3, "internal/enrich": 3,

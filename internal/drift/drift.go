@@ -18,6 +18,7 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/kmsfix/kmsfix/internal/arns"
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/quote"
 	"github.com/kmsfix/kmsfix/internal/s3read"
@@ -110,7 +111,7 @@ func bucket(ctx context.Context, s3c s3read.API, kc KMSAPI, region, account, nam
 	}
 	// S3 uses a key of the bucket's Region only:
 	// https://docs.aws.amazon.com/AmazonS3/latest/userguide/specifying-kms-encryption.html
-	if r := arnField(ref, 3); strings.HasPrefix(ref, "arn:") && r != "" && r != region {
+	if r := arns.Region(ref); strings.HasPrefix(ref, "arn:") && r != "" && r != region {
 		f.KeyARN, f.Problem = ref, KeyOtherRegion
 		f.Detail = fmt.Sprintf("s3://%s is in %s but its default key %s is in %s: S3 refuses every write that names no key.", name, region, ref, r)
 		f.Fix = otherRegionFix(name, region, ref)
@@ -130,7 +131,7 @@ func bucket(ctx context.Context, s3c s3read.API, kc KMSAPI, region, account, nam
 	}
 	m := out.KeyMetadata
 	f.KeyARN = aws.ToString(m.Arn)
-	kr := arnField(f.KeyARN, 3)
+	kr := arns.Region(f.KeyARN)
 	switch state := string(m.KeyState); {
 	case kr != "" && kr != region:
 		f.Problem = KeyOtherRegion
@@ -205,7 +206,7 @@ func otherAccounts(doc *policy.Document, account string) []string {
 		for _, v := range s.Principal.Types["AWS"].Items {
 			acct := v
 			if strings.HasPrefix(v, "arn:") {
-				acct = arnField(v, 4)
+				acct = arns.Account(v)
 			}
 			if v == "*" {
 				acct = "*"
@@ -267,7 +268,7 @@ func otherRegionFix(bucket, region, keyARN string) []string {
 	enc := `{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"'"$KEY"'"},"BucketKeyEnabled":true}]}`
 	return []string{
 		fmt.Sprintf("KEY=$(aws kms replicate-key --key-id %s --replica-region %s --region %s --query ReplicaKeyMetadata.Arn --output text)   # a multi-Region key (mrk-...); else: KEY=$(aws kms create-key --region %s --query KeyMetadata.Arn --output text)",
-			quote.Shell(keyARN), quote.Shell(region), quote.Shell(arnField(keyARN, 3)), quote.Text(region)),
+			quote.Shell(keyARN), quote.Shell(region), quote.Shell(arns.Region(keyARN)), quote.Text(region)),
 		fmt.Sprintf("aws s3api put-bucket-encryption --region %s --bucket %s --server-side-encryption-configuration '%s'", quote.Shell(region), quote.Shell(bucket), enc),
 	}
 }
@@ -290,12 +291,4 @@ func unreadable(f Finding, err error) Finding {
 		f.Detail = ae.ErrorCode() + ": " + ae.ErrorMessage()
 	}
 	return f
-}
-
-func arnField(arn string, i int) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) < 6 || parts[0] != "arn" {
-		return ""
-	}
-	return parts[i]
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/kmsfix/kmsfix/internal/arns"
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/policy"
 	"github.com/kmsfix/kmsfix/internal/retry"
@@ -168,7 +169,7 @@ func (e *Enricher) callerAccount(ctx context.Context) (string, error) {
 // principalOf reads the principal here, or, for a principal of another account when
 // Options.OtherAccount is set, through that account's enricher.
 func (e *Enricher) principalOf(ctx context.Context, arn, account string) principalResult {
-	owner := arnAccount(arn)
+	owner := arns.Account(arn)
 	if e.opts.OtherAccount == nil || account == "" || owner == "" || owner == account || !strings.HasPrefix(arn, "arn:") {
 		return e.principal(ctx, arn, account)
 	}
@@ -183,7 +184,7 @@ func (e *Enricher) principalOf(ctx context.Context, arn, account string) princip
 // keyOf reads the key here, or, for a key of another account when Options.OtherAccount is
 // set, through the owner account's enricher, which may read its policy.
 func (e *Enricher) keyOf(ctx context.Context, arn, account string) keyResult {
-	owner := arnAccount(arn)
+	owner := arns.Account(arn)
 	if e.opts.OtherAccount == nil || account == "" || owner == "" || owner == account {
 		return e.key(ctx, arn, account)
 	}
@@ -214,7 +215,7 @@ func (e *Enricher) key(ctx context.Context, arn, account string) keyResult {
 	if r, ok := e.keys.Get(arn); ok {
 		return r
 	}
-	keyAccount, region := arnAccount(arn), arnRegion(arn)
+	keyAccount, region := arns.Account(arn), arns.Region(arn)
 	inRegion := func(o *kms.Options) {
 		if region != "" {
 			o.Region = region
@@ -342,7 +343,7 @@ func (e *Enricher) grantsFor(ctx context.Context, keyARN, principal string) gran
 	if r, ok := e.grants.Get(ck); ok {
 		return r
 	}
-	region := arnRegion(keyARN)
+	region := arns.Region(keyARN)
 	cctx, cancel := e.callCtx(ctx)
 	defer cancel()
 	r := grantsResult{grants: []world.Grant{}}
@@ -425,16 +426,4 @@ func allPermanent(errs []error) bool {
 		}
 	}
 	return true
-}
-
-// arnAccount and arnRegion read fields 5 and 4 of an ARN (arn:partition:service:region:account:resource).
-func arnAccount(arn string) string { return arnField(arn, 4) }
-func arnRegion(arn string) string  { return arnField(arn, 3) }
-
-func arnField(arn string, i int) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) < 6 || parts[0] != "arn" {
-		return ""
-	}
-	return parts[i]
 }

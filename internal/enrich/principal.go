@@ -3,6 +3,7 @@ package enrich
 import (
 	"context"
 	"fmt"
+	"github.com/kmsfix/kmsfix/internal/arns"
 	"github.com/kmsfix/kmsfix/internal/retry"
 	"strings"
 	"sync"
@@ -35,7 +36,7 @@ func (e *Enricher) principal(ctx context.Context, arn, account string) principal
 	}
 	what := "identity policies of " + arn
 	kind, name := iamName(arn)
-	pacct := arnAccount(arn)
+	pacct := arns.Account(arn)
 	var r principalResult
 	switch {
 	case kind == "":

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
+	"github.com/kmsfix/kmsfix/internal/arns"
 	"github.com/kmsfix/kmsfix/internal/cloudtrail"
 	"github.com/kmsfix/kmsfix/internal/diagnose"
 	"github.com/kmsfix/kmsfix/internal/engine"
@@ -445,7 +446,7 @@ func (r *run) denial(keyARN, action, bucket, key, contextARN string, bucketKey b
 	d := &cloudtrail.Denial{
 		EventName: name, Region: r.req.Region, RecipientAccount: r.account,
 		Identity: r.id, KeyARN: keyARN,
-		KeyAccount: arnField(keyARN, 4), KeyRegion: arnField(keyARN, 3), Partition: arnField(keyARN, 1),
+		KeyAccount: arns.Account(keyARN), KeyRegion: arns.Region(keyARN), Partition: arns.Partition(keyARN),
 		ContextARN: contextARN, Bucket: bucket, BucketKey: bucketKey,
 		EncryptionContext: map[string]string{"aws:s3:arn": contextARN},
 		InvokedBy:         "AWS Internal",
@@ -618,14 +619,6 @@ func errText(err error) string {
 		return ae.ErrorCode() + ": " + ae.ErrorMessage()
 	}
 	return err.Error()
-}
-
-func arnField(arn string, i int) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) < 6 || parts[0] != "arn" {
-		return ""
-	}
-	return parts[i]
 }
 
 func dedupe(xs []string) []string {
