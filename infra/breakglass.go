@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strconv"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -58,6 +60,6 @@ func newBreakGlassRole(stack awscdk.Stack, cfg config.Config, org *config.Org, t
 		"Resource::arn:<AWS::Partition>:iam::*:role/" + config.ApplyRoleName,
 	}, "A revert reads and writes in the account of the change, through its spoke's reader and apply roles: the "+
 		"function's own statements (reader role of any account of the organization, aws:ResourceOrgID; apply role "+
-		"per sandbox account, or above 100 sandbox accounts by name in any account of the organization).")
+		"per sandbox account, or above "+strconv.Itoa(maxListedApplyRoles)+" sandbox accounts by name in any account of the organization).")
 	return role
 }

@@ -218,60 +218,48 @@ func NewSpokeStack(scope constructs.Construct, id string, props *SpokeProps) aws
 	// Only the hub function's role and the hub's break-glass role (a person reverting an
 	// automatic change early: infra/breakglass.go), each only while it belongs to the
 	// organization (aws:PrincipalOrgID, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalorgid),
-	// may assume the spoke's roles. The trust names the exact role ARNs, which IAM keeps as the
-	// roles' unique ids, so it checks they exist when the spoke is deployed (deploy the hub
-	// first, docs/org.md) and a role deleted and recreated under the same name is not trusted
+	// may assume the spoke's roles (reader and apply), for an hour at most. The trust names the
+	// exact role ARNs, which IAM keeps as the roles' unique ids, so it checks they exist when
+	// the spoke is deployed (deploy the hub first, docs/org.md) and a role deleted and recreated
+	// under the same name is not trusted
 	// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-roles).
-	hubOnly := func() awsiam.IPrincipal {
+	hubRole := func(id, name, description string) awsiam.Role {
 		inOrg := &map[string]any{"StringEquals": map[string]any{"aws:PrincipalOrgID": org.ID}}
-		return awsiam.NewCompositePrincipal(
-			awsiam.NewArnPrincipal(jsii.String(org.HubRoleARN)).WithConditions(inOrg),
-			awsiam.NewArnPrincipal(jsii.String(org.BreakGlassRoleARN)).WithConditions(inOrg))
+		return awsiam.NewRole(stack, jsii.String(id), &awsiam.RoleProps{
+			RoleName: jsii.String(name),
+			AssumedBy: awsiam.NewCompositePrincipal(
+				awsiam.NewArnPrincipal(jsii.String(org.HubRoleARN)).WithConditions(inOrg),
+				awsiam.NewArnPrincipal(jsii.String(org.BreakGlassRoleARN)).WithConditions(inOrg)),
+			Description:        jsii.String(description),
+			MaxSessionDuration: awscdk.Duration_Hours(jsii.Number(1)),
+		})
 	}
-	reader := awsiam.NewRole(stack, jsii.String("ReaderRole"), &awsiam.RoleProps{
-		RoleName:           jsii.String(config.ReaderRoleName),
-		AssumedBy:          hubOnly(),
-		Description:        jsii.String("kmsfix spoke: the hub function reads keys, principals and policies here"),
-		MaxSessionDuration: awscdk.Duration_Hours(jsii.Number(1)),
-	})
+	reader := hubRole("ReaderRole", config.ReaderRoleName, "kmsfix spoke: the hub function reads keys, principals and policies here")
 	readPolicy := awsiam.NewPolicy(stack, jsii.String("ReaderPolicy"), &awsiam.PolicyProps{
 		Roles:      &[]awsiam.IRole{reader},
 		Statements: &[]awsiam.PolicyStatement{},
 	})
 	// The reader role is global: the hub assumes it for a denial of any spoke Region, so it
 	// reads the keys of every spoke Region (and of no other).
-	for _, s := range enrichmentReads(org.Regions) {
-		readPolicy.AddStatements(s)
-	}
+	readPolicy.AddStatements(enrichmentReads(org.Regions)...)
 	suppressWildcards(readPolicy, readWildcards(org.Regions), "The hub reads whichever key and principal an event of this account names: "+
 		"KMS keys are scoped to the spoke Regions (key policies to this account's keys), IAM reads to this account's roles, users, "+
 		"groups and policies (plus AWS managed policies); kms:ListAliases has no resource type, so IAM requires \"*\" "+
 		"(narrowed with aws:RequestedRegion).")
 
-	apply := awsiam.NewRole(stack, jsii.String("ApplyRole"), &awsiam.RoleProps{
-		RoleName:           jsii.String(config.ApplyRoleName),
-		AssumedBy:          hubOnly(),
-		Description:        jsii.String("kmsfix spoke (sandbox): the hub function's fenced levers for automatic, expiring fixes"),
-		MaxSessionDuration: awscdk.Duration_Hours(jsii.Number(1)),
-	})
+	apply := hubRole("ApplyRole", config.ApplyRoleName, "kmsfix spoke (sandbox): the hub function's fenced levers for automatic, expiring fixes")
 	applyPolicy := awsiam.NewPolicy(stack, jsii.String("ApplyPolicy"), &awsiam.PolicyProps{
 		Roles:      &[]awsiam.IRole{apply},
 		Statements: applyStatements(apply.RoleArn(), nil, org.Regions),
 	})
 	suppressWildcards(applyPolicy, applyWildcards(org.Regions), applyWildcardReason)
-	for _, c := range []awscdk.CfnResource{
-		forward.Node().DefaultChild().(awscdk.CfnResource),
-		reader.Node().DefaultChild().(awscdk.CfnResource),
-		readPolicy.Node().DefaultChild().(awscdk.CfnResource),
-	} {
-		c.CfnOptions().SetCondition(isRoleRegion)
+	onlyIf := func(cond awscdk.CfnCondition, cs ...constructs.IConstruct) {
+		for _, c := range cs {
+			c.Node().DefaultChild().(awscdk.CfnResource).CfnOptions().SetCondition(cond)
+		}
 	}
-	for _, c := range []awscdk.CfnResource{
-		apply.Node().DefaultChild().(awscdk.CfnResource),
-		applyPolicy.Node().DefaultChild().(awscdk.CfnResource),
-	} {
-		c.CfnOptions().SetCondition(isSandboxRoleRegion)
-	}
+	onlyIf(isRoleRegion, forward, reader, readPolicy)
+	onlyIf(isSandboxRoleRegion, apply, applyPolicy)
 	return stack
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+
 	"github.com/kmsfix/kmsfix/internal/quote"
 )
 
@@ -92,33 +94,13 @@ func Run(ctx context.Context, c Clients, o Options) []Check {
 		out = append(out, CheckTrailSelectors(ctx, c.CloudTrail, o.Region, trails))
 	}
 
-	rule, exists := FindRule(ctx, c.EventBridge, c.Lambda, o)
-	out = append(out, exists)
-	var fn *FunctionInfo
-	var targetQueues []string
-	if rule == nil {
-		out = append(out, skipped(NameRuleState, "no rule"), skipped(NameRulePattern, "no rule"), skipped(NameRuleTarget, "no rule"))
-		fnCheck, info := CheckFunction(ctx, c.Lambda, o.Function, o.Region)
-		fn = info
-		out = append(out, fnCheck)
-	} else {
-		out = append(out, CheckRuleState(rule), CheckRulePattern(rule))
-		target, t := CheckRuleTarget(ctx, c.EventBridge, rule, o.Function)
-		out = append(out, target)
-		targetQueues = t.DeadLetterARNs
-		name := o.Function
-		if name == "" {
-			name = t.FunctionARN
-		}
-		fnCheck, info := CheckFunction(ctx, c.Lambda, name, o.Region)
-		fn = info
-		out = append(out, fnCheck)
-	}
+	rules, rule, target, fn := checkRuleToFunction(ctx, c.EventBridge, c.Lambda, o)
+	out = append(out, rules...)
 
 	queues := o.DeadLetterQueues
 	var queueARNs []string
 	if len(queues) == 0 {
-		queueARNs = append(queueARNs, targetQueues...)
+		queueARNs = append(queueARNs, target.DeadLetterARNs...)
 		if fn != nil {
 			queueARNs = append(queueARNs, fn.DeadLetterARNs...)
 		}
@@ -133,8 +115,40 @@ func Run(ctx context.Context, c Clients, o Options) []Check {
 	return out
 }
 
+// checkRuleToFunction finds the rule and checks its state, pattern and target, then the
+// function (o.Function, else the rule's Lambda target): five checks in table order, shared by
+// the single-account doctor and the hub's. The rule (nil when not found), what its targets say
+// and the function (nil when not found) are for the later checks.
+func checkRuleToFunction(ctx context.Context, rules RuleAPI, fns FunctionAPI, o Options) ([]Check, *eventbridge.DescribeRuleOutput, TargetInfo, *FunctionInfo) {
+	rule, exists := FindRule(ctx, rules, fns, o)
+	out := []Check{exists}
+	var t TargetInfo
+	name := o.Function
+	if rule == nil {
+		out = append(out, skippedAll("no rule", NameRuleState, NameRulePattern, NameRuleTarget)...)
+	} else {
+		var target Check
+		target, t = CheckRuleTarget(ctx, rules, rule, o.Function)
+		out = append(out, CheckRuleState(rule), CheckRulePattern(rule), target)
+		if name == "" {
+			name = t.FunctionARN
+		}
+	}
+	fnCheck, fn := CheckFunction(ctx, fns, name, o.Region)
+	return append(out, fnCheck), rule, t, fn
+}
+
 func skipped(name, why string) Check {
 	return Check{Name: name, Status: Skip, Detail: "skipped: " + why}
+}
+
+// skippedAll skips each of names for the same reason.
+func skippedAll(why string, names ...string) []Check {
+	out := make([]Check, len(names))
+	for i, n := range names {
+		out[i] = skipped(n, why)
+	}
+	return out
 }
 
 // Failed says whether any check failed.

@@ -87,19 +87,10 @@ func RunHub(ctx context.Context, c HubClients, o HubOptions) []Check {
 	}
 
 	ro := Options{Region: o.Region, EventBus: config.HubBusName, Stack: o.Stack}
-	rule, ruleCheck := FindRule(ctx, c.EventBridge, c.Lambda, ro)
-	out = append(out, renamed(ruleCheck, NameHubRuleExists))
-	fnName := ""
-	if rule == nil {
-		out = append(out, skipped(NameHubRuleState, "no rule"), skipped(NameHubRulePattern, "no rule"), skipped(NameHubRuleTarget, "no rule"))
-	} else {
-		target, t := CheckRuleTarget(ctx, c.EventBridge, rule, "")
-		out = append(out, renamed(CheckRuleState(rule), NameHubRuleState), renamed(CheckRulePattern(rule), NameHubRulePattern),
-			renamed(target, NameHubRuleTarget))
-		fnName = t.FunctionARN
+	rules, _, _, fn := checkRuleToFunction(ctx, c.EventBridge, c.Lambda, ro)
+	for i, name := range []string{NameHubRuleExists, NameHubRuleState, NameHubRulePattern, NameHubRuleTarget, NameHubFunction} {
+		out = append(out, renamed(rules[i], name))
 	}
-	fnCheck, fn := CheckFunction(ctx, c.Lambda, fnName, o.Region)
-	out = append(out, renamed(fnCheck, NameHubFunction))
 	if fn == nil {
 		out = append(out, skipped(NameHubMode, "no function"))
 	} else {

@@ -45,15 +45,34 @@ type roleStatement struct {
 	S     policy.Statement
 }
 
-// statements are the role's permission statements, inline and attached.
-func (r *spokeRole) statements() []roleStatement {
+// allows are the role's Allow permission statements, inline and attached (the permission
+// checks judge what the role may do).
+func (r *spokeRole) allows() []roleStatement {
 	var out []roleStatement
 	for _, p := range r.Policies {
 		for i, s := range p.Doc.Statement {
-			out = append(out, roleStatement{p.Name + " " + stmtName(s, i), s})
+			if s.Effect == "Allow" {
+				out = append(out, roleStatement{p.Name + " " + stmtName(s, i), s})
+			}
 		}
 	}
 	return out
+}
+
+// actionProblems lists, in statement order, what is wrong with each Allow statement: NotAction
+// (it allows every action but those listed), else judge's answer ("" when nothing).
+func (r *spokeRole) actionProblems(judge func(st roleStatement) string) []string {
+	var wrong []string
+	for _, st := range r.allows() {
+		p := st.Where + ": uses NotAction"
+		if st.S.NotAction.IsZero() {
+			p = judge(st)
+		}
+		if p != "" {
+			wrong = append(wrong, p)
+		}
+	}
+	return wrong
 }
 
 // readRole reads a role's trust and permission policies; nil without error when it does not
@@ -195,11 +214,8 @@ func checkForwardPermissions(r *spokeRole, org *config.Org) Check {
 	c := Check{Name: NameForwardPermission}
 	var wrong []string
 	allowsHub := false
-	for _, st := range r.statements() {
+	for _, st := range r.allows() {
 		s := st.S
-		if s.Effect != "Allow" {
-			continue
-		}
 		var res string
 		if !s.NotResource.IsZero() {
 			res = "uses NotResource"
@@ -238,12 +254,11 @@ func checkHubOnlyTrust(r *spokeRole, name, roleName string, org *config.Org) Che
 	c := Check{Name: name}
 	want, breakGlass := "AWS:"+org.HubRoleARN, "AWS:"+org.BreakGlassRoleARN
 	var wrong []string
-	allows, hub, glass := 0, false, false
+	hub, glass := false, false
 	for i, s := range r.Trust.Statement {
 		if s.Effect != "Allow" {
 			continue
 		}
-		allows++
 		var principalProblem string
 		got := principals(s)
 		switch {
@@ -288,30 +303,21 @@ var readVerbs = []string{"Get", "List", "Describe"}
 
 // checkReadOnly: every action the reader role allows only reads.
 func checkReadOnly(r *spokeRole) Check {
-	c := Check{Name: NameReaderPermission}
-	var wrong []string
 	n := 0
-	for _, st := range r.statements() {
-		s := st.S
-		if s.Effect != "Allow" {
-			continue
-		}
-		if !s.NotAction.IsZero() {
-			wrong = append(wrong, st.Where+": uses NotAction")
-			continue
-		}
+	wrong := r.actionProblems(func(st roleStatement) string {
 		var writes []string
-		for _, a := range s.Action.Items {
+		for _, a := range st.S.Action.Items {
 			n++
 			if !isReadAction(a) {
 				writes = append(writes, a)
 			}
 		}
-		if len(writes) > 0 {
-			wrong = append(wrong, st.Where+": allows "+strings.Join(writes, ", "))
+		if len(writes) == 0 {
+			return ""
 		}
-	}
-	return verdict(c, wrong, fmt.Sprintf("%d actions, all Get/List/Describe", n),
+		return st.Where + ": allows " + strings.Join(writes, ", ")
+	})
+	return verdict(Check{Name: NameReaderPermission}, wrong, fmt.Sprintf("%d actions, all Get/List/Describe", n),
 		redeploySpoke+"; remove the statements named above (the reader role only reads)")
 }
 
@@ -356,18 +362,9 @@ func checkApplyRole(ctx context.Context, api RoleAPI, o SpokeOptions) []Check {
 // checkFenced: the apply role's writes are only the levers, each on this account's resources
 // and, but for retiring a grant, only on resources tagged kmsfix:auto-fix=enabled.
 func checkFenced(r *spokeRole, o SpokeOptions) Check {
-	c := Check{Name: NameApplyPermission}
-	var wrong []string
 	tagKey := "aws:ResourceTag/" + config.AutoFixTagKey
-	for _, st := range r.statements() {
+	wrong := r.actionProblems(func(st roleStatement) string {
 		s := st.S
-		if s.Effect != "Allow" {
-			continue
-		}
-		if !s.NotAction.IsZero() {
-			wrong = append(wrong, st.Where+": uses NotAction")
-			continue
-		}
 		var other []string
 		needsTag := false
 		for _, a := range actionsOf(s) {
@@ -395,11 +392,9 @@ func checkFenced(r *spokeRole, o SpokeOptions) Check {
 				reasons = append(reasons, "resource "+res+" is not of this account")
 			}
 		}
-		if p := problems(st.Where, reasons...); p != "" {
-			wrong = append(wrong, p)
-		}
-	}
-	return verdict(c, wrong, "only the levers, on this account's resources tagged "+config.AutoFixTagKey+"="+config.AutoFixTagValue,
+		return problems(st.Where, reasons...)
+	})
+	return verdict(Check{Name: NameApplyPermission}, wrong, "only the levers, on this account's resources tagged "+config.AutoFixTagKey+"="+config.AutoFixTagValue,
 		redeploySpoke+"; remove the statements named above")
 }
 

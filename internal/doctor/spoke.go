@@ -61,9 +61,7 @@ func RunSpoke(ctx context.Context, c SpokeClients, o SpokeOptions) []Check {
 	rule, exists := findSpokeRule(ctx, c.EventBridge, o)
 	out = append(out, exists)
 	if rule == nil {
-		for _, n := range []string{NameSpokeRuleState, NameSpokeRulePattern, NameSpokeTarget, NameSpokeDelivery} {
-			out = append(out, skipped(n, "no rule"))
-		}
+		out = append(out, skippedAll("no rule", NameSpokeRuleState, NameSpokeRulePattern, NameSpokeTarget, NameSpokeDelivery)...)
 	} else {
 		out = append(out, renamed(CheckRuleState(rule), NameSpokeRuleState), CheckSpokePattern(rule, o.Account))
 		out = append(out, checkSpokeTargets(ctx, c.EventBridge, rule, o)...)
@@ -141,19 +139,18 @@ func missingSpokeRule(c Check, o SpokeOptions, detail string) Check {
 func CheckSpokePattern(r *eventbridge.DescribeRuleOutput, account string) Check {
 	c := Check{Name: NameSpokeRulePattern}
 	var got, want map[string]any
-	if err := json.Unmarshal([]byte(aws.ToString(r.EventPattern)), &got); err != nil {
-		c.Status, c.Detail = Fail, "the pattern is not a JSON object: "+err.Error()
-	}
 	if err := json.Unmarshal([]byte(eventpattern.KMSDenial), &want); err != nil {
 		panic(err) // a constant
 	}
 	want["account"] = []any{account}
-	if c.Status == "" && reflect.DeepEqual(got, want) {
+	err := json.Unmarshal([]byte(aws.ToString(r.EventPattern)), &got)
+	switch {
+	case err != nil:
+		c.Detail = "the pattern is not a JSON object: " + err.Error()
+	case reflect.DeepEqual(got, want):
 		c.Status, c.Detail = Pass, "the one denial pattern, account "+account
 		return c
-	}
-	if c.Status == "" {
-		c.Status = Fail
+	default:
 		var diff []string
 		for k := range merged(got, want) {
 			if !reflect.DeepEqual(got[k], want[k]) {
@@ -163,6 +160,7 @@ func CheckSpokePattern(r *eventbridge.DescribeRuleOutput, account string) Check 
 		slices.Sort(diff)
 		c.Detail = strings.Join(diff, "; ")
 	}
+	c.Status = Fail
 	c.Fix = fmt.Sprintf("redeploy the spoke (the StackSet restores it), or:\naws events put-rule --name %s --event-bus-name default --state %s --event-pattern %s",
 		quote.Shell(aws.ToString(r.Name)), RuleState, quote.Shell(compactJSON(want)))
 	return c

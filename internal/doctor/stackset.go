@@ -31,13 +31,8 @@ const maxListedInstances = 20
 // (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackSet.html,
 // https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackInstanceSummary.html).
 func CheckStackSet(ctx context.Context, api StackSetAPI, o HubOptions) []Check {
-	names := []string{NameStackSet, NameStackSetAuto, NameStackSetTargets, NameStackSetInstances, NameStackSetRegions}
 	rest := func(why string) []Check {
-		var out []Check
-		for _, n := range names[1:] {
-			out = append(out, skipped(n, why))
-		}
-		return out
+		return skippedAll(why, NameStackSetAuto, NameStackSetTargets, NameStackSetInstances, NameStackSetRegions)
 	}
 	c := Check{Name: NameStackSet}
 	deploy := "deploy the StackSet from the hub account (docs/org.md, Deploy): make deploy CDK_ARGS=\"-c deployment=org ... KmsfixSpokes\""
@@ -107,8 +102,7 @@ func checkStackSetTargets(ss *cftypes.StackSet, o HubOptions) Check {
 	}
 	c.Status, c.Detail = Fail, strings.Join(wrong, "; ")
 	c.Fix = "redeploy KmsfixSpokes with the configured -c spokeTargets, -c sandboxOus and -c spokeRegions; or add the missing ones:\n" +
-		fmt.Sprintf("aws cloudformation create-stack-instances --region %s --stack-set-name %s --call-as %s --deployment-targets OrganizationalUnitIds=%s --regions %s",
-			quote.Shell(o.Region), config.SpokeStackSet, o.CallAs, quote.Shell(strings.Join(o.Org.Targets, ",")), quote.Shell(strings.Join(o.Org.Regions, " ")))
+		stackInstancesCommand("create", o, o.Org.Regions)
 	return c
 }
 
@@ -153,17 +147,8 @@ func checkStackInstances(ctx context.Context, api StackSetAPI, o HubOptions) []C
 	switch {
 	case len(bad) > 0:
 		cur.Status = Fail
-		shown := bad
-		if len(shown) > maxListedInstances {
-			shown = shown[:maxListedInstances]
-		}
-		cur.Detail = fmt.Sprintf("%d of %d not CURRENT: %s", len(bad), len(instances), strings.Join(shown, "; "))
-		if len(bad) > len(shown) {
-			cur.Detail += fmt.Sprintf("; and %d more", len(bad)-len(shown))
-		}
-		cur.Fix = "fix the reason in the named account, then retry the failed instances:\n" +
-			fmt.Sprintf("aws cloudformation update-stack-instances --region %s --stack-set-name %s --call-as %s --deployment-targets OrganizationalUnitIds=%s --regions %s",
-				quote.Shell(o.Region), config.SpokeStackSet, o.CallAs, quote.Shell(strings.Join(o.Org.Targets, ",")), quote.Shell(strings.Join(o.Org.Regions, " "))) +
+		cur.Detail = fmt.Sprintf("%d of %d not CURRENT: %s", len(bad), len(instances), firstFew(bad, "; "))
+		cur.Fix = "fix the reason in the named account, then retry the failed instances:\n" + stackInstancesCommand("update", o, o.Org.Regions) +
 			"\n(INOPERABLE: delete-stack-instances --retain-stacks, then delete the stack in that account; " +
 			"https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackInstanceSummary.html)"
 	case len(instances) == 0:
@@ -195,22 +180,13 @@ func checkStackInstances(ctx context.Context, api StackSetAPI, o HubOptions) []C
 		if slices.Contains(missing, o.Org.RoleRegion()) {
 			reg.Detail += "; " + o.Org.RoleRegion() + " is the hub's Region, whose spokes create the accounts' roles: no other Region's rule can deliver, the hub can read no account"
 		}
-		reg.Fix = fmt.Sprintf("aws cloudformation create-stack-instances --region %s --stack-set-name %s --call-as %s --deployment-targets OrganizationalUnitIds=%s --regions %s",
-			quote.Shell(o.Region), config.SpokeStackSet, o.CallAs, quote.Shell(strings.Join(o.Org.Targets, ",")), quote.Shell(strings.Join(missing, " ")))
+		reg.Fix = stackInstancesCommand("create", o, missing)
 	case len(noRoles) > 0:
 		reg.Status = Fail
-		shown := noRoles
-		if len(shown) > maxListedInstances {
-			shown = shown[:maxListedInstances]
-		}
 		reg.Detail = fmt.Sprintf("%d account(s) without a spoke in the hub's Region %s, whose spoke creates an account's roles (their other Regions' rules cannot deliver, the hub cannot read them): %s",
-			len(noRoles), o.Org.RoleRegion(), strings.Join(shown, ", "))
-		if len(noRoles) > len(shown) {
-			reg.Detail += fmt.Sprintf("; and %d more", len(noRoles)-len(shown))
-		}
+			len(noRoles), o.Org.RoleRegion(), firstFew(noRoles, ", "))
 		reg.Fix = "check that the Region is enabled in those accounts (aws account get-region-opt-status --account-id ACCOUNT --region-name " + o.Org.RoleRegion() + "), then:\n" +
-			fmt.Sprintf("aws cloudformation create-stack-instances --region %s --stack-set-name %s --call-as %s --deployment-targets OrganizationalUnitIds=%s --regions %s",
-				quote.Shell(o.Region), config.SpokeStackSet, o.CallAs, quote.Shell(strings.Join(o.Org.Targets, ",")), quote.Shell(o.Org.RoleRegion()))
+			stackInstancesCommand("create", o, []string{o.Org.RoleRegion()})
 	default:
 		reg.Status, reg.Detail = Pass, "instances in "+strings.Join(o.Org.Regions, ", ")
 		if slices.Contains(o.Org.Regions, o.Org.RoleRegion()) {
@@ -218,6 +194,23 @@ func checkStackInstances(ctx context.Context, api StackSetAPI, o HubOptions) []C
 		}
 	}
 	return []Check{cur, reg}
+}
+
+// stackInstancesCommand is the command that creates or updates (verb) the StackSet's instances
+// of the target OUs in regions.
+func stackInstancesCommand(verb string, o HubOptions, regions []string) string {
+	return fmt.Sprintf("aws cloudformation %s-stack-instances --region %s --stack-set-name %s --call-as %s --deployment-targets OrganizationalUnitIds=%s --regions %s",
+		verb, quote.Shell(o.Region), config.SpokeStackSet, o.CallAs, quote.Shell(strings.Join(o.Org.Targets, ",")), quote.Shell(strings.Join(regions, " ")))
+}
+
+// firstFew joins at most maxListedInstances of items with sep, and says how many more there are.
+func firstFew(items []string, sep string) string {
+	shown := items[:min(len(items), maxListedInstances)]
+	out := strings.Join(shown, sep)
+	if more := len(items) - len(shown); more > 0 {
+		out += fmt.Sprintf("; and %d more", more)
+	}
+	return out
 }
 
 // setDiff returns what want has that got lacks, and what got has that want lacks.
